@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// Publication is one publisher's hold on a stream.
+type Publication struct {
+	stream *Stream
+	id     uint64
+	opt    PublishOptions
+	since  time.Time
+	tracks []*track
+	keyReq chan int
+
+	lastWrite atomic.Int64
+	once      sync.Once
+	done      chan struct{}
+	err       error
+}
+
+// ID identifies the publication within the hub.
+func (p *Publication) ID() uint64 { return p.id }
+
+// Stream is the stream published to.
+func (p *Publication) Stream() *Stream { return p.stream }
+
+// WriteRTP publishes one packet on track i (an index into the tracks given
+// to Publish). It never blocks and does not keep pkt: the payload is copied,
+// so the caller may reuse its buffer at once.
+func (p *Publication) WriteRTP(i int, pkt *rtp.Packet) {
+	if i < 0 || i >= len(p.tracks) {
+		return
+	}
+	now := p.stream.hub.now()
+	p.lastWrite.Store(now)
+	p.tracks[i].write(p, pkt, now)
+}
+
+// KeyframeRequests delivers the index of a track whose subscribers need a
+// keyframe. Requests are merged and rate-limited; a publisher turns them into
+// PLI/FIR or an encoder command, and may ignore them.
+func (p *Publication) KeyframeRequests() <-chan int { return p.keyReq }
+
+// Done is closed when the publication ends: closed, replaced by a newer
+// publisher, or the hub closed. Err then says which.
+func (p *Publication) Done() <-chan struct{} { return p.done }
+
+// Err is why the publication ended, or nil while it is live.
+func (p *Publication) Err() error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+		return nil
+	}
+}
+
+func (p *Publication) end(err error) {
+	p.once.Do(func() {
+		p.err = err
+		close(p.done)
+	})
+}
+
+// Close detaches the publisher. The stream and its subscribers stay until
+// the stream has neither publisher nor subscribers (or for good, if pinned).
+// Close is idempotent.
+func (p *Publication) Close() error {
+	p.end(ErrClosed)
+	p.stream.unpublish(p)
+	return nil
+}

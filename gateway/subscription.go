@@ -1,0 +1,262 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Out is one packet as a subscriber sends it: the shared payload with this
+// subscriber's sequence number and timestamp. SSRC and payload type are the
+// sender's to set.
+type Out struct {
+	Track     int
+	Seq       uint16
+	Timestamp uint32
+	Marker    bool
+	KeyStart  bool
+	Payload   []byte // shared: read-only
+	// Arrival is when the hub got the packet (hub clock, nanoseconds).
+	Arrival int64
+}
+
+type entry struct {
+	p      *Packet
+	track  uint8
+	resync bool
+}
+
+// Subscription is one subscriber's view of some tracks of a stream, with its
+// own bounded queue, drained by the subscriber's own goroutine.
+type Subscription struct {
+	stream *Stream
+	id     uint64
+	opt    SubscribeOptions
+	since  time.Time
+	tracks []*subTrack
+
+	mu     sync.Mutex
+	ring   []entry
+	head   int
+	n      int
+	notify chan struct{}
+
+	scratch []entry // consumer-only
+
+	finishOnce sync.Once
+	closeOnce  sync.Once
+	done       chan struct{}
+	err        error
+
+	ended                       atomic.Bool
+	delivered, dropped, skipped atomic.Uint64
+}
+
+func newSubscription(s *Stream, id uint64, opt SubscribeOptions, capacity int) *Subscription {
+	return &Subscription{
+		stream: s,
+		id:     id,
+		opt:    opt,
+		since:  time.Now(),
+		ring:   make([]entry, capacity),
+		notify: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+}
+
+// subTrack is a subscription's state for one track. The producer fields are
+// guarded by the track's mutex; the rewrite fields belong to the consumer.
+type subTrack struct {
+	sub *Subscription
+	idx uint8
+	t   *track
+
+	// Producer side.
+	needKey bool // dropping until the next keyframe
+	resync  bool // the next queued packet starts a new run
+
+	// Consumer side: this subscriber's sequence and timestamp mapping.
+	started     bool
+	seqOff      uint16
+	tsOff       uint32
+	lastSeq     uint16
+	lastTS      uint32
+	lastArrival int64
+}
+
+// offer queues p for the subscriber, or drops it. Called with the track's
+// mutex held.
+func (st *subTrack) offer(p *Packet) {
+	if st.needKey {
+		if !p.KeyStart {
+			st.sub.skipped.Add(1)
+			return
+		}
+		st.needKey, st.resync = false, true
+	}
+	if !st.sub.push(entry{p: p, track: st.idx, resync: st.resync}) {
+		st.sub.dropped.Add(1)
+		st.needKey = true
+		st.t.requestKeyframeLocked(p.Arrival)
+		return
+	}
+	st.resync = false
+}
+
+func (s *Subscription) push(e entry) bool {
+	if s.ended.Load() {
+		return true // nobody drains it any more; not a drop
+	}
+	s.mu.Lock()
+	if s.n == len(s.ring) {
+		s.mu.Unlock()
+		return false
+	}
+	s.ring[(s.head+s.n)%len(s.ring)] = e
+	s.n++
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// ID identifies the subscription within the hub.
+func (s *Subscription) ID() uint64 { return s.id }
+
+// Stream is the stream subscribed to.
+func (s *Subscription) Stream() *Stream { return s.stream }
+
+// Tracks describes the subscribed tracks, in the order given to Subscribe.
+func (s *Subscription) Tracks() []TrackInfo {
+	out := make([]TrackInfo, len(s.tracks))
+	for i, st := range s.tracks {
+		st.t.mu.Lock()
+		out[i] = st.t.info
+		st.t.mu.Unlock()
+	}
+	return out
+}
+
+// Next fills out with queued packets, waiting until at least one is there.
+// Handing out whatever is queued lets the sender write a frame's packets as
+// a group. It returns an error once the subscription has ended or ctx is
+// done.
+func (s *Subscription) Next(ctx context.Context, out []Out) (int, error) {
+	if len(out) == 0 {
+		return 0, nil
+	}
+	if cap(s.scratch) < len(out) {
+		s.scratch = make([]entry, len(out))
+	}
+	for {
+		s.mu.Lock()
+		n := min(s.n, len(out))
+		for i := range n {
+			j := (s.head + i) % len(s.ring)
+			s.scratch[i] = s.ring[j]
+			s.ring[j] = entry{}
+		}
+		s.head = (s.head + n) % len(s.ring)
+		s.n -= n
+		s.mu.Unlock()
+		if n > 0 {
+			for i := range n {
+				e := s.scratch[i]
+				s.tracks[e.track].rewrite(e, &out[i])
+				s.scratch[i] = entry{}
+			}
+			s.delivered.Add(uint64(n))
+			return n, nil
+		}
+		select {
+		case <-s.done:
+			return 0, s.err
+		default:
+		}
+		select {
+		case <-s.notify:
+		case <-s.done:
+			return 0, s.err
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+// rewrite maps the publisher's sequence numbers and timestamps into this
+// subscriber's continuous space. Within a run offsets stay fixed, so the
+// publisher's own gaps (losses the viewer may NACK) are kept; a new run
+// (first packet, resume after drops, new publisher) continues right after
+// the last packet sent, and its timestamps advance by the wall-clock time
+// in between.
+func (st *subTrack) rewrite(e entry, o *Out) {
+	p := e.p
+	if !st.started {
+		st.started = true
+		st.seqOff, st.tsOff = 0, 0
+		st.lastSeq, st.lastTS, st.lastArrival = p.Seq-1, p.Timestamp, p.Arrival
+	} else if e.resync {
+		st.seqOff = st.lastSeq + 1 - p.Seq
+		gap := (p.Arrival - st.lastArrival) * int64(st.t.info.Codec.ClockRate()) / int64(time.Second)
+		gap = max(gap, 1)
+		st.tsOff = st.lastTS + uint32(gap) - p.Timestamp
+	}
+	seq := p.Seq + st.seqOff
+	ts := p.Timestamp + st.tsOff
+	if int16(seq-st.lastSeq) > 0 {
+		st.lastSeq = seq
+	}
+	if int32(ts-st.lastTS) >= 0 {
+		st.lastTS, st.lastArrival = ts, p.Arrival
+	}
+	*o = Out{Track: int(e.track), Seq: seq, Timestamp: ts, Marker: p.Marker, KeyStart: p.KeyStart, Payload: p.Payload, Arrival: p.Arrival}
+}
+
+// RequestKeyframe asks the publisher for a keyframe on subscribed track i
+// (a viewer's PLI or FIR). Requests are merged and rate-limited.
+func (s *Subscription) RequestKeyframe(i int) {
+	if i < 0 || i >= len(s.tracks) {
+		return
+	}
+	t := s.tracks[i].t
+	t.mu.Lock()
+	t.requestKeyframeLocked(s.stream.hub.now())
+	t.mu.Unlock()
+}
+
+// Done is closed when the subscription ends; Err says why.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err is why the subscription ended, or nil while it is live.
+func (s *Subscription) Err() error {
+	select {
+	case <-s.done:
+		return s.err
+	default:
+		return nil
+	}
+}
+
+func (s *Subscription) finish(err error) {
+	s.finishOnce.Do(func() {
+		s.ended.Store(true)
+		s.err = err
+		close(s.done)
+	})
+}
+
+// Close detaches the subscriber. It is idempotent.
+func (s *Subscription) Close() error {
+	s.finish(ErrClosed)
+	s.closeOnce.Do(func() {
+		s.stream.unsubscribe(s)
+		s.mu.Lock()
+		clear(s.ring)
+		s.n = 0
+		s.mu.Unlock()
+	})
+	return nil
+}

@@ -1,0 +1,199 @@
+package gateway
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// track is one named track of a stream. It outlives publications, so that
+// subscribers stay attached while a publisher restarts.
+type track struct {
+	hub *Hub
+
+	mu       sync.Mutex
+	info     TrackInfo
+	kind     Kind
+	owner    *Publication // nil while nothing publishes this track
+	ownerIdx int          // this track's index in owner's track list
+	subs     []*subTrack
+	slab     slab
+
+	// Frame boundaries and the GOP cache.
+	haveTS     bool
+	lastTS     uint32
+	frameStart int  // index in gop of the current frame's first packet
+	frameKey   bool // the current frame holds a keyframe
+	gop        []*Packet
+	gopBytes   int
+	gopValid   bool
+
+	// Keyframe requests toward the publisher.
+	keyPending bool
+	lastKeyReq int64
+	keyReqs    uint64
+
+	// Stats.
+	packets, bytes, frames, keyframes uint64
+	curFrameBytes, curFramePackets    int
+	keyframeBytes, keyframePackets    int // of the last complete keyframe
+	winStart                          int64
+	winBytes, winFrames               uint64
+	bitrate                           int64
+	fps                               float64
+}
+
+func newTrack(h *Hub) *track { return &track{hub: h, lastKeyReq: -1 << 62} }
+
+// begin hands the track to a new publication. Subscribers stay and resume at
+// the new publisher's first keyframe; ones that negotiated another codec end.
+func (t *track) begin(p *Publication, idx int, info TrackInfo, now int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.info.Codec != "" && t.info.Codec != info.Codec {
+		for _, st := range t.subs {
+			st.sub.finish(ErrCodecChanged)
+		}
+	}
+	t.owner, t.ownerIdx, t.info, t.kind = p, idx, info, info.Codec.Kind()
+	t.resetGOP()
+	t.haveTS = false
+	for _, st := range t.subs {
+		st.needKey = true
+	}
+	t.keyPending = len(t.subs) > 0 && t.kind == KindVideo
+	t.lastKeyReq = -1 << 62
+	t.winStart, t.winBytes, t.winFrames, t.bitrate, t.fps = now, 0, 0, 0, 0
+}
+
+func (t *track) resetGOP() {
+	clear(t.gop)
+	t.gop = t.gop[:0]
+	t.gopBytes = 0
+	t.gopValid = false
+	t.frameStart = 0
+}
+
+// attach adds a subscriber and queues the GOP cache for it, so it can start
+// decoding at once instead of a GOP later.
+func (t *track) attach(st *subTrack, now int64) {
+	t.subs = append(t.subs, st)
+	if t.kind == KindVideo && t.gopValid && len(t.gop) > 0 {
+		st.resync = true
+		for _, p := range t.gop {
+			st.offer(p)
+		}
+		return
+	}
+	st.needKey = true
+	t.requestKeyframeLocked(now)
+}
+
+func (t *track) detach(st *subTrack) {
+	if i := slices.Index(t.subs, st); i >= 0 {
+		t.subs = slices.Delete(t.subs, i, i+1)
+	}
+}
+
+// write is the publisher's path: copy once, classify, cache, fan out.
+func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
+	if len(pkt.Payload) == 0 { // padding-only probes carry nothing to forward
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.owner != pub {
+		return
+	}
+	p := t.slab.packet(pkt.Payload)
+	p.Timestamp, p.Seq, p.Marker, p.Arrival = pkt.Timestamp, pkt.SequenceNumber, pkt.Marker, now
+
+	newFrame := !t.haveTS || pkt.Timestamp != t.lastTS
+	if newFrame {
+		t.endFrame()
+		t.haveTS, t.lastTS = true, pkt.Timestamp
+		t.frameStart, t.frameKey = len(t.gop), false
+		t.frames++
+		t.winFrames++
+	}
+	if t.kind == KindAudio {
+		p.KeyStart = true
+	} else if !t.frameKey && IsKeyframe(t.info.Codec, p.Payload) {
+		// A keyframe whose first packet did not show it (an SEI or AUD
+		// ahead of the parameter sets) still starts the cache at its
+		// frame's first packet; waiting subscribers start here.
+		t.frameKey, p.KeyStart = true, true
+		t.keyframes++
+		t.keyPending = false
+		if t.frameStart > 0 {
+			n := copy(t.gop, t.gop[t.frameStart:])
+			clear(t.gop[n:])
+			t.gop = t.gop[:n]
+			t.gopBytes = 0
+			for _, q := range t.gop {
+				t.gopBytes += len(q.Payload)
+			}
+			t.frameStart = 0
+		}
+		t.gopValid = true
+	}
+	t.curFrameBytes += len(p.Payload)
+	t.curFramePackets++
+	if t.kind == KindVideo && t.gopValid && t.hub.cfg.GOPCacheBytes > 0 {
+		t.gop = append(t.gop, p)
+		t.gopBytes += len(p.Payload)
+		if t.gopBytes > t.hub.cfg.GOPCacheBytes {
+			// A GOP too long to cache: joiners wait for the next keyframe.
+			t.resetGOP()
+		}
+	}
+
+	t.packets++
+	t.bytes += uint64(len(p.Payload))
+	t.winBytes += uint64(len(p.Payload))
+	if d := now - t.winStart; d >= int64(time.Second) {
+		t.bitrate = int64(t.winBytes * 8 * uint64(time.Second) / uint64(d))
+		t.fps = float64(t.winFrames) * float64(time.Second) / float64(d)
+		t.winStart, t.winBytes, t.winFrames = now, 0, 0
+	}
+
+	for _, st := range t.subs {
+		st.offer(p)
+	}
+	if t.keyPending {
+		t.flushKeyRequestLocked(now)
+	}
+}
+
+func (t *track) endFrame() {
+	if t.frameKey && t.curFramePackets > 0 {
+		t.keyframeBytes, t.keyframePackets = t.curFrameBytes, t.curFramePackets
+	}
+	t.curFrameBytes, t.curFramePackets = 0, 0
+}
+
+// requestKeyframeLocked records that someone needs a keyframe; the request
+// reaches the publisher at most once per KeyframeInterval, merged with any
+// others made meanwhile.
+func (t *track) requestKeyframeLocked(now int64) {
+	if t.kind != KindVideo {
+		return
+	}
+	t.keyPending = true
+	t.flushKeyRequestLocked(now)
+}
+
+func (t *track) flushKeyRequestLocked(now int64) {
+	if t.owner == nil || now-t.lastKeyReq < int64(t.hub.cfg.KeyframeInterval) {
+		return
+	}
+	select {
+	case t.owner.keyReq <- t.ownerIdx:
+		t.lastKeyReq = now
+		t.keyPending = false
+		t.keyReqs++
+	default: // the publisher has not drained earlier requests; retry on a later packet
+	}
+}
