@@ -1,0 +1,285 @@
+package whip
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/transport/v4/packetio"
+	"github.com/pion/webrtc/v4"
+)
+
+// RTCConfig configures the WebRTC transport every session of the server
+// shares. The zero value means the defaults.
+type RTCConfig struct {
+	// UDPListen is the address of the one UDP port that carries all WebRTC
+	// media (ICE UDP mux), so a box behind a firewall needs one rule.
+	// Default: the HTTP listener's host with port 8189; port 0 picks one.
+	UDPListen string `yaml:"udp_listen"`
+	// PublicIPs replace the host addresses in candidates (NAT 1:1), so
+	// clients behind the box's NAT, and FFmpeg (which uses only the first
+	// host candidate), reach the right address.
+	PublicIPs []string `yaml:"public_ips"`
+	// ICEServers are STUN/TURN servers for the server's own gathering and,
+	// for WHIP/WHEP, handed to clients in Link headers.
+	ICEServers []ICEServer `yaml:"ice_servers"`
+	// SocketBuffer is the UDP socket's send and receive buffer in bytes.
+	// Default 8 MiB, so a 2 MB keyframe burst at 100 Mbps is not dropped by
+	// the kernel; it warns when net.core.rmem_max/wmem_max clamp it.
+	SocketBuffer int `yaml:"socket_buffer"`
+	// SRTPReplayWindow is the SRTP replay-protection window in packets.
+	// Default 8192: OBS retransmits without RTX, so a retransmission can be
+	// thousands of packets late at 8K rates (pion's 64 would drop it).
+	SRTPReplayWindow int `yaml:"srtp_replay_window"`
+	// NACKHistory is how many sent packets each sender keeps for
+	// retransmission. Default 4096 (0.4 s at 100 Mbps); power of two, at
+	// most 32768.
+	NACKHistory int `yaml:"nack_history"`
+	// NACKReceive is the receive-side loss tracking window in packets.
+	// Default 8192.
+	NACKReceive int `yaml:"nack_receive"`
+	// StreamBuffer is pion's per-stream SRTP read buffer in bytes. Default
+	// 4 MiB (pion's 1 MiB is 80 ms at 100 Mbps).
+	StreamBuffer int `yaml:"stream_buffer"`
+	// DisconnectedTimeout and FailedTimeout are ICE consent timeouts.
+	// Defaults 5 s and 15 s.
+	DisconnectedTimeout time.Duration `yaml:"disconnected_timeout"`
+	FailedTimeout       time.Duration `yaml:"failed_timeout"`
+}
+
+// ICEServer is a STUN or TURN server.
+type ICEServer struct {
+	URLs       []string `yaml:"urls" json:"urls"`
+	Username   string   `yaml:"username,omitempty" json:"username,omitempty"`
+	Credential string   `yaml:"credential,omitempty" json:"credential,omitempty"`
+}
+
+func (c *RTCConfig) applyDefaults() {
+	if c.UDPListen == "" {
+		c.UDPListen = "127.0.0.1:8189"
+	}
+	if c.SocketBuffer <= 0 {
+		c.SocketBuffer = 8 << 20
+	}
+	if c.SRTPReplayWindow <= 0 {
+		c.SRTPReplayWindow = 8192
+	}
+	if c.NACKHistory <= 0 {
+		c.NACKHistory = 4096
+	}
+	if c.NACKReceive <= 0 {
+		c.NACKReceive = 8192
+	}
+	if c.StreamBuffer <= 0 {
+		c.StreamBuffer = 4 << 20
+	}
+	if c.DisconnectedTimeout <= 0 {
+		c.DisconnectedTimeout = 5 * time.Second
+	}
+	if c.FailedTimeout <= 0 {
+		c.FailedTimeout = 15 * time.Second
+	}
+}
+
+// Validate checks the configuration.
+func (c RTCConfig) Validate() error {
+	if c.UDPListen != "" {
+		if _, _, err := net.SplitHostPort(c.UDPListen); err != nil {
+			return fmt.Errorf("udp_listen %q: %w", c.UDPListen, err)
+		}
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("public_ips: %q is not an IP address", ip)
+		}
+	}
+	for _, n := range []int{c.NACKHistory, c.NACKReceive} {
+		if n != 0 && (n > 32768 || n&(n-1) != 0) {
+			return fmt.Errorf("nack sizes must be powers of two up to 32768, got %d", n)
+		}
+	}
+	for _, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			return errors.New("ice_servers: an entry has no urls")
+		}
+	}
+	return nil
+}
+
+// RTC is the WebRTC transport shared by all sessions: one UDP port, one
+// pion API per direction.
+type RTC struct {
+	cfg      RTCConfig
+	log      *slog.Logger
+	mux      ice.UDPMux
+	conn     net.PacketConn // nil with a multi-address mux
+	addr     *net.UDPAddr
+	loopback bool
+}
+
+// NewRTC binds the shared UDP port.
+func NewRTC(cfg RTCConfig, log *slog.Logger) (*RTC, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("webrtc config: %w", err)
+	}
+	addr, err := net.ResolveUDPAddr("udp", cfg.UDPListen)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: resolve %s: %w", cfg.UDPListen, err)
+	}
+	r := &RTC{cfg: cfg, log: log, loopback: addr.IP != nil && addr.IP.IsLoopback()}
+	pionLog := LoggerFactory{Log: log}.NewLogger("ice")
+	if addr.IP == nil || addr.IP.IsUnspecified() {
+		// Every interface: pion binds one socket per address on the port.
+		m, err := ice.NewMultiUDPMuxFromPort(addr.Port,
+			ice.UDPMuxFromPortWithReadBufferSize(cfg.SocketBuffer),
+			ice.UDPMuxFromPortWithWriteBufferSize(cfg.SocketBuffer),
+			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
+			ice.UDPMuxFromPortWithLogger(pionLog))
+		if err != nil {
+			return nil, fmt.Errorf("webrtc: listen udp %s: %w", cfg.UDPListen, err)
+		}
+		r.mux, r.addr = m, addr
+		return r, nil
+	}
+	conn, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("webrtc: listen udp %s: %w", cfg.UDPListen, err)
+	}
+	setSocketBuffers(conn, cfg.SocketBuffer, log)
+	r.conn = conn
+	r.addr = conn.LocalAddr().(*net.UDPAddr)
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: conn})
+	return r, nil
+}
+
+// setSocketBuffers asks for large buffers and warns when the kernel grants
+// less, naming the sysctl to raise: Linux silently clamps to rmem_max.
+func setSocketBuffers(conn *net.UDPConn, size int, log *slog.Logger) {
+	if err := conn.SetReadBuffer(size); err != nil {
+		log.Warn("cannot set UDP receive buffer", "err", err)
+	}
+	if err := conn.SetWriteBuffer(size); err != nil {
+		log.Warn("cannot set UDP send buffer", "err", err)
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return
+	}
+	var rcv, snd int
+	_ = raw.Control(func(fd uintptr) {
+		rcv, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		snd, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	})
+	// Linux reports twice the granted size (bookkeeping overhead).
+	if rcv > 0 && rcv/2 < size {
+		log.Warn("kernel clamped the UDP receive buffer; keyframe bursts may be dropped",
+			"wanted", size, "got", rcv/2, "fix", fmt.Sprintf("sysctl -w net.core.rmem_max=%d", size))
+	}
+	if snd > 0 && snd/2 < size {
+		log.Warn("kernel clamped the UDP send buffer",
+			"wanted", size, "got", snd/2, "fix", fmt.Sprintf("sysctl -w net.core.wmem_max=%d", size))
+	}
+}
+
+// Addr is the bound UDP address.
+func (r *RTC) Addr() *net.UDPAddr { return r.addr }
+
+// Config is the effective configuration, defaults applied.
+func (r *RTC) Config() RTCConfig { return r.cfg }
+
+// ICEServers returns the configured servers in pion's form.
+func (r *RTC) ICEServers() []webrtc.ICEServer { return PionICEServers(r.cfg.ICEServers) }
+
+// PionICEServers converts servers to pion's form.
+func PionICEServers(list []ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(list))
+	for _, s := range list {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}
+
+// APIOptions tune one pion API built on the shared transport.
+type APIOptions struct {
+	// NACKHistory overrides RTCConfig.NACKHistory for senders of this API.
+	NACKHistory int
+	// Interceptors are added after the standard ones (NACK, RTCP reports,
+	// TWCC feedback).
+	Interceptors []interceptor.Factory
+	// NoMux gathers on ephemeral sockets instead of the shared port (a WHIP
+	// client talking to a remote server from behind NAT may want this).
+	NoMux bool
+}
+
+// NewAPI builds a pion API on the shared UDP port, with codecs and
+// interceptors sized for 8K rates.
+func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		return nil, fmt.Errorf("webrtc: register codecs: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	history := r.cfg.NACKHistory
+	if opt.NACKHistory > 0 {
+		history = opt.NACKHistory
+	}
+	if err := webrtc.ConfigureNackWithOptions(m, reg,
+		[]nack.GeneratorOption{nack.GeneratorSize(uint16(r.cfg.NACKReceive))},
+		nack.ResponderSize(uint16(history))); err != nil {
+		return nil, fmt.Errorf("webrtc: nack: %w", err)
+	}
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return nil, fmt.Errorf("webrtc: rtcp reports: %w", err)
+	}
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, fmt.Errorf("webrtc: simulcast extensions: %w", err)
+	}
+	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+		return nil, fmt.Errorf("webrtc: twcc: %w", err)
+	}
+	for _, f := range opt.Interceptors {
+		reg.Add(f)
+	}
+
+	se := webrtc.SettingEngine{LoggerFactory: LoggerFactory{Log: r.log}}
+	if !opt.NoMux {
+		se.SetICEUDPMux(r.mux)
+	}
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	if r.loopback {
+		se.SetIncludeLoopbackCandidate(true)
+	}
+	if len(r.cfg.PublicIPs) > 0 {
+		se.SetNAT1To1IPs(r.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	se.SetICETimeouts(r.cfg.DisconnectedTimeout, r.cfg.FailedTimeout, 2*time.Second)
+	se.SetSRTPReplayProtectionWindow(uint(r.cfg.SRTPReplayWindow))
+	// GCM first: far cheaper per packet than AES-CM + HMAC-SHA1.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	limit := r.cfg.StreamBuffer
+	se.BufferFactory = func(t packetio.BufferPacketType, _ uint32) io.ReadWriteCloser {
+		b := packetio.NewBuffer()
+		if t == packetio.RTPBufferPacket {
+			b.SetLimitSize(limit)
+		} else {
+			b.SetLimitSize(1 << 20)
+		}
+		return b
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// Close releases the UDP port.
+func (r *RTC) Close() error {
+	return r.mux.Close()
+}
