@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -139,7 +138,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer strin
 	}
 	sess.Remote = r.RemoteAddr
 
-	loc := h.location(r, sess.ID)
+	loc := whip.Location(r, h.cfg.PublicURL, sess.ID)
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", loc)
 	w.Header().Set("ETag", sess.ETag())
@@ -221,18 +220,6 @@ func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offe
 		return fail(&whip.HTTPError{Code: http.StatusServiceUnavailable, Msg: "shutting down", Err: err})
 	}
 	return sess, pc.LocalDescription().SDP, nil
-}
-
-func (h *Handler) location(r *http.Request, id string) string {
-	path := "/session/" + id
-	if h.cfg.PublicURL != "" {
-		return strings.TrimSuffix(h.cfg.PublicURL, "/") + path
-	}
-	u := url.URL{Scheme: "http", Host: r.Host, Path: path}
-	if r.TLS != nil {
-		u.Scheme = "https"
-	}
-	return u.String()
 }
 
 // pickTracks finds the video layer asked for ("" = "main", else the first
