@@ -1,0 +1,93 @@
+package cmd
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"whipgate/gateway"
+	"whipgate/whip"
+)
+
+// apiRoutes is the control API. Every route is listed in the README with a
+// curl line that a test runs.
+func (a *App) apiRoutes(r chi.Router) {
+	r.Use(a.apiAuth)
+	r.Get("/streams", a.listStreams)
+	r.Get("/streams/{name}", a.getStream)
+	r.Post("/streams/{name}/keyframe", a.keyframe)
+	r.Get("/sessions", a.listSessions)
+	r.Get("/sessions/{id}", a.getSession)
+	r.Delete("/sessions/{id}", a.deleteSession)
+}
+
+// apiAuth requires the API token when one is configured (it must be, beyond
+// loopback: Validate refuses otherwise).
+func (a *App) apiAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := whip.CheckBearer(r, a.cfg.APIToken); err != nil {
+			apiError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *App) listStreams(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"streams": a.hub.Streams()})
+}
+
+func (a *App) stream(w http.ResponseWriter, r *http.Request) (*gateway.Stream, bool) {
+	name := chi.URLParam(r, "name")
+	s, ok := a.hub.Stream(name)
+	if !ok {
+		apiError(w, whip.Errorf(http.StatusNotFound, "no stream %q", name))
+	}
+	return s, ok
+}
+
+func (a *App) getStream(w http.ResponseWriter, r *http.Request) {
+	if s, ok := a.stream(w, r); ok {
+		writeJSON(w, http.StatusOK, s.Stats())
+	}
+}
+
+func (a *App) keyframe(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.stream(w, r)
+	if !ok {
+		return
+	}
+	if err := s.RequestKeyframe(); err != nil {
+		apiError(w, whip.Errorf(http.StatusConflict, "stream %q: %v", s.Name(), err))
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"stream": s.Name(), "keyframe": "requested"})
+}
+
+func (a *App) listSessions(w http.ResponseWriter, _ *http.Request) {
+	list := a.sessions.List()
+	out := make([]whip.SessionInfo, 0, len(list))
+	for _, s := range list {
+		out = append(out, s.Info())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+}
+
+func (a *App) getSession(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	s, ok := a.sessions.Get(id)
+	if !ok {
+		apiError(w, whip.Errorf(http.StatusNotFound, "no session %q", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, s.Info())
+}
+
+func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if !a.sessions.End(id) {
+		apiError(w, whip.Errorf(http.StatusNotFound, "no session %q", id))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

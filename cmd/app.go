@@ -1,0 +1,185 @@
+// Package cmd is whipgate's wiring: configuration, the HTTP routes, the
+// control API and the lifecycle of everything the server runs. main only
+// calls Run; tests call Start.
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"whipgate/certs"
+	"whipgate/gateway"
+	"whipgate/whep"
+	"whipgate/whip"
+)
+
+// App is a running whipgate.
+type App struct {
+	cfg      Config
+	log      *slog.Logger
+	hub      *gateway.Hub
+	rtc      *whip.RTC
+	sessions *whip.Sessions
+	whep     *whep.Handler
+	whip     *whip.Server
+	certs    *certs.Manager
+
+	ln     net.Listener
+	srv    *http.Server
+	scheme string
+
+	stopSources context.CancelFunc
+	wg          sync.WaitGroup
+	closeOnce   sync.Once
+	closeErr    error
+}
+
+// Start validates cfg, binds every listener synchronously and starts serving.
+// On error, whatever had started is stopped again. getenv may be nil.
+func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slog.Logger) (_ *App, err error) {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	cfg.applyDefaults(getenv)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	a := &App{cfg: cfg, log: log, scheme: "http"}
+	defer func() {
+		if err != nil {
+			_ = a.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	a.hub = gateway.NewHub(cfg.Hub, log.With("component", "hub"))
+	for name := range cfg.Streams {
+		if _, err := a.hub.Pin(name); err != nil {
+			return nil, err
+		}
+	}
+	if a.rtc, err = whip.NewRTC(cfg.WebRTC, log.With("component", "webrtc")); err != nil {
+		return nil, err
+	}
+	a.sessions = whip.NewSessions(log.With("component", "sessions"))
+	if a.whep, err = whep.New(cfg.WHEP, a.hub, a.rtc, a.sessions, a.viewToken, log); err != nil {
+		return nil, err
+	}
+	if a.whip, err = whip.NewServer(cfg.WHIP, a.hub, a.rtc, a.sessions, a.publishPolicy, log); err != nil {
+		return nil, err
+	}
+	if a.certs, err = certs.New(ctx, cfg.TLS, log); err != nil {
+		return nil, fmt.Errorf("tls: %w", err)
+	}
+
+	sourceCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopSources = stop
+	if err := a.startSources(sourceCtx); err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	a.ln = ln
+	a.srv = &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	if tc := a.certs.TLSConfig(); tc != nil {
+		a.srv.TLSConfig = tc
+		a.scheme = "https"
+		a.srv.Handler = a.certs.HTTPHandler(a.srv.Handler)
+	}
+	a.wg.Go(func() {
+		var err error
+		if a.scheme == "https" {
+			err = a.srv.ServeTLS(ln, "", "")
+		} else {
+			err = a.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("http server stopped", "err", err)
+		}
+	})
+	log.Info("whipgate started", "url", a.URL(), "webrtc_udp", a.rtc.Addr().String(), "tls", a.certs.Mode())
+	return a, nil
+}
+
+// URL is the base URL the server answers on.
+func (a *App) URL() string {
+	host, port, _ := net.SplitHostPort(a.ln.Addr().String())
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return a.scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// Hub is the media hub, for tests and in-process sources.
+func (a *App) Hub() *gateway.Hub { return a.hub }
+
+// Sessions is the WHIP/WHEP session registry.
+func (a *App) Sessions() *whip.Sessions { return a.sessions }
+
+// RTC is the shared WebRTC transport.
+func (a *App) RTC() *whip.RTC { return a.rtc }
+
+// Certs is the certificate manager (mode off when TLS is off).
+func (a *App) Certs() *certs.Manager { return a.certs }
+
+// Close stops everything: HTTP first (no new sessions), then the sessions
+// (Shutdown does not wait for WebRTC), the sources, the hub, the UDP port
+// and the certificates. ctx bounds the HTTP drain. Idempotent.
+func (a *App) Close(ctx context.Context) error {
+	a.closeOnce.Do(func() {
+		var errs []error
+		if a.srv != nil {
+			sctx, cancel := context.WithTimeoutCause(ctx, a.cfg.ShutdownGrace, errors.New("shutdown grace period over"))
+			if err := a.srv.Shutdown(sctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+				_ = a.srv.Close()
+			}
+			cancel()
+		} else if a.ln != nil {
+			_ = a.ln.Close()
+		}
+		if a.sessions != nil {
+			a.sessions.Close()
+		}
+		if a.stopSources != nil {
+			a.stopSources()
+		}
+		a.wg.Wait()
+		if a.hub != nil {
+			a.hub.Close()
+		}
+		if a.rtc != nil {
+			if err := a.rtc.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("webrtc close: %w", err))
+			}
+		}
+		if a.certs != nil {
+			if err := a.certs.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("certs close: %w", err))
+			}
+		}
+		a.closeErr = errors.Join(errs...)
+	})
+	return a.closeErr
+}
+
+func (a *App) viewToken(stream string) string { return a.cfg.Streams[stream].ViewToken }
+
+// publishPolicy: a configured key is always required; without one,
+// publishing is open on loopback or with open_publish.
+func (a *App) publishPolicy(stream string) (string, bool, bool) {
+	sc := a.cfg.Streams[stream]
+	return sc.PublishToken, a.cfg.OpenPublish || IsLoopback(a.cfg.Listen), sc.Takeover
+}

@@ -1,0 +1,276 @@
+package cmd
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"whipgate/certs"
+	"whipgate/gateway"
+	"whipgate/whep"
+	"whipgate/whip"
+)
+
+// Config is whipgate's whole configuration: a YAML file, then flags on top.
+// The zero value of every field means its default.
+type Config struct {
+	// Listen is the HTTP(S) address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// PublicURL is the base URL clients see ("https://box.example:8443"),
+	// used for Location headers. Default: from each request's Host.
+	PublicURL string `yaml:"public_url"`
+	// APIToken protects /api/v1 with a Bearer token. Required when listening
+	// beyond loopback; optional on loopback.
+	APIToken string `yaml:"api_token"`
+	// OpenPublish allows WHIP publishing without a stream key beyond
+	// loopback. On loopback publishing is open by default.
+	OpenPublish bool `yaml:"open_publish"`
+	// AllowOrigin is the CORS origin for WHIP/WHEP. Default "*".
+	AllowOrigin string `yaml:"allow_origin"`
+	// StateDir keeps state across restarts (egress created through the API,
+	// certificates). Default $XDG_STATE_HOME/whipgate or ~/.local/state/whipgate.
+	StateDir string `yaml:"state_dir"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is json or text. Default text on a terminal-less default run too.
+	LogFormat string `yaml:"log_format"`
+	// ShutdownGrace bounds the graceful stop. Default 2.5 s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+
+	// TLS says where the HTTPS certificate comes from. Default: off on
+	// loopback, self-signed elsewhere.
+	TLS    certs.Config    `yaml:"tls"`
+	WebRTC whip.RTCConfig  `yaml:"webrtc"`
+	Hub    gateway.Config  `yaml:"hub"`
+	WHEP   whep.Config     `yaml:"whep"`
+	WHIP   whip.ServerConfig `yaml:"whip"`
+	// Streams configures named streams: tokens, takeover. A configured
+	// stream stays listed even while nothing publishes it.
+	Streams map[string]StreamConfig `yaml:"streams"`
+	// TestSource is the built-in synthetic stream. On by default when no
+	// config file is given.
+	TestSource *TestSourceConfig `yaml:"test_source"`
+}
+
+// StreamConfig is one stream's settings.
+type StreamConfig struct {
+	// PublishToken is the WHIP stream key (Bearer token).
+	PublishToken string `yaml:"publish_token"`
+	// ViewToken is the Bearer token WHEP viewers need. Default none.
+	ViewToken string `yaml:"view_token"`
+	// Takeover lets a new WHIP publisher replace a live one instead of
+	// getting 409.
+	Takeover bool `yaml:"takeover"`
+}
+
+// TestSourceConfig configures the built-in test pattern.
+type TestSourceConfig struct {
+	// Enabled turns it on. Default true when the section is present.
+	Enabled *bool `yaml:"enabled"`
+	// Stream is the stream name. Default "test".
+	Stream string `yaml:"stream"`
+	// Main and Preview size the two layers. Defaults 1280x720 and 320x180 at 30 fps.
+	Main    LayerSize `yaml:"main"`
+	Preview LayerSize `yaml:"preview"`
+	// GOP is the keyframe interval. Default 2 s.
+	GOP time.Duration `yaml:"gop"`
+}
+
+// LayerSize is a picture size and rate.
+type LayerSize struct {
+	Width  int `yaml:"width"`
+	Height int `yaml:"height"`
+	FPS    int `yaml:"fps"`
+}
+
+// On reports whether the test source runs.
+func (t *TestSourceConfig) On() bool { return t != nil && (t.Enabled == nil || *t.Enabled) }
+
+// LoadConfig reads a YAML file strictly: an unknown key is an error that
+// names the key and its line.
+func LoadConfig(path string) (Config, error) {
+	var c Config
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// DefaultConfig is what runs with no config file: loopback, the test stream.
+func DefaultConfig() Config {
+	return Config{TestSource: &TestSourceConfig{}}
+}
+
+func (c *Config) applyDefaults(getenv func(string) string) {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:8080"
+	}
+	if c.WebRTC.UDPListen == "" {
+		host, _, _ := net.SplitHostPort(c.Listen)
+		c.WebRTC.UDPListen = net.JoinHostPort(host, "8189")
+	}
+	if c.TLS.Mode == "" {
+		c.TLS.Mode = certs.DefaultMode(c.Listen)
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 2500 * time.Millisecond
+	}
+	if c.StateDir == "" {
+		c.StateDir = certs.StateDir(getenv)
+		if c.StateDir == "" {
+			c.StateDir = ".whipgate-state"
+		}
+	}
+	c.TLS = c.TLS.WithStateDir(c.StateDir)
+	if c.WHEP.AllowOrigin == "" {
+		c.WHEP.AllowOrigin = c.AllowOrigin
+	}
+	if c.WHEP.PublicURL == "" {
+		c.WHEP.PublicURL = c.PublicURL
+	}
+	if c.WHIP.AllowOrigin == "" {
+		c.WHIP.AllowOrigin = c.AllowOrigin
+	}
+	if c.WHIP.PublicURL == "" {
+		c.WHIP.PublicURL = c.PublicURL
+	}
+	if t := c.TestSource; t != nil {
+		if t.Stream == "" {
+			t.Stream = "test"
+		}
+		def := func(l *LayerSize, w, h int) {
+			if l.Width == 0 || l.Height == 0 {
+				l.Width, l.Height = w, h
+			}
+			if l.FPS == 0 {
+				l.FPS = 30
+			}
+		}
+		def(&t.Main, 1280, 720)
+		def(&t.Preview, 320, 180)
+		if t.GOP <= 0 {
+			t.GOP = 2 * time.Second
+		}
+	}
+}
+
+// Validate checks the configuration after defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if err := c.WebRTC.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("webrtc: %w", err))
+	}
+	if !IsLoopback(c.Listen) && c.APIToken == "" {
+		errs = append(errs, fmt.Errorf("listening on %s beyond loopback needs api_token (or -api-token) to protect the control API", c.Listen))
+	}
+	for name := range c.Streams {
+		if err := ValidStreamName(name); err != nil {
+			errs = append(errs, fmt.Errorf("streams: %w", err))
+		}
+	}
+	if t := c.TestSource; t.On() {
+		if err := ValidStreamName(t.Stream); err != nil {
+			errs = append(errs, fmt.Errorf("test_source: %w", err))
+		}
+		for _, l := range []LayerSize{t.Main, t.Preview} {
+			if l.Width < 64 || l.Height < 64 || l.Width > 1920 || l.Height > 1088 || l.Width%2 != 0 || l.Height%2 != 0 {
+				errs = append(errs, fmt.Errorf("test_source: size %dx%d: need even sizes from 64x64 to 1920x1088", l.Width, l.Height))
+			}
+			if l.FPS < 1 || l.FPS > 120 {
+				errs = append(errs, fmt.Errorf("test_source: fps %d out of 1..120", l.FPS))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidStreamName accepts names that are safe in a URL path segment.
+func ValidStreamName(s string) error {
+	if s == "" || len(s) > 255 {
+		return fmt.Errorf("stream name %q: must be 1 to 255 characters", s)
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.~", r)) {
+			return fmt.Errorf("stream name %q: only letters, digits and -_.~ are allowed", s)
+		}
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address is on loopback only.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// parseFlags reads the command line: a -config file first, then flags
+// that override it.
+func parseFlags(args []string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("whipgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "YAML config `file` (unknown keys are errors)")
+	listen := fs.String("listen", "", "HTTP listen `address` (default 127.0.0.1:8080)")
+	udp := fs.String("udp", "", "WebRTC UDP `address` for all media (default: listen host, port 8189)")
+	publicIP := fs.String("public-ip", "", "comma-separated `IPs` to advertise in ICE candidates (NAT 1:1)")
+	publicURL := fs.String("public-url", "", "external base `URL` for Location headers")
+	apiToken := fs.String("api-token", "", "Bearer `token` for /api/v1")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error")
+	stateDir := fs.String("state-dir", "", "`directory` for state kept across restarts")
+	noTest := fs.Bool("no-test-source", false, "do not start the built-in test stream")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	if fs.NArg() > 0 {
+		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = LoadConfig(*configPath); err != nil {
+			return cfg, err
+		}
+	}
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&cfg.Listen, *listen)
+	set(&cfg.WebRTC.UDPListen, *udp)
+	set(&cfg.PublicURL, *publicURL)
+	set(&cfg.APIToken, *apiToken)
+	set(&cfg.LogLevel, *logLevel)
+	set(&cfg.StateDir, *stateDir)
+	if *publicIP != "" {
+		cfg.WebRTC.PublicIPs = strings.Split(*publicIP, ",")
+	}
+	if *noTest {
+		cfg.TestSource = nil
+	}
+	return cfg, nil
+}
+

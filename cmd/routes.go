@@ -1,0 +1,115 @@
+package cmd
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"whipgate/whip"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// routes is every HTTP route in one place. The WHIP/WHEP paths are
+// operators' bookmarks and player settings: keep them stable.
+func (a *App) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(a.logRequests)
+
+	r.HandleFunc("/whep/{stream}", func(w http.ResponseWriter, r *http.Request) {
+		a.whep.ServeEndpoint(w, r, chi.URLParam(r, "stream"), "")
+	})
+	r.HandleFunc("/whep/{stream}/{layer}", func(w http.ResponseWriter, r *http.Request) {
+		a.whep.ServeEndpoint(w, r, chi.URLParam(r, "stream"), chi.URLParam(r, "layer"))
+	})
+	r.HandleFunc("/whip/{stream}", func(w http.ResponseWriter, r *http.Request) {
+		a.whip.ServeEndpoint(w, r, chi.URLParam(r, "stream"))
+	})
+	r.HandleFunc("/session/{id}", func(w http.ResponseWriter, r *http.Request) {
+		a.sessions.ServeResource(w, r, chi.URLParam(r, "id"), a.cfg.AllowOrigin)
+	})
+
+	r.Route("/api/v1", a.apiRoutes)
+
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	static, _ := fs.Sub(webFS, "web")
+	page := func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Cache-Control", "no-cache")
+			http.ServeFileFS(w, r, static, name)
+		}
+	}
+	r.Get("/", page("index.html"))
+	r.Get("/play/{stream}", page("play.html"))
+	r.Get("/publish/{stream}", page("publish.html"))
+	r.Get("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		whip.WriteProblem(w, whip.Errorf(http.StatusNotFound, "no route for %s %s", r.Method, r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		whip.WriteProblem(w, whip.Errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
+	})
+	return r
+}
+
+// statusRecorder remembers the status for the access log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.status = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *App) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelDebug
+		if rec.status >= 400 || r.Method != http.MethodGet {
+			level = slog.LevelInfo
+		}
+		if strings.HasPrefix(r.URL.Path, "/static/") {
+			level = slog.LevelDebug
+		}
+		a.log.Log(r.Context(), level, "http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"remote", r.RemoteAddr, "duration", time.Since(start).Round(time.Microsecond))
+	})
+}
+
+// writeJSON answers with a JSON document.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// apiError is a JSON error body: {"error": "..."}.
+func apiError(w http.ResponseWriter, err error) {
+	he, ok := errors.AsType[*whip.HTTPError](err)
+	if !ok {
+		he = &whip.HTTPError{Code: http.StatusInternalServerError, Msg: "internal error: " + err.Error()}
+	}
+	if he.Code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="whipgate-api"`)
+	}
+	writeJSON(w, he.Code, map[string]any{"error": he.Msg, "status": he.Code})
+}
