@@ -1,0 +1,228 @@
+package ingest
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/pion/rtp/codecs"
+)
+
+// Reading sizes for piped streams. The buffer holds at least one whole
+// access unit plus a read, and grows (up to MaxFrameBytes) for larger ones.
+const (
+	pipeBufferBytes = 4 << 20
+	minReadBytes    = 256 << 10
+)
+
+var startCode = []byte{0, 0, 1}
+
+// auState is what the splitter knows about the access unit being gathered.
+type auState struct {
+	nals     int
+	hasVCL   bool
+	key      bool  // an IDR (H.264) or IRAP (H.265) picture
+	have     uint8 // parameter sets present, as paramSet bits
+	insertAt int   // where missing parameter sets go: after a leading AUD
+}
+
+// nalClass is how a NAL unit bears on access-unit boundaries.
+type nalClass struct {
+	typ        uint8
+	vcl        bool // a coded slice
+	firstSlice bool // first_mb_in_slice == 0 / first_slice_segment_in_pic_flag
+	startsAU   bool // a non-VCL unit that may only come before the slices of its AU
+	key        bool
+	aud        bool
+	param      uint8 // paramSet bit, or 0
+}
+
+// classify reads the NAL header at b[0:] and, for a slice, the first byte of
+// the slice header after it.
+func classify(h265 bool, b []byte) nalClass {
+	if len(b) == 0 {
+		return nalClass{}
+	}
+	if h265 {
+		t := (b[0] >> 1) & 0x3f
+		c := nalClass{typ: t}
+		switch {
+		case t < 32:
+			c.vcl = true
+			c.firstSlice = len(b) > 2 && b[2]&0x80 != 0
+			c.key = t >= 16 && t <= 21
+		case t == 32:
+			c.startsAU, c.param = true, psVPS
+		case t == 33:
+			c.startsAU, c.param = true, psSPS
+		case t == 34:
+			c.startsAU, c.param = true, psPPS
+		case t == 35:
+			c.startsAU, c.aud = true, true
+		case t == 39 || (t >= 41 && t <= 44) || (t >= 48 && t <= 55):
+			c.startsAU = true // prefix SEI, reserved, unspecified
+		}
+		return c
+	}
+	t := b[0] & 0x1f
+	c := nalClass{typ: t}
+	switch {
+	case t >= 1 && t <= 5:
+		c.vcl = true
+		// first_mb_in_slice is ue(v), and ue(v) of 0 is the single bit 1.
+		c.firstSlice = len(b) > 1 && b[1]&0x80 != 0
+		c.key = t == 5
+	case t == 7:
+		c.startsAU, c.param = true, psSPS
+	case t == 8:
+		c.startsAU, c.param = true, psPPS
+	case t == 9:
+		c.startsAU, c.aud = true, true
+	case t == 6 || (t >= 14 && t <= 18):
+		c.startsAU = true // SEI, prefix NAL, subset SPS, DPS, reserved
+	}
+	return c
+}
+
+// readAnnexB splits the byte stream into access units: a new one starts
+// where, after a slice, comes a unit that must precede its AU's slices (AUD,
+// SPS, PPS, VPS, prefix SEI) or the first slice of a new picture. Each AU is
+// packetized straight from the read buffer; nothing is copied per NAL unit.
+func (p *PipeReader) readAnnexB(r io.Reader, w TrackWriter, track int) error {
+	h265 := p.cfg.Codec.Name() == "H265"
+	need := 2 // bytes after a start code needed to classify the unit
+	if h265 {
+		need = 3
+	}
+	if len(p.buf) < pipeBufferBytes {
+		p.buf = make([]byte, pipeBufferBytes)
+	}
+	buf := p.buf
+	var (
+		end  int     // bytes held
+		scan int     // where the next start code search begins
+		au   = -1    // start of the access unit being gathered; -1 before the first start code
+		nal  = -1    // header of the last unit seen
+		st   auState // of the access unit being gathered
+		eof  bool
+	)
+	for {
+		for {
+			i := bytes.Index(buf[scan:end], startCode)
+			if i < 0 {
+				scan = max(scan, end-2)
+				break
+			}
+			sc := scan + i
+			h := sc + 3
+			if end-h < need && !eof {
+				scan = sc
+				break
+			}
+			if end-h < need { // a stub after the last start code: drop it
+				end = sc
+				break
+			}
+			// A four-byte start code's leading zero is not part of the last unit.
+			b := sc
+			if nal >= 0 && sc-1 > nal && buf[sc-1] == 0 {
+				b = sc - 1
+			}
+			if nal >= 0 {
+				p.endNAL(&st, buf[nal:b], b-au)
+			}
+			c := classify(h265, buf[h:])
+			if au < 0 {
+				au = b
+			} else if st.hasVCL && (c.startsAU || (c.vcl && c.firstSlice)) {
+				p.emitAU(w, track, buf[au:b], &st, h265)
+				au, st = b, auState{}
+			}
+			st.nals++
+			if c.vcl {
+				st.hasVCL = true
+				st.key = st.key || c.key
+			}
+			nal = h
+			scan = h + 1
+		}
+		if eof {
+			if nal >= 0 {
+				p.endNAL(&st, buf[nal:end], end-au)
+				p.emitAU(w, track, buf[au:end], &st, h265)
+			}
+			return nil
+		}
+
+		// Make room: drop what is done, then grow if one AU fills the buffer.
+		if len(buf)-end < minReadBytes {
+			from := au
+			if au < 0 {
+				from = scan
+			}
+			if from > 0 {
+				n := copy(buf, buf[from:end])
+				end = n
+				scan -= from
+				if au >= 0 {
+					au = 0
+				}
+				if nal >= 0 {
+					nal -= from
+				}
+			}
+		}
+		if len(buf)-end < minReadBytes {
+			if end >= p.cfg.MaxFrameBytes {
+				return fmt.Errorf("access unit over %d bytes; is this really an Annex-B %s stream?", p.cfg.MaxFrameBytes, p.cfg.Codec.Name())
+			}
+			nb := make([]byte, min(2*len(buf), p.cfg.MaxFrameBytes+minReadBytes))
+			copy(nb, buf[:end])
+			buf, p.buf = nb, nb
+		}
+		n, err := r.Read(buf[end:])
+		end += n
+		if errors.Is(err, io.EOF) {
+			eof = true
+		} else if err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+	}
+}
+
+// endNAL notes a unit once its end is known: parameter sets are cached, and
+// a leading AUD moves the point where missing ones would be put back.
+func (p *PipeReader) endNAL(st *auState, nal []byte, endInAU int) {
+	if len(nal) == 0 {
+		return
+	}
+	c := classify(p.cfg.Codec.Name() == "H265", nal)
+	switch {
+	case c.param != 0:
+		st.have |= c.param
+		p.ps.store(c.param, nal)
+	case c.aud && st.nals == 1:
+		st.insertAt = endInAU
+	}
+}
+
+// emitAU writes one access unit. A keyframe that lacks parameter sets gets
+// the cached ones, so a viewer can start decoding there.
+func (p *PipeReader) emitAU(w TrackWriter, track int, au []byte, st *auState, h265 bool) {
+	if !st.hasVCL {
+		return // parameter sets or SEI without a picture: nothing to show
+	}
+	frame := au
+	if st.key {
+		if missing := p.ps.missing(st.have, h265); missing != 0 {
+			p.asm = p.ps.insert(p.asm[:0], au, st.insertAt, missing)
+			frame = p.asm
+		}
+	}
+	// The H.264 payloader keeps the SPS and PPS it saw until the next slice;
+	// starting each AU afresh keeps it from holding on to our buffer.
+	p.h264 = codecs.H264Payloader{}
+	p.frame(w, track, frame, p.clock.next(time.Now()))
+}
