@@ -1,0 +1,11 @@
+//go:build unix && !linux
+
+package hwaccel
+
+import "syscall"
+
+// newSysProcAttr puts the encoder in its own process group. Only Linux has
+// a parent-death signal; elsewhere an encoder can outlive a crashed gateway.
+func newSysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true}
+}
