@@ -169,7 +169,10 @@ func av1Key(p []byte) bool {
 		return false
 	}
 	off := 1
-	if agg&0x30 == 0 { // W=0: every element has a LEB128 length
+	// W (bits 5-4) counts the OBU elements; every element but the last
+	// has a LEB128 length, and W=0 means all have one. So the first has a
+	// length unless W=1.
+	if agg&0x30 != 0x10 {
 		for off < len(p) && p[off]&0x80 != 0 {
 			off++
 		}
