@@ -15,6 +15,7 @@ import (
 
 	"whipgate/certs"
 	"whipgate/gateway"
+	"whipgate/ingest"
 	"whipgate/whep"
 	"whipgate/whip"
 )
@@ -47,10 +48,10 @@ type Config struct {
 
 	// TLS says where the HTTPS certificate comes from. Default: off on
 	// loopback, self-signed elsewhere.
-	TLS    certs.Config    `yaml:"tls"`
-	WebRTC whip.RTCConfig  `yaml:"webrtc"`
-	Hub    gateway.Config  `yaml:"hub"`
-	WHEP   whep.Config     `yaml:"whep"`
+	TLS    certs.Config      `yaml:"tls"`
+	WebRTC whip.RTCConfig    `yaml:"webrtc"`
+	Hub    gateway.Config    `yaml:"hub"`
+	WHEP   whep.Config       `yaml:"whep"`
 	WHIP   whip.ServerConfig `yaml:"whip"`
 	// Streams configures named streams: tokens, takeover. A configured
 	// stream stays listed even while nothing publishes it.
@@ -74,21 +75,8 @@ type StreamConfig struct {
 // TestSourceConfig configures the built-in test pattern.
 type TestSourceConfig struct {
 	// Enabled turns it on. Default true when the section is present.
-	Enabled *bool `yaml:"enabled"`
-	// Stream is the stream name. Default "test".
-	Stream string `yaml:"stream"`
-	// Main and Preview size the two layers. Defaults 1280x720 and 320x180 at 30 fps.
-	Main    LayerSize `yaml:"main"`
-	Preview LayerSize `yaml:"preview"`
-	// GOP is the keyframe interval. Default 2 s.
-	GOP time.Duration `yaml:"gop"`
-}
-
-// LayerSize is a picture size and rate.
-type LayerSize struct {
-	Width  int `yaml:"width"`
-	Height int `yaml:"height"`
-	FPS    int `yaml:"fps"`
+	Enabled                 *bool `yaml:"enabled"`
+	ingest.TestSourceConfig `yaml:",inline"`
 }
 
 // On reports whether the test source runs.
@@ -148,23 +136,8 @@ func (c *Config) applyDefaults(getenv func(string) string) {
 	if c.WHIP.PublicURL == "" {
 		c.WHIP.PublicURL = c.PublicURL
 	}
-	if t := c.TestSource; t != nil {
-		if t.Stream == "" {
-			t.Stream = "test"
-		}
-		def := func(l *LayerSize, w, h int) {
-			if l.Width == 0 || l.Height == 0 {
-				l.Width, l.Height = w, h
-			}
-			if l.FPS == 0 {
-				l.FPS = 30
-			}
-		}
-		def(&t.Main, 1280, 720)
-		def(&t.Preview, 320, 180)
-		if t.GOP <= 0 {
-			t.GOP = 2 * time.Second
-		}
+	if t := c.TestSource; t != nil && t.Stream == "" {
+		t.Stream = "test"
 	}
 }
 
@@ -189,13 +162,8 @@ func (c *Config) Validate() error {
 		if err := ValidStreamName(t.Stream); err != nil {
 			errs = append(errs, fmt.Errorf("test_source: %w", err))
 		}
-		for _, l := range []LayerSize{t.Main, t.Preview} {
-			if l.Width < 64 || l.Height < 64 || l.Width > 1920 || l.Height > 1088 || l.Width%2 != 0 || l.Height%2 != 0 {
-				errs = append(errs, fmt.Errorf("test_source: size %dx%d: need even sizes from 64x64 to 1920x1088", l.Width, l.Height))
-			}
-			if l.FPS < 1 || l.FPS > 120 {
-				errs = append(errs, fmt.Errorf("test_source: fps %d out of 1..120", l.FPS))
-			}
+		if err := t.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("test_source: %w", err))
 		}
 	}
 	return errors.Join(errs...)
@@ -273,4 +241,3 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	return cfg, nil
 }
-

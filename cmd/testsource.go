@@ -1,9 +1,27 @@
 package cmd
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
 
-// startTestSource runs the built-in test pattern (wired once ingest.TestSource lands).
+	"whipgate/ingest"
+)
+
+// startTestSource runs the built-in test pattern on a goroutine the App
+// owns; the stream is pinned so it stays listed if the source stops.
 func (a *App) startTestSource(ctx context.Context, t *TestSourceConfig) error {
-	_, _ = ctx, t
+	src, err := ingest.NewTestSource(t.TestSourceConfig, a.hub, a.log.With("component", "testsource"))
+	if err != nil {
+		return fmt.Errorf("test source: %w", err)
+	}
+	if _, err := a.hub.Pin(t.Stream); err != nil {
+		return err
+	}
+	a.wg.Go(func() {
+		if err := src.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("test source stopped", "err", err)
+		}
+	})
 	return nil
 }

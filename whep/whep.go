@@ -131,12 +131,11 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer strin
 	case err != nil:
 		return fmt.Errorf("whep: subscribe: %w", err)
 	}
-	sess, answer, err := h.negotiate(r.Context(), sub, offer, string(body), name, video, audio)
+	sess, answer, err := h.negotiate(r.Context(), sub, offer, string(body), name, r.RemoteAddr, video, audio)
 	if err != nil {
 		sub.Close()
 		return err
 	}
-	sess.Remote = r.RemoteAddr
 
 	loc := whip.Location(r, h.cfg.PublicURL, sess.ID)
 	w.Header().Set("Content-Type", "application/sdp")
@@ -153,7 +152,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer strin
 
 // negotiate builds the PeerConnection, answers the offer with all our
 // candidates, and starts the session that forwards sub into it.
-func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offer *sdp.SessionDescription, raw, name string, video gateway.TrackInfo, audio *gateway.TrackInfo) (*whip.Session, string, error) {
+func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offer *sdp.SessionDescription, raw, name, remote string, video gateway.TrackInfo, audio *gateway.TrackInfo) (*whip.Session, string, error) {
 	pc, err := h.api.NewPeerConnection(webrtc.Configuration{ICEServers: h.rtc.ICEServers()})
 	if err != nil {
 		return nil, "", fmt.Errorf("whep: new peer connection: %w", err)
@@ -198,7 +197,7 @@ func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offe
 		return fail(ctx.Err())
 	}
 
-	sess := &whip.Session{ID: whip.NewID(), Kind: "whep", Stream: name, Layer: video.Name, Token: h.token(name),
+	sess := &whip.Session{ID: whip.NewID(), Kind: "whep", Stream: name, Layer: video.Name, Remote: remote, Token: h.token(name),
 		Stats: func() any { return sub.Stats() }}
 	run := func(ctx context.Context) error {
 		defer sub.Close()

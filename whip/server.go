@@ -231,12 +231,11 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	if err != nil {
 		return fmt.Errorf("whip: publish: %w", err)
 	}
-	sess, answer, err := s.negotiate(r.Context(), pub, shape, string(body), name, token)
+	sess, answer, err := s.negotiate(r.Context(), pub, shape, string(body), name, r.RemoteAddr, token)
 	if err != nil {
 		pub.Close()
 		return err
 	}
-	sess.Remote = r.RemoteAddr
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", Location(r, s.cfg.PublicURL, sess.ID))
 	w.Header().Set("ETag", sess.ETag())
@@ -249,7 +248,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	return nil
 }
 
-func (s *Server) negotiate(ctx context.Context, pub *gateway.Publication, shape offerShape, raw, name, token string) (*Session, string, error) {
+func (s *Server) negotiate(ctx context.Context, pub *gateway.Publication, shape offerShape, raw, name, remote, token string) (*Session, string, error) {
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.rtc.ICEServers()})
 	if err != nil {
 		return nil, "", fmt.Errorf("whip: new peer connection: %w", err)
@@ -263,7 +262,7 @@ func (s *Server) negotiate(ctx context.Context, pub *gateway.Publication, shape 
 		index[t.Name] = i
 	}
 	in := &ingestTracks{pub: pub, ssrcs: make([]webrtc.SSRC, len(shape.tracks)), log: s.log.With("stream", name)}
-	sess := &Session{ID: NewID(), Kind: "whip", Stream: name, Token: token,
+	sess := &Session{ID: NewID(), Kind: "whip", Stream: name, Remote: remote, Token: token,
 		Stats: func() any { st := pub.Stream().Stats(); return st.Tracks }}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		key := t.RID()
