@@ -39,6 +39,7 @@ func (a *App) routes() http.Handler {
 
 	r.Route("/api/v1", a.apiRoutes)
 
+	r.With(a.apiAuth).Handle("/metrics", newMetricsHandler(a))
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
