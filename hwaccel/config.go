@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Config is the hwaccel section of the whipgate configuration (under
@@ -15,8 +17,9 @@ type Config struct {
 	Backend string `yaml:"backend"`
 	// Fallback lists the backends tried in turn after the current one failed
 	// Restart.FallbackAfter times within Restart.FallbackWindow; after the
-	// last one the supervisor returns to Backend. Default none.
-	Fallback []string `yaml:"fallback"`
+	// last one the supervisor returns to Backend. An entry is a backend name
+	// or a FallbackConfig. Default none.
+	Fallback []FallbackConfig `yaml:"fallback"`
 	// Tool picks a backend's variant: ffmpeg or gstreamer. Fallbacks use the
 	// same tool when they have it and their preferred variant otherwise.
 	// Default: the backend's preferred variant (gstreamer for nvenc and
@@ -49,6 +52,29 @@ type Config struct {
 	Watchdog WatchdogConfig `yaml:"watchdog"`
 	// Restart says how the supervisor restarts and falls back.
 	Restart RestartConfig `yaml:"restart"`
+}
+
+// FallbackConfig is one fallback backend. In YAML a plain name ("software")
+// is short for {backend: software}.
+type FallbackConfig struct {
+	// Backend is the backend name. Required.
+	Backend string `yaml:"backend"`
+	// Tool picks the variant. Default: Config.Tool when the backend has it,
+	// else the backend's preferred variant.
+	Tool Tool `yaml:"tool"`
+	// Layers replace Config.Layers while this backend runs, for example only
+	// a CPU-encoded preview once the GPU is gone. Default: Config.Layers.
+	Layers []LayerConfig `yaml:"layers"`
+}
+
+// UnmarshalYAML accepts a bare backend name as well as the mapping.
+func (f *FallbackConfig) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		f.Backend = n.Value
+		return nil
+	}
+	type plain FallbackConfig // no UnmarshalYAML: no recursion
+	return n.Decode((*plain)(f))
 }
 
 // InputConfig describes the capture.
@@ -211,6 +237,14 @@ func (c Config) withDefaults() Config {
 	}
 	for i := range c.Layers {
 		c.Layers[i] = c.Layers[i].withDefaults(i, c.Input)
+	}
+	c.Fallback = append([]FallbackConfig(nil), c.Fallback...)
+	for i, fb := range c.Fallback {
+		fb.Layers = append([]LayerConfig(nil), fb.Layers...)
+		for j := range fb.Layers {
+			fb.Layers[j] = fb.Layers[j].withDefaults(j, c.Input)
+		}
+		c.Fallback[i] = fb
 	}
 	c.Watchdog = c.Watchdog.withDefaults()
 	c.Restart = c.Restart.withDefaults()

@@ -43,9 +43,22 @@ const maxLineBytes = 1024
 // lineWriter is an io.Writer that calls emit for each complete line.
 // os/exec copies the child's stderr into it from one goroutine.
 type lineWriter struct {
-	mu   sync.Mutex
-	buf  []byte
-	emit func(string)
+	mu      sync.Mutex
+	buf     []byte
+	emit    func(string)
+	pending []string // lines written before emit was set
+}
+
+// setEmit sets the line consumer (once the pid is known, to log it) and
+// hands it what arrived before.
+func (w *lineWriter) setEmit(emit func(string)) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.emit = emit
+	for _, l := range w.pending {
+		emit(l)
+	}
+	w.pending = nil
 }
 
 func (w *lineWriter) Write(p []byte) (int, error) {
@@ -83,6 +96,10 @@ func (w *lineWriter) emitLocked() {
 	}
 	if len(line) > maxLineBytes {
 		line = line[:maxLineBytes]
+	}
+	if w.emit == nil {
+		w.pending = append(w.pending, string(line))
+		return
 	}
 	w.emit(string(line))
 }

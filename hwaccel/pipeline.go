@@ -73,22 +73,31 @@ func (c Config) candidates() ([]*Pipeline, error) {
 	if err := c.validateGeneric(); err != nil {
 		return nil, err
 	}
-	names := append([]string{c.Backend}, c.Fallback...)
-	var out []*Pipeline
-	for i, name := range names {
-		if slices.Contains(names[:i], name) {
-			return nil, fmt.Errorf("hwaccel: backend %q listed twice in backend and fallback", name)
-		}
-		tool := c.Tool
-		if i > 0 {
-			tool = fallbackTool(name, c.Tool)
-		}
-		p, err := build(c, name, tool, false)
-		if err != nil {
-			if i > 0 {
-				return nil, fmt.Errorf("hwaccel: fallback %d: %w", i, err)
+	first, err := build(c, c.Backend, c.Tool, false)
+	if err != nil {
+		return nil, err
+	}
+	out := []*Pipeline{first}
+	for i, fb := range c.Fallback {
+		fc := c
+		if len(fb.Layers) > 0 {
+			fc.Layers = fb.Layers
+			if err := fc.validateGeneric(); err != nil {
+				return nil, fmt.Errorf("hwaccel: fallback %d (%s): %w", i+1, fb.Backend, err)
 			}
-			return nil, err
+		}
+		tool := fb.Tool
+		if tool == "" {
+			tool = fallbackTool(fb.Backend, c.Tool)
+		}
+		p, err := build(fc, fb.Backend, tool, false)
+		if err != nil {
+			return nil, fmt.Errorf("hwaccel: fallback %d: %w", i+1, err)
+		}
+		for _, q := range out {
+			if q.Backend == p.Backend && q.Tool == p.Tool {
+				return nil, fmt.Errorf("hwaccel: fallback %d: %s (%s) is already a candidate", i+1, p.Backend, p.Tool)
+			}
 		}
 		out = append(out, p)
 	}

@@ -82,7 +82,9 @@ func Probe(ctx context.Context, cfg Config, opt ProbeOptions, log *slog.Logger) 
 	want := opt.Backends
 	if len(want) == 0 {
 		want = cat.names()
-		if cfg.Backend != BackendCustom && !slices.Contains(cfg.Fallback, BackendCustom) {
+		usesCustom := cfg.Backend == BackendCustom ||
+			slices.ContainsFunc(cfg.Fallback, func(f FallbackConfig) bool { return f.Backend == BackendCustom })
+		if !usesCustom {
 			want = slices.DeleteFunc(want, func(n string) bool { return n == BackendCustom })
 		}
 	}
