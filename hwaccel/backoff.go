@@ -6,7 +6,7 @@ import (
 )
 
 // backoff yields restart delays: min, 2×min, 4×min … up to max, each with
-// ±20 % jitter so that several boxes restarted by the same event do not
+// ±20 % jitter (so up to 1.2×max) so that several boxes restarted by the same event do not
 // retry in step. Not safe for concurrent use; the supervisor loop owns it.
 type backoff struct {
 	min, max time.Duration
@@ -19,8 +19,8 @@ func (b *backoff) next() time.Duration {
 	} else {
 		b.cur = min(2*b.cur, b.max)
 	}
-	d := time.Duration(float64(b.cur) * (0.8 + 0.4*rand.Float64()))
-	return min(d, b.max)
+	// Jitter applies at the cap too, or every box would retry at exactly max.
+	return time.Duration(float64(b.cur) * (0.8 + 0.4*rand.Float64()))
 }
 
 func (b *backoff) reset() { b.cur = 0 }

@@ -187,7 +187,7 @@ type RestartConfig struct {
 	// BackoffMin is the first restart delay; it doubles per failure (±20 %
 	// jitter). Default 500ms.
 	BackoffMin time.Duration `yaml:"backoff_min"`
-	// BackoffMax caps the restart delay. Default 30s.
+	// BackoffMax caps the restart delay (before the jitter). Default 30s.
 	BackoffMax time.Duration `yaml:"backoff_max"`
 	// HealthyAfter is how long a run must last to reset the backoff.
 	// Default 60s.

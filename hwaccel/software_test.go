@@ -75,7 +75,7 @@ func checkDecodes(t *testing.T, name string, b []byte, w, h int) {
 	if err != nil {
 		t.Fatalf("%s: ffprobe: %v", name, err)
 	}
-	if got, want := strings.TrimSpace(string(out)), strconv.Itoa(w) + "," + strconv.Itoa(h); got != want {
+	if got, want := strings.TrimSpace(string(out)), strconv.Itoa(w)+","+strconv.Itoa(h); got != want {
 		t.Errorf("%s: size %s, want %s", name, got, want)
 	}
 }

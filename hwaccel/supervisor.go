@@ -204,19 +204,19 @@ func (s *Supervisor) runOnce(ctx context.Context, p *Pipeline, attempt int, fn R
 	for {
 		select {
 		case err := <-exited:
-			if err == nil {
-				err = errors.New("exited")
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("hwaccel: encoder %s (%s) pid %d: %w", p.Backend, p.Tool, pid, err)
+			return exitError(p, pid, err)
 		case err := <-consumed:
 			// Close the pipes first: an encoder blocked writing to one
 			// would otherwise sit out the whole grace period.
 			proc.closeOutputs()
 			if err == nil {
 				err = errors.New("outputs ended")
+			}
+			// Outputs usually end because the encoder died; say so.
+			select {
+			case exitErr := <-exited:
+				return fmt.Errorf("%w (reader: %v)", exitError(p, pid, exitErr), err)
+			case <-time.After(100 * time.Millisecond):
 			}
 			return fmt.Errorf("hwaccel: reader of %s (%s) pid %d: %w", p.Backend, p.Tool, pid, err)
 		case now := <-tick.C:
@@ -226,6 +226,13 @@ func (s *Supervisor) runOnce(ctx context.Context, p *Pipeline, attempt int, fn R
 			}
 		}
 	}
+}
+
+func exitError(p *Pipeline, pid int, err error) error {
+	if err == nil {
+		err = errors.New("exited")
+	}
+	return fmt.Errorf("hwaccel: encoder %s (%s) pid %d: %w", p.Backend, p.Tool, pid, err)
 }
 
 // stderrLevel maps a line of ffmpeg (-loglevel level+…) or gst-launch
