@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,7 +48,8 @@ type Config struct {
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
 	// TLS says where the HTTPS certificate comes from. Default: off on
-	// loopback, self-signed elsewhere.
+	// loopback, self-signed elsewhere. tls.https_port defaults to Listen's
+	// port rather than 443.
 	TLS    certs.Config      `yaml:"tls"`
 	WebRTC whip.RTCConfig    `yaml:"webrtc"`
 	Hub    gateway.Config    `yaml:"hub"`
@@ -113,6 +115,14 @@ func (c *Config) applyDefaults(getenv func(string) string) {
 	}
 	if c.TLS.Mode == "" {
 		c.TLS.Mode = certs.DefaultMode(c.Listen)
+	}
+	// The certs Manager redirects plain HTTP to https_port and expects
+	// TLS-ALPN-01 challenges there, so it must be the port we serve HTTPS on,
+	// not 443 whenever Listen says otherwise.
+	if _, port, err := net.SplitHostPort(c.Listen); err == nil && c.TLS.HTTPSPort == 0 {
+		if n, err := strconv.Atoi(port); err == nil && n > 0 {
+			c.TLS.HTTPSPort = n
+		}
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 2500 * time.Millisecond
