@@ -1,0 +1,103 @@
+package integration
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildWhipgate builds cmd/whipgate into a temporary directory. The packages are
+// the ones this test binary was just built from, so it is mostly a link.
+func buildWhipgate(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "whipgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/whipgate")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/whipgate: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// whipgateProcess is whipgate running as its own process, for tests whose
+// subject keeps process-wide state: certmagic starts a rate-limiter goroutine
+// per CA and account that nothing can stop, which TestMain's leak check would
+// report, and a restart is then a real one.
+type whipgateProcess struct {
+	name   string
+	cmd    *exec.Cmd
+	stdout *lockedBuffer
+	stderr *lockedBuffer
+	done   chan struct{}
+	err    error // Wait's result once done is closed
+	url    string
+}
+
+// startWhipgateProcess runs bin with args and waits until it prints where it
+// is running; it fails the test if the process exits first.
+func startWhipgateProcess(t *testing.T, name, bin string, args ...string) *whipgateProcess {
+	t.Helper()
+	p := &whipgateProcess{
+		name:   name,
+		cmd:    exec.Command(bin, args...),
+		stdout: &lockedBuffer{},
+		stderr: &lockedBuffer{},
+		done:   make(chan struct{}),
+	}
+	p.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", bin, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("%s whipgate stdout:\n%s\nstderr:\n%s", p.name, p.stdout, p.stderr)
+		}
+	})
+	waitUntil(t, 30*time.Second, name+" whipgate to print its URL", func() bool {
+		select {
+		case <-p.done:
+			t.Fatalf("%s whipgate exited before it was ready: %v\nstderr:\n%s", name, p.err, p.stderr)
+		default:
+		}
+		for line := range strings.Lines(p.stdout.String()) {
+			if u, ok := strings.CutPrefix(strings.TrimSpace(line), "whipgate is running at "); ok {
+				p.url = u
+				return true
+			}
+		}
+		return false
+	})
+	return p
+}
+
+// stop sends SIGINT, as Ctrl-C would, and fails the test unless the process
+// then exits with status 0.
+func (p *whipgateProcess) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatalf("signal %s whipgate: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+		if p.err != nil {
+			t.Fatalf("%s whipgate exited with %v after SIGINT\nstderr:\n%s", p.name, p.err, p.stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s whipgate still running 10 s after SIGINT", p.name)
+	}
+}
