@@ -113,9 +113,13 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	return a, nil
 }
 
-// URL is the base URL the server answers on.
+// URL is the base URL the server answers on. With ACME it names the
+// certificate's first domain, so the printed URL verifies.
 func (a *App) URL() string {
 	host, port, _ := net.SplitHostPort(a.ln.Addr().String())
+	if a.certs.Mode() == certs.ModeACME && len(a.cfg.TLS.Domains) > 0 {
+		host = a.cfg.TLS.Domains[0]
+	}
 	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
 		host = "127.0.0.1"
 	}

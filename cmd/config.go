@@ -119,9 +119,14 @@ func (c *Config) applyDefaults(getenv func(string) string) {
 	// The certs Manager redirects plain HTTP to https_port and expects
 	// TLS-ALPN-01 challenges there, so it must be the port we serve HTTPS on,
 	// not 443 whenever Listen says otherwise.
-	if _, port, err := net.SplitHostPort(c.Listen); err == nil && c.TLS.HTTPSPort == 0 {
-		if n, err := strconv.Atoi(port); err == nil && n > 0 {
+	if host, port, err := net.SplitHostPort(c.Listen); err == nil {
+		if n, err := strconv.Atoi(port); err == nil && n > 0 && c.TLS.HTTPSPort == 0 {
 			c.TLS.HTTPSPort = n
+		}
+		// The ACME HTTP-01 listener binds where the server does, not on
+		// every interface of a box that listens on one.
+		if c.TLS.ListenHost == "" {
+			c.TLS.ListenHost = host
 		}
 	}
 	if c.ShutdownGrace <= 0 {
