@@ -1,0 +1,203 @@
+package whip
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// ClientConfig configures a WHIP client (RFC 9725) for one endpoint. The
+// zero value of each optional field means its default.
+type ClientConfig struct {
+	// URL is the WHIP endpoint (http or https). Required.
+	URL string
+	// Token is sent as "Authorization: Bearer <token>" on every request;
+	// empty sends no Authorization at all. Default empty.
+	Token string
+	// ICEServers, when set, replace the servers the endpoint offers in its
+	// Link headers. Default none: use the Link servers.
+	ICEServers []ICEServer
+	// RelayOnly sends media through TURN only; Publish fails when neither
+	// ICEServers nor the Link headers name a TURN server. Default false.
+	RelayOnly bool
+	// Timeout bounds each HTTP request. Default 15 s.
+	Timeout time.Duration
+	// Transport carries the HTTP requests. Default: a clone of
+	// http.DefaultTransport owned by the client.
+	Transport http.RoundTripper
+}
+
+func (c *ClientConfig) applyDefaults() {
+	if c.Timeout <= 0 {
+		c.Timeout = 15 * time.Second
+	}
+}
+
+// Validate checks the configuration.
+func (c ClientConfig) Validate() error {
+	u, err := url.Parse(c.URL)
+	if err != nil {
+		return fmt.Errorf("whip client: url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("whip client: url %q: scheme must be http or https", clientRedact(c.URL))
+	}
+	if u.Host == "" {
+		return fmt.Errorf("whip client: url %q has no host", clientRedact(c.URL))
+	}
+	if strings.ContainsAny(c.Token, "\r\n") {
+		return errors.New("whip client: token contains a line break")
+	}
+	for _, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			return errors.New("whip client: an ice_servers entry has no urls")
+		}
+	}
+	return nil
+}
+
+// Client publishes to one WHIP endpoint. It is safe for concurrent use;
+// each Publish makes an independent session.
+type Client struct {
+	cfg       ClientConfig
+	log       *slog.Logger
+	http      *http.Client
+	transport *http.Transport // ours to close, nil if the caller gave one
+}
+
+// NewClient returns a client for cfg.URL.
+func NewClient(cfg ClientConfig, log *slog.Logger) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.applyDefaults()
+	c := &Client{cfg: cfg, log: log.With("component", "whip-client", "endpoint", clientRedact(cfg.URL))}
+	rt := cfg.Transport
+	if rt == nil {
+		c.transport = http.DefaultTransport.(*http.Transport).Clone()
+		rt = c.transport
+	}
+	c.http = &http.Client{Transport: rt, CheckRedirect: c.checkRedirect}
+	return c, nil
+}
+
+// Close drops the client's idle HTTP connections. Sessions stay usable
+// (a later request dials again). It is idempotent.
+func (c *Client) Close() error {
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// PeerConfiguration is what the session's PeerConnection must be created
+// with: pion fixes the candidate types (relay only or all) when the offer
+// is created, before the endpoint has answered.
+func (c *Client) PeerConfiguration() webrtc.Configuration {
+	conf := webrtc.Configuration{
+		ICEServers:   PionICEServers(c.cfg.ICEServers),
+		BundlePolicy: webrtc.BundlePolicyMaxBundle,
+	}
+	if c.cfg.RelayOnly {
+		conf.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return conf
+}
+
+// Publish negotiates pc, which holds its senders and no description yet,
+// with the endpoint, the way OBS does: offer without candidates → POST →
+// ICE servers from the 201's Link headers → SetConfiguration → gather
+// (pion ≥ 4.2.2 gives a gatherer's new servers to the next gathering,
+// and gathering starts at SetLocalDescription) → answer. Candidates are
+// trickled with PATCH where the server signalled support with an ETag;
+// elsewhere it learns them from our connectivity checks. The caller keeps
+// ownership of pc and closes it; the session's Close sends DELETE.
+func (c *Client) Publish(ctx context.Context, pc *webrtc.PeerConnection) (*ClientSession, error) {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return nil, fmt.Errorf("whip: create offer: %w", err)
+	}
+	info, err := clientParseOffer(offer.SDP)
+	if err != nil {
+		return nil, err
+	}
+	resp, body, err := c.do(ctx, clientRequest{method: http.MethodPost, url: c.cfg.URL, contentType: "application/sdp", body: offer.SDP})
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusCreated {
+		return nil, clientHTTPError(http.MethodPost, c.cfg.URL, resp, body)
+	}
+	final := resp.Request.URL // after redirects: relative Locations resolve against it
+	loc := resp.Header.Get("Location")
+	if loc == "" {
+		return nil, fmt.Errorf("%w: POST %s: 201 without a Location header", ErrClientProtocol, clientRedact(c.cfg.URL))
+	}
+	resURL, err := final.Parse(loc)
+	if err != nil {
+		return nil, fmt.Errorf("%w: POST %s: bad Location %q: %w", ErrClientProtocol, clientRedact(c.cfg.URL), loc, err)
+	}
+	s := &ClientSession{
+		c:        c,
+		pc:       pc,
+		log:      c.log.With("resource", clientRedact(resURL.String())),
+		resource: resURL.String(),
+		etag:     strings.TrimSpace(resp.Header.Get("ETag")),
+		offer:    info,
+		gather:   newClientGather(),
+	}
+	// Some servers put text ahead of the SDP (OBS skips to "v=0" too).
+	if i := bytes.Index(body, []byte("v=0")); i > 0 {
+		body = body[i:]
+	}
+	s.answer = string(body)
+	fail := func(err error) (*ClientSession, error) {
+		s.abort(ctx)
+		return nil, err
+	}
+	if err := clientCheckAnswer(offer.SDP, s.answer); err != nil {
+		return fail(fmt.Errorf("POST %s: %w", clientRedact(c.cfg.URL), err))
+	}
+
+	links, skipped := LinkICEServers(ParseLinkHeader(resp.Header.Values("Link")))
+	for _, e := range skipped {
+		s.log.Warn("ignoring a Link ICE server", "err", e)
+	}
+	servers := links
+	if len(c.cfg.ICEServers) > 0 {
+		servers = c.cfg.ICEServers // configured locally: they win (RFC 9725 §4.6)
+	}
+	s.iceServers = servers
+	if c.cfg.RelayOnly && !linkHasTURN(servers) {
+		return fail(fmt.Errorf("whip: relay_only is set but no TURN server is configured or offered in Link headers"))
+	}
+	if len(servers) > 0 {
+		conf := pc.GetConfiguration()
+		conf.ICEServers = PionICEServers(servers)
+		if err := pc.SetConfiguration(conf); err != nil {
+			return fail(fmt.Errorf("whip: apply ICE servers: %w", err))
+		}
+	}
+
+	pc.OnICECandidate(s.gather.add)
+	s.trickleOK = s.etag != ""
+	if s.trickleOK {
+		s.startTrickle(ctx)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return fail(fmt.Errorf("whip: set offer: %w", err))
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.answer}); err != nil {
+		return fail(fmt.Errorf("%w: the answer does not apply: %w", ErrClientProtocol, err))
+	}
+	s.log.Info("published", "ice_servers", len(servers), "trickle", s.trickleOK, "etag", s.etag != "")
+	return s, nil
+}

@@ -1,0 +1,523 @@
+package whip
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+
+	"whipgate/gateway"
+)
+
+// ftRequest is one request the fake target saw.
+type ftRequest struct {
+	Method, Path, Host, Auth, IfMatch, ContentType string
+	At                                             time.Time
+}
+
+// ftServer is a fake WHIP target: an httptest server with a real pion peer
+// per session on 127.0.0.1, and switches for the quirks of real servers.
+// Set the switches before the first request.
+type ftServer struct {
+	t   testing.TB
+	api *webrtc.API
+	log *slog.Logger
+	srv *httptest.Server
+
+	// etag is "strong" (a fresh tag per session and restart), "*"
+	// (MediaMTX) or "" (no ETag, so no PATCH).
+	etag string
+	// patchStatus, when set, answers every PATCH with this status.
+	patchStatus int
+	// links are Link header lines for the 201.
+	links []string
+	// location renders a session's Location; default "/resource/<id>".
+	location func(id string) string
+	// token, when set, is the Bearer every request must carry.
+	token string
+	// before, when set, may answer a POST itself (return true).
+	before func(w http.ResponseWriter, r *http.Request) bool
+	// editAnswer, when set, rewrites the answer SDP.
+	editAnswer func(string) string
+
+	mu       sync.Mutex
+	sessions map[string]*ftSession
+	requests []ftRequest
+	nextID   int
+	wg       sync.WaitGroup // RTP readers
+}
+
+type ftSession struct {
+	id   string
+	pc   *webrtc.PeerConnection
+	etag string
+
+	mu      sync.Mutex
+	packets map[string]*atomic.Int64 // by rid, else by kind
+}
+
+func (s *ftSession) counter(key string) *atomic.Int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.packets[key]
+	if !ok {
+		c = new(atomic.Int64)
+		s.packets[key] = c
+	}
+	return c
+}
+
+// Packets returns the RTP packets received per rid (or kind).
+func (s *ftSession) Packets() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int64{}
+	for k, v := range s.packets {
+		out[k] = v.Load()
+	}
+	return out
+}
+
+func ftTestLog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// ftPionLog keeps pion's own chatter at warnings.
+func ftPionLog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// ftNewAPI is a plain pion API for the fake target's peers: loopback only,
+// quick consent timeouts, pion's default interceptors (NACK, reports,
+// TWCC feedback).
+func ftNewAPI(t testing.TB) *webrtc.API {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{LoggerFactory: LoggerFactory{Log: ftPionLog(t)}}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetICETimeouts(3*time.Second, 6*time.Second, 300*time.Millisecond)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+}
+
+// newFTServer starts a fake target on an ephemeral port; configure may set
+// its switches before it listens.
+func newFTServer(t testing.TB, configure func(*ftServer)) *ftServer {
+	return newFTServerAt(t, "127.0.0.1:0", configure)
+}
+
+// newFTServerAt listens on addr (a fixed port, to restart a target).
+func newFTServerAt(t testing.TB, addr string, configure func(*ftServer)) *ftServer {
+	t.Helper()
+	f := &ftServer{t: t, api: ftNewAPI(t), log: ftTestLog(t).With("fake", "target"), etag: "strong", sessions: map[string]*ftSession{}}
+	if configure != nil {
+		configure(f)
+	}
+	var ln net.Listener
+	var err error
+	for range 50 { // a port just closed may linger briefly
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("fake target: listen %s: %v", addr, err)
+	}
+	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(f.serve))
+	f.srv.Listener = ln
+	f.srv.Start()
+	t.Cleanup(f.Close)
+	return f
+}
+
+// URL is the endpoint URL on the given host name (127.0.0.1 or localhost).
+func (f *ftServer) URL(host, path string) string {
+	_, port, _ := net.SplitHostPort(f.srv.Listener.Addr().String())
+	return "http://" + net.JoinHostPort(host, port) + path
+}
+
+// Addr is the listening address.
+func (f *ftServer) Addr() string { return f.srv.Listener.Addr().String() }
+
+// Close stops the HTTP server and every peer, and waits for the readers.
+func (f *ftServer) Close() {
+	f.srv.Close()
+	f.mu.Lock()
+	list := make([]*ftSession, 0, len(f.sessions))
+	for _, s := range f.sessions {
+		list = append(list, s)
+	}
+	f.sessions = map[string]*ftSession{}
+	f.mu.Unlock()
+	for _, s := range list {
+		_ = s.pc.Close()
+	}
+	f.wg.Wait()
+}
+
+// Kill drops every session as a crashed server would: its peers close, no
+// DELETE is involved, and later requests for them get 404.
+func (f *ftServer) Kill() {
+	f.mu.Lock()
+	list := make([]*ftSession, 0, len(f.sessions))
+	for _, s := range f.sessions {
+		list = append(list, s)
+	}
+	f.sessions = map[string]*ftSession{}
+	f.mu.Unlock()
+	for _, s := range list {
+		_ = s.pc.Close()
+	}
+}
+
+// Requests returns the requests seen so far.
+func (f *ftServer) Requests() []ftRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]ftRequest(nil), f.requests...)
+}
+
+// Sessions returns the live sessions.
+func (f *ftServer) Sessions() []*ftSession {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*ftSession, 0, len(f.sessions))
+	for _, s := range f.sessions {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Count returns how many requests of method were seen.
+func (f *ftServer) Count(method string) int {
+	n := 0
+	for _, r := range f.Requests() {
+		if r.Method == method {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *ftServer) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.requests = append(f.requests, ftRequest{
+		Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Auth: r.Header.Get("Authorization"),
+		IfMatch: r.Header.Get("If-Match"), ContentType: r.Header.Get("Content-Type"), At: time.Now(),
+	})
+	f.mu.Unlock()
+	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
+		http.Error(w, "bad token", http.StatusUnauthorized)
+		return
+	}
+	id := r.URL.Query().Get("session")
+	if id == "" && strings.HasPrefix(r.URL.Path, "/resource/") {
+		id = strings.TrimPrefix(r.URL.Path, "/resource/")
+	}
+	switch {
+	case r.Method == http.MethodPost && id == "":
+		if f.before != nil && f.before(w, r) {
+			return
+		}
+		f.post(w, r)
+	case r.Method == http.MethodPatch && id != "":
+		f.patch(w, r, id)
+	case r.Method == http.MethodDelete && id != "":
+		f.mu.Lock()
+		s, ok := f.sessions[id]
+		delete(f.sessions, id)
+		f.mu.Unlock()
+		if !ok {
+			http.Error(w, "no such session", http.StatusNotFound)
+			return
+		}
+		_ = s.pc.Close()
+		w.WriteHeader(http.StatusOK)
+	default:
+		http.Error(w, "not here", http.StatusMethodNotAllowed)
+	}
+}
+
+func (f *ftServer) newETag() string {
+	f.nextID++
+	return fmt.Sprintf(`"tag-%d"`, f.nextID)
+}
+
+func (f *ftServer) post(w http.ResponseWriter, r *http.Request) {
+	offer, _ := io.ReadAll(r.Body)
+	if ct := r.Header.Get("Content-Type"); ct != "application/sdp" {
+		http.Error(w, "want application/sdp, got "+ct, http.StatusUnsupportedMediaType)
+		return
+	}
+	pc, err := f.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	f.mu.Lock()
+	f.nextID++
+	s := &ftSession{id: fmt.Sprintf("s%d", f.nextID), pc: pc, packets: map[string]*atomic.Int64{}}
+	f.mu.Unlock()
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		key := tr.RID()
+		if key == "" {
+			key = tr.Kind().String()
+		}
+		c := s.counter(key)
+		f.wg.Go(func() {
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				c.Add(1)
+			}
+		})
+	})
+	fail := func(err error) {
+		_ = pc.Close()
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(offer)}); err != nil {
+		fail(err)
+		return
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(answer); err != nil {
+		fail(err)
+		return
+	}
+	<-gathered
+	body := pc.LocalDescription().SDP
+	if f.editAnswer != nil {
+		body = f.editAnswer(body)
+	}
+	f.mu.Lock()
+	switch f.etag {
+	case "strong":
+		s.etag = f.newETag()
+	case "*":
+		s.etag = "*"
+	}
+	f.sessions[s.id] = s
+	f.mu.Unlock()
+	loc := "/resource/" + s.id
+	if f.location != nil {
+		loc = f.location(s.id)
+	}
+	w.Header().Set("Location", loc)
+	if s.etag != "" {
+		w.Header().Set("ETag", s.etag)
+	}
+	for _, l := range f.links {
+		w.Header().Add("Link", l)
+	}
+	w.Header().Set("Content-Type", "application/sdp")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = io.WriteString(w, body)
+}
+
+func (f *ftServer) patch(w http.ResponseWriter, r *http.Request, id string) {
+	if f.patchStatus != 0 {
+		http.Error(w, "no PATCH here", f.patchStatus)
+		return
+	}
+	f.mu.Lock()
+	s, ok := f.sessions[id]
+	f.mu.Unlock()
+	if !ok {
+		http.Error(w, "no such session", http.StatusNotFound)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/trickle-ice-sdpfrag" {
+		http.Error(w, "want application/trickle-ice-sdpfrag, got "+ct, http.StatusUnsupportedMediaType)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	frag, err := clientParseFrag(string(body))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	rd := s.pc.RemoteDescription()
+	cur, _ := clientParseOffer(rd.SDP)
+	if frag.ufrag == cur.ufrag { // trickle
+		for _, c := range frag.cands {
+			_ = s.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: c, SDPMid: &cur.mid})
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if im := r.Header.Get("If-Match"); im != "*" && im != s.etag {
+		http.Error(w, "If-Match "+im, http.StatusPreconditionFailed)
+		return
+	}
+	// An ICE restart: the client's new credentials and candidates as a
+	// new remote offer, answered with ours.
+	offer, err := clientApplyFrag(rd.SDP, frag)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	answer, err := s.pc.CreateAnswer(nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	gathered := webrtc.GatheringCompletePromise(s.pc)
+	if err := s.pc.SetLocalDescription(answer); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	<-gathered
+	local := s.pc.LocalDescription().SDP
+	info, _ := clientParseOffer(local)
+	var cands []string
+	for _, line := range strings.Split(local, "\r\n") {
+		if strings.HasPrefix(line, "a=candidate:") {
+			cands = append(cands, strings.TrimPrefix(line, "a="))
+		}
+	}
+	f.mu.Lock()
+	s.etag = f.newETag()
+	f.mu.Unlock()
+	w.Header().Set("ETag", s.etag)
+	w.Header().Set("Content-Type", "application/trickle-ice-sdpfrag")
+	w.WriteHeader(http.StatusOK)
+	_, _ = io.WriteString(w, clientFrag(info, cands, true))
+}
+
+// ftNewRTC is the client side's shared transport on 127.0.0.1 with quick
+// consent timeouts.
+func ftNewRTC(t testing.TB) *RTC {
+	t.Helper()
+	rtc, err := NewRTC(RTCConfig{UDPListen: "127.0.0.1:0", DisconnectedTimeout: 1500 * time.Millisecond, FailedTimeout: 4 * time.Second}, ftPionLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rtc.Close() })
+	return rtc
+}
+
+// ftSynth publishes a synthetic H.264 stream into a hub: per layer 30
+// frames/s, a keyframe (STAP-A with SPS and PPS, then an IDR in FU-A
+// fragments) every 15 frames, P slices between; Opus every frame if
+// audio is set.
+func ftSynth(t testing.TB, hub *gateway.Hub, stream string, layers []string, audio bool) {
+	t.Helper()
+	var infos []gateway.TrackInfo
+	for _, l := range layers {
+		infos = append(infos, gateway.TrackInfo{Name: l, Codec: gateway.H264,
+			Fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"})
+	}
+	if audio {
+		infos = append(infos, gateway.TrackInfo{Name: "audio", Codec: gateway.Opus, Channels: 2})
+	}
+	pub, err := hub.Publish(stream, infos, gateway.PublishOptions{Kind: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(33 * time.Millisecond)
+		defer tick.Stop()
+		seq := make([]uint16, len(infos))
+		idr := make([]byte, 1000)
+		pslice := make([]byte, 600)
+		opus := make([]byte, 80)
+		write := func(i int, ts uint32, marker bool, payload []byte) {
+			pub.WriteRTP(i, &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: ts, Marker: marker}, Payload: payload})
+			seq[i]++
+		}
+		for frame := uint32(0); ; frame++ {
+			ts := frame * 3000
+			for i := range layers {
+				if frame%15 == 0 {
+					stap := []byte{24, 0, 4, 0x67, 0x42, 0xe0, 0x1f, 0, 2, 0x68, 0xce}
+					write(i, ts, false, stap)
+					for k := range 3 {
+						fu := idr[:]
+						fu[0] = 28 | 0x60
+						fu[1] = 5
+						if k == 0 {
+							fu[1] |= 0x80
+						}
+						if k == 2 {
+							fu[1] |= 0x40
+						}
+						write(i, ts, k == 2, append([]byte(nil), fu...))
+					}
+				} else {
+					p := append([]byte(nil), pslice...)
+					p[0] = 0x41
+					write(i, ts, true, p)
+				}
+			}
+			if audio {
+				write(len(layers), frame*1584, false, opus)
+			}
+			select {
+			case <-ctx.Done():
+				_ = pub.Close()
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// ftLeakCheck fails the test if goroutines started during it outlive its
+// cleanups. Call it first, so its cleanup runs last.
+func ftLeakCheck(t *testing.T) {
+	t.Helper()
+	opt := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, opt) })
+}
+
+// ftEventually polls cond every 20 ms until it holds or limit passes.
+func ftEventually(t testing.TB, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > limit {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return time.Since(start)
+}
