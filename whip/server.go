@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,85 +102,140 @@ func (s *Server) ServeEndpoint(w http.ResponseWriter, r *http.Request, stream st
 	}
 }
 
-// offerShape is what the hub needs to know of an offer before answering.
-type offerShape struct {
-	tracks []gateway.TrackInfo // video layers first, then audio
-	rids   []string
+// offerSection is one audio or video section of an offer.
+type offerSection struct {
+	index  int
+	mid    string
+	kind   gateway.Kind
+	rids   []string       // simulcast rids, full size first as the client lists them
+	codecs []offeredCodec // what the hub forwards, in the offer's order
+}
+
+// offeredCodec is one payload type of an offer, with its RTX, if any.
+type offeredCodec struct {
+	codec  gateway.Codec
+	params webrtc.RTPCodecParameters
+	rtx    *webrtc.RTPCodecParameters
 }
 
 // shapeOffer checks the offer against RFC 9725 §4.4.2 (at most one audio
-// and one video section) and picks the codec each will use: the first one
-// in the offer we forward, which is what pion's answer puts first.
-func shapeOffer(d *sdp.SessionDescription) (offerShape, error) {
-	var sh offerShape
+// and one video section, each sending) and lists the codecs of each
+// section that the hub can forward.
+func shapeOffer(d *sdp.SessionDescription) ([]offerSection, error) {
+	var out []offerSection
 	var audio, video int
 	for i, m := range d.MediaDescriptions {
-		kind := m.MediaName.Media
 		if m.MediaName.Port.Value == 0 {
 			continue // rejected/disabled section
 		}
-		for _, a := range m.Attributes {
-			if a.Key == "recvonly" || a.Key == "inactive" {
-				return sh, Errorf(http.StatusBadRequest, "media section %d is %s; a WHIP publisher must send (sendonly or sendrecv)", i, a.Key)
-			}
-		}
-		switch kind {
+		var kind gateway.Kind
+		switch m.MediaName.Media {
 		case "audio":
+			kind = gateway.KindAudio
 			audio++
 		case "video":
+			kind = gateway.KindVideo
 			video++
 		default:
 			continue
 		}
+		for _, a := range m.Attributes {
+			if a.Key == "recvonly" || a.Key == "inactive" {
+				return nil, Errorf(http.StatusBadRequest, "media section %d is %s; a WHIP publisher must send (sendonly or sendrecv)", i, a.Key)
+			}
+		}
 		if audio > 1 || video > 1 {
-			return sh, Errorf(http.StatusUnprocessableEntity, "WHIP takes at most one audio and one video track (RFC 9725 §4.4.2); the offer has more %s", kind)
+			return nil, Errorf(http.StatusUnprocessableEntity, "WHIP takes at most one audio and one video track (RFC 9725 §4.4.2); the offer has more %s", kind)
 		}
-		codec, fmtp, ok := firstCodec(m)
-		if !ok {
-			return sh, Errorf(http.StatusUnprocessableEntity, "media section %d offers no codec whipgate forwards (H264, H265, AV1, VP8, VP9, opus)", i)
+		sec := offerSection{index: i, kind: kind, codecs: offeredCodecs(m, kind)}
+		sec.mid, _ = m.Attribute("mid")
+		if len(sec.codecs) == 0 {
+			return nil, Errorf(http.StatusUnprocessableEntity, "media section %d offers no codec whipgate forwards (H264, H265, AV1, VP8, VP9, opus)", i)
 		}
-		if kind == "audio" {
-			sh.tracks = append(sh.tracks, gateway.TrackInfo{Name: "audio", Codec: codec, Fmtp: fmtp, Channels: 2})
-			continue
+		if kind == gateway.KindVideo {
+			sec.rids = sendRIDs(m)
 		}
-		rids := sendRIDs(m)
-		if len(rids) == 0 {
-			sh.tracks = append([]gateway.TrackInfo{{Name: "main", Codec: codec, Fmtp: fmtp}}, sh.tracks...)
-			continue
-		}
-		sh.rids = rids
-		layers := make([]gateway.TrackInfo, 0, len(rids))
-		for _, rid := range rids {
-			layers = append(layers, gateway.TrackInfo{Name: rid, Codec: codec, Fmtp: fmtp})
-		}
-		sh.tracks = append(layers, sh.tracks...)
+		out = append(out, sec)
 	}
 	if audio+video == 0 {
-		return sh, Errorf(http.StatusBadRequest, "the offer has no audio or video section")
+		return nil, Errorf(http.StatusBadRequest, "the offer has no audio or video section")
 	}
-	return sh, nil
+	return out, nil
 }
 
-func firstCodec(m *sdp.MediaDescription) (gateway.Codec, string, bool) {
-	fmtps := map[string]string{}
+// offeredCodecs reads a section's payload types the way pion does (rtpmap,
+// fmtp, rtcp-fb) and keeps those of a codec the hub forwards.
+func offeredCodecs(m *sdp.MediaDescription, kind gateway.Kind) []offeredCodec {
+	type pt struct {
+		name     string
+		clock    uint32
+		channels uint16
+		fmtp     string
+		fb       []webrtc.RTCPFeedback
+	}
+	pts := map[string]*pt{}
+	get := func(id string) *pt {
+		if pts[id] == nil {
+			pts[id] = &pt{}
+		}
+		return pts[id]
+	}
+	var wildFB []webrtc.RTCPFeedback
 	for _, a := range m.Attributes {
-		if a.Key == "fmtp" {
-			pt, v, _ := strings.Cut(a.Value, " ")
-			fmtps[pt] = v
+		id, v, _ := strings.Cut(a.Value, " ")
+		switch a.Key {
+		case "rtpmap":
+			p := get(id)
+			parts := strings.Split(v, "/")
+			p.name = parts[0]
+			if len(parts) > 1 {
+				if n, err := strconv.ParseUint(parts[1], 10, 32); err == nil {
+					p.clock = uint32(n)
+				}
+			}
+			if len(parts) > 2 {
+				if n, err := strconv.ParseUint(parts[2], 10, 16); err == nil {
+					p.channels = uint16(n)
+				}
+			}
+		case "fmtp":
+			get(id).fmtp = v
+		case "rtcp-fb":
+			typ, param, _ := strings.Cut(v, " ")
+			fb := webrtc.RTCPFeedback{Type: typ, Parameter: param}
+			if id == "*" {
+				wildFB = append(wildFB, fb)
+			} else {
+				get(id).fb = append(get(id).fb, fb)
+			}
 		}
 	}
-	for _, pt := range m.MediaName.Formats {
-		for _, a := range m.Attributes {
-			if a.Key != "rtpmap" || !strings.HasPrefix(a.Value, pt+" ") {
-				continue
-			}
-			name, _, _ := strings.Cut(strings.TrimPrefix(a.Value, pt+" "), "/")
-			if c, err := gateway.ParseCodec(name); err == nil {
-				return c, fmtps[pt], true
+	params := func(id string, p *pt) webrtc.RTPCodecParameters {
+		n, _ := strconv.ParseUint(id, 10, 8)
+		return webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(n), RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: kind.String() + "/" + p.name, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
+			RTCPFeedback: append(slices.Clone(wildFB), p.fb...)}}
+	}
+	var out []offeredCodec
+	for _, id := range m.MediaName.Formats {
+		p, ok := pts[id]
+		if !ok || p.name == "" {
+			continue
+		}
+		c, err := gateway.ParseCodec(p.name)
+		if err != nil || c.Kind() != kind {
+			continue
+		}
+		oc := offeredCodec{codec: c, params: params(id, p)}
+		for rtxPT, r := range pts {
+			if strings.EqualFold(r.name, "rtx") && r.fmtp == "apt="+id {
+				x := params(rtxPT, r)
+				oc.rtx = &x
 			}
 		}
+		out = append(out, oc)
 	}
-	return "", "", false
+	return out
 }
 
 // sendRIDs returns the rids of the offer's a=simulcast:send line, in order,
@@ -203,6 +260,58 @@ func sendRIDs(m *sdp.MediaDescription) []string {
 	return nil
 }
 
+// chooseCodecs answers each section with one codec, the first of the offer
+// that pion can receive (and its RTX): the publisher may send any codec
+// of the answer, so a single one makes what the hub announces to viewers
+// what actually arrives. A pion offer lists every codec it knows, VP8
+// first, whatever its track sends; browsers and OBS list theirs first.
+// It returns the hub's tracks: video layers first, then audio.
+func chooseCodecs(pc *webrtc.PeerConnection, sections []offerSection) ([]gateway.TrackInfo, error) {
+	byMid := map[string]*webrtc.RTPTransceiver{}
+	for _, tr := range pc.GetTransceivers() {
+		byMid[tr.Mid()] = tr
+	}
+	var video, audio []gateway.TrackInfo
+	for _, sec := range sections {
+		tr, ok := byMid[sec.mid]
+		if !ok {
+			return nil, Errorf(http.StatusBadRequest, "media section %d (mid %q) was not accepted", sec.index, sec.mid)
+		}
+		c, ok := pickCodec(tr, sec.codecs)
+		if !ok {
+			names := make([]string, 0, len(sec.codecs))
+			for _, c := range sec.codecs {
+				names = append(names, c.params.MimeType+" "+c.params.SDPFmtpLine)
+			}
+			return nil, Errorf(http.StatusUnprocessableEntity, "media section %d: none of its codecs can be received (%s)", sec.index, strings.Join(names, ", "))
+		}
+		if sec.kind == gateway.KindAudio {
+			audio = append(audio, gateway.TrackInfo{Name: "audio", Codec: c.codec, Fmtp: c.params.SDPFmtpLine, Channels: 2})
+			continue
+		}
+		if len(sec.rids) == 0 {
+			video = append(video, gateway.TrackInfo{Name: "main", Codec: c.codec, Fmtp: c.params.SDPFmtpLine})
+			continue
+		}
+		for _, rid := range sec.rids {
+			video = append(video, gateway.TrackInfo{Name: rid, Codec: c.codec, Fmtp: c.params.SDPFmtpLine})
+		}
+	}
+	return append(video, audio...), nil
+}
+
+func pickCodec(tr *webrtc.RTPTransceiver, offered []offeredCodec) (offeredCodec, bool) {
+	for _, c := range offered {
+		if c.rtx != nil && tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c.params, *c.rtx}) == nil {
+			return c, true
+		}
+		if tr.SetCodecPreferences([]webrtc.RTPCodecParameters{c.params}) == nil {
+			return c, true
+		}
+	}
+	return offeredCodec{}, false
+}
+
 func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error {
 	body, err := ReadBody(r, "application/sdp")
 	if err != nil {
@@ -220,20 +329,13 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	if err != nil {
 		return err
 	}
-	shape, err := shapeOffer(offer)
+	sections, err := shapeOffer(offer)
 	if err != nil {
 		return err
 	}
-	pub, err := s.hub.Publish(name, shape.tracks, gateway.PublishOptions{Kind: "whip", Remote: r.RemoteAddr, Takeover: takeover, StaleAfter: s.cfg.StaleAfter})
-	if errors.Is(err, gateway.ErrStreamBusy) {
-		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q already has a live publisher", name), RetryAfter: int(s.cfg.StaleAfter / time.Second)}
-	}
+	opts := gateway.PublishOptions{Kind: "whip", Remote: r.RemoteAddr, Takeover: takeover, StaleAfter: s.cfg.StaleAfter}
+	sess, answer, err := s.negotiate(r.Context(), sections, opts, string(body), name, token)
 	if err != nil {
-		return fmt.Errorf("whip: publish: %w", err)
-	}
-	sess, answer, err := s.negotiate(r.Context(), pub, shape, string(body), name, r.RemoteAddr, token)
-	if err != nil {
-		pub.Close()
 		return err
 	}
 	w.Header().Set("Content-Type", "application/sdp")
@@ -248,21 +350,42 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	return nil
 }
 
-func (s *Server) negotiate(ctx context.Context, pub *gateway.Publication, shape offerShape, raw, name, remote, token string) (*Session, string, error) {
+// negotiate applies the offer, claims the stream in the hub (409 if it
+// has a live publisher), answers with all our candidates and starts the
+// session that moves the publisher's media into the hub.
+func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts gateway.PublishOptions, raw, name, token string) (*Session, string, error) {
 	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.rtc.ICEServers()})
 	if err != nil {
 		return nil, "", fmt.Errorf("whip: new peer connection: %w", err)
 	}
+	var pub *gateway.Publication
 	fail := func(err error) (*Session, string, error) {
 		_ = pc.Close()
+		if pub != nil {
+			pub.Close()
+		}
 		return nil, "", err
 	}
-	index := make(map[string]int, len(shape.tracks))
-	for i, t := range shape.tracks {
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: raw}); err != nil {
+		return fail(Errorf(http.StatusBadRequest, "cannot apply the offer: %v", err))
+	}
+	tracks, err := chooseCodecs(pc, sections)
+	if err != nil {
+		return fail(err)
+	}
+	pub, err = s.hub.Publish(name, tracks, opts)
+	if errors.Is(err, gateway.ErrStreamBusy) {
+		return fail(&HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q already has a live publisher", name), RetryAfter: int(s.cfg.StaleAfter / time.Second)})
+	}
+	if err != nil {
+		return fail(fmt.Errorf("whip: publish: %w", err))
+	}
+	index := make(map[string]int, len(tracks))
+	for i, t := range tracks {
 		index[t.Name] = i
 	}
-	in := &ingestTracks{pub: pub, ssrcs: make([]webrtc.SSRC, len(shape.tracks)), log: s.log.With("stream", name)}
-	sess := &Session{ID: NewID(), Kind: "whip", Stream: name, Remote: remote, Token: token,
+	in := &ingestTracks{pub: pub, ssrcs: make([]webrtc.SSRC, len(tracks)), log: s.log.With("stream", name)}
+	sess := &Session{ID: NewID(), Kind: "whip", Stream: name, Remote: opts.Remote, Token: token,
 		Stats: func() any { st := pub.Stream().Stats(); return st.Tracks }}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		key := t.RID()
@@ -277,15 +400,12 @@ func (s *Server) negotiate(ctx context.Context, pub *gateway.Publication, shape 
 			s.log.Warn("ignoring a track the offer did not announce", "stream", name, "rid", t.RID(), "kind", t.Kind())
 			return
 		}
-		if got := t.Codec().MimeType; !strings.EqualFold(got, string(shape.tracks[i].Codec)) {
-			s.log.Warn("publisher sends another codec than negotiated first", "stream", name, "layer", key, "announced", shape.tracks[i].Codec, "got", got)
+		if got := t.Codec().MimeType; !strings.EqualFold(got, string(tracks[i].Codec)) {
+			s.log.Warn("publisher sends another codec than the answer named", "stream", name, "layer", key, "announced", tracks[i].Codec, "got", got)
 		}
 		in.setSSRC(i, t.SSRC())
 		sess.Go(func() { in.read(t, i) })
 	})
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: raw}); err != nil {
-		return fail(Errorf(http.StatusBadRequest, "cannot apply the offer: %v", err))
-	}
 	answer, err := pc.CreateAnswer(nil)
 	if err != nil {
 		return fail(Errorf(http.StatusBadRequest, "cannot answer the offer: %v", err))
