@@ -86,6 +86,9 @@ func (s *Supervisor) Pipelines() []*Pipeline { return append([]*Pipeline(nil), s
 // nil. It never gives up on its own: after the last fallback it goes back
 // to the first backend. Only one Run may be active at a time.
 func (s *Supervisor) Run(ctx context.Context, fn RunFunc) error {
+	if fn == nil {
+		return errors.New("hwaccel: Supervisor.Run needs a RunFunc")
+	}
 	s.mu.Lock()
 	if s.running {
 		s.mu.Unlock()
