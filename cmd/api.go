@@ -19,6 +19,7 @@ func (a *App) apiRoutes(r chi.Router) {
 	r.Get("/sessions", a.listSessions)
 	r.Get("/sessions/{id}", a.getSession)
 	r.Delete("/sessions/{id}", a.deleteSession)
+	r.Get("/encoder", a.getEncoder)
 }
 
 // apiAuth requires the API token when one is configured (it must be, beyond
@@ -90,4 +91,14 @@ func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// getEncoder shows the supervised encoder: backend, state, restarts, fps
+// per layer and the tail of its stderr.
+func (a *App) getEncoder(w http.ResponseWriter, _ *http.Request) {
+	if a.encoder == nil {
+		apiError(w, whip.Errorf(http.StatusNotFound, "no encoder configured (hwaccel section)"))
+		return
+	}
+	writeJSON(w, http.StatusOK, a.encoder.Status())
 }

@@ -15,6 +15,7 @@ import (
 
 	"whipgate/certs"
 	"whipgate/gateway"
+	"whipgate/hwaccel"
 	"whipgate/whep"
 	"whipgate/whip"
 )
@@ -29,6 +30,7 @@ type App struct {
 	whep     *whep.Handler
 	whip     *whip.Server
 	certs    *certs.Manager
+	encoder  *hwaccel.Supervisor // nil without an hwaccel section
 
 	ln     net.Listener
 	srv    *http.Server
@@ -134,6 +136,9 @@ func (a *App) Sessions() *whip.Sessions { return a.sessions }
 
 // RTC is the shared WebRTC transport.
 func (a *App) RTC() *whip.RTC { return a.rtc }
+
+// Encoder is the hwaccel supervisor, nil without an hwaccel section.
+func (a *App) Encoder() *hwaccel.Supervisor { return a.encoder }
 
 // Certs is the certificate manager (mode off when TLS is off).
 func (a *App) Certs() *certs.Manager { return a.certs }

@@ -16,6 +16,7 @@ import (
 
 	"whipgate/certs"
 	"whipgate/gateway"
+	"whipgate/hwaccel"
 	"whipgate/ingest"
 	"whipgate/whep"
 	"whipgate/whip"
@@ -58,6 +59,9 @@ type Config struct {
 	// Streams configures named streams: tokens, takeover. A configured
 	// stream stays listed even while nothing publishes it.
 	Streams map[string]StreamConfig `yaml:"streams"`
+	// Encoder runs a supervised encoder pipeline (capture → hardware
+	// convert → encode main + preview) and publishes it. Default none.
+	Encoder *EncoderConfig `yaml:"hwaccel"`
 	// TestSource is the built-in synthetic stream. On by default when no
 	// config file is given.
 	TestSource *TestSourceConfig `yaml:"test_source"`
@@ -79,6 +83,13 @@ type TestSourceConfig struct {
 	// Enabled turns it on. Default true when the section is present.
 	Enabled                 *bool `yaml:"enabled"`
 	ingest.TestSourceConfig `yaml:",inline"`
+}
+
+// EncoderConfig is the hwaccel pipeline plus the stream it publishes.
+type EncoderConfig struct {
+	// Stream is the stream name. Default "box".
+	Stream         string `yaml:"stream"`
+	hwaccel.Config `yaml:",inline"`
 }
 
 // On reports whether the test source runs.
@@ -151,6 +162,9 @@ func (c *Config) applyDefaults(getenv func(string) string) {
 	if c.WHIP.PublicURL == "" {
 		c.WHIP.PublicURL = c.PublicURL
 	}
+	if e := c.Encoder; e != nil && e.Stream == "" {
+		e.Stream = "box"
+	}
 	if t := c.TestSource; t != nil && t.Stream == "" {
 		t.Stream = "test"
 	}
@@ -171,6 +185,17 @@ func (c *Config) Validate() error {
 	for name := range c.Streams {
 		if err := ValidStreamName(name); err != nil {
 			errs = append(errs, fmt.Errorf("streams: %w", err))
+		}
+	}
+	if e := c.Encoder; e != nil {
+		if err := ValidStreamName(e.Stream); err != nil {
+			errs = append(errs, fmt.Errorf("hwaccel: %w", err))
+		}
+		if err := e.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("hwaccel: %w", err))
+		}
+		if t := c.TestSource; t.On() && t.Stream == e.Stream {
+			errs = append(errs, fmt.Errorf("hwaccel and test_source both publish stream %q", e.Stream))
 		}
 	}
 	if t := c.TestSource; t.On() {

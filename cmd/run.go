@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"whipgate/cmd/bench"
 )
 
 // Run is whipgate's command line: it parses args, starts the server, prints
@@ -36,11 +38,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 func runSubcommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	switch args[0] {
+	case "hwaccel":
+		return runHwaccel(ctx, args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "whipgate (development build)")
 		return nil
+	case "bench":
+		return bench.Run(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (commands: version; or flags, see -h)", args[0])
+	return fmt.Errorf("unknown command %q (commands: version, bench; or flags, see -h)", args[0])
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {

@@ -21,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"whipgate/cmd"
+	"whipgate/gateway"
 )
 
 func TestMain(m *testing.M) {
@@ -187,7 +188,15 @@ func (v *viewer) readAudio(tr *webrtc.TrackRemote) {
 
 func (v *viewer) readVideo(tr *webrtc.TrackRemote) {
 	defer close(v.trackDone)
-	var dep codecs.H264Packet
+	codec, err := gateway.ParseCodec(tr.Codec().MimeType)
+	if err != nil {
+		v.t.Errorf("viewer got codec %s: %v", tr.Codec().MimeType, err)
+		return
+	}
+	var dep rtp.Depacketizer = &codecs.H264Packet{}
+	if codec == gateway.H265 {
+		dep = &codecs.H265Depacketizer{}
+	}
 	var cur []byte
 	var curKey bool
 	var curPackets int
@@ -215,11 +224,10 @@ func (v *viewer) readVideo(tr *webrtc.TrackRemote) {
 			curSeq = pkt.SequenceNumber
 		}
 		started, lastTS = true, pkt.Timestamp
-		if isH264Key(pkt) {
+		if gateway.IsKeyframe(codec, pkt.Payload) {
 			curKey = true
 		}
-		nal, err := dep.Unmarshal(pkt.Payload)
-		if err == nil {
+		if nal, err := dep.Unmarshal(pkt.Payload); err == nil {
 			cur = append(cur, nal...)
 		}
 		curPackets++
@@ -228,21 +236,6 @@ func (v *viewer) readVideo(tr *webrtc.TrackRemote) {
 			cur, curKey, curPackets = nil, false, 0
 		}
 	}
-}
-
-func isH264Key(p *rtp.Packet) bool {
-	if len(p.Payload) < 2 {
-		return false
-	}
-	switch t := p.Payload[0] & 0x1f; t {
-	case 5, 7:
-		return true
-	case 24:
-		return len(p.Payload) > 3 && (p.Payload[3]&0x1f == 7 || p.Payload[3]&0x1f == 5)
-	case 28:
-		return p.Payload[1]&0x80 != 0 && p.Payload[1]&0x1f == 5
-	}
-	return false
 }
 
 func (v *viewer) push(data []byte, key bool, ts uint32, packets int, seq uint16) {
@@ -286,7 +279,11 @@ func annexB(t testing.TB, aus []accessUnit) string {
 	if start < 0 {
 		t.Fatalf("no keyframe among %d access units", len(aus))
 	}
-	f, err := os.CreateTemp(t.TempDir(), "*.h264")
+	ext := "*.h264"
+	if d := aus[start].data; len(d) > 4 && (d[4]>>1)&0x3f == 32 { // starts with an H.265 VPS
+		ext = "*.h265"
+	}
+	f, err := os.CreateTemp(t.TempDir(), ext)
 	if err != nil {
 		t.Fatal(err)
 	}

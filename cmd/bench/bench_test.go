@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Keep-alive connections of http.DefaultClient to the servers.
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+	)
+}
+
+// buildWhipgate builds the server binary the bench starts.
+func buildWhipgate(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "whipgate")
+	out, err := exec.Command("go", "build", "-o", bin, "whipgate/cmd/whipgate").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build whipgate: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runBench runs the command and returns its one JSON line, decoded both
+// into a Result and into a map (to see which fields are present).
+func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if err := Run(t.Context(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("bench %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
+	}
+	t.Logf("stdout:\n%s", &stdout)
+	var lines []string
+	sc := bufio.NewScanner(&stdout)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if strings.HasPrefix(sc.Text(), "{") {
+			lines = append(lines, sc.Text())
+		}
+	}
+	if len(lines) != 1 {
+		t.Fatalf("%d JSON lines, want 1 (one run):\n%s", len(lines), &stdout)
+	}
+	var r Result
+	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
+		t.Fatalf("JSON line does not parse: %v\n%s", err, lines[0])
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+		t.Fatal(err)
+	}
+	return r, m, stdout.String()
+}
+
+// TestBenchAgainstARealServer runs the benchmark briefly, as CI does:
+// 2 viewers at 20 Mbps for 3 s plus join probes, against the real binary.
+// It checks that the report is complete and sane, not how fast anything is.
+func TestBenchAgainstARealServer(t *testing.T) {
+	bin := buildWhipgate(t)
+	r, m, out := runBench(t, "-bin", bin, "-viewers", "2", "-bitrate", "20M", "-gop", "1s",
+		"-duration", "3s", "-warmup", "1s", "-baseline", "1s", "-joins", "2")
+
+	for _, col := range []string{"viewers", "srv CPU%", "CPU%/viewer", "RSS MB", "loss%", "incompl%", "lat p50", "p99 ms", "join p50 ms"} {
+		if !strings.Contains(out, col) {
+			t.Errorf("the table has no column %q", col)
+		}
+	}
+	for _, k := range []string{"server_cpu_pct", "ingest_cpu_pct", "cpu_per_viewer_pct", "rss_mb", "baseline_rss_mb", "rss_per_viewer_mb",
+		"loss_pct", "incomplete_pct", "latency_ms", "added_latency_ms", "join_ms", "per_viewer", "machine_busy_pct"} {
+		if v, ok := m[k]; !ok || v == nil {
+			t.Errorf("JSON field %q is missing or null", k)
+		}
+	}
+	if r.Viewers != 2 || r.Mode != "burst" || r.BitrateMbps != 20 || len(r.PerViewer) != 2 {
+		t.Fatalf("run %d viewers %s %v Mbps with %d viewer results, want 2 burst 20", r.Viewers, r.Mode, r.BitrateMbps, len(r.PerViewer))
+	}
+	// About 180 frames in a 3 s window at 60 fps.
+	if r.Frames < 90 || r.Frames > 270 {
+		t.Errorf("%d frames in the window, want about 180", r.Frames)
+	}
+	for i, v := range r.PerViewer {
+		if v.Frames != r.Frames || v.Received < r.Frames/2 || v.Packets == 0 {
+			t.Errorf("viewer %d: %+v; want all %d window frames accounted for and most received", i, v, r.Frames)
+		}
+		if v.JoinMs <= 0 {
+			t.Errorf("viewer %d never saw a complete keyframe", i)
+		}
+	}
+	if r.LatencyMs.N == 0 || r.LatencyMs.P50 <= 0 || r.LatencyMs.P50 > r.LatencyMs.P99 {
+		t.Errorf("latency %+v: want samples with 0 < p50 ≤ p99", r.LatencyMs)
+	}
+	if *r.ServerCPUPct <= 0 || *r.RSSMB < 5 || *r.RSSMB > 4096 {
+		t.Errorf("server CPU %v%%, RSS %v MB: not a running server's figures", *r.ServerCPUPct, *r.RSSMB)
+	}
+	if r.ProbeJoinMs.N == 0 || r.JoinMs.N < 2 {
+		t.Errorf("join probes %+v, joins %+v: want the probes and both viewers counted", r.ProbeJoinMs, r.JoinMs)
+	}
+	if r.Keyframes < 3 {
+		t.Errorf("%d keyframes sent over about 6 s at GOP 1 s", r.Keyframes)
+	}
+}
+
+// TestBenchAnExternalServer benches a whipgate it did not start (-server,
+// -pid) and leaves it running.
+func TestBenchAnExternalServer(t *testing.T) {
+	bin := buildWhipgate(t)
+	srv, err := startServer(t.Context(), "external", bin, t.TempDir(), "", t.Output(), func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("stop the external server: %v", err)
+		}
+	}()
+	r, _, _ := runBench(t, "-server", srv.url, "-pid", srv.pid, "-viewers", "1", "-bitrate", "5M",
+		"-duration", "1s", "-warmup", "500ms", "-baseline", "500ms", "-mode", "paced")
+	if r.ServerCPUPct == nil || r.RSSMB == nil || r.Mode != "paced" || r.PerViewer[0].Received == 0 {
+		t.Errorf("got %+v; want CPU and RSS from -pid and frames received in paced mode", r)
+	}
+	if err := srv.alive(); err != nil {
+		t.Errorf("the bench stopped a server it did not start: %v", err)
+	}
+	// Runs again on the same server: the first run's publisher is gone.
+	runBench(t, "-server", srv.url, "-viewers", "1", "-bitrate", "5M", "-duration", "500ms", "-warmup", "0s", "-baseline", "0s")
+}
+
+func TestHelpIsNotAnError(t *testing.T) {
+	var out bytes.Buffer
+	if err := Run(context.Background(), []string{"-h"}, &out, &out); err != nil {
+		t.Fatalf("-h: %v", err)
+	}
+	if !strings.Contains(out.String(), "-viewers") {
+		t.Errorf("-h output lists no -viewers flag:\n%s", &out)
+	}
+}

@@ -1,0 +1,63 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// startEgress asks the server under test, through its control API, to
+// publish the bench stream over WHIP to the target, and starts a viewer on
+// the target that proves the egress delivers (its loss and latency are the
+// egress path's). It runs before the baseline, so the egress's cost counts
+// as ingest and CPU per viewer stays the WHEP viewers' own.
+func (b *bench) startEgress(ctx context.Context, srv, target *server, table *frameTable) (*viewer, error) {
+	body, err := json.Marshal(map[string]any{
+		"id":     "bench",
+		"stream": streamName,
+		"url":    target.url + "/whip/" + streamName,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: egress request: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.url+"/api/v1/egress", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("bench: egress request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("bench: create egress: %w", err)
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+		return nil, fmt.Errorf("bench: this whipgate has no egress API (POST /api/v1/egress: %s); -egress needs it", resp.Status)
+	case resp.StatusCode >= 300:
+		return nil, fmt.Errorf("bench: create egress: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+
+	// The target has the stream once the egress has connected; until then
+	// its WHEP endpoint answers 404 or 409.
+	url := target.url + "/whep/" + streamName + "/main"
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		v, err := watch(ctx, b.api, url, table)
+		if err == nil {
+			return v, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("bench: the egress target never had the stream: %w", err)
+		}
+		if perr := pause(ctx, 200*time.Millisecond); perr != nil {
+			return nil, errors.Join(err, perr)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Options is one invocation of the benchmark: every run it makes uses the
+// same stream shape, one run per mode and viewer count.
+type Options struct {
+	// Bitrate of the synthetic stream in bits per second. Default 100 Mbps.
+	Bitrate int64
+	// FPS is frames per second. Default 60.
+	FPS int
+	// GOP is the keyframe interval. Default 1 s.
+	GOP time.Duration
+	// KeyframeFactor is a keyframe's size as a multiple of the average
+	// frame (bitrate/fps). Default 8.
+	KeyframeFactor float64
+	// Modes are burst (a frame's packets back to back) and paced (spread
+	// over the frame interval). Default burst.
+	Modes []string
+	// Viewers lists the viewer counts, one run each. Default 1,4,8,16.
+	Viewers []int
+	// Duration is the measurement window. Default 10 s.
+	Duration time.Duration
+	// Warmup runs with all viewers before the window opens. Default 2 s.
+	Warmup time.Duration
+	// Baseline runs with the publisher alone, before viewers join, to
+	// measure ingest CPU and memory. Default 2 s.
+	Baseline time.Duration
+	// Joins is how many join probes (a viewer that joins, waits for its
+	// first complete keyframe and leaves) run one after another during
+	// the window, for join-time figures at random points of the GOP.
+	// Default 0.
+	Joins int
+	// IgnorePLI keeps the GOP fixed even when the server asks for a
+	// keyframe. Default false: a PLI or FIR gets a keyframe, as from a
+	// hardware encoder.
+	IgnorePLI bool
+	// Egress adds a WHIP egress from the server under test to a second
+	// whipgate. Default off.
+	Egress bool
+	// Server is the base URL of a running whipgate to bench instead of
+	// starting one. Default: start one per run.
+	Server string
+	// PID is the process ID of Server, for its CPU and memory. Default
+	// none (those figures are left out).
+	PID int
+	// Bin is the whipgate binary to start. Default: this program.
+	Bin string
+	// ServerConfig is a YAML config file for the servers started.
+	// Default none.
+	ServerConfig string
+	// Verbose logs the bench's own progress and pion's warnings.
+	Verbose bool
+}
+
+func parseOptions(args []string, stderr io.Writer) (Options, error) {
+	o := Options{}
+	fs := flag.NewFlagSet("whipgate bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: whipgate bench [flags]\n\n"+
+			"Publishes a synthetic H.264 stream over WHIP to a whipgate it starts (or -server),\n"+
+			"watches it with N WHEP viewers in this process, and prints a table and one JSON\n"+
+			"line per run. See BENCHMARKS.md.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	bitrate := fs.String("bitrate", "100M", "stream `bitrate` in bit/s (suffix k, M or G)")
+	fs.IntVar(&o.FPS, "fps", 60, "frames per second")
+	fs.DurationVar(&o.GOP, "gop", time.Second, "keyframe interval")
+	fs.Float64Var(&o.KeyframeFactor, "keyframe-factor", 8, "keyframe size as a multiple of the average frame")
+	modes := fs.String("mode", "burst", "burst or paced, or a comma-separated `list` (one run each)")
+	viewers := fs.String("viewers", "1,4,8,16", "comma-separated viewer `counts` (one run each)")
+	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measurement window")
+	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "time with all viewers before the window")
+	fs.DurationVar(&o.Baseline, "baseline", 2*time.Second, "time with the publisher alone (ingest CPU and memory)")
+	fs.IntVar(&o.Joins, "joins", 0, "join probes during the window (join time at random GOP phases)")
+	fs.BoolVar(&o.IgnorePLI, "ignore-pli", false, "never answer a PLI/FIR with an early keyframe")
+	fs.BoolVar(&o.Egress, "egress", false, "add a WHIP egress from the server under test to a second whipgate")
+	fs.StringVar(&o.Server, "server", "", "base `URL` of a running whipgate to bench instead of starting one")
+	fs.IntVar(&o.PID, "pid", 0, "process ID of -server, for CPU and memory figures")
+	fs.StringVar(&o.Bin, "bin", "", "whipgate `binary` to start (default: this program)")
+	fs.StringVar(&o.ServerConfig, "server-config", "", "YAML config `file` for the servers started")
+	fs.BoolVar(&o.Verbose, "v", false, "log progress and pion warnings to stderr")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	var errs []error
+	var err error
+	if o.Bitrate, err = parseBitrate(*bitrate); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Viewers, err = parseCounts(*viewers); err != nil {
+		errs = append(errs, err)
+	}
+	for m := range strings.SplitSeq(*modes, ",") {
+		m = strings.TrimSpace(m)
+		if m != "burst" && m != "paced" {
+			errs = append(errs, fmt.Errorf("bench: -mode %q: want burst or paced", m))
+		}
+		o.Modes = append(o.Modes, m)
+	}
+	errs = append(errs, o.validate())
+	return o, errors.Join(errs...)
+}
+
+func (o Options) validate() error {
+	var errs []error
+	if o.FPS < 1 || o.FPS > 240 {
+		errs = append(errs, fmt.Errorf("bench: -fps %d: want 1 to 240", o.FPS))
+	}
+	if o.GOP <= 0 {
+		errs = append(errs, fmt.Errorf("bench: -gop %v: want more than 0", o.GOP))
+	}
+	if o.KeyframeFactor < 1 {
+		errs = append(errs, fmt.Errorf("bench: -keyframe-factor %g: want at least 1", o.KeyframeFactor))
+	}
+	if o.Duration <= 0 || o.Warmup < 0 || o.Baseline < 0 {
+		errs = append(errs, errors.New("bench: -duration must be positive, -warmup and -baseline not negative"))
+	}
+	if o.Joins < 0 {
+		errs = append(errs, fmt.Errorf("bench: -joins %d: want 0 or more", o.Joins))
+	}
+	if o.Egress && o.Server != "" {
+		errs = append(errs, errors.New("bench: -egress starts both instances itself; it cannot use -server"))
+	}
+	if o.PID != 0 && o.Server == "" {
+		errs = append(errs, errors.New("bench: -pid needs -server"))
+	}
+	return errors.Join(errs...)
+}
+
+// parseBitrate reads "100M", "2.5G", "800k" or plain bits per second.
+func parseBitrate(s string) (int64, error) {
+	mult := 1.0
+	num := strings.TrimSpace(s)
+	switch {
+	case strings.HasSuffix(num, "k"), strings.HasSuffix(num, "K"):
+		mult, num = 1e3, num[:len(num)-1]
+	case strings.HasSuffix(num, "M"):
+		mult, num = 1e6, num[:len(num)-1]
+	case strings.HasSuffix(num, "G"):
+		mult, num = 1e9, num[:len(num)-1]
+	}
+	v, err := strconv.ParseFloat(num, 64)
+	bps := v * mult
+	if err != nil || math.IsNaN(bps) || bps < 10e3 || bps > 10e9 {
+		return 0, fmt.Errorf("bench: -bitrate %q: want 10k to 10G, like 100M", s)
+	}
+	return int64(bps), nil
+}
+
+// parseCounts reads "1,4,8,16".
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 || n > 1000 {
+			return nil, fmt.Errorf("bench: -viewers %q: want comma-separated counts from 0 to 1000", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}

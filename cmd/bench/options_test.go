@@ -1,0 +1,46 @@
+package bench
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseBitrate(t *testing.T) {
+	for in, want := range map[string]int64{
+		"100M": 100e6, "2.5G": 2.5e9, "800k": 800e3, "800K": 800e3, "20000000": 20e6,
+	} {
+		if got, err := parseBitrate(in); err != nil || got != want {
+			t.Errorf("parseBitrate(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "M", "fast", "-5M", "5k", "20G", "NaN"} {
+		if got, err := parseBitrate(in); err == nil {
+			t.Errorf("parseBitrate(%q) = %d, want an error", in, got)
+		}
+	}
+}
+
+func TestParseOptions(t *testing.T) {
+	o, err := parseOptions(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Bitrate != 100e6 || o.FPS != 60 || o.GOP != time.Second || o.KeyframeFactor != 8 ||
+		!slices.Equal(o.Modes, []string{"burst"}) || !slices.Equal(o.Viewers, []int{1, 4, 8, 16}) ||
+		o.Duration != 10*time.Second || o.Warmup != 2*time.Second {
+		t.Errorf("defaults %+v, want the issue's: 100 Mbps, 60 fps, GOP 1 s, factor 8, burst, 1,4,8,16 viewers, 10 s, warm-up 2 s", o)
+	}
+	o, err = parseOptions(strings.Fields("-mode burst,paced -viewers 2,3 -gop 10s -bitrate 20M"), io.Discard)
+	if err != nil || !slices.Equal(o.Modes, []string{"burst", "paced"}) || !slices.Equal(o.Viewers, []int{2, 3}) || o.GOP != 10*time.Second || o.Bitrate != 20e6 {
+		t.Errorf("got %+v, %v", o, err)
+	}
+	for _, args := range []string{"-mode jumpy", "-viewers 1,x", "-fps 0", "-gop 0s", "-keyframe-factor 0.5",
+		"-duration 0s", "-pid 5", "-egress -server http://x", "extra"} {
+		if _, err := parseOptions(strings.Fields(args), io.Discard); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}

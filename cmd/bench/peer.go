@@ -1,0 +1,234 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/logging"
+	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v4/packetio"
+	"github.com/pion/transport/v4/stdnet"
+	"github.com/pion/webrtc/v4"
+)
+
+// h264 is the one codec the bench offers: Constrained Baseline 3.1,
+// packetization mode 1, as browsers and whipgate's player expect.
+var h264 = webrtc.RTPCodecCapability{
+	MimeType:    webrtc.MimeTypeH264,
+	ClockRate:   clockRate,
+	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+	RTCPFeedback: []webrtc.RTCPFeedback{
+		{Type: "nack"}, {Type: "nack", Parameter: "pli"}, {Type: "ccm", Parameter: "fir"},
+	},
+}
+
+// socketBuffer is what every bench socket asks for: a keyframe burst of a
+// 100 Mbps stream is 1–2 MB, far over the kernel's default 208 KiB.
+const socketBuffer = 8 << 20
+
+// newAPI builds the pion API of the bench's peers: H.264 only (so the WHIP
+// offer cannot lead with another codec), NACK both ways with 8K-sized
+// windows, RTCP reports, no TWCC or stats interceptors (viewers must be
+// cheap), loopback only, big socket and stream buffers.
+func newAPI(log *slog.Logger) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("bench: register h264: %w", err)
+	}
+	rtx := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: clockRate, SDPFmtpLine: "apt=102"}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: rtx, PayloadType: 103}, webrtc.RTPCodecTypeVideo); err != nil {
+		return nil, fmt.Errorf("bench: register rtx: %w", err)
+	}
+	reg := &interceptor.Registry{}
+	// 16384 packets is 1.6 s at 100 Mbps: a NACK for any packet of a
+	// keyframe burst still finds it.
+	if err := webrtc.ConfigureNackWithOptions(m, reg,
+		[]nack.GeneratorOption{nack.GeneratorSize(8192)}, nack.ResponderSize(16384)); err != nil {
+		return nil, fmt.Errorf("bench: nack: %w", err)
+	}
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		return nil, fmt.Errorf("bench: rtcp reports: %w", err)
+	}
+	std, err := stdnet.NewNet()
+	if err != nil {
+		return nil, fmt.Errorf("bench: network: %w", err)
+	}
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log}}
+	se.SetNet(bigBufferNet{Net: std, size: socketBuffer})
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetSRTPReplayProtectionWindow(8192)
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	se.BufferFactory = func(t packetio.BufferPacketType, _ uint32) io.ReadWriteCloser {
+		b := packetio.NewBuffer()
+		if t == packetio.RTPBufferPacket {
+			b.SetLimitSize(4 << 20)
+		} else {
+			b.SetLimitSize(1 << 20)
+		}
+		return b
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)), nil
+}
+
+// bigBufferNet is the standard network with large UDP socket buffers. As
+// root it raises them past net.core.rmem_max, so that losses the bench
+// reports are the server's, not the bench's own sockets'.
+type bigBufferNet struct {
+	transport.Net
+	size int
+}
+
+func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	_ = c.SetReadBuffer(n.size)
+	_ = c.SetWriteBuffer(n.size)
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			_ = raw.Control(func(fd uintptr) {
+				// Fails without CAP_NET_ADMIN; the clamped size stays.
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n.size)
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, n.size)
+			})
+		}
+	}
+	return c, nil
+}
+
+// signal runs the WHIP/WHEP offer/answer: gather all candidates, POST the
+// offer, apply the answer. It returns the session URL (Location) and when
+// the POST started.
+func signal(ctx context.Context, pc *webrtc.PeerConnection, url string) (resource string, posted time.Time, err error) {
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("create offer: %w", err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		return "", time.Time{}, fmt.Errorf("set offer: %w", err)
+	}
+	select {
+	case <-gathered:
+	case <-ctx.Done():
+		return "", time.Time{}, ctx.Err()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	req.Header.Set("Content-Type", "application/sdp")
+	posted = time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", posted, fmt.Errorf("POST %s: %w", url, err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return "", posted, fmt.Errorf("POST %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
+		return "", posted, fmt.Errorf("apply answer from %s: %w", url, err)
+	}
+	return resp.Header.Get("Location"), posted, nil
+}
+
+// hangUp ends a WHIP/WHEP session with DELETE, so the server frees the
+// stream at once instead of at ICE timeout.
+func hangUp(ctx context.Context, resource string) error {
+	if resource == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, resource, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("DELETE %s: %w", resource, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("DELETE %s: %s", resource, resp.Status)
+	}
+	return nil
+}
+
+// waitConnected waits until the PeerConnection is connected (DTLS up:
+// packets written before that are lost) or has failed.
+func waitConnected(ctx context.Context, pc *webrtc.PeerConnection, state <-chan webrtc.PeerConnectionState) error {
+	for {
+		if pc.ConnectionState() == webrtc.PeerConnectionStateConnected {
+			return nil
+		}
+		select {
+		case s := <-state:
+			switch s {
+			case webrtc.PeerConnectionStateConnected:
+				return nil
+			case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+				return fmt.Errorf("peer connection %s", s)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// stateChanges reports a PeerConnection's state changes on a channel that
+// never blocks pion (a full channel drops, and waitConnected rereads the
+// state).
+func stateChanges(pc *webrtc.PeerConnection) <-chan webrtc.PeerConnectionState {
+	ch := make(chan webrtc.PeerConnectionState, 8)
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		select {
+		case ch <- s:
+		default:
+		}
+	})
+	return ch
+}
+
+// pionLogs bridges pion's logging to slog.
+type pionLogs struct{ log *slog.Logger }
+
+func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) logf(level slog.Level, format string, args ...any) {
+	if l.log.Enabled(context.Background(), level) {
+		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	}
+}
+
+func (l pionLogger) Trace(msg string)                  { l.logf(slog.LevelDebug-4, "%s", msg) }
+func (l pionLogger) Tracef(format string, args ...any) { l.logf(slog.LevelDebug-4, format, args...) }
+func (l pionLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
+func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelInfo, "%s", msg) }
+func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
+func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
+func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }

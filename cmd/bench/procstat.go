@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is the unit of /proc/<pid>/stat's CPU times: USER_HZ, 100 on
+// every Linux architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// procSample is a process's CPU time so far and its memory now.
+type procSample struct {
+	at  time.Time
+	cpu time.Duration // user + system, all threads
+	rss int64         // bytes resident now (VmRSS)
+	hwm int64         // peak resident bytes (VmHWM)
+}
+
+// readProc samples /proc/<pid> ("self" for this process).
+func readProc(pid string) (procSample, error) {
+	s := procSample{at: time.Now()}
+	raw, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return s, fmt.Errorf("bench: read cpu time: %w", err)
+	}
+	// The command name in parentheses may hold spaces; fields count from
+	// after its closing parenthesis, where field 3 (state) starts.
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return s, fmt.Errorf("bench: /proc/%s/stat: no command name", pid)
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return s, fmt.Errorf("bench: /proc/%s/stat: %d fields", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64) // field 14
+	stime, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err1 != nil || err2 != nil {
+		return s, fmt.Errorf("bench: /proc/%s/stat: bad utime %q or stime %q", pid, f[11], f[12])
+	}
+	s.cpu = time.Duration(utime+stime) * clockTick
+
+	status, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return s, fmt.Errorf("bench: read memory: %w", err)
+	}
+	for line := range strings.Lines(string(status)) {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || (k != "VmRSS" && k != "VmHWM") {
+			continue
+		}
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		if err != nil {
+			return s, fmt.Errorf("bench: /proc/%s/status %s: %w", pid, k, err)
+		}
+		if k == "VmRSS" {
+			s.rss = kb << 10
+		} else {
+			s.hwm = kb << 10
+		}
+	}
+	return s, nil
+}
+
+// cpuPct is the CPU used between two samples in percent of one core.
+func cpuPct(a, b procSample) float64 {
+	wall := b.at.Sub(a.at)
+	if wall <= 0 {
+		return 0
+	}
+	return 100 * float64(b.cpu-a.cpu) / float64(wall)
+}
+
+// machineSample is the whole machine's busy and total CPU time, from the
+// first line of /proc/stat, in clock ticks.
+type machineSample struct{ busy, total int64 }
+
+func readMachine() (machineSample, error) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineSample{}, fmt.Errorf("bench: read /proc/stat: %w", err)
+	}
+	line, _, _ := strings.Cut(string(raw), "\n")
+	f := strings.Fields(line)
+	if len(f) < 5 || f[0] != "cpu" {
+		return machineSample{}, fmt.Errorf("bench: /proc/stat: unexpected %q", line)
+	}
+	var m machineSample
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return machineSample{}, fmt.Errorf("bench: /proc/stat: %w", err)
+		}
+		if i >= 8 { // guest times are already counted in user and nice
+			break
+		}
+		m.total += n
+		if i != 3 && i != 4 { // idle, iowait
+			m.busy += n
+		}
+	}
+	return m, nil
+}
+
+// busyPct is the share of all cores in use between two samples.
+func busyPct(a, b machineSample) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return 100 * float64(b.busy-a.busy) / float64(b.total-a.total)
+}

@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"text/tabwriter"
+)
+
+// Result is one run's figures: what the JSON line holds. Server figures
+// are null when the server's process is unknown (-server without -pid).
+type Result struct {
+	Viewers        int     `json:"viewers"`
+	Mode           string  `json:"mode"`
+	BitrateMbps    float64 `json:"bitrate_mbps"`
+	FPS            int     `json:"fps"`
+	GOPSeconds     float64 `json:"gop_s"`
+	KeyframeFactor float64 `json:"keyframe_factor"`
+	KeyframeBytes  int     `json:"keyframe_bytes"`
+	FrameBytes     int     `json:"frame_bytes"` // every other frame
+	Egress         bool    `json:"egress"`
+	WindowSeconds  float64 `json:"window_s"`
+
+	// ServerCPUPct is the server's CPU in percent of one core over the
+	// window; IngestCPUPct the same with the publisher alone (baseline);
+	// CPUPerViewerPct their difference divided by the viewers.
+	ServerCPUPct    *float64 `json:"server_cpu_pct"`
+	IngestCPUPct    *float64 `json:"ingest_cpu_pct"`
+	CPUPerViewerPct *float64 `json:"cpu_per_viewer_pct"`
+	// RSSMB is the server's resident memory at the end of the window,
+	// BaselineRSSMB at the end of the baseline, PeakRSSMB its high-water
+	// mark, RSSPerViewerMB (RSS − baseline) / viewers.
+	RSSMB          *float64 `json:"rss_mb"`
+	BaselineRSSMB  *float64 `json:"baseline_rss_mb"`
+	PeakRSSMB      *float64 `json:"peak_rss_mb"`
+	RSSPerViewerMB *float64 `json:"rss_per_viewer_mb"`
+	// TargetCPUPct is the egress target's CPU (egress mode).
+	TargetCPUPct *float64 `json:"egress_target_cpu_pct,omitempty"`
+	// BenchCPUPct is this process (publisher and viewers), MachineBusyPct
+	// the share of all cores busy: near 100 means the figures are bounded
+	// by the machine, not by the server alone.
+	BenchCPUPct    float64 `json:"bench_cpu_pct"`
+	MachineBusyPct float64 `json:"machine_busy_pct"`
+	Cores          int     `json:"cores"`
+
+	// Frames is how many frames the publisher sent in the window.
+	Frames int `json:"frames"`
+	// Loss and incomplete frames over all viewers, and the worst viewer.
+	LossPct            float64 `json:"loss_pct"`
+	IncompletePct      float64 `json:"incomplete_pct"`
+	WorstLossPct       float64 `json:"worst_loss_pct"`
+	WorstIncompletePct float64 `json:"worst_incomplete_pct"`
+	// LatencyMs: a frame's first packet sent → its last packet received
+	// (send time carried in the payload), complete frames of all viewers.
+	// AddedLatencyMs: the frame's last packet sent → received, which
+	// leaves out the publisher's own time to write a burst.
+	LatencyMs      Percentiles `json:"latency_ms"`
+	AddedLatencyMs Percentiles `json:"added_latency_ms"`
+	// JoinMs: WHEP POST start → first complete keyframe, for the viewers
+	// and the join probes; ProbeJoinMs the probes alone.
+	JoinMs      Percentiles `json:"join_ms"`
+	ProbeJoinMs Percentiles `json:"probe_join_ms"`
+	JoinFailed  int         `json:"join_failed"`
+
+	PublisherLateFrames int    `json:"publisher_late_frames"`
+	PublisherWriteErrs  int    `json:"publisher_write_errors"`
+	Keyframes           int    `json:"keyframes"`
+	PLIs                uint64 `json:"plis"`
+	IngestNACKed        uint64 `json:"ingest_nacked_packets"`
+
+	PerViewer []viewerResult `json:"per_viewer"`
+	// EgressViewer is a viewer on the egress target (egress mode).
+	EgressViewer *viewerResult `json:"egress_viewer,omitempty"`
+	// EgressLatencyMs is that viewer's frame latency.
+	EgressLatencyMs *Percentiles `json:"egress_latency_ms,omitempty"`
+}
+
+// Percentiles of a sample, nearest rank.
+type Percentiles struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func percentiles(v []float64) Percentiles {
+	if len(v) == 0 {
+		return Percentiles{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(s)))) - 1
+		return round2(s[min(max(i, 0), len(s)-1)])
+	}
+	return Percentiles{N: len(s), P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: round2(s[len(s)-1])}
+}
+
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+func ptr(f float64) *float64 { f = round2(f); return &f }
+
+// writeTable prints one row per run.
+func writeTable(w io.Writer, results []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tbusy%\t")
+	for _, r := range results {
+		mode := r.Mode
+		if r.Egress {
+			mode += "+egress"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t\n",
+			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),
+			opt(r.RSSMB, 0), opt(r.RSSPerViewerMB, 2), r.LossPct, r.IncompletePct,
+			max(r.WorstLossPct, r.WorstIncompletePct),
+			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99,
+			joinCell(r.JoinMs), r.MachineBusyPct)
+	}
+	return tw.Flush()
+}
+
+func opt(f *float64, prec int) string {
+	if f == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", prec, *f)
+}
+
+func joinCell(p Percentiles) string {
+	if p.N == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f (n=%d)", p.P50, p.N)
+}
+
+// writeJSON prints one JSON line per run.
+func writeJSON(w io.Writer, results []Result) error {
+	for _, r := range results {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("bench: encode result: %w", err)
+		}
+		if _, err := fmt.Fprintf(w, "%s\n", b); err != nil {
+			return err
+		}
+	}
+	return nil
+}

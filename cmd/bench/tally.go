@@ -1,0 +1,151 @@
+package bench
+
+import (
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// tally is one viewer's account of what arrived, frame by frame, kept with
+// RTP header parsing only: no depacketizer, no allocation per packet. One
+// goroutine (the viewer's reader) calls packet; the results are read once
+// that goroutine has ended.
+type tally struct {
+	table *frameTable
+	now   func() int64 // unix ns
+
+	hdr rtp.Header
+	// seen is a 65536-bit window of sequence numbers: retransmissions
+	// (NACK, RTX) that arrive twice count once.
+	seen [1 << 10]uint64
+
+	// The server may rewrite timestamps; the first stamped packet gives
+	// the offset between its timestamps and the publisher's frame numbers.
+	haveBase bool
+	tsBase   uint32
+
+	recv   []int32 // packets received per frame
+	sentAt []int64 // send time read from the frame's stamp (unix ns)
+	doneAt []int64 // when the frame's last missing packet arrived (unix ns)
+
+	postedAt int64 // WHEP POST start (unix ns)
+	joinedAt int64 // first complete keyframe (unix ns)
+	joined   chan struct{}
+
+	packets, dups, stray, malformed, misnumbered uint64
+}
+
+func newTally(table *frameTable, now func() int64) *tally {
+	n := len(table.frames)
+	return &tally{table: table, now: now, joined: make(chan struct{}), recv: make([]int32, n), sentAt: make([]int64, n), doneAt: make([]int64, n)}
+}
+
+func unixNow() int64 { return time.Now().UnixNano() }
+
+// packet accounts for one RTP packet (header and payload, SRTP removed).
+func (t *tally) packet(b []byte) {
+	hl, err := t.hdr.Unmarshal(b)
+	if err != nil {
+		t.malformed++
+		return
+	}
+	seq := t.hdr.SequenceNumber
+	if t.seen[seq>>6]&(1<<(seq&63)) != 0 {
+		t.dups++
+		return
+	}
+	t.seen[seq>>6] |= 1 << (seq & 63)
+	far := seq + 1<<15 // forget the half of the window farthest behind
+	t.seen[far>>6] &^= 1 << (far & 63)
+	t.packets++
+
+	end := len(b)
+	if t.hdr.Padding && end > hl {
+		end -= int(b[end-1])
+	}
+	var idx uint64
+	if frame, sent, ok := readStamp(b[hl:max(end, hl)]); ok {
+		if !t.haveBase {
+			t.haveBase, t.tsBase = true, t.hdr.Timestamp-tsOf(frame, t.table.fps)
+		}
+		idx = frame
+		if frameOf(t.hdr.Timestamp-t.tsBase, t.table.fps) != frame {
+			t.misnumbered++
+		}
+		if frame < uint64(len(t.sentAt)) {
+			t.sentAt[frame] = sent
+		}
+	} else if t.haveBase {
+		idx = frameOf(t.hdr.Timestamp-t.tsBase, t.table.fps)
+	} else {
+		t.stray++ // before the first frame start: cannot be placed
+		return
+	}
+	if idx >= uint64(len(t.recv)) {
+		t.stray++
+		return
+	}
+	t.recv[idx]++
+	rec := &t.table.frames[idx]
+	if t.recv[idx] == rec.packets.Load() {
+		now := t.now()
+		t.doneAt[idx] = now
+		if t.joinedAt == 0 && rec.key.Load() {
+			t.joinedAt = now
+			close(t.joined)
+		}
+	}
+}
+
+// viewerResult is one viewer's figures over the measurement window.
+type viewerResult struct {
+	Frames        int     `json:"frames"`
+	Received      int     `json:"frames_received"`
+	Incomplete    int     `json:"frames_incomplete"`
+	IncompletePct float64 `json:"incomplete_pct"`
+	Packets       int64   `json:"packets_expected"`
+	Lost          int64   `json:"packets_lost"`
+	LossPct       float64 `json:"loss_pct"`
+	Duplicates    uint64  `json:"duplicates"`
+	JoinMs        float64 `json:"join_ms"`
+}
+
+// result sums up frames [first, end) of the table for this viewer and
+// appends the frame latencies (first packet sent → last packet received)
+// and the added latencies (last packet sent → last packet received), in
+// milliseconds.
+func (t *tally) result(first, end int, latency, added []float64) (viewerResult, []float64, []float64) {
+	var r viewerResult
+	for i := first; i < end; i++ {
+		rec := &t.table.frames[i]
+		want := int64(rec.packets.Load())
+		got := min(int64(t.recv[i]), want)
+		r.Frames++
+		r.Packets += want
+		r.Lost += want - got
+		if got > 0 {
+			r.Received++
+		}
+		if got < want {
+			r.Incomplete++
+			continue
+		}
+		if t.sentAt[i] > 0 {
+			latency = append(latency, float64(t.doneAt[i]-t.sentAt[i])/1e6)
+		}
+		if last := rec.sentLast.Load(); last > 0 {
+			added = append(added, float64(t.doneAt[i]-last)/1e6)
+		}
+	}
+	r.Duplicates = t.dups
+	if r.Frames > 0 {
+		r.IncompletePct = 100 * float64(r.Incomplete) / float64(r.Frames)
+	}
+	if r.Packets > 0 {
+		r.LossPct = 100 * float64(r.Lost) / float64(r.Packets)
+	}
+	if t.joinedAt > 0 && t.postedAt > 0 {
+		r.JoinMs = float64(t.joinedAt-t.postedAt) / 1e6
+	}
+	return r, latency, added
+}

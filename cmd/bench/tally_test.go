@@ -1,0 +1,165 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+)
+
+// sentStream is a publisher's output without a network: the marshalled
+// RTP packets of frames 0..n-1, recorded in a table like publisher.send
+// does.
+type sentStream struct {
+	table   *frameTable
+	packets [][][]byte // [frame][packet]
+}
+
+func sendFrames(t testing.TB, p plan, frames int, tsBase uint32, seq uint16) sentStream {
+	t.Helper()
+	s := sentStream{table: newFrameTable(p.fps, time.Duration(frames)*p.interval)}
+	z := newPacketizer(p)
+	for n := range frames {
+		key := n%p.gopFrames == 0
+		payloads := z.frame(uint64(n), key)
+		rec := &s.table.frames[n]
+		rec.key.Store(key)
+		rec.packets.Store(int32(len(payloads)))
+		sent := int64(1_000_000_000 + n*1_000_000) // frame n sent at 1 s + n ms
+		stamp(payloads, uint64(n), sent)
+		rec.sentFirst.Store(sent)
+		var out [][]byte
+		for i, pl := range payloads {
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 102, SequenceNumber: seq, Timestamp: tsBase + tsOf(uint64(n), p.fps),
+				Marker: i == len(payloads)-1, SSRC: 42}, Payload: pl}
+			seq++
+			b, err := pkt.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+		rec.sentLast.Store(sent + 100_000)
+		s.packets = append(s.packets, out)
+	}
+	return s
+}
+
+func TestTallyCountsLossDuplicatesAndLatency(t *testing.T) {
+	p := newPlan(2e6, 10, 500*time.Millisecond, 4) // GOP 5 frames
+	// The server rewrites the timestamp base; the tally must not care.
+	s := sendFrames(t, p, 12, 0xffff_f000, 65500)
+	clock := int64(0)
+	tl := newTally(s.table, func() int64 { return clock })
+	tl.postedAt = 500_000_000
+
+	var late []byte
+	for n, pkts := range s.packets {
+		clock = int64(1_000_000_000 + n*1_000_000 + 3_000_000) // 3 ms after sending
+		if n == 11 {
+			tl.packet(late) // frame 7's first packet, four frames late
+		}
+		for i, b := range pkts {
+			switch {
+			case n == 2 && i == len(pkts)-1: // frame 2 loses its last packet
+				continue
+			case n == 3 && i == 0: // frame 3 arrives twice
+				tl.packet(b)
+				tl.packet(b)
+			case n == 7 && i == 0: // frame 7's first packet comes after the rest
+				late = b
+			default:
+				tl.packet(b)
+			}
+		}
+	}
+	// Frames 1..10 are the window.
+	r, lat, added := tl.result(1, 11, nil, nil)
+	want := 0
+	for n := 1; n < 11; n++ {
+		want += len(s.packets[n])
+	}
+	if r.Frames != 10 || r.Packets != int64(want) || r.Lost != 1 || r.Incomplete != 1 || r.Duplicates != 1 {
+		t.Fatalf("got %+v, want 10 frames, %d packets, 1 lost, 1 incomplete (frame 2), 1 duplicate", r, want)
+	}
+	if len(lat) != 9 || len(added) != 9 {
+		t.Fatalf("%d latencies and %d added latencies, want one per complete frame (9)", len(lat), len(added))
+	}
+	for i, l := range lat {
+		wantLat, wantAdded := 3.0, 2.9
+		if i == 5 { // frame 7 (frame 2 is missing), completed by its late first packet
+			wantLat, wantAdded = 7.0, 6.9
+		}
+		if l != wantLat || added[i] != wantAdded {
+			t.Errorf("latency of window frame %d: %v ms (added %v), want %v (%v)", i, l, added[i], wantLat, wantAdded)
+		}
+	}
+	if r.JoinMs != 503 {
+		t.Errorf("join %v ms, want 503 (posted at 0.5 s, keyframe 0 complete at 1.003 s)", r.JoinMs)
+	}
+	if tl.misnumbered != 0 || tl.stray != 0 || tl.malformed != 0 {
+		t.Errorf("misnumbered %d, stray %d, malformed %d; want none", tl.misnumbered, tl.stray, tl.malformed)
+	}
+}
+
+func TestTallyJoinWaitsForACompleteKeyframe(t *testing.T) {
+	p := newPlan(2e6, 10, 300*time.Millisecond, 2) // keyframes 0, 3, 6
+	s := sendFrames(t, p, 8, 1000, 0)
+	clock := int64(0)
+	tl := newTally(s.table, func() int64 { return clock })
+	tl.postedAt = 1
+	// Joins mid-GOP (frame 1); keyframe 3 loses a packet, keyframe 6 is whole.
+	for n := 1; n < 8; n++ {
+		clock = int64(n) * 1000
+		for i, b := range s.packets[n] {
+			if n == 3 && i == 2 {
+				continue
+			}
+			tl.packet(b)
+		}
+	}
+	select {
+	case <-tl.joined:
+	default:
+		t.Fatal("never joined")
+	}
+	if tl.joinedAt != 6000 {
+		t.Errorf("joined at %d, want 6000 (keyframe 6; keyframe 3 was incomplete)", tl.joinedAt)
+	}
+}
+
+func TestTallyAllocatesNothingPerPacket(t *testing.T) {
+	p := newPlan(100e6, 60, time.Second, 8)
+	s := sendFrames(t, p, 3, 0, 0)
+	tl := newTally(s.table, unixNow)
+	var all [][]byte
+	for _, f := range s.packets {
+		all = append(all, f...)
+	}
+	i := 0
+	allocs := testing.AllocsPerRun(len(all)-1, func() {
+		tl.packet(all[i])
+		i++
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per packet, want 0", allocs)
+	}
+}
+
+func BenchmarkTallyPacket(b *testing.B) {
+	p := newPlan(100e6, 60, time.Second, 8)
+	s := sendFrames(b, p, 60, 0, 0)
+	var all [][]byte
+	for _, f := range s.packets {
+		all = append(all, f...)
+	}
+	tl := newTally(s.table, unixNow)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if i%len(all) == 0 {
+			clear(tl.seen[:])
+		}
+		tl.packet(all[i%len(all)])
+	}
+}

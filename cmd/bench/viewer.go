@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// viewer is a cheap WHEP viewer: it reads RTP from its video track into
+// one reused buffer and keeps a tally; nothing is depacketized or decoded.
+type viewer struct {
+	pc       *webrtc.PeerConnection
+	resource string
+	tally    *tally
+
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup // the track reader
+}
+
+// watch starts a viewer of url. It returns once the WHEP answer is
+// applied; media arrives on the viewer's own goroutine from then on.
+func watch(ctx context.Context, api *webrtc.API, url string, table *frameTable) (_ *viewer, err error) {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return nil, fmt.Errorf("bench: viewer peer connection: %w", err)
+	}
+	v := &viewer{pc: pc, tally: newTally(table, unixNow)}
+	defer func() {
+		if err != nil {
+			_ = v.Close(context.WithoutCancel(ctx))
+		}
+	}()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		return nil, fmt.Errorf("bench: viewer transceiver: %w", err)
+	}
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if !v.closed {
+			v.wg.Go(func() { v.read(tr) })
+		}
+	})
+	resource, posted, err := signal(ctx, pc, url)
+	v.resource = resource
+	if err != nil {
+		return nil, fmt.Errorf("bench: watch: %w", err)
+	}
+	v.tally.postedAt = posted.UnixNano()
+	return v, nil
+}
+
+func (v *viewer) read(tr *webrtc.TrackRemote) {
+	buf := make([]byte, 1600)
+	for {
+		n, _, err := tr.Read(buf)
+		if err != nil {
+			return
+		}
+		v.tally.packet(buf[:n])
+	}
+}
+
+// Close hangs up and waits for the reader; the tally may be read after.
+// Idempotent.
+func (v *viewer) Close(ctx context.Context) error {
+	v.mu.Lock()
+	v.closed = true
+	v.mu.Unlock()
+	err := hangUp(ctx, v.resource)
+	v.resource = ""
+	if cerr := v.pc.Close(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	v.wg.Wait()
+	return err
+}
