@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -50,15 +51,18 @@ func (c *Config) applyDefaults() {
 }
 
 // Hub holds the streams.
+//
+// Locks nest in one order only: Hub.mu, Stream.mu, track.mu, then a
+// Subscription's mu.
 type Hub struct {
-	cfg   Config
-	log   *slog.Logger
-	start time.Time
+	cfg    Config
+	log    *slog.Logger
+	start  time.Time
+	nextID atomic.Uint64 // atomic: taken under a stream's mutex, which nests inside mu
 
 	mu      sync.Mutex
 	streams map[string]*Stream
 	closed  bool
-	nextID  uint64
 }
 
 // NewHub returns an empty hub.
@@ -125,15 +129,14 @@ func (h *Hub) Publish(name string, tracks []TrackInfo, opt PublishOptions) (*Pub
 		return nil, fmt.Errorf("publish %q: %w", name, err)
 	}
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closed {
-		h.mu.Unlock()
 		return nil, ErrClosed
 	}
-	s := h.streamLocked(name)
-	h.nextID++
-	id := h.nextID
-	h.mu.Unlock()
-	return s.publish(id, tracks, opt)
+	// Still under the hub's mutex: a stream that loses its last
+	// subscriber meanwhile must not be forgotten while this publisher
+	// attaches to it.
+	return h.streamLocked(name).publish(h.nextID.Add(1), tracks, opt)
 }
 
 // Subscribe attaches a subscriber to the named tracks of a stream. It fails

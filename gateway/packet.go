@@ -14,6 +14,8 @@ type Packet struct {
 	// Arrival is when the hub got the packet, in nanoseconds on the hub's
 	// monotonic clock.
 	Arrival int64
+	// epoch tells which publication of its track wrote the packet.
+	epoch uint32
 }
 
 // slab hands out Packets and payload storage in chunks, so a publisher

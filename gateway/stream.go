@@ -129,6 +129,17 @@ func (s *Stream) publish(id uint64, infos []TrackInfo, opt PublishOptions) (*Pub
 		t.begin(p, i, info, now)
 		p.tracks[i] = t
 	}
+	if old != nil {
+		// The replaced publisher may write on until it notices; layers the
+		// new one does not publish must not take those writes either.
+		for _, t := range old.tracks {
+			t.mu.Lock()
+			if t.owner == old {
+				t.owner = nil
+			}
+			t.mu.Unlock()
+		}
+	}
 	s.pub = p
 	s.mu.Unlock()
 	if old != nil {
@@ -175,16 +186,13 @@ func (s *Stream) subscribe(names []string, opt SubscribeOptions) (*Subscription,
 		cached += len(t.gop)
 		t.mu.Unlock()
 	}
-	s.hub.mu.Lock()
-	s.hub.nextID++
-	id := s.hub.nextID
-	s.hub.mu.Unlock()
-	sub := newSubscription(s, id, opt, s.hub.cfg.QueuePackets+cached)
+	sub := newSubscription(s, s.hub.nextID.Add(1), opt, s.hub.cfg.QueuePackets+cached)
 	now := s.hub.now()
 	for i, t := range tracks {
 		st := &subTrack{sub: sub, idx: uint8(i), t: t}
 		sub.tracks = append(sub.tracks, st)
 		t.mu.Lock()
+		st.clockRate = int64(t.info.Codec.ClockRate())
 		t.attach(st, now)
 		t.mu.Unlock()
 	}

@@ -76,8 +76,14 @@ type subTrack struct {
 	needKey bool // dropping until the next keyframe
 	resync  bool // the next queued packet starts a new run
 
+	// clockRate is the track's RTP clock rate. It cannot change under a
+	// subscriber (a codec change ends the subscription), and keeping a
+	// copy lets the consumer read it without the track's mutex.
+	clockRate int64
+
 	// Consumer side: this subscriber's sequence and timestamp mapping.
 	started     bool
+	epoch       uint32 // of the publication the mapping was made for
 	seqOff      uint16
 	tsOff       uint32
 	lastSeq     uint16
@@ -190,19 +196,25 @@ func (s *Subscription) Next(ctx context.Context, out []Out) (int, error) {
 // subscriber's continuous space. Within a run offsets stay fixed, so the
 // publisher's own gaps (losses the viewer may NACK) are kept; a new run
 // (first packet, resume after drops, new publisher) continues right after
-// the last packet sent, and its timestamps advance by the wall-clock time
-// in between.
+// the last packet sent. Timestamps keep the publisher's own spacing while
+// the publication lasts, which keeps audio and video in sync across drops;
+// a new publisher's timestamps continue from the last ones sent, advanced
+// by the wall-clock time in between.
 func (st *subTrack) rewrite(e entry, o *Out) {
 	p := e.p
 	if !st.started {
-		st.started = true
+		st.started, st.epoch = true, p.epoch
 		st.seqOff, st.tsOff = 0, 0
 		st.lastSeq, st.lastTS, st.lastArrival = p.Seq-1, p.Timestamp, p.Arrival
 	} else if e.resync {
 		st.seqOff = st.lastSeq + 1 - p.Seq
-		gap := (p.Arrival - st.lastArrival) * int64(st.t.info.Codec.ClockRate()) / int64(time.Second)
-		gap = max(gap, 1)
-		st.tsOff = st.lastTS + uint32(gap) - p.Timestamp
+		if p.epoch != st.epoch {
+			st.epoch = p.epoch
+			// In microseconds first, so that a gap of days cannot overflow.
+			gap := (p.Arrival - st.lastArrival) / int64(time.Microsecond) * st.clockRate / int64(time.Second/time.Microsecond)
+			gap = max(gap, 1)
+			st.tsOff = st.lastTS + uint32(gap) - p.Timestamp
+		}
 	}
 	seq := p.Seq + st.seqOff
 	ts := p.Timestamp + st.tsOff

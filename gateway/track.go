@@ -20,6 +20,7 @@ type track struct {
 	ownerIdx int          // this track's index in owner's track list
 	subs     []*subTrack
 	slab     slab
+	epoch    uint32 // counts publications, so subscribers see a publisher change
 
 	// Frame boundaries and the GOP cache.
 	haveTS     bool
@@ -58,6 +59,7 @@ func (t *track) begin(p *Publication, idx int, info TrackInfo, now int64) {
 		}
 	}
 	t.owner, t.ownerIdx, t.info, t.kind = p, idx, info, info.Codec.Kind()
+	t.epoch++
 	t.resetGOP()
 	t.haveTS = false
 	for _, st := range t.subs {
@@ -108,7 +110,7 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 		return
 	}
 	p := t.slab.packet(pkt.Payload)
-	p.Timestamp, p.Seq, p.Marker, p.Arrival = pkt.Timestamp, pkt.SequenceNumber, pkt.Marker, now
+	p.Timestamp, p.Seq, p.Marker, p.Arrival, p.epoch = pkt.Timestamp, pkt.SequenceNumber, pkt.Marker, now, t.epoch
 
 	newFrame := !t.haveTS || pkt.Timestamp != t.lastTS
 	if newFrame {
