@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"net"
 	"strings"
 	"syscall"
 	"testing"
@@ -124,4 +125,58 @@ func TestEncoderKilledViewerContinues(t *testing.T) {
 			t.Fatalf("sequence jumps from %d to %d", seqs[i-1], seqs[i])
 		}
 	}
+}
+
+// freeUDPPorts returns n distinct free UDP ports on 127.0.0.1.
+func freeUDPPorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ports []int
+	var conns []*net.UDPConn
+	for range n {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		ports = append(ports, c.LocalAddr().(*net.UDPAddr).Port)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	return ports
+}
+
+// TestGStreamerPLIKeyframe: the GStreamer software variant (x264enc →
+// rtph264pay → rtpbin → UDP) with a 10 s GOP; a keyframe request through
+// the API reaches the encoder as an RTCP PLI and a keyframe arrives long
+// before the GOP would bring one.
+func TestGStreamerPLIKeyframe(t *testing.T) {
+	needTool(t, "gst-launch-1.0", "apt-get install gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly")
+	p := freeUDPPorts(t, 3)
+	app := softwareBox(t, func(c *cmd.Config) {
+		c.Encoder.Tool = hwaccel.Tool("gstreamer")
+		c.Encoder.Layers = c.Encoder.Layers[:1]
+		l := &c.Encoder.Layers[0]
+		l.Width, l.Height, l.GOP = 640, 360, 300
+		l.Transport = hwaccel.TransportRTP
+		l.Port, l.RTCPPort, l.FeedbackPort = p[0], p[1], p[2]
+	})
+	waitLiveWithin(t, app, "box", 15*time.Second)
+	s, _ := app.Hub().Stream("box")
+	keyframes := func() uint64 { return s.Stats().Tracks[0].Keyframes }
+	time.Sleep(500 * time.Millisecond) // past the first IDR
+	before := keyframes()
+	resp, body := do(t, "POST", app.URL()+"/api/v1/streams/box/keyframe", "", "", nil)
+	if resp.StatusCode != 202 {
+		t.Fatalf("keyframe request: %d %s", resp.StatusCode, body)
+	}
+	asked := time.Now()
+	for time.Since(asked) < 5*time.Second {
+		if keyframes() > before {
+			t.Logf("keyframe %v after the request (GOP is 10 s)", time.Since(asked).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no keyframe within 5 s of the request (GOP 10 s): the PLI did not reach the encoder")
 }
