@@ -52,6 +52,9 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	if cfg.OpenPublish && !IsLoopback(cfg.Listen) {
+		log.Warn("open_publish: anyone who can reach this server may publish to any stream that has no publish_token", "listen", cfg.Listen)
+	}
 	a := &App{cfg: cfg, log: log, scheme: "http"}
 	defer func() {
 		if err != nil {

@@ -202,6 +202,7 @@ type whipPublisher struct {
 	t        testing.TB
 	pc       *webrtc.PeerConnection
 	resp     *http.Response
+	offer    string // as posted
 	answer   string // or the error body
 	resource string
 	etag     string
@@ -301,6 +302,7 @@ func tryWHIPPublish(t testing.TB, url string, opt publishOptions) *whipPublisher
 	if ct == "" {
 		ct = "application/sdp"
 	}
+	p.offer = sdp
 	start := time.Now()
 	p.resp, p.answer = ingestDo(t, http.MethodPost, url, header, ct, sdp)
 	p.took = time.Since(start)
