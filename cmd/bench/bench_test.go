@@ -41,9 +41,10 @@ func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
 	if err := Run(t.Context(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("bench %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, &stdout, &stderr)
 	}
-	t.Logf("stdout:\n%s", &stdout)
+	out := stdout.String()
+	t.Logf("stdout:\n%s", out)
 	var lines []string
-	sc := bufio.NewScanner(&stdout)
+	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "{") {
@@ -51,7 +52,7 @@ func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
 		}
 	}
 	if len(lines) != 1 {
-		t.Fatalf("%d JSON lines, want 1 (one run):\n%s", len(lines), &stdout)
+		t.Fatalf("%d JSON lines, want 1 (one run):\n%s", len(lines), out)
 	}
 	var r Result
 	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
@@ -61,7 +62,7 @@ func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
 	if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
 		t.Fatal(err)
 	}
-	return r, m, stdout.String()
+	return r, m, out
 }
 
 // TestBenchAgainstARealServer runs the benchmark briefly, as CI does:

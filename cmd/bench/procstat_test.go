@@ -3,33 +3,62 @@ package bench
 import (
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
 
-func TestReadProcSeesThisProcess(t *testing.T) {
-	a, err := readProc(strconv.Itoa(os.Getpid()))
+func rusageCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestReadProcAgreesWithRusage checks /proc parsing against the kernel's
+// other account of the same process, which does not depend on timing.
+func TestReadProcAgreesWithRusage(t *testing.T) {
+	for end := time.Now().Add(100 * time.Millisecond); time.Now().Before(end); {
+	}
+	before := rusageCPU(t)
+	p, err := readProc(strconv.Itoa(os.Getpid()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Burn 300 ms of CPU; the sample must see at least part of it.
-	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
+	after := rusageCPU(t)
+	// /proc counts in 10 ms ticks; allow two and a little drift.
+	if p.cpu < before-25*time.Millisecond || p.cpu > after+25*time.Millisecond {
+		t.Errorf("/proc says %v of CPU, getrusage %v to %v", p.cpu, before, after)
 	}
-	b, err := readProc("self")
-	if err != nil {
-		t.Fatal(err)
+	if p.rss < 1<<20 || p.hwm < p.rss {
+		t.Errorf("rss %d, peak %d bytes: want at least 1 MiB and peak ≥ rss", p.rss, p.hwm)
 	}
-	if d := b.cpu - a.cpu; d < 200*time.Millisecond {
-		t.Errorf("CPU time grew by %v over a 300 ms busy loop, want at least 200 ms", d)
-	}
-	if pct := cpuPct(a, b); pct < 60 || pct > 210 {
-		t.Errorf("busy loop measured at %.0f%% of a core, want about 100", pct)
-	}
-	if b.rss < 1<<20 || b.hwm < b.rss {
-		t.Errorf("rss %d, peak %d bytes: want at least 1 MiB and peak ≥ rss", b.rss, b.hwm)
+	self, err := readProc("self")
+	if err != nil || self.cpu < p.cpu {
+		t.Errorf("readProc(self) = %+v, %v; want CPU ≥ %v", self, err, p.cpu)
 	}
 	if _, err := readProc("999999999"); err == nil {
 		t.Error("reading a process that does not exist succeeded")
+	}
+}
+
+func TestCPUPercent(t *testing.T) {
+	at := time.Now()
+	a := procSample{at: at, cpu: time.Second}
+	for _, tc := range []struct {
+		wall, cpu time.Duration
+		want      float64
+	}{
+		{2 * time.Second, 500 * time.Millisecond, 25},
+		{time.Second, 2 * time.Second, 200},
+		{0, time.Second, 0},
+	} {
+		b := procSample{at: at.Add(tc.wall), cpu: time.Second + tc.cpu}
+		if got := cpuPct(a, b); got != tc.want {
+			t.Errorf("%v of CPU over %v: %v%%, want %v", tc.cpu, tc.wall, got, tc.want)
+		}
 	}
 }
 
@@ -38,13 +67,16 @@ func TestMachineBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
 	}
 	b, err := readMachine()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pct := busyPct(a, b); pct <= 0 || pct > 100 {
-		t.Errorf("machine busy %.1f%% during a busy loop, want in (0, 100]", pct)
+	if b.total <= a.total || b.busy < a.busy {
+		t.Fatalf("/proc/stat went from %+v to %+v", a, b)
+	}
+	if pct := busyPct(a, b); pct < 0 || pct > 100 {
+		t.Errorf("machine busy %.1f%%, want within [0, 100]", pct)
 	}
 }
