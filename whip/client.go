@@ -188,8 +188,9 @@ func (c *Client) Publish(ctx context.Context, pc *webrtc.PeerConnection) (*Clien
 	}
 
 	pc.OnICECandidate(s.gather.add)
-	s.trickleOK = s.etag != ""
-	if s.trickleOK {
+	trickle := s.etag != ""
+	s.trickleOK = trickle // before the trickle goroutine exists
+	if trickle {
 		s.startTrickle(ctx)
 	}
 	if err := pc.SetLocalDescription(offer); err != nil {
@@ -198,6 +199,6 @@ func (c *Client) Publish(ctx context.Context, pc *webrtc.PeerConnection) (*Clien
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.answer}); err != nil {
 		return fail(fmt.Errorf("%w: the answer does not apply: %w", ErrClientProtocol, err))
 	}
-	s.log.Info("published", "ice_servers", len(servers), "trickle", s.trickleOK, "etag", s.etag != "")
+	s.log.Info("published", "ice_servers", len(servers), "trickle", trickle, "etag", s.etag != "")
 	return s, nil
 }

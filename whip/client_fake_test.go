@@ -282,12 +282,21 @@ func (f *ftServer) post(w http.ResponseWriter, r *http.Request) {
 	f.nextID++
 	s := &ftSession{id: fmt.Sprintf("s%d", f.nextID), pc: pc, packets: map[string]*atomic.Int64{}}
 	f.mu.Unlock()
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		key := tr.RID()
 		if key == "" {
 			key = tr.Kind().String()
 		}
 		c := s.counter(key)
+		// Reading RTCP is what hands our sender reports to pion's
+		// receiver reports (their LSR/DLSR give the sender its RTT).
+		f.wg.Go(func() {
+			for {
+				if _, _, err := recv.ReadRTCP(); err != nil {
+					return
+				}
+			}
+		})
 		f.wg.Go(func() {
 			for {
 				if _, _, err := tr.ReadRTP(); err != nil {
@@ -521,3 +530,9 @@ func ftEventually(t testing.TB, limit time.Duration, what string, cond func() bo
 	}
 	return time.Since(start)
 }
+
+// atomicCounter counts from callbacks on other goroutines.
+type atomicCounter struct{ n atomic.Int64 }
+
+func (c *atomicCounter) add()     { c.n.Add(1) }
+func (c *atomicCounter) get() int { return int(c.n.Load()) }

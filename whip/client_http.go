@@ -198,6 +198,13 @@ func clientRedact(raw string) string {
 	if err != nil {
 		return "(bad url)"
 	}
-	u.User, u.RawQuery, u.Fragment = nil, "", ""
-	return u.String()
+	// Cut rather than re-render, so a {layer} placeholder stays readable.
+	out, _, _ := strings.Cut(raw, "#")
+	out, _, _ = strings.Cut(out, "?")
+	if u.User != nil {
+		if i := strings.Index(out, "@"); i >= 0 {
+			out = u.Scheme + "://" + out[i+1:]
+		}
+	}
+	return out
 }

@@ -1,0 +1,285 @@
+package whip
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"whipgate/gateway"
+)
+
+// Egress states, as Status reports them.
+const (
+	// EgressConnecting: the first POST (or waiting for the stream).
+	EgressConnecting = "connecting"
+	// EgressConnected: every session is connected and sending.
+	EgressConnected = "connected"
+	// EgressReconnecting: a session was lost (or the target is down) and
+	// is being restarted or re-POSTed with backoff.
+	EgressReconnecting = "reconnecting"
+	// EgressFailed: the target refused us as configured (a 4xx such as
+	// 401 or 404, rejected rids); it is still retried, but slowly.
+	EgressFailed = "failed"
+	// EgressStopped: Run has returned.
+	EgressStopped = "stopped"
+)
+
+// Egress keeps one stream published to one WHIP target, unattended: it
+// starts while the target is down, restarts ICE when the path breaks, and
+// re-POSTs with backoff when that is not enough.
+type Egress struct {
+	cfg EgressConfig
+	hub *gateway.Hub
+	rtc *RTC
+	log *slog.Logger
+
+	mu      sync.Mutex
+	state   string // before the legs exist, and after Run
+	lastErr string
+	legs    []*egressLeg
+	layers  []string
+}
+
+// NewEgress checks cfg and prepares an egress of a stream in hub over the
+// WebRTC transport rtc. Nothing starts before Run.
+func NewEgress(cfg EgressConfig, hub *gateway.Hub, rtc *RTC, log *slog.Logger) (*Egress, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if hub == nil || rtc == nil {
+		return nil, fmt.Errorf("egress %s: hub and rtc are required", cfg.name())
+	}
+	cfg.applyDefaults()
+	return &Egress{
+		cfg:   cfg,
+		hub:   hub,
+		rtc:   rtc,
+		log:   log.With("component", "egress", "egress", cfg.ID, "stream", cfg.Stream),
+		state: EgressConnecting,
+	}, nil
+}
+
+// Config is the effective configuration, defaults applied.
+func (e *Egress) Config() EgressConfig { return e.cfg }
+
+// Run publishes until ctx is done, then sends DELETE for every session
+// (waiting at most about 2 s) and returns nil. It fails only when it
+// cannot start at all.
+func (e *Egress) Run(ctx context.Context) error {
+	defer e.setStopped()
+	layers, audio, err := e.waitForLayers(ctx)
+	if err != nil {
+		return nil // ctx ended while waiting
+	}
+	legs, clients, err := e.buildLegs(layers, audio)
+	if err != nil {
+		e.setError(EgressFailed, err)
+		return err
+	}
+	defer func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}()
+	e.mu.Lock()
+	e.legs, e.layers = legs, layers
+	e.mu.Unlock()
+	e.log.Info("egress starting", "url", clientRedact(e.cfg.URL), "mode", e.cfg.Mode, "layers", layers, "audio", audio, "target", e.cfg.Target)
+	var wg sync.WaitGroup
+	for _, l := range legs {
+		wg.Go(func() { l.run(ctx) })
+	}
+	wg.Wait()
+	e.log.Info("egress stopped")
+	return nil
+}
+
+// waitForLayers waits until the stream is live and returns the video
+// layers to send (configured, or all of the stream's) and its audio track.
+func (e *Egress) waitForLayers(ctx context.Context) ([]string, string, error) {
+	t := time.NewTicker(egressStreamPoll)
+	defer t.Stop()
+	for {
+		layers, audio, err := e.pickLayers()
+		if err == nil {
+			return layers, audio, nil
+		}
+		e.setError(EgressConnecting, err)
+		select {
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+func (e *Egress) pickLayers() ([]string, string, error) {
+	st, ok := e.hub.Stream(e.cfg.Stream)
+	if !ok {
+		return nil, "", fmt.Errorf("waiting for stream %q: %w", e.cfg.Stream, gateway.ErrNotFound)
+	}
+	infos := st.Tracks()
+	if len(infos) == 0 {
+		return nil, "", fmt.Errorf("waiting for stream %q: %w", e.cfg.Stream, gateway.ErrNoPublisher)
+	}
+	var video []string
+	audio := ""
+	for _, t := range infos {
+		if t.Codec.Kind() == gateway.KindAudio {
+			if audio == "" {
+				audio = t.Name
+			}
+			continue
+		}
+		video = append(video, t.Name)
+	}
+	if len(e.cfg.Layers) == 0 {
+		if len(video) == 0 {
+			return nil, "", fmt.Errorf("waiting for stream %q: it has no video layer: %w", e.cfg.Stream, gateway.ErrNoTrack)
+		}
+		if e.cfg.RIDStyle == EgressRIDStyleSora && e.cfg.Mode == EgressModeSimulcast && len(video) > 3 {
+			video = video[:3]
+		}
+		return video, audio, nil
+	}
+	for _, l := range e.cfg.Layers {
+		if !slices.Contains(video, l) {
+			return nil, "", fmt.Errorf("waiting for layer %q of stream %q (it has %s): %w", l, e.cfg.Stream, strings.Join(video, ", "), gateway.ErrNoTrack)
+		}
+	}
+	return e.cfg.Layers, audio, nil
+}
+
+// buildLegs plans the WHIP sessions: one per layer, or one for all.
+func (e *Egress) buildLegs(layers []string, audio string) ([]*egressLeg, []*Client, error) {
+	clients := map[string]*Client{}
+	var list []*Client
+	client := func(u string) (*Client, error) {
+		if c, ok := clients[u]; ok {
+			return c, nil
+		}
+		c, err := NewClient(ClientConfig{URL: u, Token: e.cfg.Token, ICEServers: e.cfg.ICEServers, RelayOnly: e.cfg.RelayOnly}, e.log)
+		if err != nil {
+			return nil, err
+		}
+		clients[u] = c
+		list = append(list, c)
+		return c, nil
+	}
+	var legs []*egressLeg
+	if e.cfg.Mode == EgressModeSimulcast {
+		c, err := client(e.cfg.URL)
+		if err != nil {
+			return nil, nil, err
+		}
+		legs = append(legs, newEgressLeg(e, c, e.cfg.URL, layers, egressRIDs(e.cfg.RIDStyle, len(layers)), audio))
+		return legs, list, nil
+	}
+	for i, l := range layers {
+		u := strings.ReplaceAll(e.cfg.URL, EgressLayerPlaceholder, l)
+		c, err := client(u)
+		if err != nil {
+			return nil, nil, err
+		}
+		a := ""
+		if i == 0 {
+			a = audio // RFC 9725: one audio track, in the first session
+		}
+		legs = append(legs, newEgressLeg(e, c, u, []string{l}, nil, a))
+	}
+	return legs, list, nil
+}
+
+func (e *Egress) setError(state string, err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state, e.lastErr = state, err.Error()
+}
+
+func (e *Egress) setStopped() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state = EgressStopped
+	for _, l := range e.legs {
+		l.setState(EgressStopped)
+	}
+}
+
+// EgressStatus is the JSON view of an egress.
+type EgressStatus struct {
+	ID     string `json:"id"`
+	Stream string `json:"stream"`
+	// URL is the target without query or user info (they may hold secrets).
+	URL    string   `json:"url"`
+	Layers []string `json:"layers"`
+	Mode   string   `json:"mode"`
+	Target string   `json:"target"`
+	State  string   `json:"state"`
+	// LastError is the most recent failure of any session, kept after
+	// recovery so an operator sees why the last retry happened.
+	LastError      string     `json:"last_error,omitempty"`
+	Retries        int        `json:"retries"`
+	ConnectedSince *time.Time `json:"connected_since,omitempty"`
+	// BitrateBps is what was sent over the last second, all sessions.
+	BitrateBps int64 `json:"bitrate_bps"`
+	// RTTMs is the worst session's round trip from RTCP reports.
+	RTTMs float64 `json:"rtt_ms"`
+	// TargetEstimateBps is the bandwidth the target estimates (REMB),
+	// summed over sessions; 0 when the target sends none.
+	TargetEstimateBps int64                 `json:"target_estimate_bps,omitempty"`
+	Sessions          []EgressSessionStatus `json:"sessions"`
+}
+
+// Status returns a snapshot for the API.
+func (e *Egress) Status() EgressStatus {
+	e.mu.Lock()
+	out := EgressStatus{
+		ID: e.cfg.ID, Stream: e.cfg.Stream, URL: clientRedact(e.cfg.URL), Layers: slices.Clone(e.cfg.Layers),
+		Mode: e.cfg.Mode, Target: e.cfg.Target, State: e.state, LastError: e.lastErr,
+	}
+	if e.layers != nil {
+		out.Layers = slices.Clone(e.layers)
+	}
+	legs := e.legs
+	stopped := e.state == EgressStopped
+	e.mu.Unlock()
+	if len(legs) == 0 {
+		return out
+	}
+	var last time.Time
+	var since time.Time
+	states := map[string]int{}
+	for _, l := range legs {
+		s, errAt := l.status()
+		out.Sessions = append(out.Sessions, s)
+		states[s.State]++
+		out.Retries += s.Retries
+		out.BitrateBps += s.BitrateBps
+		out.RTTMs = max(out.RTTMs, s.RTTMs)
+		out.TargetEstimateBps += s.TargetEstimateBps
+		if s.LastError != "" && errAt.After(last) {
+			last, out.LastError = errAt, s.LastError
+		}
+		if s.ConnectedSince != nil && s.ConnectedSince.After(since) {
+			since = *s.ConnectedSince
+		}
+	}
+	switch {
+	case stopped:
+		out.State = EgressStopped
+	case states[EgressFailed] > 0:
+		out.State = EgressFailed
+	case states[EgressReconnecting] > 0:
+		out.State = EgressReconnecting
+	case states[EgressConnected] == len(legs):
+		out.State = EgressConnected
+		out.ConnectedSince = &since // when the last session came up
+	default:
+		out.State = EgressConnecting
+	}
+	return out
+}

@@ -1,0 +1,669 @@
+package whip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/gateway"
+)
+
+// egressLeg is one WHIP session of an egress, re-made as often as needed:
+// one layer (mode sessions) or all of them (mode simulcast), plus the
+// stream's audio in the first leg.
+type egressLeg struct {
+	e      *Egress
+	client *Client
+	url    string
+	layers []string
+	rids   []string // simulcast: rids[i] names layers[i]
+	audio  string
+	log    *slog.Logger
+
+	mu             sync.Mutex
+	state          string
+	lastErr        string
+	lastErrAt      time.Time
+	retries        int
+	connectedSince time.Time
+	nextRetry      time.Time
+	live           *egressLive // the current session, nil between sessions
+	restarts       int         // of earlier sessions
+	bitrate        int64
+	warned         bool
+}
+
+func newEgressLeg(e *Egress, c *Client, url string, layers, rids []string, audio string) *egressLeg {
+	return &egressLeg{
+		e: e, client: c, url: url, layers: layers, rids: rids, audio: audio,
+		log:   e.log.With("layers", layers, "url", clientRedact(url)),
+		state: EgressConnecting,
+	}
+}
+
+// run serves sessions one after another until ctx is done.
+func (l *egressLeg) run(ctx context.Context) {
+	attempt := 0
+	for {
+		up, err := l.serve(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if up >= egressStableAfter {
+			attempt = 0
+		}
+		waiting := egressWaitingForStream(err)
+		if !waiting {
+			attempt++
+		}
+		delay := egressRetryDelay(err, attempt, rand.Float64)
+		state := EgressReconnecting
+		switch {
+		case waiting:
+			state = EgressConnecting
+		case ClientErrorPermanent(err):
+			state = EgressFailed
+		}
+		l.mu.Lock()
+		if state == EgressReconnecting && l.connectedSince.IsZero() && l.retries == 0 && l.state == EgressConnecting {
+			state = EgressConnecting // never connected yet: still the first attempt's backoff
+		}
+		l.state, l.lastErr, l.lastErrAt = state, err.Error(), time.Now()
+		if !waiting {
+			l.retries++
+		}
+		l.connectedSince = time.Time{}
+		l.nextRetry = time.Now().Add(delay)
+		l.mu.Unlock()
+		if waiting {
+			l.log.Debug("stream not ready", "err", err)
+		} else {
+			l.log.Warn("WHIP session failed; retrying", "err", err, "in", delay.Round(time.Millisecond),
+				"attempt", attempt, "permanent", state == EgressFailed)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (l *egressLeg) setState(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.state = s
+	if s == EgressConnected && l.connectedSince.IsZero() {
+		l.connectedSince = time.Now()
+	}
+	if s != EgressConnected {
+		l.connectedSince = time.Time{}
+	}
+}
+
+// egressLive is the state of one live session that Status reads.
+type egressLive struct {
+	sess     *ClientSession
+	pc       *webrtc.PeerConnection
+	pacers   []*Pacer
+	audio    *egressCountingWriter
+	feedback *egressFeedback
+	history  int
+	warning  string
+
+	mu        sync.Mutex // guards the fields below and pacers, audio
+	lastBytes uint64
+	lastAt    time.Time
+	// pair is the selected candidate pair, read on the leg's goroutine
+	// only: pion's GetSelectedCandidatePair races with ICE start-up.
+	pair string
+}
+
+func (v *egressLive) setPair(p string) {
+	v.mu.Lock()
+	v.pair = p
+	v.mu.Unlock()
+}
+
+// sentBytes needs v.mu held.
+func (v *egressLive) sentBytes() uint64 {
+	var n uint64
+	for _, p := range v.pacers {
+		n += p.Stats().Bytes
+	}
+	if v.audio != nil {
+		n += v.audio.bytes.Load()
+	}
+	return n
+}
+
+// sample returns the bitrate since the previous sample.
+func (v *egressLive) sample(now time.Time) int64 {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b := v.sentBytes()
+	var bps int64
+	if !v.lastAt.IsZero() && now.After(v.lastAt) {
+		bps = int64(float64(b-v.lastBytes) * 8 / now.Sub(v.lastAt).Seconds())
+	}
+	v.lastBytes, v.lastAt = b, now
+	return bps
+}
+
+// egressSetup is what serve needs about the layers it sends.
+type egressSetup struct {
+	names   []string // subscription order: video layers, then audio
+	infos   []gateway.TrackInfo
+	bitrate []int64 // measured payload bitrate per name, 0 if unknown
+	avgSize []int
+}
+
+func (l *egressLeg) setup() (egressSetup, error) {
+	st, ok := l.e.hub.Stream(l.e.cfg.Stream)
+	if !ok {
+		return egressSetup{}, fmt.Errorf("stream %q: %w", l.e.cfg.Stream, gateway.ErrNotFound)
+	}
+	live := st.Tracks()
+	if len(live) == 0 {
+		return egressSetup{}, fmt.Errorf("stream %q: %w", l.e.cfg.Stream, gateway.ErrNoPublisher)
+	}
+	stats := st.Stats()
+	var s egressSetup
+	s.names = append(s.names, l.layers...)
+	if l.audio != "" {
+		s.names = append(s.names, l.audio)
+	}
+	for _, n := range s.names {
+		var info *gateway.TrackInfo
+		for i := range live {
+			if live[i].Name == n {
+				info = &live[i]
+			}
+		}
+		if info == nil {
+			return egressSetup{}, fmt.Errorf("stream %q layer %q: %w", l.e.cfg.Stream, n, gateway.ErrNoTrack)
+		}
+		var bps int64
+		avg := 0
+		for _, ts := range stats.Tracks {
+			if ts.Name == n {
+				bps = ts.BitrateBps
+				if ts.Packets > 0 {
+					avg = int(ts.Bytes / ts.Packets)
+				}
+			}
+		}
+		if bps == 0 && info.BitrateKbps > 0 {
+			bps = int64(info.BitrateKbps) * 1000
+		}
+		s.infos = append(s.infos, *info)
+		s.bitrate = append(s.bitrate, bps)
+		s.avgSize = append(s.avgSize, avg)
+	}
+	if len(l.rids) > 0 {
+		for _, info := range s.infos[:len(l.layers)] {
+			if info.Codec != s.infos[0].Codec {
+				return egressSetup{}, fmt.Errorf("%w: simulcast needs one codec for all layers, but %s is %s and %s is %s",
+					ErrClientProtocol, s.infos[0].Name, s.infos[0].Codec, info.Name, info.Codec)
+			}
+		}
+	}
+	return s, nil
+}
+
+// serve runs one session: POST, connect, send until something breaks. It
+// returns how long the session was connected and why it ended.
+func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
+	setup, err := l.setup()
+	if err != nil {
+		return 0, err
+	}
+	nVideo := len(l.layers)
+	var maxBps int64
+	history := 0
+	for i := range nVideo {
+		maxBps = max(maxBps, setup.bitrate[i])
+		history = max(history, egressNACKHistory(setup.bitrate[i], setup.avgSize[i]))
+	}
+	warning := ""
+	if l.e.cfg.Target == EgressTargetSora {
+		for i := range nVideo {
+			if setup.bitrate[i] > egressSoraMaxBps {
+				warning = fmt.Sprintf("layer %s runs at %.1f Mbps; Sora documents at most 15 Mbps per stream",
+					setup.names[i], float64(setup.bitrate[i])/1e6)
+			}
+		}
+		if warning != "" && !l.warned {
+			l.warned = true
+			l.log.Warn(warning)
+		}
+	}
+
+	api, err := l.e.rtc.NewAPI(APIOptions{NACKHistory: history})
+	if history == 0 {
+		history = l.e.rtc.Config().NACKHistory // not measured yet: the transport's default
+	}
+	if err != nil {
+		return 0, err
+	}
+	pc, err := api.NewPeerConnection(l.client.PeerConfiguration())
+	if err != nil {
+		return 0, fmt.Errorf("whip: new peer connection: %w", err)
+	}
+	kick := make(chan struct{}, 1)
+	poke := func() {
+		select {
+		case kick <- struct{}{}:
+		default:
+		}
+	}
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		l.log.Debug("ICE state", "state", s)
+		poke()
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		l.log.Debug("connection state", "state", s)
+		poke()
+	})
+
+	var wg sync.WaitGroup
+	sctx, cancel := context.WithCancel(ctx)
+	var sess *ClientSession
+	var sub *gateway.Subscription
+	live := &egressLive{pc: pc, feedback: newEgressFeedback(), history: history, warning: warning}
+	defer func() {
+		cancel()
+		live.mu.Lock()
+		pacers := live.pacers
+		live.mu.Unlock()
+		for _, p := range pacers {
+			_ = p.Close()
+		}
+		_ = pc.Close() // ends the RTCP readers
+		wg.Wait()
+		if sub != nil {
+			_ = sub.Close()
+		}
+		if sess != nil {
+			// Bounded: a dead target must not hold up the next POST or a stop.
+			dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), clientDeleteWait)
+			if derr := sess.Close(dctx); derr != nil {
+				l.log.Info("DELETE of the old session failed", "err", derr)
+			}
+			dcancel()
+		}
+		l.mu.Lock()
+		if l.live == live {
+			l.restarts += sess.restartsOrZero()
+			l.live = nil
+		}
+		l.mu.Unlock()
+	}()
+
+	tracks, trs, err := l.addTracks(pc, setup)
+	if err != nil {
+		return 0, err
+	}
+	sess, err = l.client.Publish(ctx, pc)
+	if err != nil {
+		return 0, err
+	}
+	live.sess = sess
+	l.mu.Lock()
+	l.live = live
+	l.mu.Unlock()
+
+	if err := l.waitConnected(ctx, pc, kick); err != nil {
+		return 0, err
+	}
+	connectedAt := time.Now()
+	defer func() { up = time.Since(connectedAt) }()
+	live.setPair(egressPair(pc))
+	l.setState(EgressConnected)
+	l.log.Info("connected", "resource", clientRedact(sess.Resource()), "pair", live.pair, "nack_history", history)
+
+	// Subscribe only now: packets sent before DTLS is up are lost, and a
+	// fresh subscription starts with the GOP cache, so the target decodes
+	// at once.
+	sub, err = l.e.hub.Subscribe(l.e.cfg.Stream, setup.names, gateway.SubscribeOptions{Kind: "egress", Remote: clientRedact(l.url)})
+	if err != nil {
+		return up, err
+	}
+	for i, info := range sub.Tracks() {
+		if info.Codec != setup.infos[i].Codec {
+			return up, fmt.Errorf("layer %s changed codec from %s to %s", info.Name, setup.infos[i].Codec, info.Codec)
+		}
+	}
+	writers := make([]RTPWriter, len(setup.names))
+	for i := range nVideo {
+		pcfg := PacerConfig{Factor: l.e.cfg.PacingFactor, InitialBps: setup.bitrate[i]}
+		if len(l.rids) > 0 {
+			pcfg.Extensions = egressRIDExtensions(trs[0], l.rids[i])
+		}
+		p, err := NewPacer(pcfg, tracks[i], l.log)
+		if err != nil {
+			return up, err
+		}
+		live.mu.Lock()
+		live.pacers = append(live.pacers, p)
+		live.mu.Unlock()
+		writers[i] = p
+		wg.Go(func() { _ = p.Run(sctx) })
+	}
+	if l.audio != "" {
+		aw := &egressCountingWriter{w: tracks[nVideo]}
+		live.mu.Lock()
+		live.audio = aw
+		live.mu.Unlock()
+		writers[nVideo] = aw
+	}
+	l.startRTCP(&wg, sub, trs, live.feedback)
+	fwdDone := make(chan error, 1)
+	wg.Go(func() { fwdDone <- Forward(sctx, sub, writers) })
+	return up, l.monitor(ctx, pc, sess, kick, fwdDone, live)
+}
+
+func (s *ClientSession) restartsOrZero() int {
+	if s == nil {
+		return 0
+	}
+	return s.Restarts()
+}
+
+// addTracks adds the send tracks: one video transceiver (with an encoding
+// per rid in simulcast) and the audio one. tracks follows setup.names;
+// the transceivers are the video one, then the audio one if any.
+func (l *egressLeg) addTracks(pc *webrtc.PeerConnection, setup egressSetup) ([]*webrtc.TrackLocalStaticRTP, []*webrtc.RTPTransceiver, error) {
+	const streamID = "whipgate"
+	nVideo := len(l.layers)
+	tracks := make([]*webrtc.TrackLocalStaticRTP, len(setup.names))
+	var trs []*webrtc.RTPTransceiver
+	for i := range nVideo {
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if len(l.rids) > 0 {
+			opts = append(opts, webrtc.WithRTPStreamID(l.rids[i]))
+		}
+		t, err := webrtc.NewTrackLocalStaticRTP(Capability(setup.infos[i]), "video", streamID, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("whip: video track: %w", err)
+		}
+		tracks[i] = t
+	}
+	tr, err := pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return nil, nil, fmt.Errorf("whip: add video: %w", err)
+	}
+	for _, t := range tracks[1:nVideo] {
+		if err := tr.Sender().AddEncoding(t); err != nil {
+			return nil, nil, fmt.Errorf("whip: add simulcast encoding %s: %w", t.RID(), err)
+		}
+	}
+	if err := egressPreferCodec(tr, Capability(setup.infos[0])); err != nil {
+		return nil, nil, err
+	}
+	trs = append(trs, tr)
+	if l.audio != "" {
+		info := setup.infos[nVideo]
+		t, err := webrtc.NewTrackLocalStaticRTP(Capability(info), "audio", streamID)
+		if err != nil {
+			return nil, nil, fmt.Errorf("whip: audio track: %w", err)
+		}
+		tracks[nVideo] = t
+		atr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return nil, nil, fmt.Errorf("whip: add audio: %w", err)
+		}
+		if err := egressPreferCodec(atr, Capability(info)); err != nil {
+			return nil, nil, err
+		}
+		trs = append(trs, atr)
+	}
+	return tracks, trs, nil
+}
+
+// startRTCP reads every sender's RTCP (which is also what feeds pion's
+// NACK responder), turning PLI/FIR into keyframe requests for the layer.
+func (l *egressLeg) startRTCP(wg *sync.WaitGroup, sub *gateway.Subscription, trs []*webrtc.RTPTransceiver, fb *egressFeedback) {
+	video := trs[0].Sender()
+	keyframe := func(i int) func() {
+		return func() {
+			fb.keyReqs.Add(1)
+			sub.RequestKeyframe(i)
+		}
+	}
+	if len(l.rids) == 0 {
+		wg.Go(func() { ReadRTCP(video, keyframe(0), fb.onPacket) })
+	} else {
+		for i, rid := range l.rids {
+			onKey := keyframe(i)
+			wg.Go(func() {
+				for {
+					pkts, _, err := video.ReadSimulcastRTCP(rid)
+					if err != nil {
+						return
+					}
+					for _, p := range pkts {
+						if egressIsKeyframeRequest(p) {
+							onKey()
+						}
+						fb.onPacket(p)
+					}
+				}
+			})
+		}
+	}
+	if len(trs) > 1 {
+		audio := trs[1].Sender()
+		wg.Go(func() { ReadRTCP(audio, nil, fb.onPacket) })
+	}
+}
+
+// waitConnected waits for DTLS to be up, or fails when ICE fails.
+func (l *egressLeg) waitConnected(ctx context.Context, pc *webrtc.PeerConnection, kick <-chan struct{}) error {
+	limit := max(15*time.Second, l.e.rtc.Config().FailedTimeout+5*time.Second)
+	t := time.NewTimer(limit)
+	defer t.Stop()
+	for {
+		switch s := pc.ConnectionState(); s {
+		case webrtc.PeerConnectionStateConnected:
+			return nil
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			return fmt.Errorf("whip: connection %s before it was up (ICE %s)", s, pc.ICEConnectionState())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			return fmt.Errorf("whip: not connected after %v (ICE %s)", limit, pc.ICEConnectionState())
+		case <-kick:
+		}
+	}
+}
+
+// monitor watches a connected session until it breaks: ICE disconnected
+// → restart ICE where the target supports it; failed, closed, or
+// disconnected for too long → give up so run POSTs again.
+func (l *egressLeg) monitor(ctx context.Context, pc *webrtc.PeerConnection, sess *ClientSession,
+	kick <-chan struct{}, fwdDone <-chan error, live *egressLive,
+) error {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	limit := l.e.rtc.Config().FailedTimeout + 5*time.Second
+	var downSince time.Time
+	restarted := false
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case err := <-fwdDone:
+			if err == nil {
+				err = errors.New("forwarder stopped")
+			}
+			return fmt.Errorf("stream %q: %w", l.e.cfg.Stream, err)
+		case <-kick:
+		case now := <-tick.C:
+			live.setPair(egressPair(pc))
+			bps := live.sample(now)
+			l.mu.Lock()
+			l.bitrate = bps
+			l.mu.Unlock()
+		}
+		ice, state := pc.ICEConnectionState(), pc.ConnectionState()
+		switch {
+		case state == webrtc.PeerConnectionStateFailed || state == webrtc.PeerConnectionStateClosed ||
+			ice == webrtc.ICEConnectionStateFailed || ice == webrtc.ICEConnectionStateClosed:
+			return fmt.Errorf("whip: connection %s (ICE %s)", state, ice)
+		case (ice == webrtc.ICEConnectionStateConnected || ice == webrtc.ICEConnectionStateCompleted) &&
+			state == webrtc.PeerConnectionStateConnected:
+			if !downSince.IsZero() {
+				live.setPair(egressPair(pc))
+				l.log.Info("connection recovered", "after", time.Since(downSince).Round(time.Millisecond), "ice_restart", restarted,
+					"pair", live.pair)
+				downSince, restarted = time.Time{}, false
+				l.setState(EgressConnected)
+			}
+		case ice == webrtc.ICEConnectionStateDisconnected || state == webrtc.PeerConnectionStateDisconnected || !downSince.IsZero():
+			if downSince.IsZero() {
+				downSince = time.Now()
+				l.log.Warn("connection lost", "ice", ice, "state", state, "ice_restart", sess.CanRestart())
+				l.setState(EgressReconnecting)
+			}
+			if !restarted && sess.CanRestart() {
+				restarted = true
+				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+				err := sess.Restart(rctx)
+				rcancel()
+				if err != nil {
+					return fmt.Errorf("ICE restart: %w", err)
+				}
+			}
+			if time.Since(downSince) > limit {
+				return fmt.Errorf("whip: connection down for %v (ICE %s)", time.Since(downSince).Round(time.Second), ice)
+			}
+		}
+	}
+}
+
+// egressIsKeyframeRequest reports PLI and FIR.
+func egressIsKeyframeRequest(p rtcp.Packet) bool {
+	switch p.(type) {
+	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+		return true
+	}
+	return false
+}
+
+// egressPair describes the selected candidate pair, for logs and status.
+func egressPair(pc *webrtc.PeerConnection) string {
+	local, remote := egressSelected(pc)
+	if local == nil || remote == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s %s %s:%d -> %s %s:%d", local.Typ, local.Protocol, local.Address, local.Port, remote.Typ, remote.Address, remote.Port)
+}
+
+func egressSelected(pc *webrtc.PeerConnection) (local, remote *webrtc.ICECandidate) {
+	for _, tr := range pc.GetTransceivers() {
+		s := tr.Sender()
+		if s == nil || s.Transport() == nil {
+			continue
+		}
+		pair, err := s.Transport().ICETransport().GetSelectedCandidatePair()
+		if err != nil || pair == nil {
+			return nil, nil
+		}
+		return pair.Local, pair.Remote
+	}
+	return nil, nil
+}
+
+// EgressSessionStatus is the JSON view of one WHIP session of an egress.
+type EgressSessionStatus struct {
+	Layers []string `json:"layers"`
+	RIDs   []string `json:"rids,omitempty"`
+	Audio  string   `json:"audio,omitempty"`
+	// URL is the endpoint, Resource the session URL (both without query).
+	URL            string     `json:"url"`
+	Resource       string     `json:"resource,omitempty"`
+	State          string     `json:"state"`
+	LastError      string     `json:"last_error,omitempty"`
+	Retries        int        `json:"retries"`
+	NextRetry      *time.Time `json:"next_retry,omitempty"`
+	ConnectedSince *time.Time `json:"connected_since,omitempty"`
+	BitrateBps     int64      `json:"bitrate_bps"`
+	RTTMs          float64    `json:"rtt_ms"`
+	// TargetEstimateBps is the target's REMB, 0 if it sends none.
+	TargetEstimateBps int64 `json:"target_estimate_bps,omitempty"`
+	// CandidatePair is the selected pair ("relay udp a:p -> host b:q").
+	CandidatePair string `json:"candidate_pair,omitempty"`
+	Trickle       bool   `json:"trickle"`
+	ICERestarts   int    `json:"ice_restarts"`
+	NACKHistory   int    `json:"nack_history,omitempty"`
+	// PacingRateBps is the pacing rate of the session's video encodings.
+	PacingRateBps int64  `json:"pacing_rate_bps"`
+	Packets       uint64 `json:"packets"`
+	Bytes         uint64 `json:"bytes"`
+	// Dropped counts packets the pacers dropped (queue full or oversize).
+	Dropped uint64 `json:"dropped"`
+	// NACKed counts packets the target asked for again; KeyframeRequests
+	// its PLI and FIR.
+	NACKed           uint64 `json:"nacked"`
+	KeyframeRequests uint64 `json:"keyframe_requests"`
+	Warning          string `json:"warning,omitempty"`
+}
+
+// status returns the leg's view and when its last error happened.
+func (l *egressLeg) status() (EgressSessionStatus, time.Time) {
+	l.mu.Lock()
+	s := EgressSessionStatus{
+		Layers: l.layers, RIDs: l.rids, Audio: l.audio, URL: clientRedact(l.url),
+		State: l.state, LastError: l.lastErr, Retries: l.retries, BitrateBps: l.bitrate, ICERestarts: l.restarts,
+	}
+	if !l.connectedSince.IsZero() {
+		t := l.connectedSince
+		s.ConnectedSince = &t
+	}
+	if l.state != EgressConnected && l.state != EgressStopped && l.nextRetry.After(time.Now()) {
+		t := l.nextRetry
+		s.NextRetry = &t
+	}
+	errAt := l.lastErrAt
+	live := l.live
+	l.mu.Unlock()
+	if live == nil {
+		return s, errAt
+	}
+	s.Resource = clientRedact(live.sess.Resource())
+	s.Trickle = live.sess.Trickle()
+	s.ICERestarts += live.sess.Restarts()
+	s.NACKHistory = live.history
+	s.Warning = live.warning
+	s.RTTMs = live.feedback.rttMs()
+	s.TargetEstimateBps = live.feedback.remb.Load()
+	s.NACKed = live.feedback.nacked.Load()
+	s.KeyframeRequests = live.feedback.keyReqs.Load()
+	live.mu.Lock()
+	pacers, audio := live.pacers, live.audio
+	s.CandidatePair = live.pair
+	live.mu.Unlock()
+	for _, p := range pacers {
+		ps := p.Stats()
+		s.PacingRateBps += ps.RateBps
+		s.Packets += ps.Packets
+		s.Bytes += ps.Bytes
+		s.Dropped += ps.Dropped + ps.Oversize
+	}
+	if audio != nil {
+		s.Bytes += audio.bytes.Load()
+	}
+	return s, errAt
+}

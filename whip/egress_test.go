@@ -1,0 +1,461 @@
+package whip
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/turn/v4"
+
+	"whipgate/gateway"
+)
+
+// egressTestRun starts an egress of stream "cam" and returns it with a
+// stop function that cancels Run and checks it returned nil.
+func egressTestRun(t *testing.T, hub *gateway.Hub, rtc *RTC, cfg EgressConfig) (*Egress, func()) {
+	t.Helper()
+	if cfg.Stream == "" {
+		cfg.Stream = "cam"
+	}
+	e, err := NewEgress(cfg, hub, rtc, ftTestLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10 s of cancel")
+		}
+	}
+	t.Cleanup(stop)
+	return e, stop
+}
+
+func egressTestHub(t *testing.T) *gateway.Hub {
+	hub := gateway.NewHub(gateway.Config{}, ftPionLog(t))
+	t.Cleanup(hub.Close)
+	return hub
+}
+
+func egressWaitState(t *testing.T, e *Egress, state string, limit time.Duration) time.Duration {
+	t.Helper()
+	return ftEventually(t, limit, "egress "+state, func() bool { return e.Status().State == state })
+}
+
+// egressWaitPackets waits until the target's sessions together have
+// received at least want packets under every key.
+func egressWaitPackets(t *testing.T, f *ftServer, keys []string, want int64) {
+	t.Helper()
+	ftEventually(t, 10*time.Second, "media at the target", func() bool {
+		got := map[string]int64{}
+		for _, s := range f.Sessions() {
+			for k, v := range s.Packets() {
+				got[k] += v
+			}
+		}
+		for _, k := range keys {
+			if got[k] < want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestEgressSessionsModeMediaFlows(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, nil)
+	ftSynth(t, hub, "cam", []string{"main", "preview"}, true)
+	e, stop := egressTestRun(t, hub, rtc, EgressConfig{ID: "sfu", URL: f.URL("127.0.0.1", "/whip/{layer}"), Token: "tok"})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	egressWaitPackets(t, f, []string{"video", "audio"}, 30)
+
+	st := e.Status()
+	if st.ID != "sfu" || st.Mode != EgressModeSessions || len(st.Sessions) != 2 || st.ConnectedSince == nil {
+		t.Fatalf("status %+v: want id sfu, mode sessions, two sessions, connected_since", st)
+	}
+	paths := map[string]bool{}
+	for _, r := range f.Requests() {
+		if r.Method == http.MethodPost {
+			paths[r.Path] = true
+		}
+		if r.Auth != "Bearer tok" {
+			t.Errorf("%s %s without the Bearer token", r.Method, r.Path)
+		}
+	}
+	if !paths["/whip/main"] || !paths["/whip/preview"] {
+		t.Errorf("POSTs to %v, want /whip/main and /whip/preview ({layer} replaced)", paths)
+	}
+	if st.Sessions[0].Audio != "audio" || st.Sessions[1].Audio != "" {
+		t.Errorf("audio in sessions %q, %q: want it in the first only", st.Sessions[0].Audio, st.Sessions[1].Audio)
+	}
+	for _, s := range f.Sessions() {
+		if s.Packets()["video"] == 0 {
+			t.Errorf("session %s got no video", s.id)
+		}
+	}
+	var last EgressStatus
+	defer func() {
+		if t.Failed() {
+			t.Logf("last status: %+v", last)
+		}
+	}()
+	ftEventually(t, 5*time.Second, "bitrate and RTT in the status", func() bool {
+		last = e.Status()
+		return last.BitrateBps > 0 && last.RTTMs > 0 && last.Sessions[0].Packets > 0 && last.Sessions[0].NACKHistory >= 1024
+	})
+	stop()
+	if n := f.Count(http.MethodDelete); n != 2 {
+		t.Errorf("%d DELETEs after stop, want 2", n)
+	}
+	if st := e.Status(); st.State != EgressStopped {
+		t.Errorf("state after Run %q, want stopped", st.State)
+	}
+}
+
+func TestEgressReconnectsWhenTargetDropsSession(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, nil)
+	ftSynth(t, hub, "cam", []string{"main"}, false)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip")})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	egressWaitPackets(t, f, []string{"video"}, 10)
+
+	f.Kill() // closes its peer, no DELETE: the egress must notice by itself
+	took := ftEventually(t, 15*time.Second, "a new session at the target", func() bool {
+		return f.Count(http.MethodPost) >= 2 && len(f.Sessions()) == 1 && e.Status().State == EgressConnected
+	})
+	t.Logf("reconnected %v after the target dropped the session", took)
+	egressWaitPackets(t, f, []string{"video"}, 10)
+	st := e.Status()
+	if st.Retries < 1 || st.LastError == "" {
+		t.Errorf("status %+v: want a retry and the last error", st)
+	}
+}
+
+func TestEgressTargetRestartedOnSamePort(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, nil)
+	addr := f.Addr()
+	ftSynth(t, hub, "cam", []string{"main"}, false)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip")})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+
+	f.Close() // the process dies: HTTP and peers gone
+	ftEventually(t, 10*time.Second, "egress notices", func() bool { return e.Status().State != EgressConnected })
+	time.Sleep(time.Second) // down for a while, so backoff has grown
+	f2 := newFTServerAt(t, addr, nil)
+	took := egressWaitState(t, e, EgressConnected, 5*time.Second)
+	t.Logf("connected again %v after the target came back on %s", took, addr)
+	egressWaitPackets(t, f2, []string{"video"}, 10)
+}
+
+func TestEgressStartsWhileTargetDown(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there yet
+	ftSynth(t, hub, "cam", []string{"main"}, false)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: "http://" + addr + "/whip"})
+	ftEventually(t, 5*time.Second, "a failed attempt", func() bool {
+		st := e.Status()
+		return st.Retries >= 1 && strings.Contains(st.LastError, "connection refused")
+	})
+	if st := e.Status().State; st != EgressConnecting && st != EgressReconnecting {
+		t.Errorf("state %q while the target is down, want connecting or reconnecting", st)
+	}
+	f := newFTServerAt(t, addr, nil)
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	egressWaitPackets(t, f, []string{"video"}, 10)
+}
+
+func TestEgressHonoursRetryAfter(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	busy := true
+	f := newFTServer(t, func(f *ftServer) {
+		f.before = func(w http.ResponseWriter, r *http.Request) bool {
+			if !busy {
+				return false
+			}
+			busy = false
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "overloaded", http.StatusServiceUnavailable)
+			return true
+		}
+	})
+	ftSynth(t, hub, "cam", []string{"main"}, false)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip")})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	var posts []time.Time
+	for _, r := range f.Requests() {
+		if r.Method == http.MethodPost {
+			posts = append(posts, r.At)
+		}
+	}
+	if len(posts) != 2 {
+		t.Fatalf("%d POSTs, want 2", len(posts))
+	}
+	gap := posts[1].Sub(posts[0])
+	t.Logf("second POST %v after the 503", gap)
+	if gap < time.Second {
+		t.Errorf("second POST %v after a 503 with Retry-After: 1, want at least 1s", gap)
+	}
+}
+
+func TestEgressRetryDelay(t *testing.T) {
+	half := func() float64 { return 0.5 }
+	busy := &ClientHTTPError{Method: "POST", Status: 503, RetryAfter: 7 * time.Second}
+	for attempt := 1; attempt < 10; attempt++ {
+		if d := egressRetryDelay(busy, attempt, half); d < 7*time.Second || d > 7*time.Second*11/10 {
+			t.Errorf("503 Retry-After 7s, attempt %d: waited %v, want 7s..7.7s", attempt, d)
+		}
+	}
+	down := errors.New("connection refused")
+	prev := time.Duration(0)
+	for attempt := 1; attempt <= 12; attempt++ {
+		d := egressRetryDelay(down, attempt, half)
+		if d < prev {
+			t.Errorf("attempt %d: %v shorter than attempt %d's %v", attempt, d, attempt-1, prev)
+		}
+		if d > egressBackoffCap {
+			t.Errorf("attempt %d: %v over the %v cap", attempt, d, egressBackoffCap)
+		}
+		prev = d
+	}
+	if d := egressRetryDelay(down, 1, func() float64 { return 0 }); d != egressBackoffBase/2 {
+		t.Errorf("first retry with no jitter: %v, want %v", d, egressBackoffBase/2)
+	}
+	if d := egressRetryDelay(down, 20, func() float64 { return 0.999 }); d > egressBackoffCap || d < egressBackoffCap*9/10 {
+		t.Errorf("late retry: %v, want near the %v cap", d, egressBackoffCap)
+	}
+	refused := &ClientHTTPError{Method: "POST", Status: 401}
+	if d := egressRetryDelay(refused, 1, half); d < egressPermanentBase/2 {
+		t.Errorf("401: retry after %v, want at least %v (slow for permanent errors)", d, egressPermanentBase/2)
+	}
+	if d := egressRetryDelay(refused, 30, half); d > egressPermanentCap {
+		t.Errorf("401 late: %v over the %v cap", d, egressPermanentCap)
+	}
+}
+
+func TestEgressPermanentErrorFails(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, func(f *ftServer) { f.token = "right" })
+	ftSynth(t, hub, "cam", []string{"main"}, false)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip"), Token: "wrong"})
+	egressWaitState(t, e, EgressFailed, 5*time.Second)
+	st := e.Status()
+	if !strings.Contains(st.LastError, "401") || st.Sessions[0].NextRetry == nil {
+		t.Fatalf("status %+v: want last_error naming 401 and a next retry", st)
+	}
+	if wait := time.Until(*st.Sessions[0].NextRetry); wait < 10*time.Second {
+		t.Errorf("next retry in %v after a 401, want a slow retry", wait)
+	}
+}
+
+func TestEgressSimulcast(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, nil)
+	ftSynth(t, hub, "cam", []string{"main", "preview"}, true)
+	e, stop := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip"), Mode: EgressModeSimulcast, RIDStyle: EgressRIDStyleSora})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	// Sora style: r0 is the lowest layer (preview), r1 main.
+	egressWaitPackets(t, f, []string{"r0", "r1", "audio"}, 20)
+	st := e.Status()
+	if len(st.Sessions) != 1 || strings.Join(st.Sessions[0].RIDs, ",") != "r1,r0" || strings.Join(st.Sessions[0].Layers, ",") != "main,preview" {
+		t.Errorf("sessions %+v: want one session, layers main,preview as rids r1,r0", st.Sessions)
+	}
+	stop()
+	if f.Count(http.MethodDelete) != 1 {
+		t.Errorf("%d DELETEs, want 1", f.Count(http.MethodDelete))
+	}
+}
+
+func TestEgressSimulcastMissingRIDFails(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, func(f *ftServer) {
+		// A target that takes only one layer: the rid and the simulcast
+		// line lose "1".
+		f.editAnswer = func(sdp string) string {
+			sdp = strings.Replace(sdp, "a=rid:1 recv\r\n", "", 1)
+			return strings.Replace(sdp, "recv 0;1", "recv 0", 1)
+		}
+	})
+	ftSynth(t, hub, "cam", []string{"main", "preview"}, false)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip"), Mode: EgressModeSimulcast})
+	egressWaitState(t, e, EgressFailed, 5*time.Second)
+	st := e.Status()
+	if !strings.Contains(st.LastError, `not ["1"]`) {
+		t.Errorf("last_error %q: want it to name the missing rid 1", st.LastError)
+	}
+	ftEventually(t, 3*time.Second, "DELETE of the refused session", func() bool { return f.Count(http.MethodDelete) == 1 })
+}
+
+// egressTURN runs a pion TURN server on 127.0.0.1 over UDP and TCP and
+// returns the Link header lines for both, and a count of authenticated
+// requests by the transport they came over ("udp", "tcp").
+func egressTURN(t *testing.T) (udpLink, tcpLink string, auths func(network string) int) {
+	t.Helper()
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const realm = "whipgate.test"
+	key := turn.GenerateAuthKey("user", realm, "pass")
+	gen := func() turn.RelayAddressGenerator {
+		return &turn.RelayAddressGeneratorStatic{RelayAddress: net.ParseIP("127.0.0.1"), Address: "127.0.0.1"}
+	}
+	var udpAuths, tcpAuths atomicCounter
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm:         realm,
+		LoggerFactory: LoggerFactory{Log: ftPionLog(t)},
+		AuthHandler: func(username, _ string, src net.Addr) ([]byte, bool) {
+			if src.Network() == "tcp" {
+				tcpAuths.add()
+			} else {
+				udpAuths.add()
+			}
+			return key, username == "user"
+		},
+		PacketConnConfigs: []turn.PacketConnConfig{{PacketConn: udp, RelayAddressGenerator: gen()}},
+		ListenerConfigs:   []turn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen()}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	udpLink = "<turn:" + udp.LocalAddr().String() + "?transport=udp>; rel=\"ice-server\"; username=\"user\"; credential=\"pass\""
+	tcpLink = "<turn:" + tcp.Addr().String() + "?transport=tcp>; rel=\"ice-server\"; username=\"user\"; credential=\"pass\""
+	return udpLink, tcpLink, func(network string) int {
+		if network == "tcp" {
+			return tcpAuths.get()
+		}
+		return udpAuths.get()
+	}
+}
+
+func TestEgressRelayOnlyOverTURN(t *testing.T) {
+	for _, transport := range []string{"udp", "tcp"} {
+		t.Run(transport, func(t *testing.T) {
+			ftLeakCheck(t)
+			rtc := ftNewRTC(t)
+			hub := egressTestHub(t)
+			udpLink, tcpLink, auths := egressTURN(t)
+			link := udpLink
+			if transport == "tcp" {
+				link = tcpLink
+			}
+			f := newFTServer(t, func(f *ftServer) { f.links = []string{link} })
+			ftSynth(t, hub, "cam", []string{"main"}, false)
+			e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip"), RelayOnly: true})
+			egressWaitState(t, e, EgressConnected, 10*time.Second)
+			egressWaitPackets(t, f, []string{"video"}, 20)
+			pair := e.Status().Sessions[0].CandidatePair
+			if !strings.HasPrefix(pair, "relay ") {
+				t.Errorf("selected pair %q, want a relay local candidate", pair)
+			}
+			if auths(transport) == 0 {
+				t.Errorf("the TURN server saw no authenticated request over %s", transport)
+			}
+			if other := map[string]string{"udp": "tcp", "tcp": "udp"}[transport]; auths(other) != 0 {
+				t.Errorf("the TURN server saw %d requests over %s, want none", auths(other), other)
+			}
+			t.Logf("TURN %s: pair %s", transport, pair)
+		})
+	}
+}
+
+func TestEgressConfigValidate(t *testing.T) {
+	ok := EgressConfig{Stream: "cam", URL: "https://sora.example/whip/ch"}
+	if err := ok.Validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+	for _, tc := range []struct {
+		edit func(*EgressConfig)
+		want string
+	}{
+		{func(c *EgressConfig) { c.Stream = "" }, "stream is required"},
+		{func(c *EgressConfig) { c.URL = "" }, "url is required"},
+		{func(c *EgressConfig) { c.URL = "rtmp://x/live" }, "scheme must be http or https"},
+		{func(c *EgressConfig) { c.Mode = "mesh" }, `unknown mode "mesh"`},
+		{func(c *EgressConfig) { c.RIDStyle = "webrtc" }, `unknown rid_style "webrtc"`},
+		{func(c *EgressConfig) { c.Target = "janus" }, `unknown target "janus"`},
+		{func(c *EgressConfig) { c.Mode, c.URL = EgressModeSimulcast, "https://x/{layer}" }, "cannot contain {layer}"},
+		{func(c *EgressConfig) { c.RIDStyle, c.Layers = EgressRIDStyleSora, []string{"a", "b", "c", "d"} }, "three rids"},
+		{func(c *EgressConfig) { c.Layers = []string{"main", "main"} }, "listed twice"},
+		{func(c *EgressConfig) { c.PacingFactor = 0.5 }, "pacing_factor"},
+		{func(c *EgressConfig) { c.ICEServers = []ICEServer{{URLs: []string{"http://x"}}} }, "scheme must be stun"},
+		{func(c *EgressConfig) { c.ICEServers = []ICEServer{{URLs: []string{"turn:x"}}} }, "needs username and credential"},
+		{func(c *EgressConfig) { c.RelayOnly, c.ICEServers = true, []ICEServer{{URLs: []string{"stun:x"}}} }, "relay_only needs a TURN server"},
+	} {
+		c := ok
+		tc.edit(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("got %v, want an error containing %q", err, tc.want)
+		}
+	}
+	c := ok
+	c.applyDefaults()
+	if c.ID != "cam" || c.Mode != EgressModeSessions || c.RIDStyle != EgressRIDStyleOBS || c.PacingFactor != 2.5 || c.Target != EgressTargetSora {
+		t.Errorf("defaults %+v: want id cam, sessions, obs, 2.5, sora (from the host)", c)
+	}
+}
+
+func TestEgressRIDsAndNACKHistory(t *testing.T) {
+	if got := strings.Join(egressRIDs(EgressRIDStyleOBS, 3), ","); got != "0,1,2" {
+		t.Errorf("obs rids %s, want 0,1,2", got)
+	}
+	if got := strings.Join(egressRIDs(EgressRIDStyleSora, 3), ","); got != "r2,r1,r0" {
+		t.Errorf("sora rids for layers full..low %s, want r2,r1,r0 (r0 lowest)", got)
+	}
+	for _, tc := range []struct {
+		bps  int64
+		avg  int
+		want int
+	}{
+		{0, 0, 0}, {1_000_000, 1000, 1024}, {20_000_000, 1200, 4096}, {100_000_000, 1200, 16384}, {400_000_000, 1200, 32768},
+	} {
+		if got := egressNACKHistory(tc.bps, tc.avg); got != tc.want {
+			t.Errorf("NACK history for %d bps of %d B packets: %d, want %d", tc.bps, tc.avg, got, tc.want)
+		}
+	}
+}
