@@ -21,6 +21,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 	"github.com/pion/webrtc/v4/pkg/media/h264writer"
@@ -212,6 +213,9 @@ type whipPublisher struct {
 	pli      []atomic.Int64 // PLIs received per video layer
 	wantKey  []atomic.Bool  // a PLI not yet acted on, per video layer
 
+	sender    *webrtc.RTPSender // of the video
+	rids      []string
+
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -265,6 +269,7 @@ func tryWHIPPublish(t testing.TB, url string, opt publishOptions) *whipPublisher
 		for i, rid := range rids {
 			p.wg.Go(func() { p.readRTCP(sender, i, rid) })
 		}
+		p.sender, p.rids = sender, opt.rids
 	}
 	if opt.audio {
 		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whipgate-test")
@@ -336,6 +341,41 @@ func (p *whipPublisher) waitConnected() {
 	})
 }
 
+// rtpExt is one RTP header extension element.
+type rtpExt struct {
+	id    uint8
+	value []byte
+}
+
+// ridExtensions are the header extensions video layer i must carry: pion
+// leaves putting MID and RID on simulcast packets to the application, and
+// a receiver tells the layers apart only by them.
+func (p *whipPublisher) ridExtensions(i int) []rtpExt {
+	p.t.Helper()
+	if len(p.rids) == 0 {
+		return nil
+	}
+	var mid string
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == p.sender {
+			mid = tr.Mid()
+		}
+	}
+	var out []rtpExt
+	for _, e := range p.sender.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			out = append(out, rtpExt{uint8(e.ID), []byte(mid)})
+		case sdp.SDESRTPStreamIDURI:
+			out = append(out, rtpExt{uint8(e.ID), []byte(p.rids[i])})
+		}
+	}
+	if len(out) != 2 || mid == "" {
+		p.t.Fatalf("publisher: MID and RID header extensions not negotiated (%v, mid %q)", out, mid)
+	}
+	return out
+}
+
 // readRTCP counts PLIs for video layer i until the sender stops; reading
 // is also what lets pion's NACK responder see the viewers' NACKs.
 func (p *whipPublisher) readRTCP(s *webrtc.RTPSender, i int, rid string) {
@@ -379,6 +419,7 @@ type sendStream struct {
 	track     *webrtc.TrackLocalStaticRTP
 	payloader rtp.Payloader
 	audio     bool
+	ext       []rtpExt // put on every packet
 	seq       uint16
 	ts        uint32
 
@@ -399,6 +440,11 @@ func (s *sendStream) write(data []byte, ticks uint32) error {
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: s.seq, Timestamp: s.ts,
 			Marker: !s.audio && i == len(payloads)-1}, Payload: pl}
 		s.seq++
+		for _, e := range s.ext {
+			if err := pkt.Header.SetExtension(e.id, e.value); err != nil {
+				return fmt.Errorf("rtp header extension: %w", err)
+			}
+		}
 		frame = append(frame, slices.Clone(pl))
 		if err := s.track.WriteRTP(pkt); err != nil {
 			return fmt.Errorf("write rtp: %w", err)
