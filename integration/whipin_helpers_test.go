@@ -213,8 +213,8 @@ type whipPublisher struct {
 	pli      []atomic.Int64 // PLIs received per video layer
 	wantKey  []atomic.Bool  // a PLI not yet acted on, per video layer
 
-	sender    *webrtc.RTPSender // of the video
-	rids      []string
+	sender *webrtc.RTPSender // of the video
+	rids   []string
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
