@@ -65,9 +65,12 @@ type Hub struct {
 	closed  bool
 }
 
-// NewHub returns an empty hub.
+// NewHub returns an empty hub. A nil log discards the hub's messages.
 func NewHub(cfg Config, log *slog.Logger) *Hub {
 	cfg.applyDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Hub{cfg: cfg, log: log, start: time.Now(), streams: make(map[string]*Stream)}
 }
 

@@ -275,6 +275,16 @@ func TestTakeover(t *testing.T) {
 	}
 }
 
+func TestNilLogger(t *testing.T) {
+	hub := NewHub(Config{}, nil)
+	defer hub.Close()
+	publishH264(t, hub, "cam")
+	// A takeover logs; it must not need a logger from the caller.
+	if _, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: H264}}, PublishOptions{Takeover: true}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestCodecChangeEndsSubscription(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hub := NewHub(Config{}, testLog(t))

@@ -121,10 +121,16 @@ func (s *Subscription) push(e entry) bool {
 	}
 	s.ring[(s.head+s.n)%len(s.ring)] = e
 	s.n++
+	wasEmpty := s.n == 1
 	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
+	// Next waits only after finding the queue empty, so only the push
+	// that ends an empty spell has to wake it; while the subscriber is
+	// behind, the publisher skips the channel.
+	if wasEmpty {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }
