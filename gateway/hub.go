@@ -7,8 +7,9 @@
 // subscriber's bounded queue; it never blocks on a subscriber. Each
 // subscriber drains its own queue on its own goroutine. A subscriber whose
 // queue overflows loses packets (counted), then resumes at the next keyframe
-// with its sequence numbers and timestamps rebased, so the viewer sees a
-// continuous stream and the source and other viewers never slow down.
+// with its sequence numbers rebased (and its timestamps too when a new
+// publisher took over), so the viewer sees a continuous stream and the
+// source and other viewers never slow down.
 //
 // The hub knows nothing of HTTP or PeerConnections.
 package gateway

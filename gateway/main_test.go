@@ -49,7 +49,7 @@ func newH264Source(pub *Publication, track int) *h264Source {
 	}
 }
 
-// frameKind reports whether the next frame is a keyframe.
+// nextIsKey reports whether the next frame is a keyframe.
 func (s *h264Source) nextIsKey() bool { return s.frame%s.gop == 0 }
 
 // writeFrame writes one frame and returns the source indexes of its first
