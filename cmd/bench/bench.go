@@ -32,6 +32,10 @@ import (
 // streamName is the stream every run publishes and watches.
 const streamName = "bench"
 
+// otherLoadWarning is the CPU of other processes (percent of one core)
+// above which a run is flagged: the machine was not the bench's alone.
+const otherLoadWarning = 15
+
 // drain is how long viewers keep reading after the publisher stops, for
 // packets in flight and their retransmissions.
 const drain = 500 * time.Millisecond
@@ -70,6 +74,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			results = append(results, r)
+			if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
+				fmt.Fprintf(logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
+			}
 		}
 	}
 	if err := writeTable(stdout, results); err != nil {
@@ -304,6 +311,7 @@ type samples struct {
 	srv, target *procSample
 	self        procSample
 	machine     machineSample
+	udpDrops    int64
 }
 
 func sampleServer(s *server) (*procSample, error) {
@@ -319,11 +327,12 @@ func sampleServer(s *server) (*procSample, error) {
 
 func sampleAll(srv, target *server) (samples, error) {
 	var s samples
-	var errs [4]error
+	var errs [5]error
 	s.srv, errs[0] = sampleServer(srv)
 	s.target, errs[1] = sampleServer(target)
 	s.self, errs[2] = readProc("self")
 	s.machine, errs[3] = readMachine()
+	s.udpDrops, errs[4] = udpDrops()
 	return s, errors.Join(errs[:]...)
 }
 
@@ -339,6 +348,7 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 		BenchCPUPct:    round2(cpuPct(w0.self, w1.self)),
 		MachineBusyPct: round2(busyPct(w0.machine, w1.machine)),
 		Cores:          runtime.NumCPU(),
+		KernelUDPDrops: w1.udpDrops - w0.udpDrops,
 		JoinFailed:     probes.failed,
 	}
 	if w0.srv != nil && w1.srv != nil {
@@ -358,6 +368,13 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	}
 	if w0.target != nil && w1.target != nil {
 		r.TargetCPUPct = ptr(cpuPct(*w0.target, *w1.target))
+	}
+	if r.ServerCPUPct != nil {
+		other := r.MachineBusyPct*float64(r.Cores) - r.BenchCPUPct - *r.ServerCPUPct
+		if r.TargetCPUPct != nil {
+			other -= *r.TargetCPUPct
+		}
+		r.OtherCPUPct = ptr(max(other, 0))
 	}
 
 	first, end := table.window(w0.self.at.UnixNano(), w1.self.at.UnixNano())

@@ -114,3 +114,30 @@ func busyPct(a, b machineSample) float64 {
 	}
 	return 100 * float64(b.busy-a.busy) / float64(b.total-a.total)
 }
+
+// udpDrops is the kernel's count of UDP datagrams it dropped because a
+// socket's receive buffer was full (RcvbufErrors in /proc/net/snmp), for
+// the whole machine: loopback traffic of the server and the bench alike.
+func udpDrops() (int64, error) {
+	raw, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0, fmt.Errorf("bench: read /proc/net/snmp: %w", err)
+	}
+	var names []string
+	for line := range strings.Lines(string(raw)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "RcvbufErrors" && i < len(f) {
+				return strconv.ParseInt(f[i], 10, 64)
+			}
+		}
+	}
+	return 0, fmt.Errorf("bench: /proc/net/snmp has no Udp RcvbufErrors")
+}

@@ -80,3 +80,10 @@ func TestMachineBusy(t *testing.T) {
 		t.Errorf("machine busy %.1f%%, want within [0, 100]", pct)
 	}
 }
+
+func TestUDPDrops(t *testing.T) {
+	n, err := udpDrops()
+	if err != nil || n < 0 {
+		t.Fatalf("udpDrops() = %d, %v", n, err)
+	}
+}

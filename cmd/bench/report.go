@@ -38,12 +38,18 @@ type Result struct {
 	RSSPerViewerMB *float64 `json:"rss_per_viewer_mb"`
 	// TargetCPUPct is the egress target's CPU (egress mode).
 	TargetCPUPct *float64 `json:"egress_target_cpu_pct,omitempty"`
-	// BenchCPUPct is this process (publisher and viewers), MachineBusyPct
-	// the share of all cores busy: near 100 means the figures are bounded
-	// by the machine, not by the server alone.
+	// BenchCPUPct is this process (publisher and viewers) in percent of
+	// one core, MachineBusyPct the share of all cores busy: near 100
+	// means the figures are bounded by the machine, not by the server.
 	BenchCPUPct    float64 `json:"bench_cpu_pct"`
 	MachineBusyPct float64 `json:"machine_busy_pct"`
-	Cores          int     `json:"cores"`
+	// OtherCPUPct is everything else on the machine (percent of one
+	// core): more than a few percent means the run was disturbed.
+	OtherCPUPct *float64 `json:"other_cpu_pct"`
+	Cores       int      `json:"cores"`
+	// KernelUDPDrops counts datagrams the kernel dropped at full socket
+	// buffers during the window, machine-wide (/proc/net/snmp).
+	KernelUDPDrops int64 `json:"kernel_udp_drops"`
 
 	// Frames is how many frames the publisher sent in the window.
 	Frames int `json:"frames"`
@@ -106,18 +112,18 @@ func ptr(f float64) *float64 { f = round2(f); return &f }
 // writeTable prints one row per run.
 func writeTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tbusy%\t")
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tbusy%\tother%\t")
 	for _, r := range results {
 		mode := r.Mode
 		if r.Egress {
 			mode += "+egress"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),
 			opt(r.RSSMB, 0), opt(r.RSSPerViewerMB, 2), r.LossPct, r.IncompletePct,
 			max(r.WorstLossPct, r.WorstIncompletePct),
 			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99,
-			joinCell(r.JoinMs), r.MachineBusyPct)
+			joinCell(r.JoinMs), r.MachineBusyPct, opt(r.OtherCPUPct, 0))
 	}
 	return tw.Flush()
 }
