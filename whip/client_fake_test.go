@@ -17,6 +17,8 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
+	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
@@ -53,6 +55,11 @@ type ftServer struct {
 	before func(w http.ResponseWriter, r *http.Request) bool
 	// editAnswer, when set, rewrites the answer SDP.
 	editAnswer func(string) string
+	// onRestart, when set, runs as an ICE restart PATCH arrives.
+	onRestart func()
+
+	// net carries the peers' UDP; Blackhole silences it.
+	net *ftNet
 
 	mu       sync.Mutex
 	sessions map[string]*ftSession
@@ -104,7 +111,7 @@ func ftPionLog(t testing.TB) *slog.Logger {
 // ftNewAPI is a plain pion API for the fake target's peers: loopback only,
 // quick consent timeouts, pion's default interceptors (NACK, reports,
 // TWCC feedback).
-func ftNewAPI(t testing.TB) *webrtc.API {
+func ftNewAPI(t testing.TB, n transport.Net) *webrtc.API {
 	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
@@ -120,6 +127,7 @@ func ftNewAPI(t testing.TB) *webrtc.API {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetICETimeouts(3*time.Second, 6*time.Second, 300*time.Millisecond)
+	se.SetNet(n)
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
 
@@ -132,12 +140,16 @@ func newFTServer(t testing.TB, configure func(*ftServer)) *ftServer {
 // newFTServerAt listens on addr (a fixed port, to restart a target).
 func newFTServerAt(t testing.TB, addr string, configure func(*ftServer)) *ftServer {
 	t.Helper()
-	f := &ftServer{t: t, api: ftNewAPI(t), log: ftTestLog(t).With("fake", "target"), etag: "strong", sessions: map[string]*ftSession{}}
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hole := &ftNet{Net: base}
+	f := &ftServer{t: t, api: ftNewAPI(t, hole), net: hole, log: ftTestLog(t).With("fake", "target"), etag: "strong", sessions: map[string]*ftSession{}}
 	if configure != nil {
 		configure(f)
 	}
 	var ln net.Listener
-	var err error
 	for range 50 { // a port just closed may linger briefly
 		if ln, err = net.Listen("tcp", addr); err == nil {
 			break
@@ -290,9 +302,16 @@ func (f *ftServer) post(w http.ResponseWriter, r *http.Request) {
 		c := s.counter(key)
 		// Reading RTCP is what hands our sender reports to pion's
 		// receiver reports (their LSR/DLSR give the sender its RTT).
+		rid := tr.RID()
 		f.wg.Go(func() {
 			for {
-				if _, _, err := recv.ReadRTCP(); err != nil {
+				var err error
+				if rid != "" {
+					_, _, err = recv.ReadSimulcastRTCP(rid)
+				} else {
+					_, _, err = recv.ReadRTCP()
+				}
+				if err != nil {
 					return
 				}
 			}
@@ -389,6 +408,9 @@ func (f *ftServer) patch(w http.ResponseWriter, r *http.Request, id string) {
 		http.Error(w, "If-Match "+im, http.StatusPreconditionFailed)
 		return
 	}
+	if f.onRestart != nil {
+		f.onRestart()
+	}
 	// An ICE restart: the client's new credentials and candidates as a
 	// new remote offer, answered with ours.
 	offer, err := clientApplyFrag(rd.SDP, frag)
@@ -426,6 +448,77 @@ func (f *ftServer) patch(w http.ResponseWriter, r *http.Request, id string) {
 	w.Header().Set("Content-Type", "application/trickle-ice-sdpfrag")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, clientFrag(info, cands, true))
+}
+
+// Blackhole drops (on) or passes (off) all UDP of the target's peers in
+// both directions, as a broken path would; HTTP is unaffected.
+func (f *ftServer) Blackhole(on bool) { f.net.hole.Store(on) }
+
+// ftNet wraps the real network so a test can cut the target's UDP.
+type ftNet struct {
+	transport.Net
+	hole atomic.Bool
+}
+
+func (n *ftNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return &ftHoleConn{UDPConn: c, hole: &n.hole}, nil
+}
+
+type ftHoleConn struct {
+	transport.UDPConn
+	hole *atomic.Bool
+}
+
+func (c *ftHoleConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFrom(p)
+		if err != nil || !c.hole.Load() {
+			return n, a, err
+		}
+	}
+}
+
+func (c *ftHoleConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFromUDP(p)
+		if err != nil || !c.hole.Load() {
+			return n, a, err
+		}
+	}
+}
+
+func (c *ftHoleConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.UDPConn.Read(p)
+		if err != nil || !c.hole.Load() {
+			return n, err
+		}
+	}
+}
+
+func (c *ftHoleConn) WriteTo(p []byte, a net.Addr) (int, error) {
+	if c.hole.Load() {
+		return len(p), nil
+	}
+	return c.UDPConn.WriteTo(p, a)
+}
+
+func (c *ftHoleConn) WriteToUDP(p []byte, a *net.UDPAddr) (int, error) {
+	if c.hole.Load() {
+		return len(p), nil
+	}
+	return c.UDPConn.WriteToUDP(p, a)
+}
+
+func (c *ftHoleConn) Write(p []byte) (int, error) {
+	if c.hole.Load() {
+		return len(p), nil
+	}
+	return c.UDPConn.Write(p)
 }
 
 // ftNewRTC is the client side's shared transport on 127.0.0.1 with quick

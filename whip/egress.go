@@ -228,8 +228,8 @@ type EgressStatus struct {
 	BitrateBps int64 `json:"bitrate_bps"`
 	// RTTMs is the worst session's round trip from RTCP reports.
 	RTTMs float64 `json:"rtt_ms"`
-	// TargetEstimateBps is the bandwidth the target estimates (REMB),
-	// summed over sessions; 0 when the target sends none.
+	// TargetEstimateBps is the bandwidth the target's feedback implies
+	// (REMB, else GCC over TWCC), summed over sessions; 0 with neither.
 	TargetEstimateBps int64                 `json:"target_estimate_bps,omitempty"`
 	Sessions          []EgressSessionStatus `json:"sessions"`
 }

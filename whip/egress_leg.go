@@ -117,6 +117,7 @@ type egressLive struct {
 	pacers   []*Pacer
 	audio    *egressCountingWriter
 	feedback *egressFeedback
+	bwe      egressBWE
 	history  int
 	warning  string
 
@@ -248,7 +249,16 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 		}
 	}
 
-	api, err := l.e.rtc.NewAPI(APIOptions{NACKHistory: history})
+	live := &egressLive{feedback: newEgressFeedback(), warning: warning}
+	var total int64
+	for _, b := range setup.bitrate {
+		total += b
+	}
+	bwe, err := live.bwe.interceptors(total, l.log)
+	if err != nil {
+		return 0, err
+	}
+	api, err := l.e.rtc.NewAPI(APIOptions{NACKHistory: history, Interceptors: bwe})
 	if history == 0 {
 		history = l.e.rtc.Config().NACKHistory // not measured yet: the transport's default
 	}
@@ -279,7 +289,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	var sess *ClientSession
 	var sub *gateway.Subscription
-	live := &egressLive{pc: pc, feedback: newEgressFeedback(), history: history, warning: warning}
+	live.pc, live.history = pc, history
 	defer func() {
 		cancel()
 		live.mu.Lock()
@@ -601,8 +611,11 @@ type EgressSessionStatus struct {
 	ConnectedSince *time.Time `json:"connected_since,omitempty"`
 	BitrateBps     int64      `json:"bitrate_bps"`
 	RTTMs          float64    `json:"rtt_ms"`
-	// TargetEstimateBps is the target's REMB, 0 if it sends none.
+	// TargetEstimateBps is the bandwidth the target's feedback implies:
+	// its REMB, else GCC over its TWCC feedback; 0 with neither.
 	TargetEstimateBps int64 `json:"target_estimate_bps,omitempty"`
+	// EstimateSource is "remb" or "twcc".
+	EstimateSource string `json:"estimate_source,omitempty"`
 	// CandidatePair is the selected pair ("relay udp a:p -> host b:q").
 	CandidatePair string `json:"candidate_pair,omitempty"`
 	Trickle       bool   `json:"trickle"`
@@ -648,7 +661,13 @@ func (l *egressLeg) status() (EgressSessionStatus, time.Time) {
 	s.NACKHistory = live.history
 	s.Warning = live.warning
 	s.RTTMs = live.feedback.rttMs()
-	s.TargetEstimateBps = live.feedback.remb.Load()
+	s.TargetEstimateBps, s.EstimateSource = live.feedback.remb.Load(), "remb"
+	if s.TargetEstimateBps == 0 && live.feedback.twcc.Load() > 0 {
+		s.TargetEstimateBps, s.EstimateSource = live.bwe.bps(), "twcc"
+	}
+	if s.TargetEstimateBps == 0 {
+		s.EstimateSource = ""
+	}
 	s.NACKed = live.feedback.nacked.Load()
 	s.KeyframeRequests = live.feedback.keyReqs.Load()
 	live.mu.Lock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/turn/v4"
 
 	"whipgate/gateway"
@@ -121,8 +122,11 @@ func TestEgressSessionsModeMediaFlows(t *testing.T) {
 	}()
 	ftEventually(t, 5*time.Second, "bitrate and RTT in the status", func() bool {
 		last = e.Status()
-		return last.BitrateBps > 0 && last.RTTMs > 0 && last.Sessions[0].Packets > 0 && last.Sessions[0].NACKHistory >= 1024
+		return last.BitrateBps > 0 && last.RTTMs > 0 && last.Sessions[0].Packets > 0 && last.Sessions[0].NACKHistory >= 1024 &&
+			last.TargetEstimateBps > 0 && last.Sessions[0].EstimateSource == "twcc"
 	})
+	t.Logf("status: %d bps sent, RTT %.2f ms, target estimate %d bps (%s), NACK history %d, pacing %d bps",
+		last.BitrateBps, last.RTTMs, last.TargetEstimateBps, last.Sessions[0].EstimateSource, last.Sessions[0].NACKHistory, last.Sessions[0].PacingRateBps)
 	stop()
 	if n := f.Count(http.MethodDelete); n != 2 {
 		t.Errorf("%d DELETEs after stop, want 2", n)
@@ -151,6 +155,35 @@ func TestEgressReconnectsWhenTargetDropsSession(t *testing.T) {
 	st := e.Status()
 	if st.Retries < 1 || st.LastError == "" {
 		t.Errorf("status %+v: want a retry and the last error", st)
+	}
+}
+
+func TestEgressICERestartAfterPathLoss(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	var f *ftServer
+	f = newFTServer(t, func(f *ftServer) {
+		// The new ICE session finds a working path (a new route, a NAT
+		// rebinding): restarting ICE is what brings the media back.
+		f.onRestart = func() { f.Blackhole(false) }
+	})
+	ftSynth(t, hub, "cam", []string{"main"}, false)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip")})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	egressWaitPackets(t, f, []string{"video"}, 10)
+
+	f.Blackhole(true)
+	took := ftEventually(t, 10*time.Second, "recovery by ICE restart", func() bool {
+		st := e.Status()
+		return st.State == EgressConnected && st.Sessions[0].ICERestarts == 1
+	})
+	t.Logf("connected again %v after the path broke (ICE disconnected after 1.5 s, then one restart)", took)
+	n := f.Sessions()[0].Packets()["video"]
+	egressWaitPackets(t, f, []string{"video"}, n+10)
+	st := e.Status()
+	if f.Count(http.MethodPost) != 1 || st.Sessions[0].ICERestarts != 1 {
+		t.Errorf("%d POSTs and %d ICE restarts, want 1 and 1 (recovered in place)", f.Count(http.MethodPost), st.Sessions[0].ICERestarts)
 	}
 }
 
@@ -437,6 +470,30 @@ func TestEgressConfigValidate(t *testing.T) {
 	c.applyDefaults()
 	if c.ID != "cam" || c.Mode != EgressModeSessions || c.RIDStyle != EgressRIDStyleOBS || c.PacingFactor != 2.5 || c.Target != EgressTargetSora {
 		t.Errorf("defaults %+v: want id cam, sessions, obs, 2.5, sora (from the host)", c)
+	}
+}
+
+func TestEgressFeedback(t *testing.T) {
+	now := time.Date(2026, 11, 22, 3, 0, 0, 0, time.UTC)
+	f := newEgressFeedback()
+	f.now = func() time.Time { return now }
+	if f.rttMs() != 0 {
+		t.Fatalf("RTT %v before any report, want 0", f.rttMs())
+	}
+	// An SR sent 250 ms ago, held 100 ms by the receiver: 150 ms round trip.
+	lsr := egressNTPShort(now.Add(-250 * time.Millisecond))
+	f.onPacket(&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: 1, LastSenderReport: lsr, Delay: 65536 / 10}}})
+	if got := f.rttMs(); got < 149 || got > 151 {
+		t.Errorf("RTT %.2f ms, want 150", got)
+	}
+	f.onPacket(&rtcp.ReceiverReport{Reports: []rtcp.ReceptionReport{{SSRC: 1}}}) // no SR seen yet: ignored
+	if got := f.rttMs(); got < 149 || got > 151 {
+		t.Errorf("a report without LSR changed the RTT to %.2f", got)
+	}
+	f.onPacket(&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: 80e6, SSRCs: []uint32{1}})
+	f.onPacket(&rtcp.TransportLayerNack{MediaSSRC: 1, Nacks: []rtcp.NackPair{{PacketID: 10, LostPackets: 0b101}}})
+	if f.remb.Load() != 80_000_000 || f.nacked.Load() != 3 {
+		t.Errorf("REMB %d, NACKed %d: want 80000000 and 3", f.remb.Load(), f.nacked.Load())
 	}
 }
 
