@@ -62,6 +62,7 @@ type sink struct {
 	gaps                       int
 	ivfFrames                  []ivfFrame
 	keyTimes                   []time.Time // when each keyframe start arrived
+	frameTS                    []uint32    // timestamp of each frame
 }
 
 type ivfFrame struct {
@@ -113,6 +114,7 @@ func (s *sink) add(o gateway.Out) error {
 	}
 	if o.Marker {
 		s.frames++
+		s.frameTS = append(s.frameTS, o.Timestamp)
 		switch s.codec {
 		case gateway.AV1:
 			s.out.Write([]byte{0x12, 0x00}) // temporal delimiter
@@ -123,6 +125,17 @@ func (s *sink) add(o gateway.Out) error {
 		s.frame = nil
 	}
 	return nil
+}
+
+// checkStep fails unless every frame is step ticks after the last.
+func (s *sink) checkStep(t testing.TB, step uint32) {
+	t.Helper()
+	for i := 1; i < len(s.frameTS); i++ {
+		if d := s.frameTS[i] - s.frameTS[i-1]; d != step {
+			t.Errorf("frame %d is %d ticks after the last, want %d", i, d, step)
+			return
+		}
+	}
 }
 
 // keyAfter returns the first keyframe start that arrived after t.

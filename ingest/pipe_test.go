@@ -29,21 +29,22 @@ func TestPipeIngestFFmpeg(t *testing.T) {
 	cases := []struct {
 		name  string
 		cfg   PipeConfig
+		step  uint32 // ticks from frame to frame; 0 for arrival times
 		codec []string
 	}{
-		{"h264-aud", PipeConfig{Codec: gateway.H264, FPS: 30},
+		{"h264-aud", PipeConfig{Codec: gateway.H264, FPS: 30}, 3000,
 			[]string{"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30", "-aud", "1", "-f", "h264"}},
-		{"h264-slices", PipeConfig{Codec: "h264"}, // arrival timestamps
+		{"h264-slices", PipeConfig{Codec: "h264"}, 0,
 			[]string{"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30", "-x264-params", "slices=4", "-f", "h264"}},
-		{"h265", PipeConfig{Codec: gateway.H265, FPS: 30},
+		{"h265", PipeConfig{Codec: gateway.H265, FPS: 30}, 3000,
 			[]string{"-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:min-keyint=30:bframes=0:repeat-headers=1:log-level=error", "-f", "hevc"}},
-		{"av1-ivf", PipeConfig{Codec: gateway.AV1, Container: IVF},
+		{"av1-ivf", PipeConfig{Codec: gateway.AV1, Container: IVF}, 3000, // from the IVF pts
 			[]string{"-c:v", "libsvtav1", "-preset", "12", "-g", "30", "-f", "ivf"}},
-		{"av1-obu", PipeConfig{Codec: "av1", FPS: 30},
+		{"av1-obu", PipeConfig{Codec: "av1", FPS: 30}, 3000,
 			[]string{"-c:v", "libaom-av1", "-usage", "realtime", "-cpu-used", "8", "-g", "30", "-f", "obu"}},
-		{"vp8-ivf", PipeConfig{Codec: gateway.VP8},
+		{"vp8-ivf", PipeConfig{Codec: gateway.VP8}, 3000,
 			[]string{"-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "1M", "-f", "ivf"}},
-		{"vp9-ivf", PipeConfig{Codec: gateway.VP9},
+		{"vp9-ivf", PipeConfig{Codec: gateway.VP9}, 3000,
 			[]string{"-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "1M", "-f", "ivf"}},
 	}
 	for _, tc := range cases {
@@ -87,6 +88,9 @@ func TestPipeIngestFFmpeg(t *testing.T) {
 				t.Fatalf("ffmpeg: %v", err)
 			}
 			checkStream(t, tc.name, s, sub, pipeTestFrames)
+			if tc.step != 0 {
+				s.checkStep(t, tc.step)
+			}
 			if n := onFrame.Load(); n != int64(s.frames) || pr.Frames() != uint64(n) {
 				t.Errorf("OnFrame called %d times, Frames() %d, for %d frames", n, pr.Frames(), s.frames)
 			}

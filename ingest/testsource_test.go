@@ -105,3 +105,33 @@ func TestTestSourceDecodes(t *testing.T) {
 		t.Errorf("OnFrame counted main %d, preview %d; want about 110 and 55", mainFrames.Load(), previewFrames.Load())
 	}
 }
+
+// Another publisher taking the stream over ends Run with ErrReplaced.
+func TestTestSourceReplaced(t *testing.T) {
+	log := testLog(t)
+	hub := gateway.NewHub(gateway.Config{}, log)
+	defer hub.Close()
+	src, err := NewTestSource(TestSourceConfig{Main: TestLayerConfig{Width: 320, Height: 180}}, hub, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(t.Context()) }()
+	waitFor(t, 2*time.Second, "the test stream", func() bool {
+		s, ok := hub.Stream("test")
+		return ok && s.Live() && s.Stats().Tracks[0].Frames > 2
+	})
+	other, err := hub.Publish("test", src.Tracks(), gateway.PublishOptions{Kind: "whip", Takeover: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, gateway.ErrReplaced) {
+			t.Fatalf("Run returned %v, want ErrReplaced", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still going 5 s after the takeover")
+	}
+}
