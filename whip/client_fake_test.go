@@ -75,6 +75,7 @@ type ftSession struct {
 
 	mu      sync.Mutex
 	packets map[string]*atomic.Int64 // by rid, else by kind
+	mimes   map[string]string        // the same keys: negotiated codec
 }
 
 func (s *ftSession) counter(key string) *atomic.Int64 {
@@ -86,6 +87,17 @@ func (s *ftSession) counter(key string) *atomic.Int64 {
 		s.packets[key] = c
 	}
 	return c
+}
+
+// Mimes returns the codec received per rid (or kind).
+func (s *ftSession) Mimes() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for k, v := range s.mimes {
+		out[k] = v
+	}
+	return out
 }
 
 // Packets returns the RTP packets received per rid (or kind).
@@ -292,7 +304,7 @@ func (f *ftServer) post(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.nextID++
-	s := &ftSession{id: fmt.Sprintf("s%d", f.nextID), pc: pc, packets: map[string]*atomic.Int64{}}
+	s := &ftSession{id: fmt.Sprintf("s%d", f.nextID), pc: pc, packets: map[string]*atomic.Int64{}, mimes: map[string]string{}}
 	f.mu.Unlock()
 	pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		key := tr.RID()
@@ -300,6 +312,9 @@ func (f *ftServer) post(w http.ResponseWriter, r *http.Request) {
 			key = tr.Kind().String()
 		}
 		c := s.counter(key)
+		s.mu.Lock()
+		s.mimes[key] = tr.Codec().MimeType
+		s.mu.Unlock()
 		// Reading RTCP is what hands our sender reports to pion's
 		// receiver reports (their LSR/DLSR give the sender its RTT).
 		rid := tr.RID()
@@ -534,8 +549,8 @@ func ftNewRTC(t testing.TB) *RTC {
 }
 
 // ftSynth publishes a synthetic H.264 stream into a hub: per layer 30
-// frames/s, a keyframe (STAP-A with SPS and PPS, then an IDR in FU-A
-// fragments) every 15 frames, P slices between; Opus every frame if
+// frames/s, a keyframe (parameter sets aggregated in one packet, then an
+// IDR in fragments) every 15 frames, P slices between; Opus every frame if
 // audio is set.
 func ftSynth(t testing.TB, hub *gateway.Hub, stream string, layers []string, audio bool) {
 	t.Helper()
@@ -547,6 +562,57 @@ func ftSynth(t testing.TB, hub *gateway.Hub, stream string, layers []string, aud
 	if audio {
 		infos = append(infos, gateway.TrackInfo{Name: "audio", Codec: gateway.Opus, Channels: 2})
 	}
+	ftSynthTracks(t, hub, stream, infos)
+}
+
+// ftSynthFrame returns the RTP payloads of one synthetic frame of codec c
+// (H.264 or H.265): a keyframe or a P frame.
+func ftSynthFrame(c gateway.Codec, key bool) [][]byte {
+	frag := func(hdr []byte, n int) []byte {
+		p := make([]byte, n)
+		copy(p, hdr)
+		return p
+	}
+	if c == gateway.H265 {
+		if !key {
+			return [][]byte{frag([]byte{1 << 1, 1}, 600)} // TRAIL_R
+		}
+		// AP (48) of VPS (32), SPS (33), PPS (34), then an IDR_W_RADL
+		// (19) in three FUs (49).
+		ap := []byte{48 << 1, 1, 0, 3, 32 << 1, 1, 0xc0, 0, 3, 33 << 1, 1, 0xa0, 0, 3, 34 << 1, 1, 0xc1}
+		out := [][]byte{ap}
+		for k := range 3 {
+			fu := frag([]byte{49 << 1, 1, 19}, 1000)
+			if k == 0 {
+				fu[2] |= 0x80
+			}
+			if k == 2 {
+				fu[2] |= 0x40
+			}
+			out = append(out, fu)
+		}
+		return out
+	}
+	if !key {
+		return [][]byte{frag([]byte{0x41}, 600)}
+	}
+	out := [][]byte{{24, 0, 4, 0x67, 0x42, 0xe0, 0x1f, 0, 2, 0x68, 0xce}} // STAP-A: SPS, PPS
+	for k := range 3 {
+		fu := frag([]byte{28 | 0x60, 5}, 1000)
+		if k == 0 {
+			fu[1] |= 0x80
+		}
+		if k == 2 {
+			fu[1] |= 0x40
+		}
+		out = append(out, fu)
+	}
+	return out
+}
+
+// ftSynthTracks publishes tracks (H.264, H.265 video; Opus audio).
+func ftSynthTracks(t testing.TB, hub *gateway.Hub, stream string, infos []gateway.TrackInfo) {
+	t.Helper()
 	pub, err := hub.Publish(stream, infos, gateway.PublishOptions{Kind: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -558,39 +624,21 @@ func ftSynth(t testing.TB, hub *gateway.Hub, stream string, layers []string, aud
 		tick := time.NewTicker(33 * time.Millisecond)
 		defer tick.Stop()
 		seq := make([]uint16, len(infos))
-		idr := make([]byte, 1000)
-		pslice := make([]byte, 600)
 		opus := make([]byte, 80)
 		write := func(i int, ts uint32, marker bool, payload []byte) {
 			pub.WriteRTP(i, &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[i], Timestamp: ts, Marker: marker}, Payload: payload})
 			seq[i]++
 		}
 		for frame := uint32(0); ; frame++ {
-			ts := frame * 3000
-			for i := range layers {
-				if frame%15 == 0 {
-					stap := []byte{24, 0, 4, 0x67, 0x42, 0xe0, 0x1f, 0, 2, 0x68, 0xce}
-					write(i, ts, false, stap)
-					for k := range 3 {
-						fu := idr[:]
-						fu[0] = 28 | 0x60
-						fu[1] = 5
-						if k == 0 {
-							fu[1] |= 0x80
-						}
-						if k == 2 {
-							fu[1] |= 0x40
-						}
-						write(i, ts, k == 2, append([]byte(nil), fu...))
-					}
-				} else {
-					p := append([]byte(nil), pslice...)
-					p[0] = 0x41
-					write(i, ts, true, p)
+			for i, info := range infos {
+				if info.Codec == gateway.Opus {
+					write(i, frame*1584, false, opus)
+					continue
 				}
-			}
-			if audio {
-				write(len(layers), frame*1584, false, opus)
+				pkts := ftSynthFrame(info.Codec, frame%15 == 0)
+				for k, p := range pkts {
+					write(i, frame*3000, k == len(pkts)-1, p)
+				}
 			}
 			select {
 			case <-ctx.Done():

@@ -72,10 +72,8 @@ func (l *egressLeg) run(ctx context.Context) {
 			state = EgressFailed
 		}
 		l.mu.Lock()
-		if state == EgressReconnecting && l.connectedSince.IsZero() && l.retries == 0 && l.state == EgressConnecting {
-			state = EgressConnecting // never connected yet: still the first attempt's backoff
-		}
 		l.state, l.lastErr, l.lastErrAt = state, err.Error(), time.Now()
+		l.bitrate = 0
 		if !waiting {
 			l.retries++
 		}
@@ -110,23 +108,31 @@ func (l *egressLeg) setState(s string) {
 	}
 }
 
-// egressLive is the state of one live session that Status reads.
+// egressLive is the state of one live session that Status reads. The
+// fields above mu are set before the leg publishes it.
 type egressLive struct {
 	sess     *ClientSession
 	pc       *webrtc.PeerConnection
-	pacers   []*Pacer
-	audio    *egressCountingWriter
 	feedback *egressFeedback
 	bwe      egressBWE
 	history  int
-	warning  string
 
-	mu        sync.Mutex // guards the fields below and pacers, audio
+	mu        sync.Mutex
+	pacers    []*Pacer
+	audio     *egressCountingWriter
+	warning   string
 	lastBytes uint64
 	lastAt    time.Time
-	// pair is the selected candidate pair, read on the leg's goroutine
-	// only: pion's GetSelectedCandidatePair races with ICE start-up.
+	// pair is the selected candidate pair, looked up on the leg's
+	// goroutine only: pion's GetSelectedCandidatePair races with ICE
+	// start-up.
 	pair string
+}
+
+func (v *egressLive) setWarning(w string) {
+	v.mu.Lock()
+	v.warning = w
+	v.mu.Unlock()
 }
 
 func (v *egressLive) setPair(p string) {
@@ -235,19 +241,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 		maxBps = max(maxBps, setup.bitrate[i])
 		history = max(history, egressNACKHistory(setup.bitrate[i], setup.avgSize[i]))
 	}
-	warning := ""
-	if l.e.cfg.Target == EgressTargetSora {
-		for i := range nVideo {
-			if setup.bitrate[i] > egressSoraMaxBps {
-				warning = fmt.Sprintf("layer %s runs at %.1f Mbps; Sora documents at most 15 Mbps per stream",
-					setup.names[i], float64(setup.bitrate[i])/1e6)
-			}
-		}
-		if warning != "" && !l.warned {
-			l.warned = true
-			l.log.Warn(warning)
-		}
-	}
+	warning := l.checkTargetLimits(setup.names[:nVideo], setup.bitrate[:nVideo])
 
 	live := &egressLive{feedback: newEgressFeedback(), warning: warning}
 	var total int64
@@ -380,6 +374,44 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	fwdDone := make(chan error, 1)
 	wg.Go(func() { fwdDone <- Forward(sctx, sub, writers) })
 	return up, l.monitor(ctx, pc, sess, kick, fwdDone, live)
+}
+
+// checkTargetLimits warns, once per leg, when a layer runs above what the
+// target documents (Sora: 15 Mbps per stream). It never refuses: an 8K
+// publish to Sora is the operator's call. It returns the warning, if any.
+func (l *egressLeg) checkTargetLimits(layers []string, bitrates []int64) string {
+	if l.e.cfg.Target != EgressTargetSora {
+		return ""
+	}
+	warning := ""
+	for i, b := range bitrates {
+		if b > egressSoraMaxBps {
+			warning = fmt.Sprintf("layer %s runs at %.1f Mbps; Sora documents at most 15 Mbps per stream",
+				layers[i], float64(b)/1e6)
+		}
+	}
+	if warning != "" && !l.warned {
+		l.warned = true
+		l.log.Warn(warning)
+	}
+	return warning
+}
+
+// layerBitrates is the hub's measured bitrate of each of the leg's layers.
+func (l *egressLeg) layerBitrates() []int64 {
+	out := make([]int64, len(l.layers))
+	st, ok := l.e.hub.Stream(l.e.cfg.Stream)
+	if !ok {
+		return out
+	}
+	for _, ts := range st.Stats().Tracks {
+		for i, name := range l.layers {
+			if ts.Name == name {
+				out[i] = ts.BitrateBps
+			}
+		}
+	}
+	return out
 }
 
 func (s *ClientSession) restartsOrZero() int {
@@ -521,6 +553,9 @@ func (l *egressLeg) monitor(ctx context.Context, pc *webrtc.PeerConnection, sess
 			return fmt.Errorf("stream %q: %w", l.e.cfg.Stream, err)
 		case <-kick:
 		case now := <-tick.C:
+			if w := l.checkTargetLimits(l.layers, l.layerBitrates()); w != "" {
+				live.setWarning(w)
+			}
 			live.setPair(egressPair(pc))
 			bps := live.sample(now)
 			l.mu.Lock()
@@ -659,7 +694,6 @@ func (l *egressLeg) status() (EgressSessionStatus, time.Time) {
 	s.Trickle = live.sess.Trickle()
 	s.ICERestarts += live.sess.Restarts()
 	s.NACKHistory = live.history
-	s.Warning = live.warning
 	s.RTTMs = live.feedback.rttMs()
 	s.TargetEstimateBps, s.EstimateSource = live.feedback.remb.Load(), "remb"
 	if s.TargetEstimateBps == 0 && live.feedback.twcc.Load() > 0 {
@@ -673,6 +707,7 @@ func (l *egressLeg) status() (EgressSessionStatus, time.Time) {
 	live.mu.Lock()
 	pacers, audio := live.pacers, live.audio
 	s.CandidatePair = live.pair
+	s.Warning = live.warning
 	live.mu.Unlock()
 	for _, p := range pacers {
 		ps := p.Stats()

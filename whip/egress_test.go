@@ -11,6 +11,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/turn/v4"
+	"github.com/pion/webrtc/v4"
 
 	"whipgate/gateway"
 )
@@ -133,6 +134,30 @@ func TestEgressSessionsModeMediaFlows(t *testing.T) {
 	}
 	if st := e.Status(); st.State != EgressStopped {
 		t.Errorf("state after Run %q, want stopped", st.State)
+	}
+}
+
+func TestEgressH265MainH264Preview(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, nil)
+	ftSynthTracks(t, hub, "cam", []gateway.TrackInfo{
+		{Name: "main", Codec: gateway.H265, Fmtp: "level-id=183;profile-id=1;tier-flag=0;tx-mode=SRST"},
+		{Name: "preview", Codec: gateway.H264},
+	})
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip")})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	egressWaitPackets(t, f, []string{"video"}, 40)
+	got := map[string]bool{}
+	for _, s := range f.Sessions() {
+		if s.Packets()["video"] == 0 {
+			t.Errorf("session %s received no video", s.id)
+		}
+		got[s.Mimes()["video"]] = true
+	}
+	if !got[webrtc.MimeTypeH265] || !got[webrtc.MimeTypeH264] {
+		t.Errorf("the target received %v, want one H265 and one H264 session", got)
 	}
 }
 
@@ -513,6 +538,78 @@ func TestEgressRIDsAndNACKHistory(t *testing.T) {
 	} {
 		if got := egressNACKHistory(tc.bps, tc.avg); got != tc.want {
 			t.Errorf("NACK history for %d bps of %d B packets: %d, want %d", tc.bps, tc.avg, got, tc.want)
+		}
+	}
+}
+
+func TestEgressPreferCodecOffersOnlyOurs(t *testing.T) {
+	rtc := ftNewRTC(t)
+	api, err := rtc.NewAPI(APIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		codec, fmtp string
+		want        []string // rtpmap lines' codec names
+		wantFmtp    string
+	}{
+		{"video/H264", "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64003d", []string{"H264/90000", "rtx/90000"}, "profile-level-id=64003d"},
+		{"video/H265", "level-id=183;profile-id=1;tier-flag=0;tx-mode=SRST", []string{"H265/90000", "rtx/90000"}, "level-id=183"},
+		{"video/AV1", "", []string{"AV1/90000", "rtx/90000"}, ""},
+		{"audio/opus", "", []string{"opus/48000/2"}, "useinbandfec=1"},
+	} {
+		t.Run(tc.codec, func(t *testing.T) {
+			pc, err := api.NewPeerConnection(webrtc.Configuration{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			codec, _ := gateway.ParseCodec(tc.codec)
+			capab := Capability(gateway.TrackInfo{Name: "x", Codec: codec, Fmtp: tc.fmtp})
+			track, err := webrtc.NewTrackLocalStaticRTP(capab, "v", "s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tr, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := egressPreferCodec(tr, capab); err != nil {
+				t.Fatal(err)
+			}
+			offer, err := pc.CreateOffer(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, line := range strings.Split(offer.SDP, "\r\n") {
+				if _, v, ok := strings.Cut(line, "a=rtpmap:"); ok {
+					got = append(got, strings.Fields(v)[1])
+				}
+			}
+			if strings.Join(got, " ") != strings.Join(tc.want, " ") {
+				t.Errorf("offered %v, want %v", got, tc.want)
+			}
+			if !strings.Contains(offer.SDP, tc.wantFmtp) {
+				t.Errorf("offer lacks %q:\n%s", tc.wantFmtp, offer.SDP)
+			}
+		})
+	}
+}
+
+func TestEgressWarnsAboveSoraLimit(t *testing.T) {
+	for _, tc := range []struct {
+		target string
+		bps    int64
+		warn   bool
+	}{
+		{EgressTargetSora, 100_000_000, true}, {EgressTargetSora, 10_000_000, false}, {EgressTargetGeneric, 100_000_000, false},
+	} {
+		e := &Egress{cfg: EgressConfig{Target: tc.target}, log: ftTestLog(t)}
+		l := newEgressLeg(e, nil, "https://sora.example/whip/ch", []string{"main"}, nil, "")
+		w := l.checkTargetLimits(l.layers, []int64{tc.bps})
+		if (w != "") != tc.warn || (tc.warn && !strings.Contains(w, "15 Mbps")) {
+			t.Errorf("target %s at %d bps: warning %q, want one: %v", tc.target, tc.bps, w, tc.warn)
 		}
 	}
 }
