@@ -293,10 +293,14 @@ func (b *bench) probeJoins(ctx context.Context, url string, table *frameTable) p
 		}
 		select {
 		case <-v.tally.joined:
-			r.joins = append(r.joins, float64(v.tally.joinedAt-v.tally.postedAt)/1e6)
+			ms := float64(v.tally.joinedAt-v.tally.postedAt) / 1e6
+			r.joins = append(r.joins, ms)
+			b.log.Info("join probe", "ms", ms)
 		case <-time.After(max(b.opt.GOP, time.Second) + 5*time.Second):
 			r.failed++
+			b.log.Warn("join probe saw no complete keyframe")
 		case <-ctx.Done():
+			b.log.Info("join probe cut short by the end of the window")
 		}
 		_ = v.Close(context.WithoutCancel(ctx))
 		if pause(ctx, rand.N(spacing)) != nil {
