@@ -186,6 +186,7 @@ func sendonlyOffer(t testing.TB, kinds ...webrtc.RTPCodecType) string {
 
 // publishOptions shape a test publisher's offer.
 type publishOptions struct {
+	api   *webrtc.API               // nil: clientAPI
 	video webrtc.RTPCodecCapability // MimeType "" = no video
 	rids  []string                  // simulcast encodings, full size first; none = one plain track
 	audio bool
@@ -224,7 +225,11 @@ type whipPublisher struct {
 // it got 201; other statuses leave resp and the body for the test.
 func tryWHIPPublish(t testing.TB, url string, opt publishOptions) *whipPublisher {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	api := opt.api
+	if api == nil {
+		api = clientAPI(t)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +421,7 @@ type rtpFrame [][]byte
 
 // sendStream packetizes frames onto one local track and keeps what it sent.
 type sendStream struct {
-	track     *webrtc.TrackLocalStaticRTP
+	out       interface{ WriteRTP(*rtp.Packet) error } // the track, or something in front of it
 	payloader rtp.Payloader
 	audio     bool
 	ext       []rtpExt // put on every packet
@@ -428,7 +433,7 @@ type sendStream struct {
 }
 
 func newSendStream(track *webrtc.TrackLocalStaticRTP, payloader rtp.Payloader) *sendStream {
-	return &sendStream{track: track, payloader: payloader, seq: uint16(rand.Uint32()), ts: rand.Uint32(),
+	return &sendStream{out: track, payloader: payloader, seq: uint16(rand.Uint32()), ts: rand.Uint32(),
 		audio: strings.HasPrefix(track.Codec().MimeType, "audio/")}
 }
 
@@ -446,7 +451,7 @@ func (s *sendStream) write(data []byte, ticks uint32) error {
 			}
 		}
 		frame = append(frame, slices.Clone(pl))
-		if err := s.track.WriteRTP(pkt); err != nil {
+		if err := s.out.WriteRTP(pkt); err != nil {
 			return fmt.Errorf("write rtp: %w", err)
 		}
 	}
@@ -668,7 +673,12 @@ type payloadViewer struct {
 
 func watchPayloads(t testing.TB, url string, header http.Header) *payloadViewer {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
+	return watchPayloadsWith(t, clientAPI(t), url, header)
+}
+
+func watchPayloadsWith(t testing.TB, api *webrtc.API, url string, header http.Header) *payloadViewer {
+	t.Helper()
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}

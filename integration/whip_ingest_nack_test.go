@@ -1,0 +1,159 @@
+package integration
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/cmd"
+)
+
+// TestWHIPIngestLateRetransmission is WHIP ingest sized for 8K: a
+// publisher that retransmits without RTX, as OBS does, loses three packets
+// of a 600-packet keyframe (720 KB sent in 60 ms, about 100 Mbps) and
+// resends them only after the whole frame, about 600 packets late. With
+// pion's defaults whipgate would never ask for them (a NACK window of 512)
+// or would drop the resends as replays (an SRTP window of 64); with its
+// 8192-packet windows every packet reaches the viewer intact.
+func TestWHIPIngestLateRetransmission(t *testing.T) {
+	app := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
+	drop := &holdBack{seqs: map[uint16]bool{}}
+	pub := whipPublish(t, app.URL()+"/whip/late", publishOptions{
+		api: bigWindowAPI(t, drop),
+		video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+	})
+	if bytes.Contains([]byte(pub.answer), []byte(" rtx/90000")) {
+		t.Fatalf("RTX was negotiated; the test wants OBS-style plain retransmission")
+	}
+	// The viewer has big windows too: whipgate forwards the late packets
+	// with their own sequence numbers, as late to it as to whipgate.
+	v := watchPayloadsWith(t, bigWindowAPI(t, nil), app.URL()+"/whep/late", nil)
+
+	video := newSendStream(pub.video[0], &codecs.H264Payloader{})
+	first := video.seq
+	for _, d := range []uint16{5, 6, 300} {
+		drop.seqs[first+d] = true
+	}
+	drop.hold.Store(true)
+	key := fakeNAL(0x65, 600*1180) // an IDR slice that fills ~600 packets
+	payloads := video.payloader.Payload(1200, key)
+	if len(payloads) < 590 {
+		t.Fatalf("keyframe is %d packets, want ~600", len(payloads))
+	}
+	// Send it in 5 ms bursts of 50 packets: ~100 Mbps, an 8K main stream.
+	video.out = &chunkWriter{track: pub.video[0], every: 50, pause: 5 * time.Millisecond}
+	if err := video.write(key, 3000); err != nil {
+		t.Fatal(err)
+	}
+	video.out = pub.video[0]
+	drop.hold.Store(false) // the resends now go through, ~600 packets late
+	i := 0
+	playSources(t, pacedSource{stream: video, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
+		i++
+		return fakeNAL(0x41, 3000), i <= 15
+	}})
+	if n := drop.dropped.Load(); n < 3 {
+		t.Fatalf("the publisher dropped %d packets, want at least the 3 first transmissions", n)
+	}
+
+	sent := video.frames()
+	got := waitAllPackets(t, v, sent, nil)
+	slices.SortFunc(got, func(a, b *rtp.Packet) int { return int(int16(a.SequenceNumber - b.SequenceNumber)) })
+	requireSameFrames(t, "after late retransmissions", sent, groupRTPFrames(got, false))
+	requireContinuous(t, "after late retransmissions", got, true)
+	t.Logf("keyframe of %d packets; %d first transmissions (and early resends) dropped; all %d packets reached the viewer intact",
+		len(payloads), drop.dropped.Load(), len(got))
+}
+
+// fakeNAL is a NAL unit of the given header and size without zero bytes,
+// so no start code can appear in it.
+func fakeNAL(header byte, size int) []byte {
+	b := make([]byte, size)
+	b[0] = header
+	for i := 1; i < size; i++ {
+		b[i] = byte(1 + rand.IntN(255))
+	}
+	return b
+}
+
+// holdBack drops chosen outgoing video packets while hold is set: the
+// first transmission and any resend asked for meanwhile.
+type holdBack struct {
+	interceptor.NoOp
+	seqs    map[uint16]bool // set before sending starts
+	hold    atomic.Bool
+	dropped atomic.Int64
+}
+
+func (h *holdBack) NewInterceptor(string) (interceptor.Interceptor, error) { return h, nil }
+
+func (h *holdBack) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	if info.MimeType != webrtc.MimeTypeH264 {
+		return w
+	}
+	return interceptor.RTPWriterFunc(func(hdr *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if h.hold.Load() && h.seqs[hdr.SequenceNumber] {
+			h.dropped.Add(1)
+			return hdr.MarshalSize() + len(payload), nil
+		}
+		return w.Write(hdr, payload, a)
+	})
+}
+
+// bigWindowAPI is clientAPI with 8K-sized NACK buffers and SRTP replay
+// window, and drop (if set) between the NACK responder and the network.
+func bigWindowAPI(t testing.TB, drop *holdBack) *webrtc.API {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := m.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if drop != nil {
+		reg.Add(drop) // first, so the NACK responder's resends pass through it
+	}
+	if err := webrtc.ConfigureNackWithOptions(m, reg, []nack.GeneratorOption{nack.GeneratorSize(8192)}, nack.ResponderSize(8192)); err != nil {
+		t.Fatal(err)
+	}
+	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetSRTPReplayProtectionWindow(8192)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+}
+
+// chunkWriter writes to a track in bursts with a pause after each.
+type chunkWriter struct {
+	track *webrtc.TrackLocalStaticRTP
+	every int
+	pause time.Duration
+	mu    sync.Mutex
+	n     int
+}
+
+func (c *chunkWriter) WriteRTP(p *rtp.Packet) error {
+	c.mu.Lock()
+	c.n++
+	if c.n%c.every == 0 {
+		time.Sleep(c.pause)
+	}
+	c.mu.Unlock()
+	return c.track.WriteRTP(p)
+}
