@@ -8,6 +8,10 @@ import (
 	"github.com/pion/rtp"
 )
 
+// maxReorder, in seconds, is how late a packet of an older frame may come
+// and still count as late rather than as a source restarting its clock.
+const maxReorder = 5
+
 // track is one named track of a stream. It outlives publications, so that
 // subscribers stay attached while a publisher restarts.
 type track struct {
@@ -112,7 +116,14 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 	p := t.slab.packet(pkt.Payload)
 	p.Timestamp, p.Seq, p.Marker, p.Arrival, p.epoch = pkt.Timestamp, pkt.SequenceNumber, pkt.Marker, now, t.epoch
 
-	newFrame := !t.haveTS || pkt.Timestamp != t.lastTS
+	// A packet of an older frame (a retransmission answering the ingest's
+	// NACK, or plain reordering) belongs to a frame already counted: it
+	// must not end the current frame and restart frame and keyframe
+	// tracking. Only a jump back of more than maxReorder (a source that
+	// restarted its clock) starts a new frame.
+	d := int64(int32(pkt.Timestamp - t.lastTS))
+	newFrame := !t.haveTS || d > 0 || d < -maxReorder*int64(t.info.Codec.ClockRate())
+	late := !newFrame && d < 0
 	if newFrame {
 		t.endFrame()
 		t.haveTS, t.lastTS = true, pkt.Timestamp
@@ -122,7 +133,7 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 	}
 	if t.kind == KindAudio {
 		p.KeyStart = true
-	} else if !t.frameKey && IsKeyframe(t.info.Codec, p.Payload) {
+	} else if !t.frameKey && !late && IsKeyframe(t.info.Codec, p.Payload) {
 		// A keyframe whose first packet did not show it (an SEI or AUD
 		// ahead of the parameter sets) still starts the cache at its
 		// frame's first packet; waiting subscribers start here.
@@ -141,8 +152,10 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 		}
 		t.gopValid = true
 	}
-	t.curFrameBytes += len(p.Payload)
-	t.curFramePackets++
+	if !late {
+		t.curFrameBytes += len(p.Payload)
+		t.curFramePackets++
+	}
 	if t.kind == KindVideo && t.gopValid && t.hub.cfg.GOPCacheBytes > 0 {
 		t.gop = append(t.gop, p)
 		t.gopBytes += len(p.Payload)
