@@ -110,6 +110,11 @@ func (c PipeConfig) withDefaults() (PipeConfig, error) {
 // layer and call Ingest with each new reader the encoder process hands over
 // (a restarted encoder gets a new pipe): sequence numbers and timestamps run
 // on across calls, and cached parameter sets fill in an IDR that lacks them.
+//
+// A pipe has no way back to the encoder, so the reader does nothing with
+// keyframe requests: whoever owns the publication passes them on to the
+// encoder's own control, if it has one, and otherwise viewers rely on the
+// hub's GOP cache and the encoder's fixed GOP.
 type PipeReader struct {
 	cfg PipeConfig
 	log *slog.Logger
@@ -178,9 +183,8 @@ func (p *PipeReader) Ingest(ctx context.Context, r io.Reader, w TrackWriter, tra
 		defer stop()
 	}
 	p.clock.begin(time.Now())
-	// A payloader keeps parameter sets between calls; a new stream must not
-	// inherit the last one's.
-	p.h264 = codecs.H264Payloader{}
+	// The H.265 payloader keeps copies of parameter sets until the next
+	// slice; a new stream must not inherit the last one's.
 	if p.cfg.Codec == gateway.H265 {
 		p.pk.payloader = &codecs.H265Payloader{}
 	}

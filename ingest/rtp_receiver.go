@@ -145,6 +145,8 @@ type RTPReceiver struct {
 	lastAt   time.Time
 	clockRef time.Time
 
+	lastSenderLog time.Time
+
 	closeOnce sync.Once
 	closeErr  error
 
@@ -339,8 +341,13 @@ func (r *RTPReceiver) receive(b []byte, from netip.AddrPort, now time.Time) {
 	}
 	r.mu.Unlock()
 	if newSender {
-		r.log.Info("RTP sender", "from", from.String(), "ssrc", h.SSRC, "pt", h.PayloadType, "rtcp_to", r.rtcpAddrFrom(from).String())
-		r.senders.Add(1)
+		// Two encoders sending to one port would switch on every packet;
+		// one line a second is enough to show it.
+		if n := r.senders.Add(1); now.Sub(r.lastSenderLog) >= time.Second {
+			r.log.Info("RTP sender", "from", from.String(), "ssrc", h.SSRC, "pt", h.PayloadType,
+				"rtcp_to", r.rtcpAddrFrom(from).String(), "senders_so_far", n)
+			r.lastSenderLog = now
+		}
 		r.reo.flush()
 		r.stats = recvStats{}
 		r.rebase = true
