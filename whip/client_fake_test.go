@@ -16,6 +16,7 @@ import (
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v4"
 	"github.com/pion/transport/v4/stdnet"
@@ -76,6 +77,20 @@ type ftSession struct {
 	mu      sync.Mutex
 	packets map[string]*atomic.Int64 // by rid, else by kind
 	mimes   map[string]string        // the same keys: negotiated codec
+	ssrcs   []uint32                 // of the received tracks
+}
+
+// SendPLI asks the sender for a keyframe on every received track.
+func (s *ftSession) SendPLI() error {
+	s.mu.Lock()
+	ssrcs := append([]uint32(nil), s.ssrcs...)
+	s.mu.Unlock()
+	for _, ssrc := range ssrcs {
+		if err := s.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *ftSession) counter(key string) *atomic.Int64 {
@@ -314,6 +329,9 @@ func (f *ftServer) post(w http.ResponseWriter, r *http.Request) {
 		c := s.counter(key)
 		s.mu.Lock()
 		s.mimes[key] = tr.Codec().MimeType
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			s.ssrcs = append(s.ssrcs, uint32(tr.SSRC()))
+		}
 		s.mu.Unlock()
 		// Reading RTCP is what hands our sender reports to pion's
 		// receiver reports (their LSR/DLSR give the sender its RTT).
@@ -610,8 +628,9 @@ func ftSynthFrame(c gateway.Codec, key bool) [][]byte {
 	return out
 }
 
-// ftSynthTracks publishes tracks (H.264, H.265 video; Opus audio).
-func ftSynthTracks(t testing.TB, hub *gateway.Hub, stream string, infos []gateway.TrackInfo) {
+// ftSynthTracks publishes tracks (H.264, H.265 video; Opus audio). The
+// publication's keyframe requests are the caller's to read.
+func ftSynthTracks(t testing.TB, hub *gateway.Hub, stream string, infos []gateway.TrackInfo) *gateway.Publication {
 	t.Helper()
 	pub, err := hub.Publish(stream, infos, gateway.PublishOptions{Kind: "test"})
 	if err != nil {
@@ -649,6 +668,7 @@ func ftSynthTracks(t testing.TB, hub *gateway.Hub, stream string, infos []gatewa
 		}
 	}()
 	t.Cleanup(func() { cancel(); <-done })
+	return pub
 }
 
 // ftLeakCheck fails the test if goroutines started during it outlive its

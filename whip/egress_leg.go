@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/gateway"
@@ -235,10 +234,8 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 		return 0, err
 	}
 	nVideo := len(l.layers)
-	var maxBps int64
-	history := 0
+	history := 0 // per sender, so the busiest layer sets it
 	for i := range nVideo {
-		maxBps = max(maxBps, setup.bitrate[i])
 		history = max(history, egressNACKHistory(setup.bitrate[i], setup.avgSize[i]))
 	}
 	warning := l.checkTargetLimits(setup.names[:nVideo], setup.bitrate[:nVideo])
@@ -253,11 +250,11 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 		return 0, err
 	}
 	api, err := l.e.rtc.NewAPI(APIOptions{NACKHistory: history, Interceptors: bwe})
-	if history == 0 {
-		history = l.e.rtc.Config().NACKHistory // not measured yet: the transport's default
-	}
 	if err != nil {
 		return 0, err
+	}
+	if history == 0 {
+		history = l.e.rtc.Config().NACKHistory // not measured yet: the transport's default
 	}
 	pc, err := api.NewPeerConnection(l.client.PeerConfiguration())
 	if err != nil {
@@ -307,7 +304,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 		}
 		l.mu.Lock()
 		if l.live == live {
-			l.restarts += sess.restartsOrZero()
+			l.restarts += sess.Restarts()
 			l.live = nil
 		}
 		l.mu.Unlock()
@@ -414,101 +411,6 @@ func (l *egressLeg) layerBitrates() []int64 {
 	return out
 }
 
-func (s *ClientSession) restartsOrZero() int {
-	if s == nil {
-		return 0
-	}
-	return s.Restarts()
-}
-
-// addTracks adds the send tracks: one video transceiver (with an encoding
-// per rid in simulcast) and the audio one. tracks follows setup.names;
-// the transceivers are the video one, then the audio one if any.
-func (l *egressLeg) addTracks(pc *webrtc.PeerConnection, setup egressSetup) ([]*webrtc.TrackLocalStaticRTP, []*webrtc.RTPTransceiver, error) {
-	const streamID = "whipgate"
-	nVideo := len(l.layers)
-	tracks := make([]*webrtc.TrackLocalStaticRTP, len(setup.names))
-	var trs []*webrtc.RTPTransceiver
-	for i := range nVideo {
-		var opts []func(*webrtc.TrackLocalStaticRTP)
-		if len(l.rids) > 0 {
-			opts = append(opts, webrtc.WithRTPStreamID(l.rids[i]))
-		}
-		t, err := webrtc.NewTrackLocalStaticRTP(Capability(setup.infos[i]), "video", streamID, opts...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("whip: video track: %w", err)
-		}
-		tracks[i] = t
-	}
-	tr, err := pc.AddTransceiverFromTrack(tracks[0], webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-	if err != nil {
-		return nil, nil, fmt.Errorf("whip: add video: %w", err)
-	}
-	for _, t := range tracks[1:nVideo] {
-		if err := tr.Sender().AddEncoding(t); err != nil {
-			return nil, nil, fmt.Errorf("whip: add simulcast encoding %s: %w", t.RID(), err)
-		}
-	}
-	if err := egressPreferCodec(tr, Capability(setup.infos[0])); err != nil {
-		return nil, nil, err
-	}
-	trs = append(trs, tr)
-	if l.audio != "" {
-		info := setup.infos[nVideo]
-		t, err := webrtc.NewTrackLocalStaticRTP(Capability(info), "audio", streamID)
-		if err != nil {
-			return nil, nil, fmt.Errorf("whip: audio track: %w", err)
-		}
-		tracks[nVideo] = t
-		atr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
-			return nil, nil, fmt.Errorf("whip: add audio: %w", err)
-		}
-		if err := egressPreferCodec(atr, Capability(info)); err != nil {
-			return nil, nil, err
-		}
-		trs = append(trs, atr)
-	}
-	return tracks, trs, nil
-}
-
-// startRTCP reads every sender's RTCP (which is also what feeds pion's
-// NACK responder), turning PLI/FIR into keyframe requests for the layer.
-func (l *egressLeg) startRTCP(wg *sync.WaitGroup, sub *gateway.Subscription, trs []*webrtc.RTPTransceiver, fb *egressFeedback) {
-	video := trs[0].Sender()
-	keyframe := func(i int) func() {
-		return func() {
-			fb.keyReqs.Add(1)
-			sub.RequestKeyframe(i)
-		}
-	}
-	if len(l.rids) == 0 {
-		wg.Go(func() { ReadRTCP(video, keyframe(0), fb.onPacket) })
-	} else {
-		for i, rid := range l.rids {
-			onKey := keyframe(i)
-			wg.Go(func() {
-				for {
-					pkts, _, err := video.ReadSimulcastRTCP(rid)
-					if err != nil {
-						return
-					}
-					for _, p := range pkts {
-						if egressIsKeyframeRequest(p) {
-							onKey()
-						}
-						fb.onPacket(p)
-					}
-				}
-			})
-		}
-	}
-	if len(trs) > 1 {
-		audio := trs[1].Sender()
-		wg.Go(func() { ReadRTCP(audio, nil, fb.onPacket) })
-	}
-}
-
 // waitConnected waits for DTLS to be up, or fails when ICE fails.
 func (l *egressLeg) waitConnected(ctx context.Context, pc *webrtc.PeerConnection, kick <-chan struct{}) error {
 	limit := max(15*time.Second, l.e.rtc.Config().FailedTimeout+5*time.Second)
@@ -596,128 +498,4 @@ func (l *egressLeg) monitor(ctx context.Context, pc *webrtc.PeerConnection, sess
 			}
 		}
 	}
-}
-
-// egressIsKeyframeRequest reports PLI and FIR.
-func egressIsKeyframeRequest(p rtcp.Packet) bool {
-	switch p.(type) {
-	case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-		return true
-	}
-	return false
-}
-
-// egressPair describes the selected candidate pair, for logs and status.
-func egressPair(pc *webrtc.PeerConnection) string {
-	local, remote := egressSelected(pc)
-	if local == nil || remote == nil {
-		return ""
-	}
-	return fmt.Sprintf("%s %s %s:%d -> %s %s:%d", local.Typ, local.Protocol, local.Address, local.Port, remote.Typ, remote.Address, remote.Port)
-}
-
-func egressSelected(pc *webrtc.PeerConnection) (local, remote *webrtc.ICECandidate) {
-	for _, tr := range pc.GetTransceivers() {
-		s := tr.Sender()
-		if s == nil || s.Transport() == nil {
-			continue
-		}
-		pair, err := s.Transport().ICETransport().GetSelectedCandidatePair()
-		if err != nil || pair == nil {
-			return nil, nil
-		}
-		return pair.Local, pair.Remote
-	}
-	return nil, nil
-}
-
-// EgressSessionStatus is the JSON view of one WHIP session of an egress.
-type EgressSessionStatus struct {
-	Layers []string `json:"layers"`
-	RIDs   []string `json:"rids,omitempty"`
-	Audio  string   `json:"audio,omitempty"`
-	// URL is the endpoint, Resource the session URL (both without query).
-	URL            string     `json:"url"`
-	Resource       string     `json:"resource,omitempty"`
-	State          string     `json:"state"`
-	LastError      string     `json:"last_error,omitempty"`
-	Retries        int        `json:"retries"`
-	NextRetry      *time.Time `json:"next_retry,omitempty"`
-	ConnectedSince *time.Time `json:"connected_since,omitempty"`
-	BitrateBps     int64      `json:"bitrate_bps"`
-	RTTMs          float64    `json:"rtt_ms"`
-	// TargetEstimateBps is the bandwidth the target's feedback implies:
-	// its REMB, else GCC over its TWCC feedback; 0 with neither.
-	TargetEstimateBps int64 `json:"target_estimate_bps,omitempty"`
-	// EstimateSource is "remb" or "twcc".
-	EstimateSource string `json:"estimate_source,omitempty"`
-	// CandidatePair is the selected pair ("relay udp a:p -> host b:q").
-	CandidatePair string `json:"candidate_pair,omitempty"`
-	Trickle       bool   `json:"trickle"`
-	ICERestarts   int    `json:"ice_restarts"`
-	NACKHistory   int    `json:"nack_history,omitempty"`
-	// PacingRateBps is the pacing rate of the session's video encodings.
-	PacingRateBps int64  `json:"pacing_rate_bps"`
-	Packets       uint64 `json:"packets"`
-	Bytes         uint64 `json:"bytes"`
-	// Dropped counts packets the pacers dropped (queue full or oversize).
-	Dropped uint64 `json:"dropped"`
-	// NACKed counts packets the target asked for again; KeyframeRequests
-	// its PLI and FIR.
-	NACKed           uint64 `json:"nacked"`
-	KeyframeRequests uint64 `json:"keyframe_requests"`
-	Warning          string `json:"warning,omitempty"`
-}
-
-// status returns the leg's view and when its last error happened.
-func (l *egressLeg) status() (EgressSessionStatus, time.Time) {
-	l.mu.Lock()
-	s := EgressSessionStatus{
-		Layers: l.layers, RIDs: l.rids, Audio: l.audio, URL: clientRedact(l.url),
-		State: l.state, LastError: l.lastErr, Retries: l.retries, BitrateBps: l.bitrate, ICERestarts: l.restarts,
-	}
-	if !l.connectedSince.IsZero() {
-		t := l.connectedSince
-		s.ConnectedSince = &t
-	}
-	if l.state != EgressConnected && l.state != EgressStopped && l.nextRetry.After(time.Now()) {
-		t := l.nextRetry
-		s.NextRetry = &t
-	}
-	errAt := l.lastErrAt
-	live := l.live
-	l.mu.Unlock()
-	if live == nil {
-		return s, errAt
-	}
-	s.Resource = clientRedact(live.sess.Resource())
-	s.Trickle = live.sess.Trickle()
-	s.ICERestarts += live.sess.Restarts()
-	s.NACKHistory = live.history
-	s.RTTMs = live.feedback.rttMs()
-	s.TargetEstimateBps, s.EstimateSource = live.feedback.remb.Load(), "remb"
-	if s.TargetEstimateBps == 0 && live.feedback.twcc.Load() > 0 {
-		s.TargetEstimateBps, s.EstimateSource = live.bwe.bps(), "twcc"
-	}
-	if s.TargetEstimateBps == 0 {
-		s.EstimateSource = ""
-	}
-	s.NACKed = live.feedback.nacked.Load()
-	s.KeyframeRequests = live.feedback.keyReqs.Load()
-	live.mu.Lock()
-	pacers, audio := live.pacers, live.audio
-	s.CandidatePair = live.pair
-	s.Warning = live.warning
-	live.mu.Unlock()
-	for _, p := range pacers {
-		ps := p.Stats()
-		s.PacingRateBps += ps.RateBps
-		s.Packets += ps.Packets
-		s.Bytes += ps.Bytes
-		s.Dropped += ps.Dropped + ps.Oversize
-	}
-	if audio != nil {
-		s.Bytes += audio.bytes.Load()
-	}
-	return s, errAt
 }

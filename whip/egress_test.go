@@ -161,6 +161,37 @@ func TestEgressH265MainH264Preview(t *testing.T) {
 	}
 }
 
+func TestEgressForwardsPLIToPublisher(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, nil)
+	pub := ftSynthTracks(t, hub, "cam", []gateway.TrackInfo{{Name: "main", Codec: gateway.H264}, {Name: "preview", Codec: gateway.H264}})
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip"), Mode: EgressModeSimulcast})
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	egressWaitPackets(t, f, []string{"0", "1"}, 20)
+	time.Sleep(600 * time.Millisecond) // past the hub's keyframe request rate limit
+	for len(pub.KeyframeRequests()) > 0 {
+		<-pub.KeyframeRequests() // earlier ones (joining without a GOP)
+	}
+	if err := f.Sessions()[0].SendPLI(); err != nil {
+		t.Fatal(err)
+	}
+	asked := map[int]bool{}
+	timeout := time.After(5 * time.Second)
+	for len(asked) < 2 {
+		select {
+		case i := <-pub.KeyframeRequests():
+			asked[i] = true
+		case <-timeout:
+			t.Fatalf("the publisher was asked for keyframes on tracks %v after PLI on both rids, want 0 and 1", asked)
+		}
+	}
+	if n := e.Status().Sessions[0].KeyframeRequests; n < 2 {
+		t.Errorf("status counts %d keyframe requests, want at least 2", n)
+	}
+}
+
 func TestEgressReconnectsWhenTargetDropsSession(t *testing.T) {
 	ftLeakCheck(t)
 	rtc := ftNewRTC(t)
