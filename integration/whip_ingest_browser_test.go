@@ -1,6 +1,10 @@
 package integration
 
 import (
+	"fmt"
+	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,9 +47,10 @@ func TestWHIPIngestBrowser(t *testing.T) {
 		got := waitAllPackets(t, rv, sent, nil)
 		requireSameFrames(t, "VP8", sent, groupRTPFrames(got, false))
 		requireContinuous(t, "VP8", got, true)
-		_, _, df := decodeClean(t, depacketizeToFile(t, webrtc.MimeTypeVP8, got))
-		if df != n {
-			t.Fatalf("ffmpeg decoded %d VP8 frames, want %d", df, n)
+		file := depacketizeToFile(t, webrtc.MimeTypeVP8, got)
+		_, _, df := decodeClean(t, file)
+		if fw, fh := firstFrameSize(t, file); df != n || fw != w || fh != h {
+			t.Fatalf("ffmpeg decoded %d VP8 frames of %dx%d, want %d of %dx%d", df, fw, fh, n, w, h)
 		}
 		t.Logf("Chromium: %+v; pion viewer: %d frames identical, decoded by ffmpeg", s, len(sent))
 	})
@@ -81,4 +86,83 @@ func TestWHIPIngestBrowser(t *testing.T) {
 		}
 		t.Logf("publisher page: %+v; player page: %+v", out, in)
 	})
+
+	t.Run("Chromium simulcast r0 r1 r2", func(t *testing.T) {
+		tab := newTab(t, browser)
+		// The publish page only for its origin and whipgate.js; the
+		// simulcast publisher is the browser's own API.
+		if _, err := chromedp.Run(tab, chromedp.Navigate(app.URL()+"/publish/bsim")); err != nil {
+			t.Fatal(err)
+		}
+		answer, err := chromedp.Run(tab, chromedp.Evaluate[string](browserSimulcastJS, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("browser simulcast publish: %v", err)
+		}
+		sim := regexp.MustCompile(`(?m)^a=simulcast:.*$`).FindAllString(answer, -1)
+		if len(sim) != 1 || strings.TrimSpace(sim[0]) != "a=simulcast:recv r0;r1;r2" {
+			t.Fatalf("answer simulcast lines %q, want one a=simulcast:recv r0;r1;r2", sim)
+		}
+		if got, want := hubTracks(t, app, "bsim"), "r0=video/VP8 r1=video/VP8 r2=video/VP8 audio=audio/opus"; got != want {
+			t.Fatalf("hub tracks %q, want %q", got, want)
+		}
+		// Chrome starts every layer with a keyframe but holds back the
+		// full-size one until its bandwidth estimate allows it (~10 s), so
+		// r2 is checked for that keyframe, r0 and r1 for a stream.
+		var widths []int
+		for _, rid := range []string{"r0", "r1", "r2"} {
+			v := watchPayloads(t, app.URL()+"/whep/bsim/"+rid, nil)
+			want := 30
+			if rid == "r2" {
+				want = 1
+			}
+			ingestWait(t, 8*time.Second, rid+" frames at the viewer", func() bool {
+				got, _ := v.packets()
+				return len(groupRTPFrames(got, false)) >= want
+			})
+			got, _ := v.packets()
+			f := depacketizeToFile(t, webrtc.MimeTypeVP8, got)
+			_, _, frames := decodeClean(t, f)
+			w, h := firstFrameSize(t, f)
+			widths = append(widths, w)
+			t.Logf("%s: %d frames decode cleanly, the first %dx%d", rid, frames, w, h)
+		}
+		if !(widths[0] < widths[1] && widths[1] < widths[2]) {
+			t.Fatalf("layer widths %v: want r0 (1/4 size) < r1 (1/2 size) < r2 (full size)", widths)
+		}
+	})
 }
+
+// firstFrameSize is the size of the first decoded picture (an IVF header
+// holds only what the writer guessed).
+func firstFrameSize(t testing.TB, path string) (w, h int) {
+	t.Helper()
+	probe := needTool(t, "ffprobe", "apt-get install ffmpeg")
+	out, err := exec.Command(probe, "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
+		"-show_entries", "frame=width,height", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe %s: %v", path, err)
+	}
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "%d,%d", &w, &h); err != nil {
+		t.Fatalf("ffprobe frame size %q: %v", out, err)
+	}
+	return w, h
+}
+
+// browserSimulcastJS publishes the fake camera with three simulcast
+// encodings, browser style (rids r0-r2, smallest first), using the page's
+// whipgate.js for signalling, and returns the answer.
+const browserSimulcastJS = `(async () => {
+  const media = await navigator.mediaDevices.getUserMedia({ video: { width: 1280, height: 720 }, audio: true });
+  const pc = new RTCPeerConnection();
+  const tr = pc.addTransceiver(media.getVideoTracks()[0], { direction: "sendonly", sendEncodings: [
+    { rid: "r0", scaleResolutionDownBy: 4 }, { rid: "r1", scaleResolutionDownBy: 2 }, { rid: "r2" }] });
+  const vp8 = RTCRtpSender.getCapabilities("video").codecs.filter((c) => c.mimeType === "video/VP8");
+  tr.setCodecPreferences(vp8);
+  pc.addTransceiver(media.getAudioTracks()[0], { direction: "sendonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  await waitGathering(pc, 1000);
+  const { answer } = await signal(location.origin + "/whip/bsim", pc, () => {});
+  await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  window.simulcastPC = pc;
+  return answer;
+})()`

@@ -63,7 +63,9 @@ func TestWHIPIngestCodecs(t *testing.T) {
 			if rv.codec != tc.mime {
 				t.Fatalf("viewer negotiated %s, want %s", rv.codec, tc.mime)
 			}
-			dw, dh, df := decodeClean(t, depacketizeToFile(t, tc.mime, got))
+			file := depacketizeToFile(t, tc.mime, got)
+			_, _, df := decodeClean(t, file)
+			dw, dh := firstFrameSize(t, file)
 			if dw != w || dh != h || df != len(frames) {
 				t.Fatalf("ffmpeg decoded %d frames of %dx%d, want %d of %dx%d", df, dw, dh, len(frames), w, h)
 			}
