@@ -350,7 +350,6 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 		KeyframeBytes: p.keyBytes, FrameBytes: p.deltaBytes, Egress: opt.Egress,
 		WindowSeconds:  round2(w1.self.at.Sub(w0.self.at).Seconds()),
 		BenchCPUPct:    round2(cpuPct(w0.self, w1.self)),
-		MachineBusyPct: round2(busyPct(w0.machine, w1.machine)),
 		Cores:          runtime.NumCPU(),
 		KernelUDPDrops: w1.udpDrops - w0.udpDrops,
 		JoinFailed:     probes.failed,
@@ -373,8 +372,11 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	if w0.target != nil && w1.target != nil {
 		r.TargetCPUPct = ptr(cpuPct(*w0.target, *w1.target))
 	}
+	busy, irq := machinePct(w0.machine, w1.machine, r.Cores)
+	r.MachineBusyPct = round2((busy + irq) / float64(r.Cores))
+	r.InterruptCPUPct = round2(irq)
 	if r.ServerCPUPct != nil {
-		other := r.MachineBusyPct*float64(r.Cores) - r.BenchCPUPct - *r.ServerCPUPct
+		other := busy - r.BenchCPUPct - *r.ServerCPUPct
 		if r.TargetCPUPct != nil {
 			other -= *r.TargetCPUPct
 		}

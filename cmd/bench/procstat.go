@@ -76,9 +76,11 @@ func cpuPct(a, b procSample) float64 {
 	return 100 * float64(b.cpu-a.cpu) / float64(wall)
 }
 
-// machineSample is the whole machine's busy and total CPU time, from the
-// first line of /proc/stat, in clock ticks.
-type machineSample struct{ busy, total int64 }
+// machineSample is the whole machine's CPU time from the first line of
+// /proc/stat, in clock ticks: busy in processes (user, nice, system), in
+// interrupts (irq, softirq: loopback packet delivery mostly runs there,
+// charged to no process), and in total.
+type machineSample struct{ busy, irq, total int64 }
 
 func readMachine() (machineSample, error) {
 	raw, err := os.ReadFile("/proc/stat")
@@ -87,32 +89,34 @@ func readMachine() (machineSample, error) {
 	}
 	line, _, _ := strings.Cut(string(raw), "\n")
 	f := strings.Fields(line)
-	if len(f) < 5 || f[0] != "cpu" {
+	if len(f) < 8 || f[0] != "cpu" {
 		return machineSample{}, fmt.Errorf("bench: /proc/stat: unexpected %q", line)
 	}
 	var m machineSample
-	for i, v := range f[1:] {
+	for i, v := range f[1:min(len(f), 9)] { // guest times are already in user and nice
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
 			return machineSample{}, fmt.Errorf("bench: /proc/stat: %w", err)
 		}
-		if i >= 8 { // guest times are already counted in user and nice
-			break
-		}
 		m.total += n
-		if i != 3 && i != 4 { // idle, iowait
+		switch i {
+		case 0, 1, 2: // user, nice, system
 			m.busy += n
+		case 5, 6: // irq, softirq
+			m.irq += n
 		}
 	}
 	return m, nil
 }
 
-// busyPct is the share of all cores in use between two samples.
-func busyPct(a, b machineSample) float64 {
+// machinePct is the machine's CPU between two samples in percent of one
+// core: in processes, and in interrupts.
+func machinePct(a, b machineSample, cores int) (busy, irq float64) {
 	if b.total <= a.total {
-		return 0
+		return 0, 0
 	}
-	return 100 * float64(b.busy-a.busy) / float64(b.total-a.total)
+	scale := 100 * float64(cores) / float64(b.total-a.total)
+	return float64(b.busy-a.busy) * scale, float64(b.irq-a.irq) * scale
 }
 
 // udpDrops is the kernel's count of UDP datagrams it dropped because a

@@ -62,7 +62,7 @@ func TestCPUPercent(t *testing.T) {
 	}
 }
 
-func TestMachineBusy(t *testing.T) {
+func TestMachineCPU(t *testing.T) {
 	a, err := readMachine()
 	if err != nil {
 		t.Fatal(err)
@@ -73,11 +73,15 @@ func TestMachineBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.total <= a.total || b.busy < a.busy {
+	if b.total <= a.total || b.busy < a.busy || b.irq < a.irq || b.busy+b.irq > b.total {
 		t.Fatalf("/proc/stat went from %+v to %+v", a, b)
 	}
-	if pct := busyPct(a, b); pct < 0 || pct > 100 {
-		t.Errorf("machine busy %.1f%%, want within [0, 100]", pct)
+	busy, irq := machinePct(a, b, 2)
+	if busy < 0 || irq < 0 || busy+irq > 200 {
+		t.Errorf("machine busy %.1f%%, interrupts %.1f%% of a core on 2 cores, want within [0, 200]", busy, irq)
+	}
+	if busy, irq := machinePct(machineSample{0, 0, 100}, machineSample{50, 10, 300}, 4); busy != 100 || irq != 20 {
+		t.Errorf("50 busy and 10 irq ticks of 200 on 4 cores: %v%%, %v%% of a core, want 100, 20", busy, irq)
 	}
 }
 

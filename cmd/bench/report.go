@@ -39,12 +39,17 @@ type Result struct {
 	// TargetCPUPct is the egress target's CPU (egress mode).
 	TargetCPUPct *float64 `json:"egress_target_cpu_pct,omitempty"`
 	// BenchCPUPct is this process (publisher and viewers) in percent of
-	// one core, MachineBusyPct the share of all cores busy: near 100
-	// means the figures are bounded by the machine, not by the server.
+	// one core, MachineBusyPct the share of all cores busy (processes
+	// and interrupts): near 100 means the figures are bounded by the
+	// machine, not by the server.
 	BenchCPUPct    float64 `json:"bench_cpu_pct"`
 	MachineBusyPct float64 `json:"machine_busy_pct"`
-	// OtherCPUPct is everything else on the machine (percent of one
-	// core): more than a few percent means the run was disturbed.
+	// InterruptCPUPct is the machine's time in interrupts (percent of
+	// one core): loopback delivery of the server's and the bench's
+	// packets runs mostly in softirq, charged to neither process.
+	InterruptCPUPct float64 `json:"interrupt_cpu_pct"`
+	// OtherCPUPct is other processes (percent of one core): more than a
+	// few percent means the run was disturbed.
 	OtherCPUPct *float64 `json:"other_cpu_pct"`
 	Cores       int      `json:"cores"`
 	// KernelUDPDrops counts datagrams the kernel dropped at full socket
@@ -112,18 +117,18 @@ func ptr(f float64) *float64 { f = round2(f); return &f }
 // writeTable prints one row per run.
 func writeTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tbusy%\tother%\t")
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tbusy%\tirq%\tother%\t")
 	for _, r := range results {
 		mode := r.Mode
 		if r.Egress {
 			mode += "+egress"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.0f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),
 			opt(r.RSSMB, 0), opt(r.RSSPerViewerMB, 2), r.LossPct, r.IncompletePct,
 			max(r.WorstLossPct, r.WorstIncompletePct),
 			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99,
-			joinCell(r.JoinMs), r.MachineBusyPct, opt(r.OtherCPUPct, 0))
+			joinCell(r.JoinMs), r.MachineBusyPct, r.InterruptCPUPct, opt(r.OtherCPUPct, 0))
 	}
 	return tw.Flush()
 }
