@@ -433,3 +433,32 @@ func applyFrag(answer, frag string) string {
 	}
 	return answer + cands.String() + "a=end-of-candidates\r\n"
 }
+
+// BenchmarkWHIPIngestPost measures a WHIP POST answered with all
+// candidates gathered, and its DELETE: OBS gives up on the POST after 8 s,
+// FFmpeg after 5 s.
+func BenchmarkWHIPIngestPost(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		ice  bool
+	}{{"host", false}, {"stun+turn", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var servers []whip.ICEServer
+			if bc.ice {
+				ice := startLoopbackTURN(b)
+				servers = []whip.ICEServer{{URLs: []string{ice.stun}}, {URLs: []string{ice.turn}, Username: ice.user, Credential: ice.pass}}
+			}
+			app := startGateway(b, func(c *cmd.Config) { c.TestSource = nil; c.WebRTC.ICEServers = servers })
+			offer := sendonlyOffer(b, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
+			for b.Loop() {
+				resp, body := ingestDo(b, http.MethodPost, app.URL()+"/whip/bench", nil, "application/sdp", offer)
+				if resp.StatusCode != http.StatusCreated {
+					b.Fatalf("POST: %d %s", resp.StatusCode, body)
+				}
+				if resp, _ := ingestDo(b, http.MethodDelete, resp.Header.Get("Location"), nil, "", ""); resp.StatusCode != http.StatusOK {
+					b.Fatalf("DELETE: %d", resp.StatusCode)
+				}
+			}
+		})
+	}
+}
