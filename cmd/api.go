@@ -20,6 +20,10 @@ func (a *App) apiRoutes(r chi.Router) {
 	r.Get("/sessions/{id}", a.getSession)
 	r.Delete("/sessions/{id}", a.deleteSession)
 	r.Get("/encoder", a.getEncoder)
+	r.Post("/egress", a.createEgress)
+	r.Get("/egress", a.listEgress)
+	r.Get("/egress/{id}", a.getEgress)
+	r.Delete("/egress/{id}", a.deleteEgress)
 }
 
 // apiAuth requires the API token when one is configured (it must be, beyond

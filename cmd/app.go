@@ -31,6 +31,7 @@ type App struct {
 	whip     *whip.Server
 	certs    *certs.Manager
 	encoder  *hwaccel.Supervisor // nil without an hwaccel section
+	egress   *egresses
 
 	ln     net.Listener
 	srv    *http.Server
@@ -84,6 +85,10 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	sourceCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	a.stopSources = stop
 	if err := a.startSources(sourceCtx); err != nil {
+		return nil, err
+	}
+	a.egress = newEgresses(a, log)
+	if err := a.egress.start(cfg.Egress); err != nil {
 		return nil, err
 	}
 
@@ -162,9 +167,16 @@ func (a *App) Close(ctx context.Context) error {
 		} else if a.ln != nil {
 			_ = a.ln.Close()
 		}
+		// Egress DELETE their sessions upstream (bounded) while the local
+		// sessions close.
+		var stopping sync.WaitGroup
+		if a.egress != nil {
+			stopping.Go(a.egress.close)
+		}
 		if a.sessions != nil {
 			a.sessions.Close()
 		}
+		stopping.Wait()
 		if a.stopSources != nil {
 			a.stopSources()
 		}

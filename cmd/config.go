@@ -62,6 +62,9 @@ type Config struct {
 	// Encoder runs a supervised encoder pipeline (capture → hardware
 	// convert → encode main + preview) and publishes it. Default none.
 	Encoder *EncoderConfig `yaml:"hwaccel"`
+	// Egress publishes streams to WHIP targets (Sora, any WHIP ingest) from
+	// boot on. Egress created through the API are added to these.
+	Egress []whip.EgressConfig `yaml:"egress"`
 	// TestSource is the built-in synthetic stream. On by default when no
 	// config file is given.
 	TestSource *TestSourceConfig `yaml:"test_source"`
@@ -186,6 +189,20 @@ func (c *Config) Validate() error {
 		if err := ValidStreamName(name); err != nil {
 			errs = append(errs, fmt.Errorf("streams: %w", err))
 		}
+	}
+	ids := map[string]bool{}
+	for i, e := range c.Egress {
+		if err := e.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("egress[%d]: %w", i, err))
+		}
+		id := e.ID
+		if id == "" {
+			id = e.Stream
+		}
+		if ids[id] {
+			errs = append(errs, fmt.Errorf("egress[%d]: id %q used twice (set id)", i, id))
+		}
+		ids[id] = true
 	}
 	if e := c.Encoder; e != nil {
 		if err := ValidStreamName(e.Stream); err != nil {
