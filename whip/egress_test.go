@@ -286,6 +286,27 @@ func TestEgressStartsWhileTargetDown(t *testing.T) {
 	egressWaitPackets(t, f, []string{"video"}, 10)
 }
 
+func TestEgressWaitsForStream(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	hub := egressTestHub(t)
+	f := newFTServer(t, nil)
+	e, _ := egressTestRun(t, hub, rtc, EgressConfig{URL: f.URL("127.0.0.1", "/whip"), Layers: []string{"main"}})
+	ftEventually(t, 3*time.Second, "waiting for the stream", func() bool {
+		st := e.Status()
+		return st.State == EgressConnecting && strings.Contains(st.LastError, `waiting for stream "cam"`)
+	})
+	if n := f.Count(http.MethodPost); n != 0 {
+		t.Errorf("%d POSTs before the stream exists, want none", n)
+	}
+	ftSynth(t, hub, "cam", []string{"main", "preview"}, false)
+	egressWaitState(t, e, EgressConnected, 10*time.Second)
+	egressWaitPackets(t, f, []string{"video"}, 10)
+	if st := e.Status(); len(st.Sessions) != 1 || st.Retries != 0 {
+		t.Errorf("status %+v: want the one configured layer and no retries", st)
+	}
+}
+
 func TestEgressHonoursRetryAfter(t *testing.T) {
 	ftLeakCheck(t)
 	rtc := ftNewRTC(t)
