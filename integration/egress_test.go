@@ -12,12 +12,16 @@ import (
 )
 
 // waitEgress polls the API until the egress reaches state.
-func waitEgress(t testing.TB, app *cmd.App, id, state string, within time.Duration) whip.EgressStatus {
+func waitEgress(t testing.TB, app *cmd.App, id, state string, within time.Duration, hdr ...map[string]string) whip.EgressStatus {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	var st whip.EgressStatus
 	for time.Now().Before(deadline) {
-		resp, body := do(t, "GET", app.URL()+"/api/v1/egress/"+id, "", "", nil)
+		var h map[string]string
+		if len(hdr) > 0 {
+			h = hdr[0]
+		}
+		resp, body := do(t, "GET", app.URL()+"/api/v1/egress/"+id, "", "", h)
 		if resp.StatusCode == 200 {
 			if err := json.Unmarshal([]byte(body), &st); err != nil {
 				t.Fatal(err)
