@@ -252,7 +252,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	// Each session gathers on its own sockets: two sessions to one target
 	// from the shared port would be one 5-tuple, and the target's ICE mux
 	// (and ours) could not tell them apart.
-	api, err := l.e.rtc.NewAPI(APIOptions{NACKHistory: history, Interceptors: bwe, NoMux: true})
+	api, err := l.e.rtc.NewAPI(APIOptions{NACKHistory: history, Interceptors: bwe, NoMux: true, RelayOnly: l.e.cfg.RelayOnly})
 	if err != nil {
 		return 0, err
 	}

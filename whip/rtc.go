@@ -218,6 +218,9 @@ type APIOptions struct {
 	// NoMux gathers on ephemeral sockets instead of the shared port (a WHIP
 	// client talking to a remote server from behind NAT may want this).
 	NoMux bool
+	// RelayOnly drops pion's 2 s wait before accepting a relay pair, which
+	// only delays a session that has nothing but relay candidates.
+	RelayOnly bool
 }
 
 // NewAPI builds a pion API on the shared UDP port, with codecs and
@@ -261,6 +264,9 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	}
 	if len(r.cfg.PublicIPs) > 0 {
 		se.SetNAT1To1IPs(r.cfg.PublicIPs, webrtc.ICECandidateTypeHost)
+	}
+	if opt.RelayOnly {
+		se.SetRelayAcceptanceMinWait(0)
 	}
 	se.SetICETimeouts(r.cfg.DisconnectedTimeout, r.cfg.FailedTimeout, 2*time.Second)
 	se.SetSRTPReplayProtectionWindow(uint(r.cfg.SRTPReplayWindow))
