@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"whipgate/cmd"
 )
 
 // TestBinaryAsREADMESays builds whipgate and starts it exactly as the
@@ -17,12 +19,7 @@ import (
 // prints, then stops it with SIGTERM: it must exit 0 within 3 s.
 func TestBinaryAsREADMESays(t *testing.T) {
 	curl := needTool(t, "curl", "apt-get install curl")
-	bin := filepath.Join(t.TempDir(), "whipgate")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/whipgate")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	readme, err := os.ReadFile("../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -117,4 +114,82 @@ func TestBinaryAsREADMESays(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatalf("still running 5 s after SIGTERM\n%s", stderr.String())
 	}
+}
+
+// buildBinary builds cmd/whipgate into a temporary directory.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "whipgate")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/whipgate")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestSIGTERMDeletesEgress: a whipgate process publishing to another one
+// gets SIGTERM; it sends DELETE for its egress sessions (the target's
+// publisher goes away at once, not after an ICE timeout) and exits 0 within
+// 3 s.
+func TestSIGTERMDeletesEgress(t *testing.T) {
+	target := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "a.yaml")
+	yaml := "listen: 127.0.0.1:0\nwebrtc: {udp_listen: 127.0.0.1:0}\nstate_dir: " + dir + "\ntest_source: {stream: test}\n" +
+		"egress:\n  - {id: up, stream: test, url: \"" + target.URL() + "/whip/up-{layer}\"}\n"
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := exec.Command(buildBinary(t), "-config", conf)
+	var stderr strings.Builder
+	proc.Stderr = &stderr
+	if err := proc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- proc.Wait() }()
+	defer proc.Process.Kill()
+
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		m, ok1 := target.Hub().Stream("up-main")
+		p, ok2 := target.Hub().Stream("up-preview")
+		if ok1 && ok2 && m.Live() && p.Live() {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if whipSessions(target) != 2 {
+		t.Fatalf("target has %d WHIP sessions, want 2\n%s", whipSessions(target), stderr.String())
+	}
+	start := time.Now()
+	if err := proc.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("took %v to exit, want < 3 s", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5 s after SIGTERM\n%s", stderr.String())
+	}
+	// The DELETEs arrived before the exit; consent timeouts would take 15 s.
+	if n := whipSessions(target); n != 0 {
+		t.Fatalf("target still has %d WHIP sessions after the publisher exited", n)
+	}
+}
+
+func whipSessions(app *cmd.App) int {
+	n := 0
+	for _, s := range app.Sessions().List() {
+		if s.Kind == "whip" {
+			n++
+		}
+	}
+	return n
 }
