@@ -119,6 +119,28 @@ func watch(t testing.TB, url string, header http.Header) *viewer {
 
 func tryWatch(t testing.TB, url string, header http.Header) (*viewer, *http.Response) {
 	t.Helper()
+	return tryWatchWith(t, http.DefaultClient, url, header)
+}
+
+// gatheredOffer sets a new offer on pc and returns it with every candidate.
+func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-gathered
+	return pc.LocalDescription().SDP
+}
+
+// tryWatchWith is tryWatch over a client of the test's choosing (HTTPS
+// with a test root, say).
+func tryWatchWith(t testing.TB, client *http.Client, url string, header http.Header) (*viewer, *http.Response) {
+	t.Helper()
 	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)
@@ -140,24 +162,15 @@ func tryWatch(t testing.TB, url string, header http.Header) (*viewer, *http.Resp
 		v.mu.Unlock()
 		go v.readVideo(tr)
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(gatheredOffer(t, pc)))
 	req.Header.Set("Content-Type", "application/sdp")
 	for k, vs := range header {
 		req.Header[k] = vs
 	}
 	v.posted = time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("WHEP POST %s: %v", url, err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()

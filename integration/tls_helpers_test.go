@@ -24,8 +24,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"whipgate/certs"
 	"whipgate/cmd"
 )
@@ -142,60 +140,13 @@ func getHTTP2(t *testing.T, client *http.Client, url string) (*http.Response, st
 	return resp, string(body)
 }
 
-// watchOver is tryWatch with an HTTP client of the test's choosing, for WHEP
+// watchOver is watch over an HTTP client of the test's choosing, for WHEP
 // over HTTPS (watch uses http.DefaultClient, which trusts only the system roots).
 func watchOver(t *testing.T, client *http.Client, url string) (*viewer, *http.Response) {
 	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := &viewer{t: t, pc: pc, trackDone: make(chan struct{})}
-	t.Cleanup(v.close)
-	for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio} {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		if tr.Kind() == webrtc.RTPCodecTypeAudio {
-			go v.readAudio(tr)
-			return
-		}
-		v.mu.Lock()
-		v.codec = tr.Codec().MimeType
-		v.mu.Unlock()
-		go v.readVideo(tr)
-	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/sdp")
-	v.posted = time.Now()
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("WHEP POST %s: %v", url, err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	v.answer = string(body)
+	v, resp := tryWatchWith(t, client, url, nil)
 	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHEP POST %s: got %s %s, want 201", url, resp.Status, body)
-	}
-	v.resource = resp.Header.Get("Location")
-	v.etag = resp.Header.Get("ETag")
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: v.answer}); err != nil {
-		t.Fatalf("apply answer: %v", err)
+		t.Fatalf("WHEP POST %s: got %s %s, want 201", url, resp.Status, v.answer)
 	}
 	return v, resp
 }
