@@ -1,10 +1,14 @@
 package gateway
 
 import (
+	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/pion/rtp"
 )
 
 func TestStats(t *testing.T) {
@@ -80,4 +84,38 @@ func TestStats(t *testing.T) {
 			t.Error("publication and subscription share an ID")
 		}
 	})
+}
+
+// TestOversizedKeyframeWarns: a keyframe of more RTP packets than Chrome
+// can assemble gets a warning that says what to change, once.
+func TestOversizedKeyframeWarns(t *testing.T) {
+	var logs strings.Builder
+	hub := NewHub(Config{}, slog.New(slog.NewTextHandler(&logs, nil)))
+	defer hub.Close()
+	pub, err := hub.Publish("s", []TrackInfo{{Name: "main", Codec: H264}}, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 1000)
+	write := func(ts uint32, seq *uint16, n int, key bool) {
+		for i := range n {
+			payload[0] = 0x41 // non-IDR slice
+			if key && i == 0 {
+				payload[0] = 0x67 // SPS
+			}
+			pub.WriteRTP(0, &rtp.Packet{Header: rtp.Header{Timestamp: ts, SequenceNumber: *seq, Marker: i == n-1}, Payload: payload})
+			*seq++
+		}
+	}
+	var seq uint16
+	write(0, &seq, 2100, true)
+	write(3000, &seq, 10, false)
+	write(6000, &seq, 2100, true)
+	write(9000, &seq, 10, false)
+	if n := strings.Count(logs.String(), "keyframe too large for browsers"); n != 1 {
+		t.Fatalf("want one warning, got %d:\n%s", n, logs.String())
+	}
+	if st := hub.Streams()[0].Tracks[0]; st.KeyframePackets != 2100 {
+		t.Fatalf("keyframe_packets %d", st.KeyframePackets)
+	}
 }

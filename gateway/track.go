@@ -38,7 +38,9 @@ type track struct {
 	// Keyframe requests toward the publisher.
 	keyPending bool
 	lastKeyReq int64
-	keyReqs    uint64
+
+	lastBigKeyWarn int64 // hub clock; the oversized-keyframe warning is rate-limited
+	keyReqs        uint64
 
 	// Stats.
 	packets, bytes, frames, keyframes uint64
@@ -50,7 +52,7 @@ type track struct {
 	fps                               float64
 }
 
-func newTrack(h *Hub) *track { return &track{hub: h, lastKeyReq: -1 << 62} }
+func newTrack(h *Hub) *track { return &track{hub: h, lastKeyReq: -1 << 62, lastBigKeyWarn: -1 << 62} }
 
 // begin hands the track to a new publication. Subscribers stay and resume at
 // the new publisher's first keyframe; ones that negotiated another codec end.
@@ -125,7 +127,7 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 	newFrame := !t.haveTS || d > 0 || d < -maxReorder*int64(t.info.Codec.ClockRate())
 	late := !newFrame && d < 0
 	if newFrame {
-		t.endFrame()
+		t.endFrame(now)
 		t.haveTS, t.lastTS = true, pkt.Timestamp
 		t.frameStart, t.frameKey = len(t.gop), false
 		t.frames++
@@ -182,9 +184,19 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 	}
 }
 
-func (t *track) endFrame() {
+// browserMaxFramePackets is libwebrtc's packet buffer limit: Chrome drops a
+// frame of more packets and asks for a keyframe, forever, if every keyframe
+// is that large.
+const browserMaxFramePackets = 2048
+
+func (t *track) endFrame(now int64) {
 	if t.frameKey && t.curFramePackets > 0 {
 		t.keyframeBytes, t.keyframePackets = t.curFrameBytes, t.curFramePackets
+		if t.curFramePackets > browserMaxFramePackets && now-t.lastBigKeyWarn > int64(time.Minute) {
+			t.lastBigKeyWarn = now
+			t.hub.log.Warn("keyframe too large for browsers: cap the encoder's VBV / max frame size",
+				"layer", t.info.Name, "packets", t.curFramePackets, "bytes", t.curFrameBytes, "browser_limit_packets", browserMaxFramePackets)
+		}
 	}
 	t.curFrameBytes, t.curFramePackets = 0, 0
 }
