@@ -23,6 +23,13 @@ type RTPWriter interface {
 // at once, so a frame's packets go out as a group, and builds each header
 // fresh: the publisher's extensions and CSRCs never leak to a viewer.
 func Forward(ctx context.Context, sub *gateway.Subscription, writers []RTPWriter) error {
+	return ForwardBatched(ctx, sub, writers, nil)
+}
+
+// ForwardBatched is Forward with each group of packets gathered in batch
+// and sent with one sendmmsg (nil batches nothing). The batch is flushed
+// before Next waits, so a packet never waits for the next group.
+func ForwardBatched(ctx context.Context, sub *gateway.Subscription, writers []RTPWriter, batch *PeerBatch) error {
 	outs := make([]gateway.Out, 256)
 	var pkt rtp.Packet
 	for {
@@ -30,6 +37,7 @@ func Forward(ctx context.Context, sub *gateway.Subscription, writers []RTPWriter
 		if err != nil {
 			return err
 		}
+		batch.Open()
 		for i := range n {
 			o := &outs[i]
 			w := writers[o.Track]
@@ -39,10 +47,14 @@ func Forward(ctx context.Context, sub *gateway.Subscription, writers []RTPWriter
 			pkt.Header = rtp.Header{Version: 2, Marker: o.Marker, SequenceNumber: o.Seq, Timestamp: o.Timestamp}
 			pkt.Payload = o.Payload
 			if err := w.WriteRTP(&pkt); err != nil && errors.Is(err, io.ErrClosedPipe) {
+				_ = batch.Flush()
 				return err
 			}
 			o.Payload = nil
 		}
+		// A failed flush is loss on the path, like a failed sendto: the
+		// viewer NACKs it; the session ends only when the PC does.
+		_ = batch.Flush()
 	}
 }
 

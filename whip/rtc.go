@@ -120,7 +120,7 @@ type RTC struct {
 	cfg      RTCConfig
 	log      *slog.Logger
 	mux      ice.UDPMux
-	conn     net.PacketConn // nil with a multi-address mux
+	conn     *batchConn // nil with a multi-address mux
 	addr     *net.UDPAddr
 	loopback bool
 }
@@ -155,9 +155,9 @@ func NewRTC(cfg RTCConfig, log *slog.Logger) (*RTC, error) {
 		return nil, fmt.Errorf("webrtc: listen udp %s: %w", cfg.UDPListen, err)
 	}
 	setSocketBuffers(conn, cfg.SocketBuffer, log)
-	r.conn = conn
+	r.conn = newBatchConn(conn, log)
 	r.addr = conn.LocalAddr().(*net.UDPAddr)
-	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: conn})
+	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: r.conn})
 	return r, nil
 }
 

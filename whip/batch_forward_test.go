@@ -1,0 +1,218 @@
+package whip
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v4/stdnet"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/gateway"
+)
+
+// bfViewer is a WHEP-style pair on loopback: a sendonly server PC on the
+// shared port of rtc and a plain pion viewer receiving its video.
+type bfViewer struct {
+	pc, viewer *webrtc.PeerConnection
+	track      *webrtc.TrackLocalStaticRTP
+	sender     *webrtc.RTPSender
+
+	mu   sync.Mutex
+	got  map[uint16]int // sequence number → payload length, as received
+	recv atomic.Int64
+	wg   sync.WaitGroup
+}
+
+// bfConnect connects a viewer (on network n, nil for the plain one) to a
+// server PC built from api, and waits until media can flow.
+func bfConnect(t testing.TB, api *webrtc.API, n transport.Net) *bfViewer {
+	t.Helper()
+	if n == nil {
+		var err error
+		if n, err = stdnet.NewNet(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bfConnectWith(t, api, ftNewAPI(t, n))
+}
+
+// bfConnectWith is bfConnect with the viewer's own API.
+func bfConnectWith(t testing.TB, api, viewerAPI *webrtc.API) *bfViewer {
+	t.Helper()
+	v := &bfViewer{got: map[uint16]int{}}
+	var err error
+	if v.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		t.Fatal(err)
+	}
+	if v.viewer, err = viewerAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = v.viewer.Close()
+		_ = v.pc.Close()
+		v.wg.Wait()
+	})
+	capab := Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264})
+	if v.track, err = webrtc.NewTrackLocalStaticRTP(capab, "video", "bf"); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := v.pc.AddTransceiverFromTrack(v.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.sender = tr.Sender()
+	v.wg.Go(func() { ReadRTCP(v.sender, nil, nil) })
+	if _, err := v.viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	v.viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		var p rtp.Packet
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := tr.Read(buf)
+			if err != nil {
+				return
+			}
+			if p.Unmarshal(buf[:n]) != nil {
+				continue
+			}
+			v.mu.Lock()
+			v.got[p.SequenceNumber] = len(p.Payload)
+			v.mu.Unlock()
+			v.recv.Add(1)
+		}
+	})
+	offer, err := v.viewer.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := webrtc.GatheringCompletePromise(v.viewer)
+	if err := v.viewer.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := v.pc.SetRemoteDescription(*v.viewer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := v.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done = webrtc.GatheringCompletePromise(v.pc)
+	if err := v.pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := v.viewer.SetRemoteDescription(*v.pc.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	ftEventually(t, 10*time.Second, "connected", func() bool {
+		return v.pc.ConnectionState() == webrtc.PeerConnectionStateConnected &&
+			v.viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	return v
+}
+
+// seqs returns how many of first..first+n-1 arrived.
+func (v *bfViewer) arrived(first uint16, n int) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c := 0
+	for i := range n {
+		if _, ok := v.got[first+uint16(i)]; ok {
+			c++
+		}
+	}
+	return c
+}
+
+// bfSend writes packets first..first+n-1 in groups, each inside batch,
+// pausing between groups as a 100 Mbps source would (a viewer's default
+// socket buffer holds fewer than 200 packets).
+func bfSend(t testing.TB, v *bfViewer, batch *PeerBatch, first uint16, n, group int) {
+	t.Helper()
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2}, Payload: make([]byte, 1200)}
+	pkt.Payload[0] = 0x41
+	for i := 0; i < n; {
+		batch.Open()
+		for end := min(n, i+group); i < end; i++ {
+			pkt.Header = rtp.Header{Version: 2, SequenceNumber: first + uint16(i), Timestamp: uint32(i/100) * 3000, Marker: i%100 == 99}
+			if err := v.track.WriteRTP(&pkt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(group) * 100 * time.Microsecond)
+	}
+}
+
+// Media written inside a PeerBatch reaches a real pion viewer through the
+// ICE mux, SRTP and all, and goes out in batches.
+func TestPeerBatchThroughPion(t *testing.T) {
+	rtc := ftNewRTC(t)
+	api, err := rtc.NewAPI(APIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bfConnect(t, api, nil)
+	batch := rtc.NewPeerBatch(v.pc)
+	defer batch.Close()
+	const n = 2000
+	bfSend(t, v, batch, 1000, n, 50)
+	ftEventually(t, 5*time.Second, "all packets at the viewer", func() bool {
+		return v.arrived(1000, n) == n
+	})
+	sent, calls := batch.Stats()
+	if sent < n {
+		t.Fatalf("got %d datagrams through the batch, want at least %d: the batch did not catch the mux's writes", sent, n)
+	}
+	if calls > sent/10 {
+		t.Errorf("got %d sendmmsg calls for %d datagrams, want groups of ~50", calls, sent)
+	}
+}
+
+// BenchmarkPeerSend is one 1200-byte packet through a connected server PC
+// (interceptors, SRTP, ICE mux, socket) to a pion viewer on loopback, in
+// groups of 32 as Forward sees them, sent one by one or batched.
+func BenchmarkPeerSend(b *testing.B) {
+	for _, batched := range []bool{false, true} {
+		name := "sendto"
+		if batched {
+			name = "batched"
+		}
+		b.Run(name, func(b *testing.B) {
+			rtc := ftNewRTC(b)
+			api, err := rtc.NewAPI(APIOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			v := bfConnect(b, api, nil)
+			var batch *PeerBatch
+			if batched {
+				batch = rtc.NewPeerBatch(v.pc)
+				defer batch.Close()
+			}
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2}, Payload: make([]byte, 1200)}
+			pkt.Payload[0] = 0x41
+			b.SetBytes(1200)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%32 == 0 {
+					_ = batch.Flush()
+					batch.Open()
+				}
+				pkt.Header = rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i/100) * 3000, Marker: i%100 == 99}
+				if err := v.track.WriteRTP(&pkt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_ = batch.Flush()
+		})
+	}
+}
