@@ -213,7 +213,11 @@ func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offe
 		case <-sub.Done():
 			return sub.Err()
 		}
-		return whip.Forward(ctx, sub, writers)
+		// A frame's packets leave in one sendmmsg (UDP GSO where the kernel
+		// has it) instead of a syscall each.
+		batch := h.rtc.NewPeerBatch(pc)
+		defer batch.Close()
+		return whip.ForwardBatched(ctx, sub, writers, batch)
 	}
 	if err := h.sessions.Start(sess, pc, run); err != nil {
 		return fail(&whip.HTTPError{Code: http.StatusServiceUnavailable, Msg: "shutting down", Err: err})
