@@ -218,6 +218,11 @@ type APIOptions struct {
 	// NoMux gathers on ephemeral sockets instead of the shared port (a WHIP
 	// client talking to a remote server from behind NAT may want this).
 	NoMux bool
+	// PionNACK keeps pion's NACK responder, which copies every sent packet,
+	// instead of ours, which keeps references to the payload and so needs
+	// payloads that never change once written (the hub's never do).
+	// Default false: ours.
+	PionNACK bool
 	// RelayOnly drops pion's 2 s wait before accepting a relay pair, which
 	// only delays a session that has nothing but relay candidates.
 	RelayOnly bool
@@ -235,10 +240,21 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	if opt.NACKHistory > 0 {
 		history = opt.NACKHistory
 	}
-	if err := webrtc.ConfigureNackWithOptions(m, reg,
-		[]nack.GeneratorOption{nack.GeneratorSize(uint16(r.cfg.NACKReceive))},
-		nack.ResponderSize(uint16(history))); err != nil {
-		return nil, fmt.Errorf("webrtc: nack: %w", err)
+	genOpts := []nack.GeneratorOption{nack.GeneratorSize(uint16(r.cfg.NACKReceive))}
+	if opt.PionNACK {
+		if err := webrtc.ConfigureNackWithOptions(m, reg, genOpts, nack.ResponderSize(uint16(history))); err != nil {
+			return nil, fmt.Errorf("webrtc: nack: %w", err)
+		}
+	} else {
+		// What ConfigureNackWithOptions does, with our responder.
+		gen, err := nack.NewGeneratorInterceptor(genOpts...)
+		if err != nil {
+			return nil, fmt.Errorf("webrtc: nack: %w", err)
+		}
+		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+		reg.Add(&nackResponderFactory{size: uint16(history), log: r.log})
+		reg.Add(gen)
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return nil, fmt.Errorf("webrtc: rtcp reports: %w", err)

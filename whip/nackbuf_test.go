@@ -1,0 +1,455 @@
+package whip
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v4/stdnet"
+	"github.com/pion/webrtc/v4"
+)
+
+// lossyNet is the viewer's network with a lossy path in front: every 50th
+// first transmission of the media SSRC it receives is dropped (SRTP leaves
+// the SSRC in the clear). Retransmissions pass: pion's viewer does not ask
+// again for a lost RTX packet, which is the viewer's business, not ours.
+type lossyNet struct {
+	transport.Net
+	ssrc    atomic.Uint32 // zero: no loss yet
+	rtx     atomic.Uint32 // RTX SSRC, counted only
+	seen    atomic.Int64
+	dropped atomic.Int64
+	repairs atomic.Int64 // RTX packets that reached the viewer's socket
+}
+
+func (n *lossyNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return &lossyConn{UDPConn: c, n: n}, nil
+}
+
+type lossyConn struct {
+	transport.UDPConn
+	n *lossyNet
+}
+
+func (c *lossyConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		k, a, err := c.UDPConn.ReadFrom(p)
+		ssrc := c.n.ssrc.Load()
+		if err != nil || k < 12 || ssrc == 0 || p[0]>>6 != 2 {
+			return k, a, err
+		}
+		switch binary.BigEndian.Uint32(p[8:12]) {
+		case c.n.rtx.Load():
+			c.n.repairs.Add(1)
+		case ssrc:
+			if c.n.seen.Add(1)%50 == 0 {
+				c.n.dropped.Add(1)
+				continue
+			}
+		}
+		return k, a, err
+	}
+}
+
+// nbViewerAPI is a viewer's pion API offering H.264 with NACK, with or
+// without RTX (pion's default codecs offer RTX).
+func nbViewerAPI(t testing.TB, n transport.Net, rtx bool) *webrtc.API {
+	if rtx {
+		return ftNewAPI(t, n)
+	}
+	m := &webrtc.MediaEngine{}
+	fb := []webrtc.RTCPFeedback{{Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", RTCPFeedback: fb,
+	}, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
+	}
+	se := webrtc.SettingEngine{LoggerFactory: LoggerFactory{Log: ftPionLog(t)}}
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+	se.SetNet(n)
+	// Plain retransmissions come hundreds of packets late; pion's 64-packet
+	// replay window would drop them (browsers use RTX).
+	se.SetSRTPReplayProtectionWindow(8192)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
+}
+
+// nbSend writes packets first..first+n-1 in groups of 30 inside batch,
+// 10 ms apart: 3000 packets/s, because pion's viewer checks for losses
+// every 100 ms and forgets a loss 512 packets later.
+func nbSend(t testing.TB, v *bfViewer, batch *PeerBatch, first uint16, n int) {
+	t.Helper()
+	const group = 30
+	for i := 0; i < n; {
+		batch.Open()
+		for end := min(n, i+group); i < end; i++ {
+			seq := first + uint16(i)
+			// A payload per packet, as the hub's are: ours keeps references.
+			payload := make([]byte, 1200)
+			payload[0] = 0x41
+			binary.BigEndian.PutUint16(payload[1:], seq)
+			pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq/100) * 3000, Marker: seq%100 == 99}, Payload: payload}
+			if err := v.track.WriteRTP(&pkt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := batch.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A viewer behind a path that loses every 50th packet still gets every
+// packet, because the responder answers its NACKs, on the RTX stream when
+// negotiated and as plain retransmission otherwise. pion's responder runs
+// the same test as the reference.
+//
+// The stream keeps flowing until every checked packet has arrived, as live
+// video does: pion's viewer hands a repaired packet to the application
+// only from inside a read that a media packet completes (TrackRemote.read
+// polls the repair channel first, then blocks on the media stream), so an
+// RTX packet arriving after the last media packet would wait forever.
+func TestNACKResponderRecoversLoss(t *testing.T) {
+	for _, pion := range []bool{false, true} {
+		for _, rtx := range []bool{true, false} {
+			name := "ours"
+			if pion {
+				name = "pion"
+			}
+			t.Run(fmt.Sprintf("%s/rtx=%v", name, rtx), func(t *testing.T) {
+				nbRecoversLoss(t, pion, rtx)
+			})
+		}
+	}
+}
+
+func nbRecoversLoss(t *testing.T, pion, rtx bool) {
+	rtc := ftNewRTC(t)
+	api, err := rtc.NewAPI(APIOptions{PionNACK: pion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &lossyNet{Net: base}
+	v := bfConnectWith(t, api, nbViewerAPI(t, ln, rtx))
+	enc := v.sender.GetParameters().Encodings
+	if len(enc) == 0 {
+		t.Fatal("sender has no encodings")
+	}
+	if hasRTX := enc[0].RTX.SSRC != 0; hasRTX != rtx {
+		t.Fatalf("got RTX negotiated %v, want %v", hasRTX, rtx)
+	}
+	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
+	ln.ssrc.Store(uint32(enc[0].SSRC))
+	batch := rtc.NewPeerBatch(v.pc)
+	defer batch.Close()
+
+	const first, n = 5000, 1500
+	nbSend(t, v, batch, first, n)
+	next, deadline := first+n, time.Now().Add(5*time.Second)
+	for v.arrived(first, n) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d of %d packets; the path dropped %d, %d repairs reached the viewer's socket",
+				v.arrived(first, n), n, ln.dropped.Load(), ln.repairs.Load())
+		}
+		nbSend(t, v, batch, uint16(next), 30)
+		next += 30
+	}
+	if d := ln.dropped.Load(); d < n/50-5 {
+		t.Fatalf("the lossy path dropped only %d packets; the test proves nothing", d)
+	}
+	if rtx && ln.repairs.Load() < n/50-5 {
+		t.Fatalf("only %d packets came on the RTX stream for %d lost", ln.repairs.Load(), ln.dropped.Load())
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if got := v.got[first+n-1]; got != 1200 {
+		t.Fatalf("got a %d-byte payload, want 1200", got)
+	}
+	t.Logf("path dropped %d packets, %d repairs on RTX, all %d recovered (%d sent)", ln.dropped.Load(), ln.repairs.Load(), n, next-first)
+}
+
+// nbWriter records what the responder writes.
+type nbWriter struct{ pkts []rtp.Packet }
+
+func (w *nbWriter) Write(h *rtp.Header, payload []byte, _ interceptor.Attributes) (int, error) {
+	w.pkts = append(w.pkts, rtp.Packet{Header: h.Clone(), Payload: append([]byte(nil), payload...)})
+	return len(payload), nil
+}
+
+// nbBind binds a responder of the given history to one stream with NACK,
+// optionally RTX, and transport-cc as extension 5.
+func nbBind(t testing.TB, size uint16, rtx bool) (*nackResponder, interceptor.RTPWriter, *nbWriter) {
+	t.Helper()
+	f := &nackResponderFactory{size: size, log: slog.New(slog.DiscardHandler)}
+	i, err := f.NewInterceptor("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := i.(*nackResponder)
+	info := &interceptor.StreamInfo{SSRC: 1111, PayloadType: 102, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}},
+		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 5}}}
+	if rtx {
+		info.SSRCRetransmission, info.PayloadTypeRetransmission = 2222, 103
+	}
+	out := &nbWriter{}
+	return n, n.BindLocalStream(info, out), out
+}
+
+func nbNACK(n *nackResponder, seqs ...uint16) {
+	n.resend(&rtcp.TransportLayerNack{MediaSSRC: 1111, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
+}
+
+func nbPayload(seq uint16) []byte { return []byte{0x41, byte(seq >> 8), byte(seq)} }
+
+// The history answers for the last size sequence numbers and nothing
+// older, across wrap-around, never with a packet from an earlier lap, and
+// with the latest write of a repeated sequence number.
+func TestNACKHistoryWindow(t *testing.T) {
+	n, w, out := nbBind(t, 8, false)
+	write := func(seq uint16, payload []byte) {
+		if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq, Timestamp: uint32(seq) * 10}, payload, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq := uint16(65530); seq != 4; seq++ { // 65530..3: wraps
+		write(seq, nbPayload(seq))
+	}
+	write(6, nbPayload(6)) // skips 4 and 5
+	write(2, []byte("again"))
+	out.pkts = nil
+
+	nbNACK(n, 65530, 65531, 65534, 0, 2, 4, 5, 6, 14)
+	var got []uint16
+	for _, p := range out.pkts {
+		got = append(got, p.SequenceNumber)
+		if p.SSRC != 1111 || p.PayloadType != 102 || p.Timestamp != uint32(p.SequenceNumber)*10 {
+			t.Errorf("seq %d: got ssrc %d pt %d ts %d", p.SequenceNumber, p.SSRC, p.PayloadType, p.Timestamp)
+		}
+		want := nbPayload(p.SequenceNumber)
+		if p.SequenceNumber == 2 {
+			want = []byte("again")
+		}
+		if !bytes.Equal(p.Payload, want) {
+			t.Errorf("seq %d: got payload %q, want %q", p.SequenceNumber, p.Payload, want)
+		}
+	}
+	// Held: 65535..6 minus the skipped 4 and 5; 65530/65531 fell out of
+	// the 8-packet window, 14 was never sent (and would hit 6's slot).
+	if want := []uint16{0, 2, 6}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("re-sent %v, want %v", got, want)
+	}
+
+	// A jump of more than the window forgets everything before it.
+	write(100, nbPayload(100))
+	out.pkts = nil
+	nbNACK(n, 6, 92, 100)
+	if len(out.pkts) != 1 || out.pkts[0].SequenceNumber != 100 {
+		t.Fatalf("after a jump re-sent %d packets, want only 100", len(out.pkts))
+	}
+}
+
+// With RTX, a re-send carries the original sequence number before the
+// payload on the RTX SSRC and payload type with its own consecutive
+// sequence numbers; it keeps mid and rid extensions but not the
+// transport-wide sequence number, and leaves the stored extensions alone.
+func TestNACKResponderRTX(t *testing.T) {
+	n, w, out := nbBind(t, 64, true)
+	var tmpl rtp.Header
+	for _, e := range []struct {
+		id uint8
+		v  string
+	}{{1, "0"}, {5, "\x00\x07"}, {10, "hi"}} {
+		if err := tmpl.SetExtension(e.id, []byte(e.v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for seq := uint16(10); seq < 20; seq++ {
+		h := tmpl.Clone()
+		h.SSRC, h.SequenceNumber, h.Timestamp, h.Marker = 1111, seq, 900, seq == 19
+		if _, err := w.Write(&h, nbPayload(seq), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stored := out.pkts[3].Header
+	out.pkts = nil
+	nbNACK(n, 13, 19)
+	if len(out.pkts) != 2 {
+		t.Fatalf("re-sent %d packets, want 2", len(out.pkts))
+	}
+	for i, p := range out.pkts {
+		orig := []uint16{13, 19}[i]
+		if p.SSRC != 2222 || p.PayloadType != 103 || p.Timestamp != 900 || p.Marker != (orig == 19) {
+			t.Errorf("re-send %d: got ssrc %d pt %d ts %d marker %v", i, p.SSRC, p.PayloadType, p.Timestamp, p.Marker)
+		}
+		if want := append(binary.BigEndian.AppendUint16(nil, orig), nbPayload(orig)...); !bytes.Equal(p.Payload, want) {
+			t.Errorf("re-send %d: got payload %x, want %x", i, p.Payload, want)
+		}
+		if got := string(p.GetExtension(1)) + "/" + string(p.GetExtension(10)); got != "0/hi" {
+			t.Errorf("re-send %d: got mid/rid %q", i, got)
+		}
+		if p.GetExtension(5) != nil {
+			t.Errorf("re-send %d repeats the transport-wide sequence number", i)
+		}
+	}
+	if out.pkts[1].SequenceNumber != out.pkts[0].SequenceNumber+1 {
+		t.Errorf("RTX sequence numbers %d, %d are not consecutive", out.pkts[0].SequenceNumber, out.pkts[1].SequenceNumber)
+	}
+	if stored.GetExtension(5) == nil {
+		t.Error("the re-send removed an extension from the stored header")
+	}
+}
+
+// BenchmarkNACKResponderWrite is the responder's cost per sent packet
+// (recording it in the history), ours against pion's copying one.
+func BenchmarkNACKResponderWrite(b *testing.B) {
+	for _, pion := range []bool{false, true} {
+		name := "ours"
+		if pion {
+			name = "pion"
+		}
+		b.Run(name, func(b *testing.B) {
+			var f interceptor.Factory = &nackResponderFactory{size: 4096, log: slog.New(slog.DiscardHandler)}
+			if pion {
+				var err error
+				if f, err = nack.NewResponderInterceptor(nack.ResponderSize(4096)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			i, err := f.NewInterceptor("")
+			if err != nil {
+				b.Fatal(err)
+			}
+			info := &interceptor.StreamInfo{SSRC: 1111, PayloadType: 102, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}},
+				SSRCRetransmission: 2222, PayloadTypeRetransmission: 103}
+			w := i.BindLocalStream(info, interceptor.RTPWriterFunc(func(_ *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+				return len(p), nil
+			}))
+			payload := make([]byte, 1200)
+			b.SetBytes(int64(len(payload)))
+			b.ReportAllocs()
+			h := rtp.Header{Version: 2, SSRC: 1111}
+			for k := 0; b.Loop(); k++ {
+				h.SequenceNumber, h.Timestamp = uint16(k), uint32(k/100)*3000
+				if _, err := w.Write(&h, payload, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkNACKHistoryMemory reports the heap each viewer holds once its
+// NACK history is full (4096 packets of 1200 bytes), peer connection
+// included: the difference between pion's copying responder and ours is
+// the history's cost. Payloads are shared by all viewers, as the hub's
+// are, and are not counted.
+func BenchmarkNACKHistoryMemory(b *testing.B) {
+	const viewers, packets = 4, 5000
+	for _, pion := range []bool{false, true} {
+		name := "ours"
+		if pion {
+			name = "pion"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				rtc := ftNewRTC(b)
+				api, err := rtc.NewAPI(APIOptions{PionNACK: pion})
+				if err != nil {
+					b.Fatal(err)
+				}
+				payloads := make([][]byte, packets)
+				for i := range payloads {
+					payloads[i] = make([]byte, 1200)
+					payloads[i][0] = 0x41
+				}
+				before := heapInUse()
+				var vs []*bfViewer
+				for range viewers {
+					vs = append(vs, bfConnect(b, api, nil))
+				}
+				for _, v := range vs {
+					pkt := rtp.Packet{}
+					for i := range packets {
+						pkt.Header = rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i/100) * 3000}
+						pkt.Payload = payloads[i]
+						if err := v.track.WriteRTP(&pkt); err != nil {
+							b.Fatal(err)
+						}
+						if i%50 == 49 {
+							time.Sleep(time.Millisecond) // let the viewer keep up
+						}
+					}
+				}
+				after := heapInUse()
+				b.ReportMetric(float64(int64(after)-int64(before))/viewers, "heapB/viewer")
+				runtime.KeepAlive(payloads)
+				runtime.KeepAlive(vs)
+			}
+		})
+	}
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// BenchmarkNACKPeerSend is one 1200-byte packet through a connected server
+// PC to a pion viewer on loopback (interceptors, SRTP, ICE mux, socket),
+// with our responder or pion's.
+func BenchmarkNACKPeerSend(b *testing.B) {
+	for _, pion := range []bool{false, true} {
+		name := "ours"
+		if pion {
+			name = "pion"
+		}
+		b.Run(name, func(b *testing.B) {
+			rtc := ftNewRTC(b)
+			api, err := rtc.NewAPI(APIOptions{PionNACK: pion})
+			if err != nil {
+				b.Fatal(err)
+			}
+			v := bfConnect(b, api, nil)
+			pkt := rtp.Packet{Payload: make([]byte, 1200)}
+			pkt.Payload[0] = 0x41
+			b.SetBytes(1200)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				pkt.Header = rtp.Header{Version: 2, SequenceNumber: uint16(i), Timestamp: uint32(i/100) * 3000}
+				if err := v.track.WriteRTP(&pkt); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
