@@ -138,6 +138,23 @@ func TestBenchAnExternalServer(t *testing.T) {
 	runBench(t, "-server", srv.url, "-viewers", "1", "-bitrate", "5M", "-duration", "500ms", "-warmup", "0s", "-baseline", "0s")
 }
 
+// TestBenchEgress adds a WHIP egress from the server under test to a
+// second whipgate and checks that a viewer there received the stream.
+func TestBenchEgress(t *testing.T) {
+	bin := buildWhipgate(t)
+	r, m, out := runBench(t, "-bin", bin, "-egress", "-viewers", "1", "-bitrate", "10M",
+		"-duration", "2s", "-warmup", "500ms", "-baseline", "500ms")
+	if !r.Egress || r.EgressViewer == nil || r.EgressLatencyMs == nil || m["egress_target_cpu_pct"] == nil {
+		t.Fatalf("egress run without egress figures: %+v", r)
+	}
+	if e := r.EgressViewer; e.Frames != r.Frames || e.Received < r.Frames/2 || e.JoinMs <= 0 {
+		t.Errorf("the target's viewer got %+v of %d frames; want most of them", e, r.Frames)
+	}
+	if !strings.Contains(out, "egress (a viewer on the target whipgate)") {
+		t.Errorf("no egress table in:\n%s", out)
+	}
+}
+
 func TestHelpIsNotAnError(t *testing.T) {
 	var out bytes.Buffer
 	if err := Run(context.Background(), []string{"-h"}, &out, &out); err != nil {

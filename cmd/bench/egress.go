@@ -38,7 +38,8 @@ func (b *bench) startEgress(ctx context.Context, srv, target *server, table *fra
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
+	case resp.StatusCode == http.StatusMethodNotAllowed,
+		resp.StatusCode == http.StatusNotFound && !strings.Contains(string(msg), "stream"):
 		return nil, fmt.Errorf("bench: this whipgate has no egress API (POST /api/v1/egress: %s); -egress needs it", resp.Status)
 	case resp.StatusCode >= 300:
 		return nil, fmt.Errorf("bench: create egress: %s: %s", resp.Status, strings.TrimSpace(string(msg)))

@@ -130,6 +130,34 @@ func writeTable(w io.Writer, results []Result) error {
 			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99,
 			joinCell(r.JoinMs), r.MachineBusyPct, r.InterruptCPUPct, opt(r.OtherCPUPct, 0))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeEgressTable(w, results)
+}
+
+// writeEgressTable prints, for egress runs, what a viewer on the egress
+// target saw: the server's WHIP egress path end to end.
+func writeEgressTable(w io.Writer, results []Result) error {
+	header := false
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, r := range results {
+		e := r.EgressViewer
+		if e == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\negress (a viewer on the target whipgate):")
+			fmt.Fprintln(tw, "viewers\tmode\ttarget CPU%\tloss%\tincompl%\tlat p50\tp95\tp99 ms\tjoin ms\t")
+			header = true
+		}
+		lat := Percentiles{}
+		if r.EgressLatencyMs != nil {
+			lat = *r.EgressLatencyMs
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.0f\t\n", r.Viewers, r.Mode, opt(r.TargetCPUPct, 1),
+			e.LossPct, e.IncompletePct, lat.P50, lat.P95, lat.P99, e.JoinMs)
+	}
 	return tw.Flush()
 }
 
