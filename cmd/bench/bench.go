@@ -24,6 +24,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -93,6 +94,9 @@ type bench struct {
 	logs io.Writer // server output and progress
 	show func(string) bool
 	log  *slog.Logger
+	// pionFull counts packets the bench's pion peers dropped at full
+	// receive buffers.
+	pionFull atomic.Int64
 }
 
 func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
@@ -103,7 +107,7 @@ func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
 			return nil, err
 		}
 	}
-	api, err := newAPI(log)
+	api, err := newAPI(log, &b.pionFull)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +183,10 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The viewers join together.
+	dj, err := b.sampleDrops(ctx, srv)
+	if err != nil {
+		return res, err
+	}
 	vs, err := b.join(ctx, srv.url+"/whep/"+streamName+"/main", viewers, table)
 	all = append(all, vs...)
 	if err != nil {
@@ -189,6 +197,10 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The window.
+	d0, err := b.sampleDrops(ctx, srv)
+	if err != nil {
+		return res, err
+	}
 	w0, err := sampleAll(srv, target)
 	if err != nil {
 		return res, err
@@ -201,6 +213,8 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 	werr := pause(ctx, opt.Duration)
 	w1, serr := sampleAll(srv, target)
+	d1, derr := b.sampleDrops(ctx, srv)
+	serr = errors.Join(serr, derr)
 	stopProbes()
 	probing.Wait()
 	if err := errors.Join(werr, serr, srv.alive(), target.alive()); err != nil {
@@ -219,6 +233,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	res = b.result(mode, p, table, w0, w1, base0, base1, vs, egressViewer, probes)
+	res.Drops, res.JoinDrops = drops(d0, d1), drops(dj, d0)
 	res.PublisherLateFrames, res.PublisherWriteErrs, res.Keyframes = pub.late, pub.writeErrs, pub.keyframes
 	res.PLIs, res.IngestNACKed = pub.plis.Load(), pub.nacks.Load()
 	if res.Frames == 0 {
@@ -315,7 +330,6 @@ type samples struct {
 	srv, target *procSample
 	self        procSample
 	machine     machineSample
-	udpDrops    int64
 }
 
 func sampleServer(s *server) (*procSample, error) {
@@ -331,12 +345,11 @@ func sampleServer(s *server) (*procSample, error) {
 
 func sampleAll(srv, target *server) (samples, error) {
 	var s samples
-	var errs [5]error
+	var errs [4]error
 	s.srv, errs[0] = sampleServer(srv)
 	s.target, errs[1] = sampleServer(target)
 	s.self, errs[2] = readProc("self")
 	s.machine, errs[3] = readMachine()
-	s.udpDrops, errs[4] = udpDrops()
 	return s, errors.Join(errs[:]...)
 }
 
@@ -348,11 +361,10 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 		Viewers: len(vs), Mode: mode, BitrateMbps: float64(opt.Bitrate) / 1e6, FPS: opt.FPS,
 		GOPSeconds: opt.GOP.Seconds(), KeyframeFactor: opt.KeyframeFactor,
 		KeyframeBytes: p.keyBytes, FrameBytes: p.deltaBytes, Egress: opt.Egress,
-		WindowSeconds:  round2(w1.self.at.Sub(w0.self.at).Seconds()),
-		BenchCPUPct:    round2(cpuPct(w0.self, w1.self)),
-		Cores:          runtime.NumCPU(),
-		KernelUDPDrops: w1.udpDrops - w0.udpDrops,
-		JoinFailed:     probes.failed,
+		WindowSeconds: round2(w1.self.at.Sub(w0.self.at).Seconds()),
+		BenchCPUPct:   round2(cpuPct(w0.self, w1.self)),
+		Cores:         runtime.NumCPU(),
+		JoinFailed:    probes.failed,
 	}
 	if w0.srv != nil && w1.srv != nil {
 		cpu := cpuPct(*w0.srv, *w1.srv)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -41,7 +42,7 @@ const socketBuffer = 8 << 20
 // offer cannot lead with another codec), NACK both ways with 8K-sized
 // windows, RTCP reports, no TWCC or stats interceptors (viewers must be
 // cheap), loopback only, big socket and stream buffers.
-func newAPI(log *slog.Logger) (*webrtc.API, error) {
+func newAPI(log *slog.Logger, full *atomic.Int64) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("bench: register h264: %w", err)
@@ -64,7 +65,7 @@ func newAPI(log *slog.Logger) (*webrtc.API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
-	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log}}
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: log, full: full}}
 	se.SetNet(bigBufferNet{Net: std, size: socketBuffer})
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
@@ -209,18 +210,33 @@ func stateChanges(pc *webrtc.PeerConnection) <-chan webrtc.PeerConnectionState {
 	return ch
 }
 
-// pionLogs bridges pion's logging to slog.
-type pionLogs struct{ log *slog.Logger }
-
-func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{f.log.With("pion", scope)}
+// pionLogs bridges pion's logging to slog, counting in full the packets
+// pion drops at its full receive buffers (it logs each one).
+type pionLogs struct {
+	log  *slog.Logger
+	full *atomic.Int64
 }
 
-type pionLogger struct{ log *slog.Logger }
+func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.log.With("pion", scope), full: f.full}
+}
+
+type pionLogger struct {
+	log  *slog.Logger
+	full *atomic.Int64
+}
 
 func (l pionLogger) logf(level slog.Level, format string, args ...any) {
-	if l.log.Enabled(context.Background(), level) {
-		l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+	enabled := l.log.Enabled(context.Background(), level)
+	if !enabled && level < slog.LevelInfo {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if isBufferFull(msg) {
+		l.full.Add(1)
+	}
+	if enabled {
+		l.log.Log(context.Background(), level, msg)
 	}
 }
 

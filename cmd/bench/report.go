@@ -52,9 +52,6 @@ type Result struct {
 	// few percent means the run was disturbed.
 	OtherCPUPct *float64 `json:"other_cpu_pct"`
 	Cores       int      `json:"cores"`
-	// KernelUDPDrops counts datagrams the kernel dropped at full socket
-	// buffers during the window, machine-wide (/proc/net/snmp).
-	KernelUDPDrops int64 `json:"kernel_udp_drops"`
 
 	// Frames is how many frames the publisher sent in the window.
 	Frames int `json:"frames"`
@@ -80,6 +77,14 @@ type Result struct {
 	Keyframes           int    `json:"keyframes"`
 	PLIs                uint64 `json:"plis"`
 	IngestNACKed        uint64 `json:"ingest_nacked_packets"`
+
+	// Drops says where packets were lost during the window: in the
+	// server (its pion buffers, its viewer queues), in the bench's own
+	// pion buffers, or in the kernel.
+	Drops Drops `json:"drops"`
+	// JoinDrops is the same from the viewers' POSTs to the window: the
+	// GOP cache's burst toward each new viewer lands in this time.
+	JoinDrops Drops `json:"join_drops"`
 
 	PerViewer []viewerResult `json:"per_viewer"`
 	// EgressViewer is a viewer on the egress target (egress mode).
@@ -117,18 +122,18 @@ func ptr(f float64) *float64 { f = round2(f); return &f }
 // writeTable prints one row per run.
 func writeTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tbusy%\tirq%\tother%\t")
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tdrops s-pion/b-pion/queue/kernel\tbusy%\tirq%\tother%\t")
 	for _, r := range results {
 		mode := r.Mode
 		if r.Egress {
 			mode += "+egress"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%.0f\t%.0f\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),
 			opt(r.RSSMB, 0), opt(r.RSSPerViewerMB, 2), r.LossPct, r.IncompletePct,
 			max(r.WorstLossPct, r.WorstIncompletePct),
 			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99,
-			joinCell(r.JoinMs), r.MachineBusyPct, r.InterruptCPUPct, opt(r.OtherCPUPct, 0))
+			joinCell(r.JoinMs), r.Drops, r.MachineBusyPct, r.InterruptCPUPct, opt(r.OtherCPUPct, 0))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -25,6 +26,7 @@ type server struct {
 
 	cmd    *exec.Cmd
 	tail   *tailWriter
+	full   atomic.Int64 // packets its pion dropped at full buffers (from its log)
 	exited chan struct{}
 	wg     sync.WaitGroup // waits for the process
 	once   sync.Once
@@ -53,6 +55,9 @@ func startServer(ctx context.Context, name, bin, dir, config string, logs io.Wri
 		}
 	}}
 	s.cmd.Stderr = io.MultiWriter(s.tail, &lineWriter{line: func(l string) {
+		if isBufferFull(l) {
+			s.full.Add(1)
+		}
 		if show(l) {
 			fmt.Fprintf(logs, "%s: %s\n", name, l)
 		}
