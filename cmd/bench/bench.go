@@ -26,8 +26,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pion/webrtc/v4"
 )
 
 // streamName is the stream every run publishes and watches.
@@ -88,12 +86,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // bench holds what all runs share.
 type bench struct {
-	opt  Options
-	bin  string
-	api  *webrtc.API
-	logs io.Writer // server output and progress
-	show func(string) bool
-	log  *slog.Logger
+	opt   Options
+	bin   string
+	peers peerConfig
+	logs  io.Writer // server output and progress
+	show  func(string) bool
+	log   *slog.Logger
 	// pionFull counts packets the bench's pion peers dropped at full
 	// receive buffers.
 	pionFull atomic.Int64
@@ -107,11 +105,7 @@ func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
 			return nil, err
 		}
 	}
-	api, err := newAPI(log, &b.pionFull)
-	if err != nil {
-		return nil, err
-	}
-	b.api = api
+	b.peers = peerConfig{log: log, full: &b.pionFull}
 	return b, nil
 }
 
@@ -134,7 +128,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 
 	p := newPlan(opt.Bitrate, opt.FPS, opt.GOP, opt.KeyframeFactor)
 	table := newFrameTable(opt.FPS, opt.Baseline+opt.Warmup+opt.Duration+time.Minute)
-	pub, err := publish(ctx, b.api, srv.url+"/whip/"+streamName, b.log)
+	pub, err := publish(ctx, b.peers, srv.url+"/whip/"+streamName, b.log)
 	if err != nil {
 		return res, err
 	}
@@ -265,7 +259,7 @@ func (b *bench) join(ctx context.Context, url string, n int, table *frameTable) 
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { vs[i], errs[i] = watch(ctx, b.api, url, table) })
+		wg.Go(func() { vs[i], errs[i] = watch(ctx, b.peers, url, table) })
 	}
 	wg.Wait()
 	return compact(vs), errors.Join(errs...)
@@ -294,7 +288,7 @@ func (b *bench) probeJoins(ctx context.Context, url string, table *frameTable) p
 	var r probeResult
 	spacing := max(b.opt.Duration/time.Duration(b.opt.Joins), time.Millisecond)
 	for range b.opt.Joins {
-		v, err := watch(ctx, b.api, url, table)
+		v, err := watch(ctx, b.peers, url, table)
 		if ctx.Err() != nil {
 			if v != nil {
 				_ = v.Close(context.WithoutCancel(ctx))

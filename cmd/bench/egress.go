@@ -50,7 +50,7 @@ func (b *bench) startEgress(ctx context.Context, srv, target *server, table *fra
 	url := target.url + "/whep/" + streamName + "/main"
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		v, err := watch(ctx, b.api, url, table)
+		v, err := watch(ctx, b.peers, url, table)
 		if err == nil {
 			return v, nil
 		}

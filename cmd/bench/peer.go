@@ -35,14 +35,17 @@ var h264 = webrtc.RTPCodecCapability{
 }
 
 // socketBuffer is what every bench socket asks for: a keyframe burst of a
-// 100 Mbps stream is 1–2 MB, far over the kernel's default 208 KiB.
-const socketBuffer = 8 << 20
+// 100 Mbps stream is 1–2 MB, and the GOP cache a new viewer gets at once
+// up to a GOP (12 MB at GOP 1 s), far over the kernel's default 208 KiB.
+const socketBuffer = 32 << 20
 
 // newAPI builds the pion API of the bench's peers: H.264 only (so the WHIP
 // offer cannot lead with another codec), NACK both ways with 8K-sized
 // windows, RTCP reports, no TWCC or stats interceptors (viewers must be
 // cheap), loopback only, big socket and stream buffers.
-func newAPI(log *slog.Logger, full *atomic.Int64) (*webrtc.API, error) {
+//
+// A viewer passes its gate; the publisher nil.
+func newAPI(log *slog.Logger, full *atomic.Int64, g *gate) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("bench: register h264: %w", err)
@@ -66,7 +69,7 @@ func newAPI(log *slog.Logger, full *atomic.Int64) (*webrtc.API, error) {
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: log, full: full}}
-	se.SetNet(bigBufferNet{Net: std, size: socketBuffer})
+	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g})
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -93,6 +96,7 @@ func newAPI(log *slog.Logger, full *atomic.Int64) (*webrtc.API, error) {
 type bigBufferNet struct {
 	transport.Net
 	size int
+	gate *gate // nil: no gate
 }
 
 func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -110,6 +114,9 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, n.size)
 			})
 		}
+	}
+	if udp, ok := c.(*net.UDPConn); ok && n.gate != nil {
+		return &gatedConn{UDPConn: c, udp: udp, gate: n.gate}, nil
 	}
 	return c, nil
 }
@@ -250,3 +257,9 @@ func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, 
 func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
 func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
 func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+
+// peerConfig is what every bench peer's API is built from.
+type peerConfig struct {
+	log  *slog.Logger
+	full *atomic.Int64 // packets pion dropped at full buffers
+}

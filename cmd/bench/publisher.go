@@ -34,7 +34,11 @@ type publisher struct {
 }
 
 // publish connects a WHIP publisher to url and waits until media can flow.
-func publish(ctx context.Context, api *webrtc.API, url string, log *slog.Logger) (_ *publisher, err error) {
+func publish(ctx context.Context, peers peerConfig, url string, log *slog.Logger) (_ *publisher, err error) {
+	api, err := newAPI(peers.log, peers.full, nil)
+	if err != nil {
+		return nil, err
+	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("bench: publisher peer connection: %w", err)

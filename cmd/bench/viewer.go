@@ -11,10 +11,12 @@ import (
 
 // viewer is a cheap WHEP viewer: it reads RTP from its video track into
 // one reused buffer and keeps a tally; nothing is depacketized or decoded.
+// Its socket is gated (see gate), so its own pion buffers do not drop.
 type viewer struct {
 	pc       *webrtc.PeerConnection
 	resource string
 	tally    *tally
+	gate     *gate
 
 	mu     sync.Mutex
 	closed bool
@@ -22,13 +24,19 @@ type viewer struct {
 }
 
 // watch starts a viewer of url. It returns once the WHEP answer is
-// applied; media arrives on the viewer's own goroutine from then on.
-func watch(ctx context.Context, api *webrtc.API, url string, table *frameTable) (_ *viewer, err error) {
+// applied; media arrives on the viewer's own goroutine from then on. Each
+// viewer has its own API, for its own gate.
+func watch(ctx context.Context, peers peerConfig, url string, table *frameTable) (_ *viewer, err error) {
+	g := &gate{}
+	api, err := newAPI(peers.log, peers.full, g)
+	if err != nil {
+		return nil, err
+	}
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		return nil, fmt.Errorf("bench: viewer peer connection: %w", err)
 	}
-	v := &viewer{pc: pc, tally: newTally(table, unixNow)}
+	v := &viewer{pc: pc, gate: g, tally: newTally(table, unixNow)}
 	defer func() {
 		if err != nil {
 			_ = v.Close(context.WithoutCancel(ctx))
@@ -60,6 +68,7 @@ func (v *viewer) read(tr *webrtc.TrackRemote) {
 		if err != nil {
 			return
 		}
+		v.gate.delivered()
 		v.tally.packet(buf[:n])
 	}
 }
