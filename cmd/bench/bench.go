@@ -7,7 +7,8 @@
 //
 // Timeline of one run: start the server; publish and wait until the
 // publisher is connected; the baseline (publisher alone: ingest CPU and
-// memory); the viewers join together (their join times); the warm-up; the
+// memory); the viewers join together (their join times) and the warm-up
+// starts once each has a complete keyframe; the
 // measurement window (CPU, memory, loss, latency; join probes if asked);
 // the publisher stops, in-flight packets drain, viewers hang up, the
 // server is stopped.
@@ -186,6 +187,11 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	if err != nil {
 		return res, err
 	}
+	// The warm-up starts once every viewer has its first keyframe: one
+	// still waiting (a long GOP, PLI ignored) would count its wait as loss.
+	if err := b.awaitJoins(ctx, vs); err != nil {
+		return res, err
+	}
 	if err := pause(ctx, opt.Warmup); err != nil {
 		return res, err
 	}
@@ -263,6 +269,24 @@ func (b *bench) join(ctx context.Context, url string, n int, table *frameTable) 
 	}
 	wg.Wait()
 	return compact(vs), errors.Join(errs...)
+}
+
+// awaitJoins waits until every viewer has a complete keyframe, or for a
+// GOP and 5 s more; a viewer that never joins shows as loss.
+func (b *bench) awaitJoins(ctx context.Context, vs []*viewer) error {
+	limit := time.NewTimer(max(b.opt.GOP, time.Second) + 5*time.Second)
+	defer limit.Stop()
+	for _, v := range vs {
+		select {
+		case <-v.tally.joined:
+		case <-limit.C:
+			b.log.Warn("viewers still without a keyframe when the warm-up starts")
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
 }
 
 func compact(vs []*viewer) []*viewer {

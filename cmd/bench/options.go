@@ -30,7 +30,8 @@ type Options struct {
 	Viewers []int
 	// Duration is the measurement window. Default 10 s.
 	Duration time.Duration
-	// Warmup runs with all viewers before the window opens. Default 2 s.
+	// Warmup runs with all viewers before the window opens, from when
+	// each has its first complete keyframe. Default 2 s.
 	Warmup time.Duration
 	// Baseline runs with the publisher alone, before viewers join, to
 	// measure ingest CPU and memory. Default 2 s.
@@ -80,7 +81,7 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	modes := fs.String("mode", "burst", "burst or paced, or a comma-separated `list` (one run each)")
 	viewers := fs.String("viewers", "1,4,8,16", "comma-separated viewer `counts` (one run each)")
 	fs.DurationVar(&o.Duration, "duration", 10*time.Second, "measurement window")
-	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "time with all viewers before the window")
+	fs.DurationVar(&o.Warmup, "warmup", 2*time.Second, "time with all viewers before the window (from when each has a keyframe)")
 	fs.DurationVar(&o.Baseline, "baseline", 2*time.Second, "time with the publisher alone (ingest CPU and memory)")
 	fs.IntVar(&o.Joins, "joins", 0, "join probes during the window (join time at random GOP phases)")
 	fs.BoolVar(&o.IgnorePLI, "ignore-pli", false, "never answer a PLI/FIR with an early keyframe")
