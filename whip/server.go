@@ -425,9 +425,13 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 		defer pub.Close()
 		connectBy := time.NewTimer(s.cfg.ConnectTimeout)
 		defer connectBy.Stop()
+		// Connected stays closed once connected: select on it only until
+		// then, or this loop spins a core for the life of the session.
+		connected := sess.Connected()
 		for {
 			select {
-			case <-sess.Connected():
+			case <-connected:
+				connected = nil
 				connectBy.Stop()
 			case <-connectBy.C:
 				return errors.New("never connected")
