@@ -3,7 +3,6 @@ package hwaccel
 import (
 	"bytes"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,29 +20,51 @@ func needTool(t *testing.T, name, install string) {
 	}
 }
 
-// capture runs cfg under a Supervisor for d and returns everything each
-// pipe layer delivered. The encoder is stopped by cancelling Run's context,
+// capture runs cfg under a Supervisor until every pipe layer has delivered
+// at least minAUs access units (counted by their access unit delimiters),
+// or until limit, and returns everything each layer delivered. A loaded CI
+// machine may encode slower than real time, so the test waits for frames,
+// not for a fixed time. The encoder is stopped by cancelling Run's context,
 // so the files end with whole access units.
-func capture(t *testing.T, cfg Config, d time.Duration) map[string][]byte {
+func capture(t *testing.T, cfg Config, minAUs int, limit time.Duration) map[string][]byte {
 	t.Helper()
 	s, err := NewSupervisor(cfg, testLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), d)
+	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
 	var mu sync.Mutex
 	got := map[string][]byte{}
+	enough := func() bool {
+		for _, l := range cfg.Layers {
+			b := got[l.Name]
+			// H.264 AUD: 00 00 01 09; H.265 AUD: 00 00 01 46.
+			if bytes.Count(b, []byte{0, 0, 1, 9})+bytes.Count(b, []byte{0, 0, 1, 0x46}) < minAUs+1 {
+				return false
+			}
+		}
+		return true
+	}
 	runs := 0
 	err = s.Run(ctx, func(ctx context.Context, run *Run) error {
 		runs++
 		var wg sync.WaitGroup
 		for name, r := range run.Outputs {
 			wg.Go(func() {
-				b, _ := io.ReadAll(r)
-				mu.Lock()
-				got[name] = append(got[name], b...)
-				mu.Unlock()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := r.Read(buf)
+					mu.Lock()
+					got[name] = append(got[name], buf[:n]...)
+					if enough() {
+						cancel()
+					}
+					mu.Unlock()
+					if err != nil {
+						return
+					}
+				}
 			})
 		}
 		wg.Wait()
@@ -95,7 +116,7 @@ func TestSoftwareFFmpegPipes(t *testing.T) {
 				},
 				Watchdog: WatchdogConfig{FirstFrame: -1, Stall: -1},
 			}
-			got := capture(t, cfg, 2*time.Second)
+			got := capture(t, cfg, 3*gop+2, 30*time.Second)
 			for _, l := range []struct {
 				name  string
 				codec Codec
