@@ -38,7 +38,7 @@ whipgate_stream_packets_total{stream="bench"} 9
 
 func TestPionDropsAreCounted(t *testing.T) {
 	var b bench
-	f := pionLogs{log: discardLog(), full: &b.pionFull}
+	f := pionLogs(discardLog(), &b.pionFull)
 	l := f.NewLogger("ice")
 	l.Warnf("Failed to write packet: %s", "packetio.Buffer is full, discarding write")
 	l.Info("mux: endpoint buffer is full, dropping packet")

@@ -21,6 +21,8 @@ import (
 	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
+
+	"whipgate/whip"
 )
 
 // h264 is the one codec the bench offers: Constrained Baseline 3.1,
@@ -68,7 +70,7 @@ func newAPI(log *slog.Logger, full *atomic.Int64, g *gate) (*webrtc.API, error) 
 	if err != nil {
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
-	se := webrtc.SettingEngine{LoggerFactory: pionLogs{log: log, full: full}}
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs(log, full)}
 	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g})
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
@@ -217,46 +219,41 @@ func stateChanges(pc *webrtc.PeerConnection) <-chan webrtc.PeerConnectionState {
 	return ch
 }
 
-// pionLogs bridges pion's logging to slog, counting in full the packets
-// pion drops at its full receive buffers (it logs each one).
-type pionLogs struct {
-	log  *slog.Logger
-	full *atomic.Int64
+// pionLogs bridges pion's logging to slog through whipgate's own bridge,
+// counting in full the packets pion drops at its full receive buffers (it
+// logs each one, at Info or above, whatever level the log shows).
+func pionLogs(log *slog.Logger, full *atomic.Int64) logging.LoggerFactory {
+	return whip.LoggerFactory{Log: slog.New(&fullCounter{inner: log.Handler(), full: full})}
 }
 
-func (f pionLogs) NewLogger(scope string) logging.LeveledLogger {
-	return pionLogger{log: f.log.With("pion", scope), full: f.full}
+// fullCounter is a slog.Handler that counts pion's buffer-full messages
+// and passes on what the inner handler shows.
+type fullCounter struct {
+	inner slog.Handler
+	full  *atomic.Int64
 }
 
-type pionLogger struct {
-	log  *slog.Logger
-	full *atomic.Int64
+func (h *fullCounter) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.inner.Enabled(ctx, l)
 }
 
-func (l pionLogger) logf(level slog.Level, format string, args ...any) {
-	enabled := l.log.Enabled(context.Background(), level)
-	if !enabled && level < slog.LevelInfo {
-		return
+func (h *fullCounter) Handle(ctx context.Context, r slog.Record) error {
+	if isBufferFull(r.Message) {
+		h.full.Add(1)
 	}
-	msg := fmt.Sprintf(format, args...)
-	if isBufferFull(msg) {
-		l.full.Add(1)
+	if !h.inner.Enabled(ctx, r.Level) {
+		return nil
 	}
-	if enabled {
-		l.log.Log(context.Background(), level, msg)
-	}
+	return h.inner.Handle(ctx, r)
 }
 
-func (l pionLogger) Trace(msg string)                  { l.logf(slog.LevelDebug-4, "%s", msg) }
-func (l pionLogger) Tracef(format string, args ...any) { l.logf(slog.LevelDebug-4, format, args...) }
-func (l pionLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
-func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
-func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelInfo, "%s", msg) }
-func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
-func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
-func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
-func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
-func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+func (h *fullCounter) WithAttrs(a []slog.Attr) slog.Handler {
+	return &fullCounter{inner: h.inner.WithAttrs(a), full: h.full}
+}
+
+func (h *fullCounter) WithGroup(name string) slog.Handler {
+	return &fullCounter{inner: h.inner.WithGroup(name), full: h.full}
+}
 
 // peerConfig is what every bench peer's API is built from.
 type peerConfig struct {
