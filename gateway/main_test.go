@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/pion/rtp"
 	"go.uber.org/goleak"
@@ -31,6 +32,7 @@ type h264Source struct {
 	deltaPackets int // packets in other frames
 	size         int // payload bytes per packet
 	tsStep       uint32
+	pace         time.Duration // between a frame's packets; 0 writes them back to back
 
 	seq   uint16
 	ts    uint32
@@ -62,6 +64,9 @@ func (s *h264Source) writeFrame() (first, last uint32) {
 	}
 	first = s.index
 	for i := range n {
+		if i > 0 && s.pace > 0 {
+			time.Sleep(s.pace)
+		}
 		var p []byte
 		switch {
 		case key && i == 0:
@@ -120,6 +125,24 @@ func index(o Out) uint32 {
 }
 
 // drain returns everything queued for sub right now, without waiting.
+// drainWaiting is drain for a subscriber that joined with a GOP cache,
+// which Next hands out paced: it waits for packets until none came for
+// a second (fake time under synctest).
+func drainWaiting(t testing.TB, sub *Subscription) []Out {
+	t.Helper()
+	var all []Out
+	out := make([]Out, 64)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		n, err := sub.Next(ctx, out)
+		cancel()
+		all = append(all, out[:n]...)
+		if err != nil || n == 0 {
+			return all
+		}
+	}
+}
+
 func drain(t testing.TB, sub *Subscription) []Out {
 	t.Helper()
 	var all []Out

@@ -197,7 +197,7 @@ func TestSecondLivePublisherIsBusy(t *testing.T) {
 		if a.Err() != nil {
 			t.Fatalf("A ended: %v", a.Err())
 		}
-		if got := drain(t, sub); len(got) != 20+10*5 {
+		if got := drainWaiting(t, sub); len(got) != 20+10*5 {
 			t.Errorf("subscriber got %d packets from A, want 70", len(got))
 		}
 	})

@@ -90,6 +90,9 @@ func (t *track) attach(st *subTrack, now int64) {
 	t.subs = append(t.subs, st)
 	if t.kind == KindVideo && t.gopValid && len(t.gop) > 0 {
 		st.resync = true
+		st.sub.mu.Lock()
+		st.sub.replay = true
+		st.sub.mu.Unlock()
 		for _, p := range t.gop {
 			st.offer(p)
 		}
