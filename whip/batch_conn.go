@@ -32,6 +32,8 @@ type batchConn struct {
 	log  *slog.Logger
 	gso  atomic.Bool
 
+	gate readGate // holds reads while a publisher's burst is inside pion
+
 	open    atomic.Int32 // batches registered; zero skips the map lookup
 	mu      sync.RWMutex
 	batches map[netip.AddrPort]*SendBatch
@@ -105,15 +107,25 @@ func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 }
 
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	return c.conn.ReadFromUDPAddrPort(p)
+	n, from, err := c.conn.ReadFromUDPAddrPort(p)
+	if err == nil {
+		c.gate.received(p[:n], from)
+	}
+	return n, from, err
 }
 
-func (c *batchConn) ReadFrom(p []byte) (int, net.Addr, error) { return c.conn.ReadFrom(p) }
-func (c *batchConn) Close() error                             { return c.conn.Close() }
-func (c *batchConn) LocalAddr() net.Addr                      { return c.conn.LocalAddr() }
-func (c *batchConn) SetDeadline(t time.Time) error            { return c.conn.SetDeadline(t) }
-func (c *batchConn) SetReadDeadline(t time.Time) error        { return c.conn.SetReadDeadline(t) }
-func (c *batchConn) SetWriteDeadline(t time.Time) error       { return c.conn.SetWriteDeadline(t) }
+func (c *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := c.ReadFromAddrPort(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+func (c *batchConn) Close() error                       { return c.conn.Close() }
+func (c *batchConn) LocalAddr() net.Addr                { return c.conn.LocalAddr() }
+func (c *batchConn) SetDeadline(t time.Time) error      { return c.conn.SetDeadline(t) }
+func (c *batchConn) SetReadDeadline(t time.Time) error  { return c.conn.SetReadDeadline(t) }
+func (c *batchConn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
 
 // NewBatch returns an unregistered batch for one session's sender.
 func (c *batchConn) NewBatch() *SendBatch {

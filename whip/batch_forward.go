@@ -72,18 +72,7 @@ func (p *PeerBatch) remote() netip.AddrPort {
 		return p.addr
 	}
 	p.next = now.Add(peerBatchRefresh)
-	sctp := p.pc.SCTP()
-	if sctp == nil {
-		return netip.AddrPort{}
-	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Remote == nil {
-		return netip.AddrPort{}
-	}
-	ip, err := netip.ParseAddr(pair.Remote.Address)
-	if err != nil {
-		return netip.AddrPort{} // an mDNS name: send unbatched
-	}
-	p.addr = netip.AddrPortFrom(ip, pair.Remote.Port)
+	// Invalid for an mDNS name: sent unbatched.
+	p.addr = selectedRemote(p.pc)
 	return p.addr
 }

@@ -190,6 +190,22 @@ func setSocketBuffers(conn *net.UDPConn, size int, log *slog.Logger) {
 	}
 }
 
+// gatePublisher registers a publisher's PeerConnection with the shared
+// socket's read gate (nil without a single shared socket). Its track
+// readers call delivered on the result; the session calls ungate.
+func (r *RTC) gatePublisher(pc *webrtc.PeerConnection) *gatedPeer {
+	if r.conn == nil {
+		return nil
+	}
+	return r.conn.gate.add(pc)
+}
+
+func (r *RTC) ungate(p *gatedPeer) {
+	if r.conn != nil {
+		r.conn.gate.remove(p)
+	}
+}
+
 // Addr is the bound UDP address.
 func (r *RTC) Addr() *net.UDPAddr { return r.addr }
 

@@ -359,7 +359,9 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 		return nil, "", fmt.Errorf("whip: new peer connection: %w", err)
 	}
 	var pub *gateway.Publication
+	gated := s.rtc.gatePublisher(pc)
 	fail := func(err error) (*Session, string, error) {
+		s.rtc.ungate(gated)
 		_ = pc.Close()
 		if pub != nil {
 			pub.Close()
@@ -384,7 +386,7 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 	for i, t := range tracks {
 		index[t.Name] = i
 	}
-	in := &ingestTracks{pub: pub, ssrcs: make([]webrtc.SSRC, len(tracks)), log: s.log.With("stream", name)}
+	in := &ingestTracks{pub: pub, gate: gated, ssrcs: make([]webrtc.SSRC, len(tracks)), log: s.log.With("stream", name)}
 	sess := &Session{ID: NewID(), Kind: "whip", Stream: name, Remote: opts.Remote, Token: token,
 		Stats: func() any { st := pub.Stream().Stats(); return st.Tracks }}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -423,6 +425,7 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 	}
 	run := func(ctx context.Context) error {
 		defer pub.Close()
+		defer s.rtc.ungate(gated)
 		connectBy := time.NewTimer(s.cfg.ConnectTimeout)
 		defer connectBy.Stop()
 		// Connected stays closed once connected: select on it only until
@@ -454,8 +457,9 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 
 // ingestTracks moves a publisher's remote tracks into the hub.
 type ingestTracks struct {
-	pub *gateway.Publication
-	log *slog.Logger
+	pub  *gateway.Publication
+	gate *gatedPeer
+	log  *slog.Logger
 
 	mu    sync.Mutex
 	ssrcs []webrtc.SSRC
@@ -481,11 +485,15 @@ func (in *ingestTracks) ssrc(i int) webrtc.SSRC {
 func (in *ingestTracks) read(t *webrtc.TrackRemote, i int) {
 	buf := make([]byte, 1600)
 	var pkt rtp.Packet
+	in.gate.startReader()
+	defer in.gate.stopReader()
 	for {
+		in.gate.reading()
 		n, _, err := t.Read(buf)
 		if err != nil {
 			return
 		}
+		in.gate.delivered()
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
 		}

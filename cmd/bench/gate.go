@@ -3,72 +3,30 @@ package bench
 import (
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v4"
+
+	"whipgate/whip"
 )
 
-// A pion receiver reads its socket on one goroutine and hands each packet
-// through two buffers of a fixed 1 MB (ICE agent, DTLS/SRTP mux) to the
-// goroutines that decrypt and deliver it. When a burst arrives faster than
-// those drain (the GOP cache toward a new viewer leaves the server in a
-// few milliseconds), pion drops packets a big socket buffer would have
-// kept. A gate holds the socket reads of one viewer while more than a
-// window of RTP packets is inside pion, so bursts wait in the kernel's
-// buffer instead; losses the bench reports are then the server's.
+// Each viewer's socket is gated like whipgate's own WHIP ingest (see
+// whip.Backlog), so that bursts wait in the kernel instead of overflowing
+// pion's fixed buffers, and the losses the bench reports are the server's.
+// Window: 300 packets (360 KB; at 600, bursts toward 8 viewers on two
+// cores still overflowed). The waits are far longer than the server's: a
+// viewer's 32 MB socket buffer holds 2.5 s of 100 Mbps, and on a saturated
+// machine its goroutines starve for longer.
+const (
+	gateWindow = 300
+	gateIdle   = 100 * time.Millisecond
+	gateStall  = 200 * time.Millisecond
+)
 
-// gateWindow is how many RTP packets may be inside pion: about 360 KB,
-// well under the 1 MB buffers (at 600, bursts toward 8 viewers on two
-// cores still overflowed them).
-const gateWindow = 300
+// gate is a viewer's backlog inside pion.
+type gate = whip.Backlog
 
-// gateWait bounds one wait: a packet pion drops for good (a failed SRTP
-// check) is never delivered, and must not stall the socket.
-const gateWait = 5 * time.Millisecond
-
-// gate counts a viewer's RTP packets in from its socket and out of its
-// track.
-type gate struct {
-	in, out atomic.Int64
-	forgive atomic.Int64 // packets given up on: read but never delivered
-}
-
-// delivered records a packet the viewer read from its track.
-func (g *gate) delivered() { g.out.Add(1) }
-
-// wait returns once the viewer has caught up to within the window, or
-// after gateWait without progress.
-func (g *gate) wait() {
-	inside := g.in.Load() - g.out.Load() - g.forgive.Load()
-	if inside < gateWindow {
-		return
-	}
-	deadline := time.Now().Add(gateWait)
-	last := g.out.Load()
-	for {
-		time.Sleep(50 * time.Microsecond)
-		out := g.out.Load()
-		if g.in.Load()-out-g.forgive.Load() < gateWindow {
-			return
-		}
-		if out != last {
-			last, deadline = out, time.Now().Add(gateWait)
-			continue
-		}
-		if time.Now().After(deadline) {
-			g.forgive.Store(g.in.Load() - out - gateWindow/2)
-			return
-		}
-	}
-}
-
-// isRTP tells RTP from RTCP, DTLS and STUN on a shared socket (RFC 7983,
-// RFC 5761): RTP and RTCP start with 128–191, RTCP's packet types are
-// 192–223.
-func isRTP(b []byte) bool {
-	return len(b) >= 12 && b[0] >= 128 && b[0] <= 191 && (b[1] < 192 || b[1] > 223)
-}
+func newGate() *gate { return whip.NewBacklog(gateWindow, gateIdle, gateStall) }
 
 // gatedConn is a viewer's UDP socket behind its gate. It offers pion the
 // allocation-free read path of *net.UDPConn.
@@ -79,10 +37,9 @@ type gatedConn struct {
 }
 
 func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	c.gate.wait()
 	n, addr, err := c.udp.ReadFromUDPAddrPort(b)
-	if err == nil && isRTP(b[:n]) {
-		c.gate.in.Add(1)
+	if err == nil && whip.IsRTP(b[:n]) {
+		c.gate.Received()
 	}
 	return n, addr, err
 }

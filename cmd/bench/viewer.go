@@ -27,7 +27,7 @@ type viewer struct {
 // applied; media arrives on the viewer's own goroutine from then on. Each
 // viewer has its own API, for its own gate.
 func watch(ctx context.Context, peers peerConfig, url string, table *frameTable) (_ *viewer, err error) {
-	g := &gate{}
+	g := newGate()
 	api, err := newAPI(peers.log, peers.full, g)
 	if err != nil {
 		return nil, err
@@ -63,12 +63,15 @@ func watch(ctx context.Context, peers peerConfig, url string, table *frameTable)
 
 func (v *viewer) read(tr *webrtc.TrackRemote) {
 	buf := make([]byte, 1600)
+	v.gate.StartReader()
+	defer v.gate.StopReader()
 	for {
+		v.gate.Reading()
 		n, _, err := tr.Read(buf)
 		if err != nil {
 			return
 		}
-		v.gate.delivered()
+		v.gate.Delivered()
 		v.tally.packet(buf[:n])
 	}
 }
