@@ -34,11 +34,14 @@ type gatedConn struct {
 	transport.UDPConn
 	udp  *net.UDPConn
 	gate *gate
+	wire *wireClock
+	oob  [64]byte // the reader's: a kernel timestamp
 }
 
 func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	n, addr, err := c.udp.ReadFromUDPAddrPort(b)
+	n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(b, c.oob[:])
 	if err == nil && whip.IsRTP(b[:n]) {
+		c.wire.record(b[:n], c.oob[:oobn])
 		c.gate.Received()
 	}
 	return n, addr, err

@@ -36,6 +36,9 @@ var h264 = webrtc.RTPCodecCapability{
 	},
 }
 
+// h264PayloadType is the bench's one media payload type; RTX is 103.
+const h264PayloadType = 102
+
 // socketBuffer is what every bench socket asks for: a keyframe burst of a
 // 100 Mbps stream is 1–2 MB, and the GOP cache a new viewer gets at once
 // up to a GOP (12 MB at GOP 1 s), far over the kernel's default 208 KiB.
@@ -47,9 +50,9 @@ const socketBuffer = 32 << 20
 // cheap), loopback only, big socket and stream buffers.
 //
 // A viewer passes its gate; the publisher nil.
-func newAPI(log *slog.Logger, full *atomic.Int64, g *gate) (*webrtc.API, error) {
+func newAPI(log *slog.Logger, full *atomic.Int64, g *gate, wire *wireClock) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: 102}, webrtc.RTPCodecTypeVideo); err != nil {
+	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: h264PayloadType}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("bench: register h264: %w", err)
 	}
 	rtx := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: clockRate, SDPFmtpLine: "apt=102"}
@@ -71,7 +74,7 @@ func newAPI(log *slog.Logger, full *atomic.Int64, g *gate) (*webrtc.API, error) 
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs(log, full)}
-	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g})
+	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire})
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -98,7 +101,8 @@ func newAPI(log *slog.Logger, full *atomic.Int64, g *gate) (*webrtc.API, error) 
 type bigBufferNet struct {
 	transport.Net
 	size int
-	gate *gate // nil: no gate
+	gate *gate      // nil: no gate
+	wire *wireClock // with a gate: the socket's arrival times
 }
 
 func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -114,11 +118,14 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 				// Fails without CAP_NET_ADMIN; the clamped size stays.
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n.size)
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, n.size)
+				if n.wire != nil {
+					_ = enableTimestamps(fd) // without them, wire latency = delivery latency
+				}
 			})
 		}
 	}
 	if udp, ok := c.(*net.UDPConn); ok && n.gate != nil {
-		return &gatedConn{UDPConn: c, udp: udp, gate: n.gate}, nil
+		return &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire}, nil
 	}
 	return c, nil
 }

@@ -64,8 +64,12 @@ type Result struct {
 	// (send time carried in the payload), complete frames of all viewers.
 	// AddedLatencyMs: the frame's last packet sent → received, which
 	// leaves out the publisher's own time to write a burst.
+	// WireLatencyMs: the frame's last packet sent → at the viewer's
+	// socket (kernel receive time): what the server adds, without the
+	// bench's own pion receive path.
 	LatencyMs      Percentiles `json:"latency_ms"`
 	AddedLatencyMs Percentiles `json:"added_latency_ms"`
+	WireLatencyMs  Percentiles `json:"wire_latency_ms"`
 	// JoinMs: WHEP POST start → first complete keyframe, for the viewers
 	// and the join probes; ProbeJoinMs the probes alone.
 	JoinMs      Percentiles `json:"join_ms"`
@@ -122,17 +126,17 @@ func ptr(f float64) *float64 { f = round2(f); return &f }
 // writeTable prints one row per run.
 func writeTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\tjoin p50 ms\tdrops s-pion/b-pion/queue/kernel\tbusy%\tirq%\tother%\t")
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\twire p99\tjoin p50 ms\tdrops s-pion/b-pion/queue/kernel\tbusy%\tirq%\tother%\t")
 	for _, r := range results {
 		mode := r.Mode
 		if r.Egress {
 			mode += "+egress"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),
 			opt(r.RSSMB, 0), opt(r.RSSPerViewerMB, 2), r.LossPct, r.IncompletePct,
 			max(r.WorstLossPct, r.WorstIncompletePct),
-			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99,
+			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99, r.WireLatencyMs.P99,
 			joinCell(r.JoinMs), r.Drops, r.MachineBusyPct, r.InterruptCPUPct, opt(r.OtherCPUPct, 0))
 	}
 	if err := tw.Flush(); err != nil {

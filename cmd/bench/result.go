@@ -77,11 +77,12 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 
 	first, end := table.window(w0.self.at.UnixNano(), w1.self.at.UnixNano())
 	r.Frames = end - first
-	var latency, added, joins []float64
+	var lat latencies
+	var joins []float64
 	var lost, expected, incomplete, frames int64
 	for _, v := range vs {
-		vr, l, a := v.tally.result(first, end, latency, added)
-		latency, added = l, a
+		var vr viewerResult
+		vr, lat = v.tally.result(first, end, lat)
 		r.PerViewer = append(r.PerViewer, vr)
 		lost += vr.Lost
 		expected += vr.Packets
@@ -99,14 +100,15 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	if frames > 0 {
 		r.IncompletePct = round4(100 * float64(incomplete) / float64(frames))
 	}
-	r.LatencyMs = percentiles(latency)
-	r.AddedLatencyMs = percentiles(added)
+	r.LatencyMs = percentiles(lat.frame)
+	r.AddedLatencyMs = percentiles(lat.added)
+	r.WireLatencyMs = percentiles(lat.wire)
 	r.ProbeJoinMs = percentiles(probes.joins)
 	r.JoinMs = percentiles(append(joins, probes.joins...))
 	if egress != nil {
-		er, l, _ := egress.tally.result(first, end, nil, nil)
+		er, l := egress.tally.result(first, end, latencies{})
 		r.EgressViewer = &er
-		pl := percentiles(l)
+		pl := percentiles(l.frame)
 		r.EgressLatencyMs = &pl
 	}
 	return r

@@ -27,6 +27,8 @@ type tally struct {
 	recv   []int32 // packets received per frame
 	sentAt []int64 // send time read from the frame's stamp (unix ns)
 	doneAt []int64 // when the frame's last missing packet arrived (unix ns)
+	wireAt []int64 // when that packet reached the viewer's socket (unix ns)
+	wire   *wireClock
 
 	postedAt int64 // WHEP POST start (unix ns)
 	joinedAt int64 // first complete keyframe (unix ns)
@@ -37,7 +39,7 @@ type tally struct {
 
 func newTally(table *frameTable, now func() int64) *tally {
 	n := len(table.frames)
-	return &tally{table: table, now: now, joined: make(chan struct{}), recv: make([]int32, n), sentAt: make([]int64, n), doneAt: make([]int64, n)}
+	return &tally{table: table, now: now, joined: make(chan struct{}), recv: make([]int32, n), sentAt: make([]int64, n), doneAt: make([]int64, n), wireAt: make([]int64, n)}
 }
 
 func unixNow() int64 { return time.Now().UnixNano() }
@@ -90,6 +92,7 @@ func (t *tally) packet(b []byte) {
 	if t.recv[idx] == rec.packets.Load() {
 		now := t.now()
 		t.doneAt[idx] = now
+		t.wireAt[idx] = t.wire.arrival(seq, now)
 		if t.joinedAt == 0 && rec.key.Load() {
 			t.joinedAt = now
 			close(t.joined)
@@ -112,9 +115,10 @@ type viewerResult struct {
 
 // result sums up frames [first, end) of the table for this viewer and
 // appends the frame latencies (first packet sent → last packet received)
-// and the added latencies (last packet sent → last packet received), in
+// and the added latencies (last packet sent → last packet received) and
+// wire latencies (last packet sent → at the viewer's socket), in
 // milliseconds.
-func (t *tally) result(first, end int, latency, added []float64) (viewerResult, []float64, []float64) {
+func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) {
 	var r viewerResult
 	for i := first; i < end; i++ {
 		rec := &t.table.frames[i]
@@ -131,10 +135,11 @@ func (t *tally) result(first, end int, latency, added []float64) (viewerResult, 
 			continue
 		}
 		if t.sentAt[i] > 0 {
-			latency = append(latency, float64(t.doneAt[i]-t.sentAt[i])/1e6)
+			lat.frame = append(lat.frame, float64(t.doneAt[i]-t.sentAt[i])/1e6)
 		}
 		if last := rec.sentLast.Load(); last > 0 {
-			added = append(added, float64(t.doneAt[i]-last)/1e6)
+			lat.added = append(lat.added, float64(t.doneAt[i]-last)/1e6)
+			lat.wire = append(lat.wire, float64(t.wireAt[i]-last)/1e6)
 		}
 	}
 	r.Duplicates = t.dups
@@ -147,5 +152,8 @@ func (t *tally) result(first, end int, latency, added []float64) (viewerResult, 
 	if t.joinedAt > 0 && t.postedAt > 0 {
 		r.JoinMs = float64(t.joinedAt-t.postedAt) / 1e6
 	}
-	return r, latency, added
+	return r, lat
 }
+
+// latencies collects samples in milliseconds over viewers (see result).
+type latencies struct{ frame, added, wire []float64 }

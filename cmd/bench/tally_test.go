@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -74,7 +75,8 @@ func TestTallyCountsLossDuplicatesAndLatency(t *testing.T) {
 		}
 	}
 	// Frames 1..10 are the window.
-	r, lat, added := tl.result(1, 11, nil, nil)
+	r, l := tl.result(1, 11, latencies{})
+	lat, added := l.frame, l.added
 	want := 0
 	for n := 1; n < 11; n++ {
 		want += len(s.packets[n])
@@ -93,6 +95,9 @@ func TestTallyCountsLossDuplicatesAndLatency(t *testing.T) {
 		if l != wantLat || added[i] != wantAdded {
 			t.Errorf("latency of window frame %d: %v ms (added %v), want %v (%v)", i, l, added[i], wantLat, wantAdded)
 		}
+	}
+	if !slices.Equal(l.wire, added) {
+		t.Errorf("wire latencies %v without a wire clock, want the added ones %v", l.wire, added)
 	}
 	if r.JoinMs != 503 {
 		t.Errorf("join %v ms, want 503 (posted at 0.5 s, keyframe 0 complete at 1.003 s)", r.JoinMs)

@@ -27,8 +27,8 @@ type viewer struct {
 // applied; media arrives on the viewer's own goroutine from then on. Each
 // viewer has its own API, for its own gate.
 func watch(ctx context.Context, peers peerConfig, url string, table *frameTable) (_ *viewer, err error) {
-	g := newGate()
-	api, err := newAPI(peers.log, peers.full, g)
+	g, wire := newGate(), newWireClock(h264PayloadType)
+	api, err := newAPI(peers.log, peers.full, g, wire)
 	if err != nil {
 		return nil, err
 	}
@@ -37,6 +37,7 @@ func watch(ctx context.Context, peers peerConfig, url string, table *frameTable)
 		return nil, fmt.Errorf("bench: viewer peer connection: %w", err)
 	}
 	v := &viewer{pc: pc, gate: g, tally: newTally(table, unixNow)}
+	v.tally.wire = wire
 	defer func() {
 		if err != nil {
 			_ = v.Close(context.WithoutCancel(ctx))

@@ -1,0 +1,80 @@
+package bench
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// A frame's latency as a viewer sees it includes the viewer's own pion
+// receive path (a copy per buffer, SRTP decryption, two goroutine hops),
+// which on a machine the bench shares with the server queues as much as
+// the server does. The wire latency leaves it out: a viewer's socket gives
+// each datagram the kernel's receive time (SO_TIMESTAMPNS), which on
+// loopback is the moment the server's send delivered it. A frame's wire
+// time is that of the packet that completed it.
+
+// wireClock is one viewer's socket arrival times of its media stream's
+// packets, by RTP sequence number (the header is not encrypted by SRTP).
+// The socket reader writes, the track reader reads.
+type wireClock struct {
+	pt uint8 // the media payload type: RTX repairs carry their own numbers
+	at [1 << 16]atomic.Int64
+}
+
+func newWireClock(pt uint8) *wireClock { return &wireClock{pt: pt} }
+
+// record notes a datagram's kernel receive time from its control message.
+func (w *wireClock) record(b, oob []byte) {
+	if w == nil || len(b) < 12 || b[1]&0x7f != w.pt {
+		return
+	}
+	if t := kernelTime(oob); t > 0 {
+		w.at[binary.BigEndian.Uint16(b[2:4])].Store(t)
+	}
+}
+
+// arrival is when the packet with sequence number seq reached the socket,
+// if that was within maxAge before now (unix ns); otherwise now.
+func (w *wireClock) arrival(seq uint16, now int64) int64 {
+	if w == nil {
+		return now
+	}
+	const maxAge = 5e9 // a number used 65536 packets ago is not this packet
+	if t := w.at[seq].Load(); t > 0 && t <= now && now-t < maxAge {
+		return t
+	}
+	return now
+}
+
+// enableTimestamps asks the kernel for SO_TIMESTAMPNS control messages.
+func enableTimestamps(fd uintptr) error {
+	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+}
+
+// kernelTime parses an SCM_TIMESTAMPNS control message (unix ns), 0 if
+// oob holds none. It allocates nothing, unlike unix.ParseSocketControlMessage.
+func kernelTime(oob []byte) int64 {
+	const hdr = unix.SizeofCmsghdr
+	for len(oob) >= hdr {
+		// struct cmsghdr on 64-bit Linux: len uint64, level, type int32.
+		n := binary.NativeEndian.Uint64(oob[0:8])
+		level := int32(binary.NativeEndian.Uint32(oob[8:12]))
+		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
+		if n < hdr || n > uint64(len(oob)) {
+			return 0
+		}
+		if level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && n >= hdr+16 {
+			sec := int64(binary.NativeEndian.Uint64(oob[hdr : hdr+8]))
+			nsec := int64(binary.NativeEndian.Uint64(oob[hdr+8 : hdr+16]))
+			return sec*1e9 + nsec
+		}
+		next := (int(n) + 7) &^ 7
+		if next > len(oob) {
+			return 0
+		}
+		oob = oob[next:]
+	}
+	return 0
+}
