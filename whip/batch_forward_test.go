@@ -24,6 +24,7 @@ type bfViewer struct {
 	mu   sync.Mutex
 	got  map[uint16]int // sequence number → payload length, as received
 	recv atomic.Int64
+	plis atomic.Int64 // PLIs the sender read
 	wg   sync.WaitGroup
 }
 
@@ -65,7 +66,7 @@ func bfConnectWith(t testing.TB, api, viewerAPI *webrtc.API) *bfViewer {
 		t.Fatal(err)
 	}
 	v.sender = tr.Sender()
-	v.wg.Go(func() { ReadRTCP(v.sender, nil, nil) })
+	v.wg.Go(func() { ReadRTCP(v.sender, func() { v.plis.Add(1) }, nil) })
 	if _, err := v.viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 		t.Fatal(err)
 	}

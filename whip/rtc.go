@@ -13,6 +13,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/webrtc/v4"
 )
@@ -244,6 +245,11 @@ type APIOptions struct {
 	RelayOnly bool
 }
 
+const (
+	twccInterval = 25 * time.Millisecond
+	receiveMTU   = 8192
+)
+
 // NewAPI builds a pion API on the shared UDP port, with codecs and
 // interceptors sized for 8K rates.
 func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
@@ -278,7 +284,11 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
 		return nil, fmt.Errorf("webrtc: simulcast extensions: %w", err)
 	}
-	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+	// pion sends all of an interval's TWCC feedback as one compound
+	// datagram: at 100 Mbps its default 100 ms (1,000 packets, a keyframe
+	// burst more) exceeds 1500 bytes, which pion peers drop unread. 25 ms
+	// keeps it near 500 bytes.
+	if err := webrtc.ConfigureTWCCSenderWithOptions(m, reg, twcc.SendInterval(twccInterval)); err != nil {
 		return nil, fmt.Errorf("webrtc: twcc: %w", err)
 	}
 	for _, f := range opt.Interceptors {
@@ -286,6 +296,10 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: LoggerFactory{Log: r.log}}
+	// pion reads datagrams into 1500-byte buffers and drops longer ones
+	// ("short buffer"): a compound RTCP datagram from a peer at 8K rates
+	// (a whole interval's TWCC feedback, a long NACK list) can be longer.
+	se.SetReceiveMTU(receiveMTU)
 	if !opt.NoMux {
 		se.SetICEUDPMux(r.mux)
 	}
