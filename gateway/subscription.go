@@ -71,9 +71,11 @@ type Subscription struct {
 // against 2–3 % when packets come in bursts. So a video packet wakes a
 // waiting subscriber only when it ends a frame (marker bit), when
 // wakeBatch packets are queued, or wakeDelay after the first one; audio
-// wakes at once. A frame is complete at
-// its last packet, so holding its first ones adds nothing to when the
-// viewer can decode it.
+// wakes at once. A frame is complete at its last packet, so holding its
+// first ones costs nothing as long as most of the frame has left by then:
+// with wakeDelay at 15 ms a paced frame left whole at its marker, and the
+// bench's wire latency p99 at 8 paced viewers went from 27 to 51 ms for
+// 2.9 % instead of 4.0 % of a core per viewer.
 const (
 	wakeBatch = 128
 	wakeDelay = 4 * time.Millisecond
