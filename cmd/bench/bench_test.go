@@ -73,13 +73,13 @@ func TestBenchAgainstARealServer(t *testing.T) {
 	r, m, out := runBench(t, "-bin", bin, "-viewers", "2", "-bitrate", "20M", "-gop", "1s",
 		"-duration", "3s", "-warmup", "1s", "-baseline", "1s", "-joins", "2")
 
-	for _, col := range []string{"viewers", "srv CPU%", "CPU%/viewer", "RSS MB", "loss%", "incompl%", "lat p50", "p99 ms", "join p50 ms"} {
+	for _, col := range []string{"viewers", "srv CPU%", "CPU%/viewer", "RSS MB", "loss%", "incompl%", "lat p50", "p99 ms", "wire p99", "join p50 ms"} {
 		if !strings.Contains(out, col) {
 			t.Errorf("the table has no column %q", col)
 		}
 	}
 	for _, k := range []string{"server_cpu_pct", "ingest_cpu_pct", "cpu_per_viewer_pct", "rss_mb", "baseline_rss_mb", "rss_per_viewer_mb",
-		"loss_pct", "incomplete_pct", "latency_ms", "added_latency_ms", "join_ms", "per_viewer", "machine_busy_pct"} {
+		"loss_pct", "incomplete_pct", "latency_ms", "added_latency_ms", "wire_latency_ms", "join_ms", "per_viewer", "machine_busy_pct"} {
 		if v, ok := m[k]; !ok || v == nil {
 			t.Errorf("JSON field %q is missing or null", k)
 		}
@@ -101,6 +101,12 @@ func TestBenchAgainstARealServer(t *testing.T) {
 	}
 	if r.LatencyMs.N == 0 || r.LatencyMs.P50 <= 0 || r.LatencyMs.P50 > r.LatencyMs.P99 {
 		t.Errorf("latency %+v: want samples with 0 < p50 ≤ p99", r.LatencyMs)
+	}
+	// A frame reaches a viewer's socket before pion hands it on: without
+	// the kernel's timestamps, wire would equal added exactly.
+	w, a := r.WireLatencyMs, r.AddedLatencyMs
+	if w.N != a.N || w.P50 > a.P50 || w.P99 > a.P99 || (w.P50 == a.P50 && w.P95 == a.P95 && w.P99 == a.P99) {
+		t.Errorf("wire latency %+v against added %+v: want as many samples, each earlier", w, a)
 	}
 	if *r.ServerCPUPct <= 0 || *r.RSSMB < 5 || *r.RSSMB > 4096 {
 		t.Errorf("server CPU %v%%, RSS %v MB: not a running server's figures", *r.ServerCPUPct, *r.RSSMB)
