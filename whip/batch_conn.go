@@ -32,7 +32,7 @@ type batchConn struct {
 	log  *slog.Logger
 	gso  atomic.Bool
 
-	gate readGate // holds reads while a publisher's burst is inside pion
+	gate *readGate // the RTC's: holds reads while a publisher's burst is inside pion
 
 	open    atomic.Int32 // batches registered; zero skips the map lookup
 	mu      sync.RWMutex
@@ -44,8 +44,8 @@ type batchWriter interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-func newBatchConn(conn *net.UDPConn, log *slog.Logger) *batchConn {
-	c := &batchConn{conn: conn, log: log, batches: map[netip.AddrPort]*SendBatch{}}
+func newBatchConn(conn *net.UDPConn, log *slog.Logger, gate *readGate) *batchConn {
+	c := &batchConn{conn: conn, log: log, gate: gate, batches: map[netip.AddrPort]*SendBatch{}}
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
 		c.wb = ipv6.NewPacketConn(conn)
 	} else {
@@ -108,7 +108,7 @@ func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
 	n, from, err := c.conn.ReadFromUDPAddrPort(p)
-	if err == nil {
+	if err == nil && c.gate != nil {
 		c.gate.received(p[:n], from)
 	}
 	return n, from, err

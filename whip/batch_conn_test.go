@@ -25,7 +25,7 @@ func bcPair(t testing.TB, gso bool) (*batchConn, *net.UDPConn) {
 	_ = r.SetReadBuffer(8 << 20)
 	_ = s.SetWriteBuffer(8 << 20)
 	t.Cleanup(func() { _ = s.Close(); _ = r.Close() })
-	c := newBatchConn(s, ftPionLog(t))
+	c := newBatchConn(s, ftPionLog(t), nil)
 	if gso && !c.gso.Load() {
 		t.Fatal("this kernel has no UDP GSO (Linux ≥ 4.18 needed); the GSO case cannot run")
 	}

@@ -1,6 +1,7 @@
 package whip
 
 import (
+	"net"
 	"net/netip"
 	"time"
 
@@ -13,9 +14,13 @@ import (
 // queues nothing and costs one map lookup per group.
 type PeerBatch struct {
 	pc    *webrtc.PeerConnection
+	rtc   *RTC
+	conn  *batchConn // the socket of the selected pair's local address
 	batch *SendBatch
 	addr  netip.AddrPort
 	next  time.Time // when to ask ICE for the selected pair again
+	// sent and calls count what batches the PeerBatch moved away from sent.
+	sent, calls uint64
 }
 
 // peerBatchRefresh is how often Open looks up the selected pair, which
@@ -24,12 +29,12 @@ type PeerBatch struct {
 const peerBatchRefresh = 250 * time.Millisecond
 
 // NewPeerBatch returns pc's batch, or nil (which batches nothing) when the
-// transport has no single shared socket to batch on.
+// transport has no socket of ours to batch on.
 func (r *RTC) NewPeerBatch(pc *webrtc.PeerConnection) *PeerBatch {
-	if r.conn == nil || pc == nil {
+	if len(r.conns) == 0 || pc == nil {
 		return nil
 	}
-	return &PeerBatch{pc: pc, batch: r.conn.NewBatch()}
+	return &PeerBatch{pc: pc, rtc: r}
 }
 
 // Open starts gathering datagrams toward the selected candidate pair's
@@ -38,7 +43,11 @@ func (p *PeerBatch) Open() {
 	if p == nil {
 		return
 	}
-	p.batch.Open(p.remote())
+	remote := p.remote()
+	if p.batch == nil && len(p.rtc.conns) == 1 {
+		p.conn, p.batch = p.rtc.conns[0], p.rtc.conns[0].NewBatch()
+	}
+	p.batch.Open(remote)
 }
 
 // Flush sends the gathered datagrams.
@@ -62,17 +71,44 @@ func (p *PeerBatch) Stats() (datagrams, calls uint64) {
 	if p == nil {
 		return 0, 0
 	}
-	return p.batch.Stats()
+	datagrams, calls = p.batch.Stats()
+	return datagrams + p.sent, calls + p.calls
 }
 
-// remote is the selected pair's remote address.
+// remote is the selected pair's remote address. With a socket per local
+// address, it also moves the batch to the socket of the pair's local one.
 func (p *PeerBatch) remote() netip.AddrPort {
 	now := time.Now()
 	if p.addr.IsValid() && now.Before(p.next) {
 		return p.addr
 	}
 	p.next = now.Add(peerBatchRefresh)
-	// Invalid for an mDNS name: sent unbatched.
-	p.addr = selectedRemote(p.pc)
+	local, remote := selectedPair(p.pc)
+	p.addr = remote // invalid for an mDNS name: sent unbatched
+	if len(p.rtc.conns) > 1 {
+		p.useConn(local)
+	}
 	return p.addr
+}
+
+// useConn moves the batch to the socket bound on local, or drops it when
+// none is (a NAT 1:1 address): datagrams then leave unbatched.
+func (p *PeerBatch) useConn(local netip.Addr) {
+	var c *batchConn
+	for _, bc := range p.rtc.conns {
+		if a, ok := bc.conn.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
+			c = bc
+			break
+		}
+	}
+	if c == p.conn {
+		return
+	}
+	_ = p.batch.Close()
+	sent, calls := p.batch.Stats()
+	p.sent, p.calls = p.sent+sent, p.calls+calls
+	p.conn, p.batch = c, nil
+	if c != nil {
+		p.batch = c.NewBatch()
+	}
 }

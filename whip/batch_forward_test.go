@@ -1,6 +1,7 @@
 package whip
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,5 +216,50 @@ func BenchmarkPeerSend(b *testing.B) {
 			}
 			_ = batch.Flush()
 		})
+	}
+}
+
+// Listening on every address binds one socket per local address (here two
+// loopback ones, so that no test traffic leaves 127.0.0.0/8), each batching
+// its sends: a viewer's media leaves in batches from whichever socket ICE
+// selected, and a publisher on either is gated.
+func TestPeerBatchOnEveryAddress(t *testing.T) {
+	rtc, err := NewRTC(RTCConfig{UDPListen: "0.0.0.0:0", listenIPs: func() ([]net.IP, error) {
+		return []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)}, nil
+	}}, ftPionLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rtc.Close()
+	if len(rtc.conns) != 2 {
+		t.Fatalf("%d sockets for two addresses", len(rtc.conns))
+	}
+	a0, a1 := rtc.conns[0].LocalAddr().(*net.UDPAddr), rtc.conns[1].LocalAddr().(*net.UDPAddr)
+	if a0.Port != a1.Port || a0.Port != rtc.Addr().Port {
+		t.Errorf("sockets on %v and %v, RTC on %v: want one port", a0, a1, rtc.Addr())
+	}
+	for _, c := range rtc.conns {
+		if c.gate != &rtc.gate {
+			t.Errorf("socket %v reads past the RTC's publisher gate", c.LocalAddr())
+		}
+	}
+	api, err := rtc.NewAPI(APIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bfConnect(t, api, nil)
+	batch := rtc.NewPeerBatch(v.pc)
+	defer batch.Close()
+	const n = 1000
+	bfSend(t, v, batch, 1000, n, 50)
+	ftEventually(t, 5*time.Second, "all packets at the viewer", func() bool {
+		return v.arrived(1000, n) == n
+	})
+	if sent, _ := batch.Stats(); sent < n {
+		t.Fatalf("%d datagrams through the batch, want at least %d: the batch sits on another socket than the selected pair's", sent, n)
+	}
+	local, _ := selectedPair(v.pc)
+	if batch.conn == nil || batch.conn.conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr() != local {
+		t.Errorf("batch on %v, selected pair's local address %v", batch.conn, local)
 	}
 }

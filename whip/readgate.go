@@ -218,7 +218,9 @@ func (g *readGate) remove(p *gatedPeer) {
 // runs on the socket's one reader goroutine.
 func (g *readGate) received(b []byte, from netip.AddrPort) {
 	peers := g.peers.Load()
-	if peers == nil || len(*peers) == 0 || !IsRTP(b) {
+	// Padding is never handed on by pion (a browser's bandwidth probes are
+	// padding-only RTX packets): counting it would only cost stalls.
+	if peers == nil || len(*peers) == 0 || !IsRTP(b) || b[0]&0x20 != 0 {
 		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
@@ -275,17 +277,28 @@ func IsRTP(b []byte) bool {
 // selectedRemote is the remote address of pc's selected candidate pair, or
 // the zero AddrPort before one is selected or for an mDNS name.
 func selectedRemote(pc *webrtc.PeerConnection) netip.AddrPort {
+	_, remote := selectedPair(pc)
+	return remote
+}
+
+// selectedPair is the local address and the remote address of pc's selected
+// candidate pair; zero values before one is selected or for an mDNS name.
+func selectedPair(pc *webrtc.PeerConnection) (netip.Addr, netip.AddrPort) {
 	sctp := pc.SCTP()
 	if sctp == nil {
-		return netip.AddrPort{}
+		return netip.Addr{}, netip.AddrPort{}
 	}
 	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Remote == nil {
-		return netip.AddrPort{}
+	if err != nil || pair == nil || pair.Remote == nil || pair.Local == nil {
+		return netip.Addr{}, netip.AddrPort{}
+	}
+	var local netip.Addr
+	if ip, err := netip.ParseAddr(pair.Local.Address); err == nil {
+		local = ip.Unmap()
 	}
 	ip, err := netip.ParseAddr(pair.Remote.Address)
 	if err != nil {
-		return netip.AddrPort{}
+		return local, netip.AddrPort{}
 	}
-	return netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
+	return local, netip.AddrPortFrom(ip.Unmap(), pair.Remote.Port)
 }

@@ -31,6 +31,7 @@ func TestIsRTP(t *testing.T) {
 // sending to it, and a reader standing in for pion's ICE mux: it reads the
 // socket and queues what it read, "inside pion", until the test delivers.
 type gateRig struct {
+	gate   *readGate
 	conn   *batchConn
 	tx     *net.UDPConn
 	peer   *gatedPeer
@@ -52,9 +53,9 @@ func newGateRig(t *testing.T, stall time.Duration) *gateRig {
 		t.Fatal(err)
 	}
 	_ = tx.SetWriteBuffer(8 << 20)
-	r := &gateRig{conn: newBatchConn(rx, ftPionLog(t)), tx: tx, inside: make(chan []byte, 100000), done: make(chan struct{})}
-	r.conn.gate.stall = stall
-	r.peer = r.conn.gate.add(nil)
+	r := &gateRig{gate: &readGate{stall: stall}, tx: tx, inside: make(chan []byte, 100000), done: make(chan struct{})}
+	r.conn = newBatchConn(rx, ftPionLog(t), r.gate)
+	r.peer = r.gate.add(nil)
 	from := tx.LocalAddr().(*net.UDPAddr).AddrPort()
 	r.peer.addr.Store(&from)
 	go func() {
@@ -70,7 +71,7 @@ func newGateRig(t *testing.T, stall time.Duration) *gateRig {
 		}
 	}()
 	t.Cleanup(func() {
-		r.conn.gate.remove(r.peer)
+		r.gate.remove(r.peer)
 		_ = rx.Close()
 		_ = tx.Close()
 		<-r.done
@@ -78,8 +79,11 @@ func newGateRig(t *testing.T, stall time.Duration) *gateRig {
 	return r
 }
 
-func (r *gateRig) send(t *testing.T, n int) {
-	pkt := append([]byte{0x80, 102}, make([]byte, 1198)...)
+func (r *gateRig) send(t *testing.T, n int) { r.sendWith(t, n, 0x80) }
+
+// sendWith sends n RTP packets whose first byte is b0 (0xa0: padding).
+func (r *gateRig) sendWith(t *testing.T, n int, b0 byte) {
+	pkt := append([]byte{b0, 102}, make([]byte, 1198)...)
 	for i := range n {
 		pkt[2], pkt[3] = byte(i>>8), byte(i)
 		if _, err := r.tx.Write(pkt); err != nil {
@@ -177,6 +181,24 @@ func TestReadGateIgnoresOtherSenders(t *testing.T) {
 	}
 }
 
+// Padding (a browser's bandwidth probes, padding-only RTX) never reaches a
+// track, so it is not counted: probes must not close the gate.
+func TestReadGateIgnoresPadding(t *testing.T) {
+	r := newGateRig(t, time.Hour)
+	r.peer.startReader()
+	r.sendWith(t, 2*ingestWindow, 0xa0)
+	deadline := time.Now().Add(2 * time.Second)
+	for r.read.Load() < 2*ingestWindow {
+		if time.Now().After(deadline) {
+			t.Fatalf("read %d of %d padding packets: the gate closed on them", r.read.Load(), 2*ingestWindow)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := r.peer.in.Load(); n != 0 {
+		t.Errorf("counted %d padding packets", n)
+	}
+}
+
 // Removing a publisher releases a reader waiting on it.
 func TestReadGateRemoveReleasesTheReader(t *testing.T) {
 	r := newGateRig(t, time.Hour) // only remove may open it
@@ -194,7 +216,7 @@ func TestReadGateRemoveReleasesTheReader(t *testing.T) {
 	if got := r.read.Load(); got >= total {
 		t.Fatalf("reader read all %d packets although the gate was closed", got)
 	}
-	r.conn.gate.remove(r.peer)
+	r.gate.remove(r.peer)
 	deadline = time.Now().Add(5 * time.Second)
 	for r.read.Load() < total {
 		if time.Now().After(deadline) {

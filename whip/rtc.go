@@ -13,7 +13,6 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/interceptor/pkg/nack"
-	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/webrtc/v4"
 )
@@ -54,6 +53,10 @@ type RTCConfig struct {
 	// Defaults 5 s and 15 s.
 	DisconnectedTimeout time.Duration `yaml:"disconnected_timeout"`
 	FailedTimeout       time.Duration `yaml:"failed_timeout"`
+
+	// listenIPs replaces localIPv4s for an unspecified UDPListen (tests:
+	// loopback addresses only).
+	listenIPs func() ([]net.IP, error)
 }
 
 // ICEServer is a STUN or TURN server.
@@ -121,7 +124,8 @@ type RTC struct {
 	cfg      RTCConfig
 	log      *slog.Logger
 	mux      ice.UDPMux
-	conn     *batchConn // nil with a multi-address mux
+	conns    []*batchConn // one per local address the port is bound on
+	gate     readGate     // holds the sockets' reads while a publisher's burst is inside pion
 	addr     *net.UDPAddr
 	loopback bool
 }
@@ -136,30 +140,87 @@ func NewRTC(cfg RTCConfig, log *slog.Logger) (*RTC, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webrtc: resolve %s: %w", cfg.UDPListen, err)
 	}
-	r := &RTC{cfg: cfg, log: log, loopback: addr.IP != nil && addr.IP.IsLoopback()}
+	r := &RTC{cfg: cfg, log: log}
 	pionLog := LoggerFactory{Log: log}.NewLogger("ice")
+	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
-		// Every interface: pion binds one socket per address on the port.
-		m, err := ice.NewMultiUDPMuxFromPort(addr.Port,
-			ice.UDPMuxFromPortWithReadBufferSize(cfg.SocketBuffer),
-			ice.UDPMuxFromPortWithWriteBufferSize(cfg.SocketBuffer),
-			ice.UDPMuxFromPortWithNetworks(ice.NetworkTypeUDP4),
-			ice.UDPMuxFromPortWithLogger(pionLog))
-		if err != nil {
-			return nil, fmt.Errorf("webrtc: listen udp %s: %w", cfg.UDPListen, err)
+		// One socket per local address, as pion's NewMultiUDPMuxFromPort
+		// binds them (replies must leave from the address they came to),
+		// but each ours, so that every one batches its sends and gates
+		// its reads.
+		listIPs := cfg.listenIPs
+		if listIPs == nil {
+			listIPs = localIPv4s
 		}
-		r.mux, r.addr = m, addr
-		return r, nil
+		if ips, err = listIPs(); err != nil {
+			return nil, fmt.Errorf("webrtc: local addresses for %s: %w", cfg.UDPListen, err)
+		}
+		if len(ips) == 0 {
+			log.Warn("no non-loopback IPv4 address: WebRTC media on 127.0.0.1 only", "udp_listen", cfg.UDPListen)
+			ips = []net.IP{net.IPv4(127, 0, 0, 1)}
+		}
 	}
-	conn, err := net.ListenUDP("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("webrtc: listen udp %s: %w", cfg.UDPListen, err)
+	port := addr.Port
+	var muxes []ice.UDPMux
+	fail := func(err error) (*RTC, error) {
+		for _, m := range muxes {
+			_ = m.Close()
+		}
+		return nil, err
 	}
-	setSocketBuffers(conn, cfg.SocketBuffer, log)
-	r.conn = newBatchConn(conn, log)
-	r.addr = conn.LocalAddr().(*net.UDPAddr)
-	r.mux = ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: r.conn})
+	for _, ip := range ips {
+		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
+		if err != nil {
+			return fail(fmt.Errorf("webrtc: listen udp %s:%d: %w", ip, port, err))
+		}
+		local := conn.LocalAddr().(*net.UDPAddr)
+		port = local.Port // an ephemeral port: the same on every address
+		setSocketBuffers(conn, cfg.SocketBuffer, log)
+		bc := newBatchConn(conn, log, &r.gate)
+		r.conns = append(r.conns, bc)
+		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: bc}))
+		if r.addr == nil {
+			r.addr = local
+		}
+	}
+	r.loopback = true
+	for _, ip := range ips {
+		r.loopback = r.loopback && ip.IsLoopback()
+	}
+	if len(muxes) == 1 {
+		r.mux = muxes[0]
+	} else {
+		r.mux = ice.NewMultiUDPMuxDefault(muxes...)
+		r.addr = &net.UDPAddr{IP: addr.IP, Port: port}
+	}
 	return r, nil
+}
+
+// localIPv4s lists the IPv4 addresses of the interfaces that are up, but
+// loopback and link-local ones: the host candidates a remote peer can reach.
+func localIPv4s() ([]net.IP, error) {
+	ifs, err := net.Interfaces()
+	if err != nil {
+		return nil, err
+	}
+	var ips []net.IP
+	for _, ifc := range ifs {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			n, ok := a.(*net.IPNet)
+			if !ok || n.IP.To4() == nil || n.IP.IsLoopback() || n.IP.IsLinkLocalUnicast() {
+				continue
+			}
+			ips = append(ips, n.IP.To4())
+		}
+	}
+	return ips, nil
 }
 
 // setSocketBuffers asks for large buffers and warns when the kernel grants
@@ -195,17 +256,10 @@ func setSocketBuffers(conn *net.UDPConn, size int, log *slog.Logger) {
 // socket's read gate (nil without a single shared socket). Its track
 // readers call delivered on the result; the session calls ungate.
 func (r *RTC) gatePublisher(pc *webrtc.PeerConnection) *gatedPeer {
-	if r.conn == nil {
-		return nil
-	}
-	return r.conn.gate.add(pc)
+	return r.gate.add(pc)
 }
 
-func (r *RTC) ungate(p *gatedPeer) {
-	if r.conn != nil {
-		r.conn.gate.remove(p)
-	}
-}
+func (r *RTC) ungate(p *gatedPeer) { r.gate.remove(p) }
 
 // Addr is the bound UDP address.
 func (r *RTC) Addr() *net.UDPAddr { return r.addr }
@@ -245,10 +299,8 @@ type APIOptions struct {
 	RelayOnly bool
 }
 
-const (
-	twccInterval = 25 * time.Millisecond
-	receiveMTU   = 8192
-)
+// receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
+const receiveMTU = 8192
 
 // NewAPI builds a pion API on the shared UDP port, with codecs and
 // interceptors sized for 8K rates.
@@ -285,10 +337,12 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		return nil, fmt.Errorf("webrtc: simulcast extensions: %w", err)
 	}
 	// pion sends all of an interval's TWCC feedback as one compound
-	// datagram: at 100 Mbps its default 100 ms (1,000 packets, a keyframe
-	// burst more) exceeds 1500 bytes, which pion peers drop unread. 25 ms
-	// keeps it near 500 bytes.
-	if err := webrtc.ConfigureTWCCSenderWithOptions(m, reg, twcc.SendInterval(twccInterval)); err != nil {
+	// datagram: at 100 Mbps its 100 ms (1,000 packets, a keyframe burst
+	// more) exceed 1500 bytes, which a pion peer drops unless its receive
+	// MTU is raised as ours is below. Feedback every 25 ms kept it small,
+	// but Chromium's simulcast then failed to bring up its full-size layer
+	// within 10 s in 2 of 40 test runs (0 of 32 at 100 ms).
+	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
 		return nil, fmt.Errorf("webrtc: twcc: %w", err)
 	}
 	for _, f := range opt.Interceptors {
