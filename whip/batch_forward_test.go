@@ -157,19 +157,8 @@ func bfSend(t testing.TB, v *bfViewer, batch *PeerBatch, first uint16, n, group 
 // Media written inside a PeerBatch reaches a real pion viewer through the
 // ICE mux, SRTP and all, and goes out in batches.
 func TestPeerBatchThroughPion(t *testing.T) {
-	rtc := ftNewRTC(t)
-	api, err := rtc.NewAPI(APIOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := bfConnect(t, api, nil)
-	batch := rtc.NewPeerBatch(v.pc)
-	defer batch.Close()
 	const n = 2000
-	bfSend(t, v, batch, 1000, n, 50)
-	ftEventually(t, 5*time.Second, "all packets at the viewer", func() bool {
-		return v.arrived(1000, n) == n
-	})
+	_, batch := bfBatchedToViewer(t, ftNewRTC(t), n)
 	sent, calls := batch.Stats()
 	if sent < n {
 		t.Fatalf("got %d datagrams through the batch, want at least %d: the batch did not catch the mux's writes", sent, n)
@@ -177,6 +166,24 @@ func TestPeerBatchThroughPion(t *testing.T) {
 	if calls > sent/10 {
 		t.Errorf("got %d sendmmsg calls for %d datagrams, want groups of ~50", calls, sent)
 	}
+}
+
+// bfBatchedToViewer connects a viewer to a PC of rtc and sends it n packets
+// in groups of 50 through the PC's batch; all of them must arrive.
+func bfBatchedToViewer(t *testing.T, rtc *RTC, n int) (*bfViewer, *PeerBatch) {
+	t.Helper()
+	api, err := rtc.NewAPI(APIOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bfConnect(t, api, nil)
+	batch := rtc.NewPeerBatch(v.pc)
+	t.Cleanup(func() { _ = batch.Close() })
+	bfSend(t, v, batch, 1000, n, 50)
+	ftEventually(t, 5*time.Second, "all packets at the viewer", func() bool {
+		return v.arrived(1000, n) == n
+	})
+	return v, batch
 }
 
 // BenchmarkPeerSend is one 1200-byte packet through a connected server PC
@@ -243,18 +250,8 @@ func TestPeerBatchOnEveryAddress(t *testing.T) {
 			t.Errorf("socket %v reads past the RTC's publisher gate", c.LocalAddr())
 		}
 	}
-	api, err := rtc.NewAPI(APIOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := bfConnect(t, api, nil)
-	batch := rtc.NewPeerBatch(v.pc)
-	defer batch.Close()
 	const n = 1000
-	bfSend(t, v, batch, 1000, n, 50)
-	ftEventually(t, 5*time.Second, "all packets at the viewer", func() bool {
-		return v.arrived(1000, n) == n
-	})
+	v, batch := bfBatchedToViewer(t, rtc, n)
 	if sent, _ := batch.Stats(); sent < n {
 		t.Fatalf("%d datagrams through the batch, want at least %d: the batch sits on another socket than the selected pair's", sent, n)
 	}
