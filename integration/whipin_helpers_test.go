@@ -770,6 +770,18 @@ func groupRTPFrames(pkts []*rtp.Packet, audio bool) []rtpFrame {
 	return out
 }
 
+// completeFrames counts the video frames of pkts whose last packet carries
+// the marker bit.
+func completeFrames(pkts []*rtp.Packet) int {
+	n := 0
+	for i, p := range pkts {
+		if p.Marker && (i == len(pkts)-1 || pkts[i+1].Timestamp != p.Timestamp) {
+			n++
+		}
+	}
+	return n
+}
+
 // requireSameFrames fails unless got is exactly sent: the same frames, each with
 // the same payloads byte for byte.
 func requireSameFrames(t testing.TB, what string, sent, got []rtpFrame) {

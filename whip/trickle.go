@@ -2,6 +2,7 @@ package whip
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -100,11 +101,7 @@ func (s *Session) patch(w http.ResponseWriter, r *http.Request) error {
 }
 
 func remoteUfrag(pc *webrtc.PeerConnection) string {
-	rd := pc.RemoteDescription()
-	if rd == nil {
-		return ""
-	}
-	d, err := rd.Unmarshal()
+	d, err := parseSDP(pc.RemoteDescription())
 	if err != nil {
 		return ""
 	}
@@ -116,17 +113,28 @@ func remoteUfrag(pc *webrtc.PeerConnection) string {
 	return ""
 }
 
+// parseSDP parses desc into a value of its own. SessionDescription's
+// Unmarshal caches its result inside the description, which pion shares
+// with its own goroutines: calling it on a PeerConnection's description is
+// a data race, and editing the result edits pion's copy.
+func parseSDP(desc *webrtc.SessionDescription) (*sdp.SessionDescription, error) {
+	if desc == nil {
+		return nil, errors.New("none yet")
+	}
+	d := &sdp.SessionDescription{}
+	if err := d.UnmarshalString(desc.SDP); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
 // restartICE applies the client's new credentials as a new remote offer,
 // which makes pion restart ICE, and returns our new credentials and
 // candidates as an SDP fragment.
 func (s *Session) restartICE(ctx context.Context, frag sdpFrag) (string, error) {
-	rd := s.pc.RemoteDescription()
-	if rd == nil {
-		return "", fmt.Errorf("no remote description")
-	}
-	d, err := rd.Unmarshal()
+	d, err := parseSDP(s.pc.RemoteDescription())
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("remote description: %w", err)
 	}
 	d.Attributes = replaceICE(d.Attributes, frag)
 	for _, m := range d.MediaDescriptions {
@@ -178,12 +186,9 @@ func replaceICE(attrs []sdp.Attribute, frag sdpFrag) []sdp.Attribute {
 // localFrag renders our credentials and candidates as an SDP fragment for
 // the first (bundle-tagged) media section.
 func localFrag(desc *webrtc.SessionDescription) (string, error) {
-	if desc == nil {
-		return "", fmt.Errorf("no local description")
-	}
-	d, err := desc.Unmarshal()
+	d, err := parseSDP(desc)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("local description: %w", err)
 	}
 	if len(d.MediaDescriptions) == 0 {
 		return "", fmt.Errorf("no media sections")
