@@ -34,7 +34,34 @@ func TestMain(m *testing.M) {
 }
 
 func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(testOutput(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// testOutput is t.Output() until the test's cleanups have run, then a sink:
+// pion calls back on its own goroutines (ICE state changes) after a session
+// is closed, and writing to a finished test's output is a data race.
+func testOutput(t testing.TB) io.Writer {
+	w := &cleanupWriter{w: t.Output()}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.w = nil
+		w.mu.Unlock()
+	})
+	return w
+}
+
+type cleanupWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (c *cleanupWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w == nil {
+		return len(p), nil
+	}
+	return c.w.Write(p)
 }
 
 // startGateway runs whipgate in-process on ephemeral loopback ports.

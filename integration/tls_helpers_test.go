@@ -58,7 +58,7 @@ func (l *lockedBuffer) Reset() {
 func startTLSGateway(t *testing.T, tc certs.Config) (*cmd.App, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), logs), nil))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testOutput(t), logs), nil))
 	cfg := cmd.DefaultConfig()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.WebRTC.UDPListen = "127.0.0.1:0"

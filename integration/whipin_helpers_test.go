@@ -70,7 +70,7 @@ func startIngestGateway(t testing.TB, mutate func(*cmd.Config)) (*cmd.App, *inge
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	tap := &ingestLogTap{out: t.Output()}
+	tap := &ingestLogTap{out: testOutput(t)}
 	app, err := cmd.Start(context.Background(), cfg, nil, slog.New(slog.NewTextHandler(tap, nil)))
 	if err != nil {
 		return nil, tap, err
