@@ -127,13 +127,38 @@ func (s *ftSession) Packets() map[string]int64 {
 }
 
 func ftTestLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(ftOutput(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 // ftPionLog keeps pion's own chatter at warnings.
 func ftPionLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(ftOutput(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
+
+// ftOutput is t.Output() until the test's cleanups have run: pion logs from
+// its own goroutines after a PeerConnection closed, and testing panics on a
+// write to a finished test's output.
+func ftOutput(t testing.TB) io.Writer {
+	var mu sync.Mutex
+	w := t.Output()
+	t.Cleanup(func() {
+		mu.Lock()
+		w = nil
+		mu.Unlock()
+	})
+	return writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if w == nil {
+			return len(p), nil
+		}
+		return w.Write(p)
+	})
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // ftNewAPI is a plain pion API for the fake target's peers: loopback only,
 // quick consent timeouts, pion's default interceptors (NACK, reports,

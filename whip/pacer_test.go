@@ -36,7 +36,7 @@ func (r *pacerRecorder) WriteRTP(p *rtp.Packet) error {
 }
 
 func pacerTestLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(ftOutput(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 // startPacer runs p in the background and returns a stop function that

@@ -148,8 +148,8 @@ func TestReadGateForgivesWhenTheTrackReaderIsIdle(t *testing.T) {
 func TestReadGateForgivesABusyReaderAfterAStall(t *testing.T) {
 	r := newGateRig(t, 50*time.Millisecond)
 	r.peer.startReader() // busy: never back in Read
+	start := time.Now()  // before the reader can block
 	r.send(t, ingestWindow+100)
-	start := time.Now()
 	for r.read.Load() < ingestWindow+100 {
 		if time.Since(start) > 5*time.Second {
 			t.Fatalf("reader stuck at %d packets", r.read.Load())
