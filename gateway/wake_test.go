@@ -85,6 +85,7 @@ func TestFrameWithoutMarkerLeavesAfterWakeDelay(t *testing.T) {
 		sub := subscribe(t, hub, "cam", "main")
 		ctx, cancel := context.WithCancel(context.Background())
 		result := consume(ctx, sub)
+		synctest.Wait() // the consumer waits in Next
 
 		src.writeFrame() // the keyframe the subscriber starts at
 		time.Sleep(10 * time.Millisecond)
@@ -117,6 +118,7 @@ func TestAudioWakesAtOnce(t *testing.T) {
 		sub := subscribe(t, hub, "mic", "audio")
 		ctx, cancel := context.WithCancel(context.Background())
 		result := consume(ctx, sub)
+		synctest.Wait() // the consumer waits in Next
 
 		var sent []time.Time
 		for i := range 5 {
@@ -160,6 +162,7 @@ func TestGOPCacheReplayIsPaced(t *testing.T) {
 		sub := subscribe(t, hub, "cam", "main")
 		ctx, cancel := context.WithCancel(context.Background())
 		result := consume(ctx, sub)
+		synctest.Wait() // the consumer waits in Next
 		for range 30 {
 			write()
 		}
