@@ -196,9 +196,6 @@ func (g *readGate) add(pc *webrtc.PeerConnection) *gatedPeer {
 
 // remove unregisters p; a reader waiting on it is released.
 func (g *readGate) remove(p *gatedPeer) {
-	if p == nil {
-		return
-	}
 	g.mu.Lock()
 	var next []*gatedPeer
 	if cur := g.peers.Load(); cur != nil {
@@ -232,33 +229,10 @@ func (g *readGate) received(b []byte, from netip.AddrPort) {
 	}
 }
 
-// The ingest's track readers call these; p may be nil (no shared socket).
-
-func (p *gatedPeer) startReader() {
-	if p != nil {
-		p.StartReader()
-	}
-}
-
-func (p *gatedPeer) stopReader() {
-	if p != nil {
-		p.StopReader()
-	}
-}
-
-func (p *gatedPeer) reading() {
-	if p != nil {
-		p.Reading()
-	}
-}
-
-// delivered counts a packet read from one of the publisher's tracks. Every
-// so often it looks the publisher's address up again (ICE restarts move
-// it; pion builds the selected pair afresh on each call).
+// delivered is Delivered for a publisher's track reader. Every so often it
+// looks the publisher's address up again (ICE restarts move it; pion builds
+// the selected pair afresh on each call).
 func (p *gatedPeer) delivered() {
-	if p == nil {
-		return
-	}
 	p.Delivered()
 	if p.lookups.Add(1)%1024 == 1 && p.pc != nil {
 		if a := selectedRemote(p.pc); a.IsValid() {

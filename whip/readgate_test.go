@@ -97,7 +97,7 @@ func (r *gateRig) sendWith(t *testing.T, n int, b0 byte) {
 // more than the window ahead of delivery, and nothing is lost.
 func TestReadGateHoldsABurstInTheKernel(t *testing.T) {
 	r := newGateRig(t, 0)
-	r.peer.startReader()
+	r.peer.StartReader()
 	const burst = 3000
 	sent := make(chan struct{})
 	go func() {
@@ -107,7 +107,7 @@ func TestReadGateHoldsABurstInTheKernel(t *testing.T) {
 	defer func() { <-sent }()
 	maxAhead := int64(0)
 	for delivered := int64(0); delivered < burst; delivered++ {
-		r.peer.reading()
+		r.peer.Reading()
 		select {
 		case <-r.inside:
 		case <-time.After(5 * time.Second):
@@ -131,8 +131,8 @@ func TestReadGateHoldsABurstInTheKernel(t *testing.T) {
 // idle in Read, the gate knows pion holds nothing and opens.
 func TestReadGateForgivesWhenTheTrackReaderIsIdle(t *testing.T) {
 	r := newGateRig(t, time.Hour) // only idleness may open it
-	r.peer.startReader()
-	r.peer.reading() // waits in Read for ever: nothing reaches the track
+	r.peer.StartReader()
+	r.peer.Reading() // waits in Read for ever: nothing reaches the track
 	r.send(t, 3*ingestWindow)
 	deadline := time.Now().Add(5 * time.Second)
 	for r.read.Load() < 3*ingestWindow {
@@ -147,7 +147,7 @@ func TestReadGateForgivesWhenTheTrackReaderIsIdle(t *testing.T) {
 // the gate for ingestStall at most.
 func TestReadGateForgivesABusyReaderAfterAStall(t *testing.T) {
 	r := newGateRig(t, 50*time.Millisecond)
-	r.peer.startReader() // busy: never back in Read
+	r.peer.StartReader() // busy: never back in Read
 	start := time.Now()  // before the reader can block
 	r.send(t, ingestWindow+100)
 	for r.read.Load() < ingestWindow+100 {
@@ -165,7 +165,7 @@ func TestReadGateForgivesABusyReaderAfterAStall(t *testing.T) {
 // RTCP, anyone else) never hold the socket.
 func TestReadGateIgnoresOtherSenders(t *testing.T) {
 	r := newGateRig(t, time.Hour)
-	r.peer.startReader()
+	r.peer.StartReader()
 	other := netip.MustParseAddrPort("127.0.0.1:9")
 	r.peer.addr.Store(&other)
 	r.send(t, 2*ingestWindow)
@@ -185,7 +185,7 @@ func TestReadGateIgnoresOtherSenders(t *testing.T) {
 // track, so it is not counted: probes must not close the gate.
 func TestReadGateIgnoresPadding(t *testing.T) {
 	r := newGateRig(t, time.Hour)
-	r.peer.startReader()
+	r.peer.StartReader()
 	r.sendWith(t, 2*ingestWindow, 0xa0)
 	deadline := time.Now().Add(2 * time.Second)
 	for r.read.Load() < 2*ingestWindow {
@@ -202,7 +202,7 @@ func TestReadGateIgnoresPadding(t *testing.T) {
 // Removing a publisher releases a reader waiting on it.
 func TestReadGateRemoveReleasesTheReader(t *testing.T) {
 	r := newGateRig(t, time.Hour) // only remove may open it
-	r.peer.startReader()          // busy, no progress
+	r.peer.StartReader()          // busy, no progress
 	const total = ingestWindow + 100
 	r.send(t, total)
 	deadline := time.Now().Add(2 * time.Second)

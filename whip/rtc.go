@@ -252,9 +252,9 @@ func setSocketBuffers(conn *net.UDPConn, size int, log *slog.Logger) {
 	}
 }
 
-// gatePublisher registers a publisher's PeerConnection with the shared
-// socket's read gate (nil without a single shared socket). Its track
-// readers call delivered on the result; the session calls ungate.
+// gatePublisher registers a publisher's PeerConnection with the read gate
+// of the shared sockets. Its track readers call StartReader, Reading and
+// delivered on the result; the session calls ungate.
 func (r *RTC) gatePublisher(pc *webrtc.PeerConnection) *gatedPeer {
 	return r.gate.add(pc)
 }

@@ -485,10 +485,10 @@ func (in *ingestTracks) ssrc(i int) webrtc.SSRC {
 func (in *ingestTracks) read(t *webrtc.TrackRemote, i int) {
 	buf := make([]byte, 1600)
 	var pkt rtp.Packet
-	in.gate.startReader()
-	defer in.gate.stopReader()
+	in.gate.StartReader()
+	defer in.gate.StopReader()
 	for {
-		in.gate.reading()
+		in.gate.Reading()
 		n, _, err := t.Read(buf)
 		if err != nil {
 			return
