@@ -43,11 +43,7 @@ func (p *PeerBatch) Open() {
 	if p == nil {
 		return
 	}
-	remote := p.remote()
-	if p.batch == nil && len(p.rtc.conns) == 1 {
-		p.conn, p.batch = p.rtc.conns[0], p.rtc.conns[0].NewBatch()
-	}
-	p.batch.Open(remote)
+	p.batch.Open(p.remote())
 }
 
 // Flush sends the gathered datagrams.
@@ -75,8 +71,8 @@ func (p *PeerBatch) Stats() (datagrams, calls uint64) {
 	return datagrams + p.sent, calls + p.calls
 }
 
-// remote is the selected pair's remote address. With a socket per local
-// address, it also moves the batch to the socket of the pair's local one.
+// remote is the selected pair's remote address; it also keeps the batch
+// on the socket of the pair's local address.
 func (p *PeerBatch) remote() netip.AddrPort {
 	now := time.Now()
 	if p.addr.IsValid() && now.Before(p.next) {
@@ -85,20 +81,23 @@ func (p *PeerBatch) remote() netip.AddrPort {
 	p.next = now.Add(peerBatchRefresh)
 	local, remote := selectedPair(p.pc)
 	p.addr = remote // invalid for an mDNS name: sent unbatched
-	if len(p.rtc.conns) > 1 {
-		p.useConn(local)
-	}
+	p.useConn(local)
 	return p.addr
 }
 
-// useConn moves the batch to the socket bound on local, or drops it when
-// none is (a NAT 1:1 address): datagrams then leave unbatched.
+// useConn moves the batch to the socket that sends from local: the only
+// one, or with a socket per local address the one bound on local. With
+// none (a NAT 1:1 address among several) the batch is dropped and
+// datagrams leave unbatched.
 func (p *PeerBatch) useConn(local netip.Addr) {
-	var c *batchConn
-	for _, bc := range p.rtc.conns {
-		if a, ok := bc.conn.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
-			c = bc
-			break
+	c := p.rtc.conns[0]
+	if len(p.rtc.conns) > 1 {
+		c = nil
+		for _, bc := range p.rtc.conns {
+			if a, ok := bc.conn.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
+				c = bc
+				break
+			}
 		}
 	}
 	if c == p.conn {
