@@ -49,13 +49,13 @@ const socketBuffer = 32 << 20
 // windows, RTCP reports, no TWCC or stats interceptors (viewers must be
 // cheap), loopback only, big socket and stream buffers.
 //
-// A viewer passes its gate; the publisher nil.
+// A viewer passes its gate and wire clock; the publisher nil for both.
 func newAPI(log *slog.Logger, full *atomic.Int64, g *gate, wire *wireClock) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: h264PayloadType}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("bench: register h264: %w", err)
 	}
-	rtx := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: clockRate, SDPFmtpLine: "apt=102"}
+	rtx := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeRTX, ClockRate: clockRate, SDPFmtpLine: fmt.Sprintf("apt=%d", h264PayloadType)}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: rtx, PayloadType: 103}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("bench: register rtx: %w", err)
 	}
