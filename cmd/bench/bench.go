@@ -104,7 +104,7 @@ func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
 			return nil, err
 		}
 	}
-	b.peers = peerConfig{log: log, full: &b.pionFull}
+	b.peers = peerConfig{log: log, full: &b.pionFull, gro: opt.GRO}
 	return b, nil
 }
 

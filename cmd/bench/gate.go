@@ -30,21 +30,62 @@ func newGate() *gate { return whip.NewBacklog(gateWindow, gateIdle, gateStall) }
 
 // gatedConn is a viewer's UDP socket behind its gate. It offers pion the
 // allocation-free read path of *net.UDPConn.
+//
+// With UDP_GRO on, a GSO message from the server arrives whole, as on a
+// real network where the receiver's NIC and kernel deal with it: on
+// loopback the kernel otherwise splits it into datagrams inside the
+// server's send call and charges that work to the server. Its segments are
+// handed to pion one read at a time.
 type gatedConn struct {
 	transport.UDPConn
 	udp  *net.UDPConn
 	gate *gate
 	wire *wireClock
-	oob  [64]byte // the reader's: a kernel timestamp
+	oob  [128]byte // the reader's: a kernel timestamp, a segment size
+
+	gro     bool
+	buf     []byte // a whole GSO message (64 KiB)
+	pending []byte // its segments not yet read
+	segment int
+	from    netip.AddrPort
+	at      int64 // the message's kernel receive time
 }
 
 func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(b, c.oob[:])
-	if err == nil && whip.IsRTP(b[:n]) {
-		c.wire.record(b[:n], c.oob[:oobn])
+	if !c.gro {
+		n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(b, c.oob[:])
+		if err == nil {
+			c.received(b[:n], c.oob[:oobn])
+		}
+		return n, addr, err
+	}
+	if len(c.pending) == 0 {
+		n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(c.buf, c.oob[:])
+		if err != nil || n == 0 {
+			return 0, addr, err
+		}
+		at, segment := parseControl(c.oob[:oobn])
+		if segment <= 0 {
+			segment = n
+		}
+		c.pending, c.segment, c.from, c.at = c.buf[:n], segment, addr, at
+	}
+	p := c.pending[:min(c.segment, len(c.pending))]
+	c.pending = c.pending[len(p):]
+	if whip.IsRTP(p) {
+		c.wire.record(p, c.at)
 		c.gate.Received()
 	}
-	return n, addr, err
+	return copy(b, p), c.from, nil
+}
+
+// received books a datagram read with its control messages oob.
+func (c *gatedConn) received(p, oob []byte) {
+	if whip.IsRTP(p) {
+		at, _ := parseControl(oob)
+		c.wire.record(p, at)
+		c.gate.Received()
+	}
 }
 
 func (c *gatedConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {

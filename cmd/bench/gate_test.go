@@ -1,10 +1,16 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/binary"
 	"net"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
+
+	"github.com/pion/transport/v4/stdnet"
+	"golang.org/x/sys/unix"
 )
 
 // TestGateHoldsReadsUntilTheViewerCatchesUp sends a burst bigger than the
@@ -72,5 +78,81 @@ func TestGateHoldsReadsUntilTheViewerCatchesUp(t *testing.T) {
 	}
 	if read != burst {
 		t.Errorf("read %d of %d packets", read, burst)
+	}
+}
+
+// A GSO message (two full segments and a shorter last one) sent to a
+// viewer socket with GRO on arrives whole and leaves as three datagrams,
+// each with its own bytes, its sender and the message's kernel time.
+func TestGatedConnSplitsGSOMessages(t *testing.T) {
+	std, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	wire := newWireClock(h264PayloadType)
+	g := newGate()
+	n := bigBufferNet{Net: std, size: 1 << 20, gate: g, wire: wire, gro: true}
+	uc, err := n.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatalf("a viewer socket with UDP_GRO: %v", err)
+	}
+	defer uc.Close()
+	c, ok := uc.(*gatedConn)
+	if !ok || !c.gro {
+		t.Fatalf("viewer socket %T without GRO", uc)
+	}
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+
+	var pkts [][]byte
+	var msg []byte
+	for i, size := range []int{1200, 1200, 700} {
+		p := make([]byte, size)
+		p[0], p[1], p[3] = 0x80, h264PayloadType, byte(10+i)
+		for j := 12; j < size; j++ {
+			p[j] = byte(i*31 + j)
+		}
+		pkts = append(pkts, p)
+		msg = append(msg, p...)
+	}
+	oob := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+	h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], 1200)
+	before := time.Now().UnixNano()
+	if _, _, err := tx.WriteMsgUDPAddrPort(msg, oob, uc.LocalAddr().(*net.UDPAddr).AddrPort()); err != nil {
+		t.Fatalf("GSO send: %v", err)
+	}
+
+	_ = c.udp.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 1500)
+	for i, want := range pkts {
+		n, from, err := c.ReadFromAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if !bytes.Equal(buf[:n], want) {
+			t.Fatalf("datagram %d: %d bytes, not the %d sent", i, n, len(want))
+		}
+		if from != tx.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Errorf("datagram %d from %v, sent from %v", i, from, tx.LocalAddr())
+		}
+		if i == 0 && len(c.pending) != 1900 {
+			t.Fatalf("after the first segment %d bytes wait, want 1900: the kernel did not hand over the GSO message whole", len(c.pending))
+		}
+	}
+	after := time.Now().UnixNano()
+	at := wire.arrival(10, after)
+	if at < before || at >= after {
+		t.Errorf("kernel time %d not within the send %d and the reads %d", at, before, after)
+	}
+	for seq := uint16(11); seq <= 12; seq++ {
+		if got := wire.arrival(seq, after); got != at {
+			t.Errorf("segment %d filed at %d, the message arrived at %d", seq, got, at)
+		}
 	}
 }

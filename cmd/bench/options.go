@@ -45,6 +45,12 @@ type Options struct {
 	// keyframe. Default false: a PLI or FIR gets a keyframe, as from a
 	// hardware encoder.
 	IgnorePLI bool
+	// GRO has the bench's viewers receive the server's GSO messages whole
+	// (UDP_GRO), as a receiver on another machine would: on loopback the
+	// kernel otherwise segments them inside the server's send call and
+	// bills the receivers' work to the server. Default true; false is the
+	// bench before this option.
+	GRO bool
 	// Egress adds a WHIP egress from the server under test to a second
 	// whipgate. Default off.
 	Egress bool
@@ -85,6 +91,7 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Baseline, "baseline", 2*time.Second, "time with the publisher alone (ingest CPU and memory)")
 	fs.IntVar(&o.Joins, "joins", 0, "join probes during the window (join time at random GOP phases)")
 	fs.BoolVar(&o.IgnorePLI, "ignore-pli", false, "never answer a PLI/FIR with an early keyframe")
+	fs.BoolVar(&o.GRO, "gro", true, "viewers receive the server's GSO messages whole (UDP_GRO); false: the kernel segments them in the server's send")
 	fs.BoolVar(&o.Egress, "egress", false, "add a WHIP egress from the server under test to a second whipgate")
 	fs.StringVar(&o.Server, "server", "", "base `URL` of a running whipgate to bench instead of starting one")
 	fs.IntVar(&o.PID, "pid", 0, "process ID of -server, for CPU and memory figures")

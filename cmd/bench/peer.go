@@ -50,7 +50,7 @@ const socketBuffer = 32 << 20
 // cheap), loopback only, big socket and stream buffers.
 //
 // A viewer passes its gate and wire clock; the publisher nil for both.
-func newAPI(log *slog.Logger, full *atomic.Int64, g *gate, wire *wireClock) (*webrtc.API, error) {
+func newAPI(peers peerConfig, g *gate, wire *wireClock) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: h264PayloadType}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("bench: register h264: %w", err)
@@ -73,8 +73,8 @@ func newAPI(log *slog.Logger, full *atomic.Int64, g *gate, wire *wireClock) (*we
 	if err != nil {
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
-	se := webrtc.SettingEngine{LoggerFactory: pionLogs(log, full)}
-	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire})
+	se := webrtc.SettingEngine{LoggerFactory: pionLogs(peers.log, peers.full)}
+	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire, gro: peers.gro})
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -103,6 +103,7 @@ type bigBufferNet struct {
 	size int
 	gate *gate      // nil: no gate
 	wire *wireClock // with a gate: the socket's arrival times
+	gro  bool       // with a gate: receive GSO messages whole
 }
 
 func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -112,9 +113,14 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 	}
 	_ = c.SetReadBuffer(n.size)
 	_ = c.SetWriteBuffer(n.size)
+	gro := n.gro && n.gate != nil
+	var groErr error
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) {
+				if gro {
+					groErr = enableGRO(fd)
+				}
 				// Fails without CAP_NET_ADMIN; the clamped size stays.
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n.size)
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, n.size)
@@ -124,8 +130,17 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 			})
 		}
 	}
-	if udp, ok := c.(*net.UDPConn); ok && n.gate != nil {
-		return &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire}, nil
+	udp, ok := c.(*net.UDPConn)
+	if gro && (!ok || groErr != nil) {
+		_ = c.Close()
+		return nil, fmt.Errorf("bench: UDP_GRO on a viewer socket (Linux ≥ 5.0; or run with -gro=false): %v", groErr)
+	}
+	if ok && n.gate != nil {
+		gc := &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire, gro: gro}
+		if gro {
+			gc.buf = make([]byte, 1<<16)
+		}
+		return gc, nil
 	}
 	return c, nil
 }
@@ -266,4 +281,5 @@ func (h *fullCounter) WithGroup(name string) slog.Handler {
 type peerConfig struct {
 	log  *slog.Logger
 	full *atomic.Int64 // packets pion dropped at full buffers
+	gro  bool          // viewers receive GSO messages whole (Options.GRO)
 }

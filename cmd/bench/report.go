@@ -21,7 +21,9 @@ type Result struct {
 	KeyframeBytes  int     `json:"keyframe_bytes"`
 	FrameBytes     int     `json:"frame_bytes"` // every other frame
 	Egress         bool    `json:"egress"`
-	WindowSeconds  float64 `json:"window_s"`
+	// ViewerGRO: the viewers received GSO messages whole (Options.GRO).
+	ViewerGRO     bool    `json:"viewer_gro"`
+	WindowSeconds float64 `json:"window_s"`
 
 	// ServerCPUPct is the server's CPU in percent of one core over the
 	// window; IngestCPUPct the same with the publisher alone (baseline);
@@ -131,6 +133,9 @@ func writeTable(w io.Writer, results []Result) error {
 		mode := r.Mode
 		if r.Egress {
 			mode += "+egress"
+		}
+		if !r.ViewerGRO {
+			mode += ",nogro"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),

@@ -41,6 +41,7 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 		Viewers: len(vs), Mode: mode, BitrateMbps: float64(opt.Bitrate) / 1e6, FPS: opt.FPS,
 		GOPSeconds: opt.GOP.Seconds(), KeyframeFactor: opt.KeyframeFactor,
 		KeyframeBytes: p.keyBytes, FrameBytes: p.deltaBytes, Egress: opt.Egress,
+		ViewerGRO:     opt.GRO,
 		WindowSeconds: round2(w1.self.at.Sub(w0.self.at).Seconds()),
 		BenchCPUPct:   round2(cpuPct(w0.self, w1.self)),
 		Cores:         runtime.NumCPU(),

@@ -28,7 +28,7 @@ type viewer struct {
 // viewer has its own API, for its own gate.
 func watch(ctx context.Context, peers peerConfig, url string, table *frameTable) (_ *viewer, err error) {
 	g, wire := newGate(), newWireClock(h264PayloadType)
-	api, err := newAPI(peers.log, peers.full, g, wire)
+	api, err := newAPI(peers, g, wire)
 	if err != nil {
 		return nil, err
 	}

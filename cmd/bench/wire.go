@@ -25,14 +25,12 @@ type wireClock struct {
 
 func newWireClock(pt uint8) *wireClock { return &wireClock{pt: pt} }
 
-// record notes a datagram's kernel receive time from its control message.
-func (w *wireClock) record(b, oob []byte) {
-	if w == nil || len(b) < 12 || b[1]&0x7f != w.pt {
+// record notes a datagram's kernel receive time t (unix ns; 0: none).
+func (w *wireClock) record(b []byte, t int64) {
+	if w == nil || t <= 0 || len(b) < 12 || b[1]&0x7f != w.pt {
 		return
 	}
-	if t := kernelTime(oob); t > 0 {
-		w.at[binary.BigEndian.Uint16(b[2:4])].Store(t)
-	}
+	w.at[binary.BigEndian.Uint16(b[2:4])].Store(t)
 }
 
 // arrival is when the packet with sequence number seq reached the socket,
@@ -53,9 +51,17 @@ func enableTimestamps(fd uintptr) error {
 	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 }
 
-// kernelTime parses an SCM_TIMESTAMPNS control message (unix ns), 0 if
-// oob holds none. It allocates nothing, unlike unix.ParseSocketControlMessage.
-func kernelTime(oob []byte) int64 {
+// enableGRO asks the kernel to hand over a sender's GSO message whole
+// (UDP_GRO, Linux ≥ 5.0) instead of segmenting it on receipt.
+func enableGRO(fd uintptr) error {
+	return unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
+}
+
+// parseControl reads a received datagram's control messages: the kernel
+// receive time (SCM_TIMESTAMPNS, unix ns) and, for a coalesced read, the
+// segment size (UDP_GRO); 0 for what oob does not hold. It allocates
+// nothing, unlike unix.ParseSocketControlMessage.
+func parseControl(oob []byte) (at int64, segment int) {
 	const hdr = unix.SizeofCmsghdr
 	for len(oob) >= hdr {
 		// struct cmsghdr on 64-bit Linux: len uint64, level, type int32.
@@ -63,18 +69,21 @@ func kernelTime(oob []byte) int64 {
 		level := int32(binary.NativeEndian.Uint32(oob[8:12]))
 		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
 		if n < hdr || n > uint64(len(oob)) {
-			return 0
+			return at, segment
 		}
-		if level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && n >= hdr+16 {
+		switch {
+		case level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && n >= hdr+16:
 			sec := int64(binary.NativeEndian.Uint64(oob[hdr : hdr+8]))
 			nsec := int64(binary.NativeEndian.Uint64(oob[hdr+8 : hdr+16]))
-			return sec*1e9 + nsec
+			at = sec*1e9 + nsec
+		case level == unix.IPPROTO_UDP && typ == unix.UDP_GRO && n >= hdr+4:
+			segment = int(int32(binary.NativeEndian.Uint32(oob[hdr : hdr+4])))
 		}
 		next := (int(n) + 7) &^ 7
 		if next > len(oob) {
-			return 0
+			return at, segment
 		}
 		oob = oob[next:]
 	}
-	return 0
+	return at, segment
 }
