@@ -102,9 +102,13 @@ func (t *tally) packet(b []byte) {
 
 // viewerResult is one viewer's figures over the measurement window.
 type viewerResult struct {
-	Frames        int     `json:"frames"`
-	Received      int     `json:"frames_received"`
-	Incomplete    int     `json:"frames_incomplete"`
+	Frames     int `json:"frames"`
+	Received   int `json:"frames_received"`
+	Incomplete int `json:"frames_incomplete"`
+	// IncompleteAt are the first incomplete frames' places in the window
+	// (0 is its first frame): a loss just before the window's end whose
+	// retransmission came after the drain shows as the last places.
+	IncompleteAt  []int   `json:"incomplete_at,omitempty"`
 	IncompletePct float64 `json:"incomplete_pct"`
 	Packets       int64   `json:"packets_expected"`
 	Lost          int64   `json:"packets_lost"`
@@ -112,6 +116,9 @@ type viewerResult struct {
 	Duplicates    uint64  `json:"duplicates"`
 	JoinMs        float64 `json:"join_ms"`
 }
+
+// maxIncompleteAt bounds the incomplete frames a viewer lists.
+const maxIncompleteAt = 16
 
 // result sums up frames [first, end) of the table for this viewer and
 // appends the frame latencies (first packet sent → last packet received)
@@ -132,6 +139,9 @@ func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) 
 		}
 		if got < want {
 			r.Incomplete++
+			if len(r.IncompleteAt) < maxIncompleteAt {
+				r.IncompleteAt = append(r.IncompleteAt, i-first)
+			}
 			continue
 		}
 		if t.sentAt[i] > 0 {

@@ -84,6 +84,9 @@ func TestTallyCountsLossDuplicatesAndLatency(t *testing.T) {
 	if r.Frames != 10 || r.Packets != int64(want) || r.Lost != 1 || r.Incomplete != 1 || r.Duplicates != 1 {
 		t.Fatalf("got %+v, want 10 frames, %d packets, 1 lost, 1 incomplete (frame 2), 1 duplicate", r, want)
 	}
+	if len(r.IncompleteAt) != 1 || r.IncompleteAt[0] != 1 {
+		t.Errorf("incomplete frames at %v in the window, want [1] (frame 2, the window's second)", r.IncompleteAt)
+	}
 	if len(lat) != 9 || len(added) != 9 {
 		t.Fatalf("%d latencies and %d added latencies, want one per complete frame (9)", len(lat), len(added))
 	}
