@@ -32,7 +32,8 @@ type batchConn struct {
 	log  *slog.Logger
 	gso  atomic.Bool
 
-	gate *readGate // the RTC's: holds reads while a publisher's burst is inside pion
+	gate *readGate        // the RTC's: holds reads while a publisher's burst is inside pion
+	gro  *CoalescedReader // nil: the kernel has no UDP_GRO
 
 	open    atomic.Int32 // batches registered; zero skips the map lookup
 	mu      sync.RWMutex
@@ -51,6 +52,12 @@ func newBatchConn(conn *net.UDPConn, log *slog.Logger, gate *readGate) *batchCon
 	} else {
 		c.wb = ipv4.NewPacketConn(conn)
 	}
+	if err := EnableGRO(conn); err == nil {
+		c.gro = NewCoalescedReader(0)
+		log.Info("coalesced UDP receives: UDP_GRO")
+	} else {
+		log.Info("UDP receives one datagram per read (kernel has no UDP_GRO)", "err", err)
+	}
 	c.gso.Store(probeGSO(conn))
 	if c.gso.Load() {
 		log.Info("batched UDP sends: sendmmsg with UDP GSO")
@@ -63,17 +70,10 @@ func newBatchConn(conn *net.UDPConn, log *slog.Logger, gate *readGate) *batchCon
 // probeGSO asks the kernel for the socket's UDP_SEGMENT option, which
 // Linux ≥ 4.18 knows (quic-go's test).
 func probeGSO(conn *net.UDPConn) bool {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		_, serr = unix.GetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT)
-	}); err != nil {
-		return false
-	}
-	return serr == nil
+	return sockControl(conn, func(fd int) error {
+		_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
+		return err
+	}) == nil
 }
 
 func (c *batchConn) batchFor(addr netip.AddrPort) *SendBatch {
@@ -106,12 +106,23 @@ func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.WriteToAddrPort(p, ua.AddrPort())
 }
 
+// ReadFromAddrPort is pion's read path: the ICE mux's one reader.
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	n, from, err := c.conn.ReadFromUDPAddrPort(p)
-	if err == nil && c.gate != nil {
-		c.gate.received(p[:n], from)
+	if c.gro == nil {
+		n, from, err := c.conn.ReadFromUDPAddrPort(p)
+		if err == nil && c.gate != nil {
+			c.gate.received(p[:n], from)
+		}
+		return n, from, err
 	}
-	return n, from, err
+	d, from, _, err := c.gro.Next(c.conn)
+	if err != nil {
+		return 0, from, err
+	}
+	if c.gate != nil {
+		c.gate.received(d, from)
+	}
+	return copy(p, d), from, nil
 }
 
 func (c *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {

@@ -197,3 +197,52 @@ func BenchmarkBatchConn(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatchConnRead is the reader's cost per 1200-byte datagram on
+// the shared socket (pion's ICE mux reading through ReadFromAddrPort):
+// one datagram per read, the same with UDP_GRO on (one more copy), and a
+// burst that arrives coalesced in messages of 32, as a NIC's GRO hands a
+// publisher's burst to a socket with UDP_GRO (here: a GSO sender on
+// loopback). The socket is filled before each timed stretch.
+func BenchmarkBatchConnRead(b *testing.B) {
+	for _, mode := range []string{"datagrams", "datagrams+gro", "coalesced+gro"} {
+		b.Run(mode, func(b *testing.B) {
+			tx, rx := bcPair(b, true)
+			_ = rx.SetReadBuffer(8 << 20)
+			c := newBatchConn(rx, ftPionLog(b), nil)
+			if mode == "datagrams" {
+				c.gro = nil
+			} else if c.gro == nil {
+				b.Fatal("this kernel has no UDP_GRO (Linux ≥ 5.0 needed)")
+			}
+			to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+			batch := tx.NewBatch()
+			defer batch.Close()
+			tx.gso.Store(mode == "coalesced+gro")
+			p := make([]byte, 1200)
+			buf := make([]byte, receiveMTU)
+			const fill = 2048 // well inside the receive buffer
+			b.SetBytes(1200)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%fill == 0 {
+					b.StopTimer()
+					for j := range fill {
+						if j%32 == 0 {
+							_ = batch.Flush()
+							batch.Open(to)
+						}
+						if _, err := tx.WriteToAddrPort(p, to); err != nil {
+							b.Fatal(err)
+						}
+					}
+					_ = batch.Flush()
+					b.StartTimer()
+				}
+				if n, _, err := c.ReadFromAddrPort(buf); err != nil || n != len(p) {
+					b.Fatalf("read %d bytes: %v", n, err)
+				}
+			}
+		})
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestIsRTP(t *testing.T) {
@@ -223,5 +225,61 @@ func TestReadGateRemoveReleasesTheReader(t *testing.T) {
 			t.Fatalf("after remove the reader is stuck at %d of %d", r.read.Load(), total)
 		}
 		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+// A publisher's burst that arrives coalesced (UDP GSO on loopback, as a
+// NIC's GRO would hand it over) is read a message at a time but still
+// counted and held packet by packet: never more than the window ahead,
+// nothing lost, and far fewer reads than packets.
+func TestReadGateHoldsACoalescedBurst(t *testing.T) {
+	r := newGateRig(t, 0)
+	if r.conn.gro == nil {
+		t.Fatal("this kernel has no UDP_GRO (Linux ≥ 5.0 needed); coalesced reads cannot be tested")
+	}
+	r.peer.StartReader()
+	const burst, perMessage = 3000, 50
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		oob := make([]byte, unix.CmsgSpace(2))
+		putSegmentCmsg(oob, 1200)
+		msg := make([]byte, 0, perMessage*1200)
+		for i := 0; i < burst; i += perMessage {
+			msg = msg[:0]
+			for j := i; j < i+perMessage; j++ {
+				pkt := append([]byte{0x80, 102, byte(j >> 8), byte(j)}, make([]byte, 1196)...)
+				msg = append(msg, pkt...)
+			}
+			if _, _, err := r.tx.WriteMsgUDP(msg, oob, nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { <-sent }()
+	maxAhead := int64(0)
+	for delivered := int64(0); delivered < burst; delivered++ {
+		r.peer.Reading()
+		var got []byte
+		select {
+		case got = <-r.inside:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of %d packets came through", delivered, burst)
+		}
+		if len(got) != 1200 || int(got[2])<<8|int(got[3]) != int(delivered) {
+			t.Fatalf("packet %d: %d bytes, number %d", delivered, len(got), int(got[2])<<8|int(got[3]))
+		}
+		maxAhead = max(maxAhead, r.read.Load()-delivered)
+		r.peer.delivered()
+		if delivered%64 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if maxAhead > ingestWindow {
+		t.Errorf("the reader got %d packets ahead of delivery, want at most the window of %d", maxAhead, ingestWindow)
+	}
+	if reads := r.conn.gro.reads; reads > burst/perMessage {
+		t.Errorf("%d reads for %d packets sent as %d messages: the kernel did not coalesce", reads, burst, burst/perMessage)
 	}
 }

@@ -232,14 +232,11 @@ func setSocketBuffers(conn *net.UDPConn, size int, log *slog.Logger) {
 	if err := conn.SetWriteBuffer(size); err != nil {
 		log.Warn("cannot set UDP send buffer", "err", err)
 	}
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return
-	}
 	var rcv, snd int
-	_ = raw.Control(func(fd uintptr) {
-		rcv, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-		snd, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+	_ = sockControl(conn, func(fd int) error {
+		rcv, _ = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		snd, _ = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+		return nil
 	})
 	// Linux reports twice the granted size (bookkeeping overhead).
 	if rcv > 0 && rcv/2 < size {

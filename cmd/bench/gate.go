@@ -41,49 +41,31 @@ type gatedConn struct {
 	udp  *net.UDPConn
 	gate *gate
 	wire *wireClock
-	oob  [128]byte // the reader's: a kernel timestamp, a segment size
+	oob  [64]byte // the reader's: a kernel timestamp
 
-	gro     bool
-	buf     []byte // a whole GSO message (64 KiB)
-	pending []byte // its segments not yet read
-	segment int
-	from    netip.AddrPort
-	at      int64 // the message's kernel receive time
+	gro *whip.CoalescedReader // nil: one datagram per read
 }
 
 func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	if !c.gro {
+	if c.gro == nil {
 		n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(b, c.oob[:])
 		if err == nil {
 			c.received(b[:n], c.oob[:oobn])
 		}
 		return n, addr, err
 	}
-	if len(c.pending) == 0 {
-		n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(c.buf, c.oob[:])
-		if err != nil || n == 0 {
-			return 0, addr, err
-		}
-		at, segment := parseControl(c.oob[:oobn])
-		if segment <= 0 {
-			segment = n
-		}
-		c.pending, c.segment, c.from, c.at = c.buf[:n], segment, addr, at
+	d, from, oob, err := c.gro.Next(c.udp)
+	if err != nil {
+		return 0, from, err
 	}
-	p := c.pending[:min(c.segment, len(c.pending))]
-	c.pending = c.pending[len(p):]
-	if whip.IsRTP(p) {
-		c.wire.record(p, c.at)
-		c.gate.Received()
-	}
-	return copy(b, p), c.from, nil
+	c.received(d, oob)
+	return copy(b, d), from, nil
 }
 
 // received books a datagram read with its control messages oob.
 func (c *gatedConn) received(p, oob []byte) {
 	if whip.IsRTP(p) {
-		at, _ := parseControl(oob)
-		c.wire.record(p, at)
+		c.wire.record(p, kernelTime(oob))
 		c.gate.Received()
 	}
 }

@@ -98,7 +98,7 @@ func TestGatedConnSplitsGSOMessages(t *testing.T) {
 	}
 	defer uc.Close()
 	c, ok := uc.(*gatedConn)
-	if !ok || !c.gro {
+	if !ok || c.gro == nil {
 		t.Fatalf("viewer socket %T without GRO", uc)
 	}
 	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -140,9 +140,6 @@ func TestGatedConnSplitsGSOMessages(t *testing.T) {
 		}
 		if from != tx.LocalAddr().(*net.UDPAddr).AddrPort() {
 			t.Errorf("datagram %d from %v, sent from %v", i, from, tx.LocalAddr())
-		}
-		if i == 0 && len(c.pending) != 1900 {
-			t.Fatalf("after the first segment %d bytes wait, want 1900: the kernel did not hand over the GSO message whole", len(c.pending))
 		}
 	}
 	after := time.Now().UnixNano()

@@ -113,14 +113,9 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 	}
 	_ = c.SetReadBuffer(n.size)
 	_ = c.SetWriteBuffer(n.size)
-	gro := n.gro && n.gate != nil
-	var groErr error
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) {
-				if gro {
-					groErr = enableGRO(fd)
-				}
 				// Fails without CAP_NET_ADMIN; the clamped size stays.
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n.size)
 				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, n.size)
@@ -131,18 +126,18 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 		}
 	}
 	udp, ok := c.(*net.UDPConn)
-	if gro && (!ok || groErr != nil) {
-		_ = c.Close()
-		return nil, fmt.Errorf("bench: UDP_GRO on a viewer socket (Linux ≥ 5.0; or run with -gro=false): %v", groErr)
+	if !ok || n.gate == nil {
+		return c, nil
 	}
-	if ok && n.gate != nil {
-		gc := &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire, gro: gro}
-		if gro {
-			gc.buf = make([]byte, 1<<16)
+	gc := &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire}
+	if n.gro {
+		if err := whip.EnableGRO(udp); err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("bench: UDP_GRO on a viewer socket (Linux ≥ 5.0; or run with -gro=false): %w", err)
 		}
-		return gc, nil
+		gc.gro = whip.NewCoalescedReader(len(gc.oob))
 	}
-	return c, nil
+	return gc, nil
 }
 
 // signal runs the WHIP/WHEP offer/answer: gather all candidates, POST the

@@ -51,17 +51,9 @@ func enableTimestamps(fd uintptr) error {
 	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
 }
 
-// enableGRO asks the kernel to hand over a sender's GSO message whole
-// (UDP_GRO, Linux ≥ 5.0) instead of segmenting it on receipt.
-func enableGRO(fd uintptr) error {
-	return unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1)
-}
-
-// parseControl reads a received datagram's control messages: the kernel
-// receive time (SCM_TIMESTAMPNS, unix ns) and, for a coalesced read, the
-// segment size (UDP_GRO); 0 for what oob does not hold. It allocates
-// nothing, unlike unix.ParseSocketControlMessage.
-func parseControl(oob []byte) (at int64, segment int) {
+// kernelTime parses an SCM_TIMESTAMPNS control message (unix ns), 0 if
+// oob holds none. It allocates nothing, unlike unix.ParseSocketControlMessage.
+func kernelTime(oob []byte) int64 {
 	const hdr = unix.SizeofCmsghdr
 	for len(oob) >= hdr {
 		// struct cmsghdr on 64-bit Linux: len uint64, level, type int32.
@@ -69,21 +61,18 @@ func parseControl(oob []byte) (at int64, segment int) {
 		level := int32(binary.NativeEndian.Uint32(oob[8:12]))
 		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
 		if n < hdr || n > uint64(len(oob)) {
-			return at, segment
+			return 0
 		}
-		switch {
-		case level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && n >= hdr+16:
+		if level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && n >= hdr+16 {
 			sec := int64(binary.NativeEndian.Uint64(oob[hdr : hdr+8]))
 			nsec := int64(binary.NativeEndian.Uint64(oob[hdr+8 : hdr+16]))
-			at = sec*1e9 + nsec
-		case level == unix.IPPROTO_UDP && typ == unix.UDP_GRO && n >= hdr+4:
-			segment = int(int32(binary.NativeEndian.Uint32(oob[hdr : hdr+4])))
+			return sec*1e9 + nsec
 		}
 		next := (int(n) + 7) &^ 7
 		if next > len(oob) {
-			return at, segment
+			return 0
 		}
 		oob = oob[next:]
 	}
-	return at, segment
+	return 0
 }
