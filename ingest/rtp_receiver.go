@@ -181,9 +181,10 @@ func NewRTPReceiver(cfg RTPConfig, log *slog.Logger) (*RTPReceiver, error) {
 	return r, nil
 }
 
-// setReadBuffer asks for the configured receive buffer and warns when the
-// kernel grants less: at 100 Mbps the default 208 KiB overflows within
-// milliseconds of a scheduling hiccup.
+// setReadBuffer asks for the configured receive buffer, past the kernel's
+// limit when it may (CAP_NET_ADMIN), and warns when it gets less: at
+// 100 Mbps the default 208 KiB overflows within milliseconds of a
+// scheduling hiccup.
 func (r *RTPReceiver) setReadBuffer() {
 	want := r.cfg.ReadBuffer
 	if err := r.conn.SetReadBuffer(want); err != nil {
@@ -194,6 +195,12 @@ func (r *RTPReceiver) setReadBuffer() {
 	if err != nil {
 		r.log.Debug("cannot read back the UDP receive buffer", "err", err)
 		return
+	}
+	if got < want && forceReadBuffer(r.conn, want) == nil {
+		if forced, err := readBufferSize(r.conn); err == nil && forced >= want {
+			r.log.Info("UDP receive buffer raised past net.core.rmem_max (CAP_NET_ADMIN)", "bytes", forced)
+			return
+		}
 	}
 	if got < want {
 		r.log.Warn("the kernel capped the UDP receive buffer; raise net.core.rmem_max or expect loss at high bitrates",

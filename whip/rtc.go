@@ -223,30 +223,51 @@ func localIPv4s() ([]net.IP, error) {
 	return ips, nil
 }
 
-// setSocketBuffers asks for large buffers and warns when the kernel grants
-// less, naming the sysctl to raise: Linux silently clamps to rmem_max.
+// setSocketBuffers asks for large buffers. Linux silently clamps them to
+// net.core.rmem_max/wmem_max (4 MiB even on hosts tuned for video, 208 KiB
+// by default); with CAP_NET_ADMIN, as an appliance running as root has, the
+// FORCE options pass the limit (quic-go does the same). Otherwise it warns,
+// naming the sysctl to raise.
 func setSocketBuffers(conn *net.UDPConn, size int, log *slog.Logger) {
-	if err := conn.SetReadBuffer(size); err != nil {
-		log.Warn("cannot set UDP receive buffer", "err", err)
+	for _, b := range []struct {
+		dir, sysctl, effect string
+		set                 func(int) error
+		opt, force          int
+	}{
+		{"receive", "net.core.rmem_max", "keyframe bursts may be dropped", conn.SetReadBuffer, syscall.SO_RCVBUF, syscall.SO_RCVBUFFORCE},
+		{"send", "net.core.wmem_max", "batched sends may stall", conn.SetWriteBuffer, syscall.SO_SNDBUF, syscall.SO_SNDBUFFORCE},
+	} {
+		if err := b.set(size); err != nil {
+			log.Warn("cannot set the UDP "+b.dir+" buffer", "err", err)
+			continue
+		}
+		got := socketBuffer(conn, b.opt)
+		if got < 0 || got >= size {
+			continue
+		}
+		if sockControl(conn, func(fd int) error { return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, b.force, size) }) == nil {
+			if got = socketBuffer(conn, b.opt); got >= size {
+				log.Info("UDP "+b.dir+" buffer raised past "+b.sysctl+" (CAP_NET_ADMIN)", "bytes", got)
+				continue
+			}
+		}
+		log.Warn("kernel clamped the UDP "+b.dir+" buffer; "+b.effect,
+			"wanted", size, "got", got, "fix", fmt.Sprintf("sysctl -w %s=%d", b.sysctl, size))
 	}
-	if err := conn.SetWriteBuffer(size); err != nil {
-		log.Warn("cannot set UDP send buffer", "err", err)
-	}
-	var rcv, snd int
+}
+
+// socketBuffer is the buffer size Linux granted for opt (it reports twice
+// that, the rest being its bookkeeping); -1 if it cannot be read.
+func socketBuffer(conn *net.UDPConn, opt int) int {
+	n := -2
 	_ = sockControl(conn, func(fd int) error {
-		rcv, _ = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF)
-		snd, _ = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_SNDBUF)
-		return nil
+		v, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, opt)
+		if err == nil {
+			n = v
+		}
+		return err
 	})
-	// Linux reports twice the granted size (bookkeeping overhead).
-	if rcv > 0 && rcv/2 < size {
-		log.Warn("kernel clamped the UDP receive buffer; keyframe bursts may be dropped",
-			"wanted", size, "got", rcv/2, "fix", fmt.Sprintf("sysctl -w net.core.rmem_max=%d", size))
-	}
-	if snd > 0 && snd/2 < size {
-		log.Warn("kernel clamped the UDP send buffer",
-			"wanted", size, "got", snd/2, "fix", fmt.Sprintf("sysctl -w net.core.wmem_max=%d", size))
-	}
+	return n / 2
 }
 
 // gatePublisher registers a publisher's PeerConnection with the read gate
