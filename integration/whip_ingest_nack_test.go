@@ -27,13 +27,7 @@ import (
 // or would drop the resends as replays (an SRTP window of 64); with its
 // 8192-packet windows every packet reaches the viewer intact.
 func TestWHIPIngestLateRetransmission(t *testing.T) {
-	app := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
-	drop := &holdBack{seqs: map[uint16]bool{}}
-	pub := whipPublish(t, app.URL()+"/whip/late", publishOptions{
-		api: bigWindowAPI(t, drop),
-		video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
-	})
+	app, drop, pub := lossyPublisher(t, "late", false)
 	if bytes.Contains([]byte(pub.answer), []byte(" rtx/90000")) {
 		t.Fatalf("RTX was negotiated; the test wants OBS-style plain retransmission")
 	}
@@ -87,6 +81,21 @@ func TestWHIPIngestLateRetransmission(t *testing.T) {
 	requireContinuous(t, "after late retransmissions", got, true)
 	t.Logf("keyframe of %d packets; %d first transmissions (and early resends) dropped; all %d packets reached the viewer intact",
 		len(payloads), drop.dropped.Load(), len(got))
+}
+
+// lossyPublisher starts a gateway and an H.264 publisher to stream name
+// whose outgoing video passes drop, with RTX or without.
+func lossyPublisher(t *testing.T, name string, rtx bool) (*cmd.App, *holdBack, *whipPublisher) {
+	t.Helper()
+	app := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
+	drop := &holdBack{seqs: map[uint16]bool{}}
+	pub := whipPublish(t, app.URL()+"/whip/"+name, publishOptions{
+		api: bigWindowAPI(t, drop),
+		video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+		rtx: rtx,
+	})
+	return app, drop, pub
 }
 
 // fakeNAL is a NAL unit of the given header and size without zero bytes,
@@ -168,4 +177,62 @@ func (c *chunkWriter) WriteRTP(p *rtp.Packet) error {
 	}
 	c.mu.Unlock()
 	return c.track.WriteRTP(p)
+}
+
+// TestWHIPIngestRTXAsksOnce: a publisher with RTX (a browser, GStreamer)
+// loses ten packets of a keyframe. whipgate asks for each once: pion hands
+// a packet recovered through RTX to the track reader past the stream's
+// interceptors, so pion's own NACK generator never learns it came and asks
+// again every interval until it leaves the window — at 8K rates eight
+// resends of every lost packet, and a burst of resends that can overflow
+// pion's 50-packet RTX queue and be lost after all.
+func TestWHIPIngestRTXAsksOnce(t *testing.T) {
+	app, drop, pub := lossyPublisher(t, "rtx", true)
+	if !bytes.Contains([]byte(pub.answer), []byte(" rtx/90000")) {
+		t.Fatalf("RTX was not negotiated; answer:\n%s", pub.answer)
+	}
+	v := watchPayloadsWith(t, bigWindowAPI(t, nil), app.URL()+"/whep/rtx", nil)
+
+	video := newSendStream(pub.video[0], &codecs.H264Payloader{})
+	first := video.seq
+	var lost []uint16
+	for i := range 10 {
+		seq := first + 5 + uint16(i)*40
+		drop.seqs[seq] = true
+		lost = append(lost, seq)
+	}
+	drop.hold.Store(true) // first transmissions only: RTX resends are another stream
+	key := fakeNAL(0x65, 450*1180)
+	video.out = &chunkWriter{track: pub.video[0], every: 50, pause: 5 * time.Millisecond}
+	if err := video.write(key, 3000); err != nil {
+		t.Fatal(err)
+	}
+	video.out = pub.video[0]
+	i := 0
+	// A second at 30 fps: ten NACK intervals of pion's generator.
+	playSources(t, pacedSource{stream: video, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
+		i++
+		return fakeNAL(0x41, 3000), i <= 30
+	}})
+	if n := drop.dropped.Load(); n != int64(len(lost)) {
+		t.Fatalf("the publisher dropped %d first transmissions, want %d", n, len(lost))
+	}
+	sent := video.frames()
+	got := waitAllPackets(t, v, sent, nil)
+	slices.SortFunc(got, func(a, b *rtp.Packet) int { return int(int16(a.SequenceNumber - b.SequenceNumber)) })
+	got = slices.CompactFunc(got, func(a, b *rtp.Packet) bool { return a.SequenceNumber == b.SequenceNumber })
+	requireSameFrames(t, "after RTX recovery", sent, groupRTPFrames(got, false))
+
+	pub.nackMu.Lock()
+	defer pub.nackMu.Unlock()
+	for _, seq := range lost {
+		if n := pub.nacked[seq]; n != 1 {
+			t.Errorf("packet %d was asked for %d times, want once", seq, n)
+		}
+	}
+	for seq, n := range pub.nacked {
+		if !slices.Contains(lost, seq) {
+			t.Errorf("packet %d was asked for %d times although it was never lost", seq, n)
+		}
+	}
 }

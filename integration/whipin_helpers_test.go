@@ -197,7 +197,14 @@ type publishOptions struct {
 	noCandidates bool
 	// munge rewrites the offer as posted (the PeerConnection keeps its own).
 	munge func(string) string
+	// rtx offers RTX with the video codec (payload type rtxPT, apt videoPT),
+	// as browsers and GStreamer do; OBS retransmits without it.
+	rtx bool
 }
+
+// With the default codecs, H.264 42e01f packetization mode 1 is payload
+// type 106 and its RTX 107.
+const videoPT, rtxPT = 106, 107
 
 // whipPublisher is a pion WHIP client.
 type whipPublisher struct {
@@ -212,6 +219,8 @@ type whipPublisher struct {
 	video    []*webrtc.TrackLocalStaticRTP
 	audio    *webrtc.TrackLocalStaticRTP
 	pli      []atomic.Int64 // PLIs received per video layer
+	nackMu   sync.Mutex
+	nacked   map[uint16]int // NACKs received per video sequence number
 	wantKey  []atomic.Bool  // a PLI not yet acted on, per video layer
 
 	sender *webrtc.RTPSender // of the video
@@ -263,7 +272,13 @@ func tryWHIPPublish(t testing.TB, url string, opt publishOptions) *whipPublisher
 				// sends, which is what whipgate answers with.
 				c := opt.video
 				c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-				if err := x.SetCodecPreferences([]webrtc.RTPCodecParameters{{RTPCodecCapability: c}}); err != nil {
+				prefs := []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
+				if opt.rtx {
+					prefs[0].PayloadType = videoPT
+					prefs = append(prefs, webrtc.RTPCodecParameters{PayloadType: rtxPT, RTPCodecCapability: webrtc.RTPCodecCapability{
+						MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", videoPT)}})
+				}
+				if err := x.SetCodecPreferences(prefs); err != nil {
 					t.Fatalf("codec preferences: %v", err)
 				}
 				sender = x.Sender()
@@ -402,6 +417,17 @@ func (p *whipPublisher) readRTCP(s *webrtc.RTPSender, i int, rid string) {
 					p.pli[i].Add(1)
 					p.wantKey[i].Store(true)
 				}
+			case *rtcp.TransportLayerNack:
+				p.nackMu.Lock()
+				if p.nacked == nil {
+					p.nacked = map[uint16]int{}
+				}
+				for _, pair := range pkt.(*rtcp.TransportLayerNack).Nacks {
+					for _, seq := range pair.PacketList() {
+						p.nacked[seq]++
+					}
+				}
+				p.nackMu.Unlock()
 			}
 		}
 	}

@@ -128,6 +128,7 @@ type RTC struct {
 	gate     readGate     // holds the sockets' reads while a publisher's burst is inside pion
 	addr     *net.UDPAddr
 	loopback bool
+	nacks    *nackGeneratorFactory // the NACK generators of every API built here
 }
 
 // NewRTC binds the shared UDP port.
@@ -141,6 +142,7 @@ func NewRTC(cfg RTCConfig, log *slog.Logger) (*RTC, error) {
 		return nil, fmt.Errorf("webrtc: resolve %s: %w", cfg.UDPListen, err)
 	}
 	r := &RTC{cfg: cfg, log: log}
+	r.nacks = newNACKGeneratorFactory(uint16(min(cfg.NACKReceive, 1<<15)), log)
 	pionLog := LoggerFactory{Log: log}.NewLogger("ice")
 	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
@@ -338,15 +340,12 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 			return nil, fmt.Errorf("webrtc: nack: %w", err)
 		}
 	} else {
-		// What ConfigureNackWithOptions does, with our responder.
-		gen, err := nack.NewGeneratorInterceptor(genOpts...)
-		if err != nil {
-			return nil, fmt.Errorf("webrtc: nack: %w", err)
-		}
+		// What ConfigureNackWithOptions does, with our responder and our
+		// generator (see nackgen.go).
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
 		reg.Add(&nackResponderFactory{size: uint16(history), log: r.log})
-		reg.Add(gen)
+		reg.Add(r.nacks)
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return nil, fmt.Errorf("webrtc: rtcp reports: %w", err)

@@ -386,7 +386,7 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 	for i, t := range tracks {
 		index[t.Name] = i
 	}
-	in := &ingestTracks{pub: pub, gate: gated, ssrcs: make([]webrtc.SSRC, len(tracks)), log: s.log.With("stream", name)}
+	in := &ingestTracks{pub: pub, gate: gated, nacks: s.rtc.nacks.of(pc), ssrcs: make([]webrtc.SSRC, len(tracks)), log: s.log.With("stream", name)}
 	sess := &Session{ID: NewID(), Kind: "whip", Stream: name, Remote: opts.Remote, Token: token,
 		Stats: func() any { st := pub.Stream().Stats(); return st.Tracks }}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
@@ -457,9 +457,10 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 
 // ingestTracks moves a publisher's remote tracks into the hub.
 type ingestTracks struct {
-	pub  *gateway.Publication
-	gate *gatedPeer
-	log  *slog.Logger
+	pub   *gateway.Publication
+	gate  *gatedPeer
+	nacks *nackGenerator // nil: pion's (APIOptions.PionNACK)
+	log   *slog.Logger
 
 	mu    sync.Mutex
 	ssrcs []webrtc.SSRC
@@ -489,13 +490,18 @@ func (in *ingestTracks) read(t *webrtc.TrackRemote, i int) {
 	defer in.gate.StopReader()
 	for {
 		in.gate.Reading()
-		n, _, err := t.Read(buf)
+		n, attrs, err := t.Read(buf)
 		if err != nil {
 			return
 		}
 		in.gate.delivered()
 		if err := pkt.Unmarshal(buf[:n]); err != nil {
 			continue
+		}
+		if attrs != nil && attrs.Get(webrtc.AttributeRtxSsrc) != nil {
+			// Recovered through RTX, past the interceptors: the NACK
+			// generator would otherwise ask for it again.
+			in.nacks.Received(pkt.SSRC, pkt.SequenceNumber)
 		}
 		in.pub.WriteRTP(i, &pkt)
 	}
