@@ -76,21 +76,32 @@ type nackGenerator struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*recvLog
+	writer  interceptor.RTCPWriter
 	started bool
 	closed  bool
 	done    chan struct{}
 	wg      sync.WaitGroup
 }
 
-// BindRTCPWriter starts the requests once pion has somewhere to send them.
+// BindRTCPWriter keeps where requests go.
 func (g *nackGenerator) BindRTCPWriter(w interceptor.RTCPWriter) interceptor.RTCPWriter {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.started && !g.closed {
-		g.started = true
-		g.wg.Go(func() { g.loop(w) })
-	}
+	g.writer = w
+	g.startLocked()
 	return w
+}
+
+// startLocked starts the requests once there is a stream to ask for and
+// somewhere to send them: a WHEP viewer's PeerConnection, which receives
+// no media, never ticks.
+func (g *nackGenerator) startLocked() {
+	if g.started || g.closed || g.writer == nil || len(g.streams) == 0 {
+		return
+	}
+	g.started = true
+	w := g.writer
+	g.wg.Go(func() { g.loop(w) })
 }
 
 // BindRemoteStream logs the sequence numbers of a stream that takes NACKs.
@@ -102,6 +113,7 @@ func (g *nackGenerator) BindRemoteStream(info *interceptor.StreamInfo, r interce
 	l := newRecvLog(g.size)
 	g.mu.Lock()
 	g.streams[info.SSRC] = l
+	g.startLocked()
 	g.mu.Unlock()
 	return interceptor.RTPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(b, a)

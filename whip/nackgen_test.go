@@ -175,3 +175,25 @@ func (s *nackSink) asked(ssrc uint32) []uint16 {
 	}
 	return seqs
 }
+
+// A PeerConnection that receives no media (a WHEP viewer's) never starts
+// the requests' ticker.
+func TestNACKGeneratorIdleWithoutStreams(t *testing.T) {
+	f := newNACKGeneratorFactory(8192, ftPionLog(t))
+	it, err := f.NewInterceptor("viewer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := it.(*nackGenerator)
+	g.BindRTCPWriter(&nackSink{})
+	g.BindRemoteStream(&interceptor.StreamInfo{SSRC: 7, MimeType: "audio/opus"}, &seqReader{})
+	g.mu.Lock()
+	started := g.started
+	g.mu.Unlock()
+	if started {
+		t.Error("the ticker started with no stream that takes NACKs")
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
