@@ -72,6 +72,9 @@ type Result struct {
 	LatencyMs      Percentiles `json:"latency_ms"`
 	AddedLatencyMs Percentiles `json:"added_latency_ms"`
 	WireLatencyMs  Percentiles `json:"wire_latency_ms"`
+	// The wire latencies of keyframes and of the other frames apart.
+	WireKeyLatencyMs   Percentiles `json:"wire_latency_keyframes_ms"`
+	WireDeltaLatencyMs Percentiles `json:"wire_latency_other_frames_ms"`
 	// JoinMs: WHEP POST start → first complete keyframe, for the viewers
 	// and the join probes; ProbeJoinMs the probes alone.
 	JoinMs      Percentiles `json:"join_ms"`

@@ -104,6 +104,8 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	r.LatencyMs = percentiles(lat.frame)
 	r.AddedLatencyMs = percentiles(lat.added)
 	r.WireLatencyMs = percentiles(lat.wire)
+	r.WireKeyLatencyMs = percentiles(lat.wireKey)
+	r.WireDeltaLatencyMs = percentiles(lat.wireDelta)
 	r.ProbeJoinMs = percentiles(probes.joins)
 	r.JoinMs = percentiles(append(joins, probes.joins...))
 	if egress != nil {

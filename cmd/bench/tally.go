@@ -149,7 +149,13 @@ func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) 
 		}
 		if last := rec.sentLast.Load(); last > 0 {
 			lat.added = append(lat.added, float64(t.doneAt[i]-last)/1e6)
-			lat.wire = append(lat.wire, float64(t.wireAt[i]-last)/1e6)
+			w := float64(t.wireAt[i]-last) / 1e6
+			lat.wire = append(lat.wire, w)
+			if rec.key.Load() {
+				lat.wireKey = append(lat.wireKey, w)
+			} else {
+				lat.wireDelta = append(lat.wireDelta, w)
+			}
 		}
 	}
 	r.Duplicates = t.dups
@@ -166,4 +172,6 @@ func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) 
 }
 
 // latencies collects samples in milliseconds over viewers (see result).
-type latencies struct{ frame, added, wire []float64 }
+// wireKey and wireDelta split the wire latencies by keyframes and the
+// rest: at 8K rates the tail is the keyframes'.
+type latencies struct{ frame, added, wire, wireKey, wireDelta []float64 }

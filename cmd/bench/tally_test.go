@@ -102,6 +102,9 @@ func TestTallyCountsLossDuplicatesAndLatency(t *testing.T) {
 	if !slices.Equal(l.wire, added) {
 		t.Errorf("wire latencies %v without a wire clock, want the added ones %v", l.wire, added)
 	}
+	if len(l.wireKey) != 2 || len(l.wireDelta) != 7 {
+		t.Errorf("%d keyframe and %d other wire latencies, want 2 (frames 5, 10) and 7", len(l.wireKey), len(l.wireDelta))
+	}
 	if r.JoinMs != 503 {
 		t.Errorf("join %v ms, want 503 (posted at 0.5 s, keyframe 0 complete at 1.003 s)", r.JoinMs)
 	}
