@@ -195,7 +195,7 @@ func (g *nackGenerator) loop(w interceptor.RTCPWriter) {
 				continue
 			}
 			// Outside the lock: the write may wait on the socket.
-			if _, err := w.Write(pkts, nil); err != nil {
+			if _, err := w.Write(pkts, interceptor.Attributes{}); err != nil {
 				g.factory.log.Debug("sending NACK failed", "err", err)
 			}
 		}
