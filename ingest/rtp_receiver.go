@@ -197,9 +197,12 @@ func (r *RTPReceiver) setReadBuffer() {
 		return
 	}
 	if got < want && forceReadBuffer(r.conn, want) == nil {
-		if forced, err := readBufferSize(r.conn); err == nil && forced >= want {
-			r.log.Info("UDP receive buffer raised past net.core.rmem_max (CAP_NET_ADMIN)", "bytes", forced)
-			return
+		if forced, err := readBufferSize(r.conn); err == nil {
+			if forced >= want {
+				r.log.Info("UDP receive buffer raised past net.core.rmem_max (CAP_NET_ADMIN)", "bytes", forced)
+				return
+			}
+			got = forced
 		}
 	}
 	if got < want {

@@ -51,7 +51,14 @@ func newNACKGeneratorFactory(size uint16, log *slog.Logger) *nackGeneratorFactor
 func (f *nackGeneratorFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
 	g := &nackGenerator{factory: f, id: id, size: f.size, streams: map[uint32]*recvLog{}, done: make(chan struct{})}
 	f.mu.Lock()
-	f.byPC[id] = g
+	if _, taken := f.byPC[id]; taken {
+		// pion's IDs come from the clock: two PeerConnections made in one
+		// tick share one. Neither is found then (nil), so neither is told
+		// of RTX recoveries — the old behaviour — instead of the wrong one.
+		f.byPC[id] = nil
+	} else {
+		f.byPC[id] = g
+	}
 	f.mu.Unlock()
 	return g, nil
 }
@@ -150,7 +157,7 @@ func (g *nackGenerator) Received(ssrc uint32, seq uint16) {
 	l := g.streams[ssrc]
 	g.mu.Unlock()
 	if l != nil {
-		l.add(seq)
+		l.recovered(seq)
 	}
 }
 
@@ -276,6 +283,20 @@ func (l *recvLog) add(seq uint16) {
 			l.set(seq, true)
 			delete(l.asks, seq)
 		}
+	}
+}
+
+// recovered notes a packet that came another way (RTX). Unlike add it
+// never moves the window: pion hands queued RTX packets out before the
+// stream's own, so an RTX copy (Chrome pads with them) can be newer than
+// the newest packet read so far, and the ones between are not missing,
+// only still unread.
+func (l *recvLog) recovered(seq uint16) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if back := l.end - seq; l.started && back < 1<<15 && int(back) < l.span {
+		l.set(seq, true)
+		delete(l.asks, seq)
 	}
 }
 
