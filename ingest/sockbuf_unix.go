@@ -10,19 +10,12 @@ import (
 
 // readBufferSize returns the receive buffer the kernel gave the socket.
 func readBufferSize(c *net.UDPConn) (int, error) {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return 0, err
-	}
 	var n int
-	var gerr error
-	if err := raw.Control(func(fd uintptr) {
-		n, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	if err := sockControl(c, func(fd int) (err error) {
+		n, err = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+		return err
 	}); err != nil {
 		return 0, err
-	}
-	if gerr != nil {
-		return 0, gerr
 	}
 	if runtime.GOOS == "linux" {
 		// Linux doubles the size asked for to leave room for its own
@@ -30,4 +23,17 @@ func readBufferSize(c *net.UDPConn) (int, error) {
 		n /= 2
 	}
 	return n, nil
+}
+
+// sockControl runs f on c's file descriptor.
+func sockControl(c *net.UDPConn, f func(fd int) error) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }

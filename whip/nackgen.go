@@ -212,13 +212,12 @@ func (g *nackGenerator) loop(w interceptor.RTCPWriter) {
 // recvLog is one stream's last size sequence numbers: which arrived, and
 // for the missing ones, how often and when they were asked for.
 type recvLog struct {
-	mu      sync.Mutex
-	size    uint16
-	started bool
-	end     uint16 // the newest sequence number
-	span    int    // numbers at and before end that the log covers (≤ size)
-	got     []uint64
-	asks    map[uint16]ask
+	mu   sync.Mutex
+	size uint16
+	end  uint16 // the newest sequence number
+	span int    // numbers at and before end that the log covers (≤ size); 0 before the first
+	got  []uint64
+	asks map[uint16]ask
 }
 
 type ask struct {
@@ -253,8 +252,8 @@ func (l *recvLog) set(seq uint16, on bool) {
 func (l *recvLog) add(seq uint16) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !l.started {
-		l.started, l.end, l.span = true, seq, 1
+	if l.span == 0 {
+		l.end, l.span = seq, 1
 		l.set(seq, true)
 		return
 	}
@@ -294,7 +293,7 @@ func (l *recvLog) add(seq uint16) {
 func (l *recvLog) recovered(seq uint16) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if back := l.end - seq; l.started && back < 1<<15 && int(back) < l.span {
+	if back := l.end - seq; back < 1<<15 && int(back) < l.span {
 		l.set(seq, true)
 		delete(l.asks, seq)
 	}
