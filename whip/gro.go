@@ -80,24 +80,35 @@ func (r *CoalescedReader) Next(conn *net.UDPConn) ([]byte, netip.AddrPort, []byt
 }
 
 // groSegment is the segment size of a coalesced read's UDP_GRO control
-// message; 0 when there is none (one datagram). It allocates nothing,
-// unlike unix.ParseSocketControlMessage.
+// message; 0 when there is none (one datagram).
 func groSegment(oob []byte) int {
+	d := ControlData(oob, unix.IPPROTO_UDP, unix.UDP_GRO, 4)
+	if d == nil {
+		return 0
+	}
+	return int(int32(binary.NativeEndian.Uint32(d)))
+}
+
+// ControlData is the data of the first control message in oob of the given
+// level and type that carries at least minLen bytes; nil when there is none
+// or oob is malformed. It allocates nothing, unlike
+// unix.ParseSocketControlMessage.
+func ControlData(oob []byte, level, typ int32, minLen int) []byte {
 	const hdr = unix.SizeofCmsghdr
 	for len(oob) >= hdr {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		n := int(h.Len)
 		if n < hdr || n > len(oob) {
-			return 0
+			return nil
 		}
-		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_GRO && n >= unix.CmsgLen(4) {
-			return int(int32(binary.NativeEndian.Uint32(oob[unix.CmsgLen(0):])))
+		if h.Level == level && h.Type == typ && n >= unix.CmsgLen(minLen) {
+			return oob[unix.CmsgLen(0):n]
 		}
 		next := unix.CmsgSpace(n - unix.CmsgLen(0))
 		if next > len(oob) {
-			return 0
+			return nil
 		}
 		oob = oob[next:]
 	}
-	return 0
+	return nil
 }

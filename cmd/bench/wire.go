@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"whipgate/whip"
 )
 
 // A frame's latency as a viewer sees it includes the viewer's own pion
@@ -52,27 +54,13 @@ func enableTimestamps(fd uintptr) error {
 }
 
 // kernelTime parses an SCM_TIMESTAMPNS control message (unix ns), 0 if
-// oob holds none. It allocates nothing, unlike unix.ParseSocketControlMessage.
+// oob holds none.
 func kernelTime(oob []byte) int64 {
-	const hdr = unix.SizeofCmsghdr
-	for len(oob) >= hdr {
-		// struct cmsghdr on 64-bit Linux: len uint64, level, type int32.
-		n := binary.NativeEndian.Uint64(oob[0:8])
-		level := int32(binary.NativeEndian.Uint32(oob[8:12]))
-		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
-		if n < hdr || n > uint64(len(oob)) {
-			return 0
-		}
-		if level == unix.SOL_SOCKET && typ == unix.SCM_TIMESTAMPNS && n >= hdr+16 {
-			sec := int64(binary.NativeEndian.Uint64(oob[hdr : hdr+8]))
-			nsec := int64(binary.NativeEndian.Uint64(oob[hdr+8 : hdr+16]))
-			return sec*1e9 + nsec
-		}
-		next := (int(n) + 7) &^ 7
-		if next > len(oob) {
-			return 0
-		}
-		oob = oob[next:]
+	d := whip.ControlData(oob, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, 16)
+	if d == nil {
+		return 0
 	}
-	return 0
+	sec := int64(binary.NativeEndian.Uint64(d[0:8]))
+	nsec := int64(binary.NativeEndian.Uint64(d[8:16]))
+	return sec*1e9 + nsec
 }
