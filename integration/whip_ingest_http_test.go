@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -460,5 +461,42 @@ func BenchmarkWHIPIngestPost(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestPOSTClientLeavesEarly: a publisher or viewer that hangs up while its
+// POST is being answered (OBS stopped, a tab closed) leaves no session
+// behind, and the stream it claimed takes the next publisher at once
+// instead of answering 409 until the connect timeout.
+func TestPOSTClientLeavesEarly(t *testing.T) {
+	src := cmd.DefaultConfig().TestSource
+	if src == nil {
+		t.Fatal("the default config has no test source to watch")
+	}
+	app, tap, err := startIngestGateway(t, func(c *cmd.Config) { c.TestSource = src })
+	if err != nil {
+		t.Fatal(err)
+	}
+	whepOffer, _ := offerSDP(t)
+	for _, c := range []struct{ path, offer string }{
+		{"/whip/left", sendonlyOffer(t, webrtc.RTPCodecTypeVideo)},
+		{"/whep/" + src.Stream, whepOffer},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(app.URL(), "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", c.path, len(c.offer), c.offer)
+		_ = conn.Close()
+		line := fmt.Sprintf("path=%s status=%d", c.path, whip.StatusClientClosed)
+		ingestWait(t, 5*time.Second, "access log "+line, func() bool { return strings.Contains(tap.String(), line) })
+		if n := len(app.Sessions().List()); n != 0 {
+			t.Fatalf("%s: %d sessions left after the client hung up", c.path, n)
+		}
+	}
+	p := whipPublish(t, app.URL()+"/whip/left", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
+	if p.resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the next publisher got %d, want 201", p.resp.StatusCode)
 	}
 }

@@ -136,6 +136,11 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer strin
 		sub.Close()
 		return err
 	}
+	if err := r.Context().Err(); err != nil {
+		// The viewer hung up before its answer: nobody will connect.
+		h.sessions.End(sess.ID)
+		return whip.ClientLeft("viewer", err)
+	}
 
 	loc := whip.Location(r, h.cfg.PublicURL, sess.ID)
 	w.Header().Set("Content-Type", "application/sdp")
@@ -194,7 +199,7 @@ func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offe
 	case <-time.After(h.cfg.GatherTimeout):
 		h.log.Warn("candidate gathering timed out; answering with what we have", "stream", name)
 	case <-ctx.Done():
-		return fail(ctx.Err())
+		return fail(whip.ClientLeft("viewer", ctx.Err()))
 	}
 
 	sess := &whip.Session{ID: whip.NewID(), Kind: "whep", Stream: name, Layer: video.Name, Remote: remote, Token: h.token(name),

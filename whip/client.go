@@ -112,6 +112,25 @@ func (c *Client) PeerConfiguration() webrtc.Configuration {
 	return conf
 }
 
+// outliveBy returns a context that ends clientDeleteWait after ctx does
+// (or when done is called). A caller that cancels while the POST is out (a
+// SIGTERM during setup) must not abandon it: the server may already have
+// made the session and only its answer says where. The answer and the
+// DELETE of what it made share that time, so a stop stays bounded.
+func outliveBy(ctx context.Context) (context.Context, context.CancelFunc) {
+	gctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(clientDeleteWait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			stop()
+		case <-gctx.Done():
+		}
+	})
+	return gctx, func() { stopGrace(); stop() }
+}
+
 // Publish negotiates pc, which holds its senders and no description yet,
 // with the endpoint, the way OBS does: offer without candidates → POST →
 // ICE servers from the 201's Link headers → SetConfiguration → gather
@@ -129,8 +148,13 @@ func (c *Client) Publish(ctx context.Context, pc *webrtc.PeerConnection) (*Clien
 	if err != nil {
 		return nil, err
 	}
-	resp, body, err := c.do(ctx, clientRequest{method: http.MethodPost, url: c.cfg.URL, contentType: "application/sdp", body: offer.SDP})
+	pctx, done := outliveBy(ctx)
+	defer done()
+	resp, body, err := c.do(pctx, clientRequest{method: http.MethodPost, url: c.cfg.URL, contentType: "application/sdp", body: offer.SDP})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("whip: publish to %s: %w (%w)", clientRedact(c.cfg.URL), context.Cause(ctx), err)
+		}
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusCreated {
@@ -153,6 +177,13 @@ func (c *Client) Publish(ctx context.Context, pc *webrtc.PeerConnection) (*Clien
 		etag:     strings.TrimSpace(resp.Header.Get("ETag")),
 		offer:    info,
 		gather:   newClientGather(),
+	}
+	if err := ctx.Err(); err != nil {
+		// Cancelled while the POST was out: the server made a session
+		// nobody will use; delete it now rather than leave a publisher
+		// there until its ICE timeout.
+		s.abort(pctx)
+		return nil, fmt.Errorf("whip: publish to %s: %w", clientRedact(c.cfg.URL), context.Cause(ctx))
 	}
 	// Some servers put text ahead of the SDP (OBS skips to "v=0" too).
 	if i := bytes.Index(body, []byte("v=0")); i > 0 {

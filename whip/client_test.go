@@ -116,6 +116,36 @@ func TestClientPublishTrickleAndDelete(t *testing.T) {
 	}
 }
 
+// TestClientCancelDuringPOSTDeletes: the caller cancels (a SIGTERM) while
+// the POST is out and the target has already made the session; Publish
+// waits for the 201 and DELETEs the resource instead of leaving a publisher
+// on the target until its ICE timeout.
+func TestClientCancelDuringPOSTDeletes(t *testing.T) {
+	ftLeakCheck(t)
+	rtc := ftNewRTC(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	f := newFTServer(t, func(f *ftServer) {
+		f.editAnswer = func(sdp string) string {
+			cancel()
+			time.Sleep(50 * time.Millisecond) // the client's transport sees the cancel first
+			return sdp
+		}
+	})
+	c := clientNew(t, ClientConfig{URL: f.URL("127.0.0.1", "/whip/cam")})
+	pc, _ := clientTestPeer(t, rtc, c)
+	sess, err := c.Publish(ctx, pc)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish = %v, %v; want an error wrapping context.Canceled", sess, err)
+	}
+	if n := f.Count(http.MethodDelete); n != 1 {
+		t.Errorf("target saw %d DELETEs, want 1 for the session the cancelled POST made", n)
+	}
+	if n := len(f.Sessions()); n != 0 {
+		t.Errorf("target still holds %d sessions", n)
+	}
+}
+
 func TestClientRedirect307KeepsBearerAcrossHosts(t *testing.T) {
 	rtc := ftNewRTC(t)
 	// The real endpoint is on "localhost"; the first one redirects there,

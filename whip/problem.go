@@ -36,6 +36,16 @@ func Errorf(code int, format string, args ...any) *HTTPError {
 	return &HTTPError{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
+// StatusClientClosed is nginx's "client closed request": it names, in the
+// access log, a request whose client left before its answer.
+const StatusClientClosed = 499
+
+// ClientLeft is the error of a request whose client (who) hung up before
+// its answer; nobody reads it, the access log does.
+func ClientLeft(who string, err error) *HTTPError {
+	return &HTTPError{Code: StatusClientClosed, Msg: "the " + who + " left before the answer", Err: err}
+}
+
 // WriteProblem answers with an RFC 9457 problem document, so every error
 // says what was wrong in a form both people and programs read.
 func WriteProblem(w http.ResponseWriter, err error) {

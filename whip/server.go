@@ -338,6 +338,13 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	if err != nil {
 		return err
 	}
+	if err := r.Context().Err(); err != nil {
+		// The publisher hung up before its answer: nobody will connect,
+		// and holding the stream until the connect timeout would refuse
+		// its next POST with 409.
+		s.sessions.End(sess.ID)
+		return ClientLeft("publisher", err)
+	}
 	w.Header().Set("Content-Type", "application/sdp")
 	w.Header().Set("Location", Location(r, s.cfg.PublicURL, sess.ID))
 	w.Header().Set("ETag", sess.ETag())
@@ -421,7 +428,7 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 	case <-time.After(s.cfg.GatherTimeout):
 		s.log.Warn("candidate gathering timed out; answering with what we have", "stream", name)
 	case <-ctx.Done():
-		return fail(ctx.Err())
+		return fail(ClientLeft("publisher", ctx.Err()))
 	}
 	run := func(ctx context.Context) error {
 		defer pub.Close()
