@@ -27,6 +27,7 @@ func TestBrowserPlaysBothLayers(t *testing.T) {
 			if s.Width != tc.w || s.Height != tc.h {
 				t.Fatalf("decoded %dx%d, want %dx%d", s.Width, s.Height, tc.w, tc.h)
 			}
+			requireDirectSRTP(t, app)
 			t.Logf("%s: %+v", tc.layer, s)
 		})
 	}

@@ -1,8 +1,11 @@
 package integration
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
+
+	"whipgate/cmd"
 )
 
 // TestWHEPLayersDecode: a pion WHEP viewer per layer of the built-in test
@@ -37,8 +40,40 @@ func TestWHEPLayersDecode(t *testing.T) {
 			if n < 90 {
 				t.Fatalf("ffprobe counted %d frames, want >= 90", n)
 			}
+			requireDirectSRTP(t, app)
 			t.Logf("layer %s: %d frames %dx%d decoded cleanly; first keyframe %v after POST",
 				tc.layer, n, w, h, first[0].arrived.Sub(v.posted).Round(time.Millisecond))
 		})
+	}
+}
+
+// requireDirectSRTP checks that every WHEP session of app sealed its media
+// beneath pion (whip.DirectSRTP): what the viewer decoded came that way.
+func requireDirectSRTP(t testing.TB, app *cmd.App) {
+	t.Helper()
+	n := 0
+	for _, s := range app.Sessions().List() {
+		info := s.Info()
+		if info.Kind != "whep" {
+			continue
+		}
+		n++
+		raw, err := json.Marshal(info.Detail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st struct {
+			SRTP string `json:"srtp"`
+			Sent uint64 `json:"direct_sent"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.SRTP != "direct" || st.Sent == 0 {
+			t.Fatalf("WHEP session %s: stats %s; want srtp direct with packets sent", info.ID, raw)
+		}
+	}
+	if n == 0 {
+		t.Fatal("no WHEP session to check")
 	}
 }

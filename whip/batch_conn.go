@@ -97,6 +97,27 @@ func (c *batchConn) WriteToAddrPort(p []byte, addr netip.AddrPort) (int, error) 
 	return c.conn.WriteToUDPAddrPort(p, addr)
 }
 
+// sealTo sends one datagram of at most n bytes that seal writes into dst
+// (len 0, cap ≥ n) and returns: into the open batch to addr, so the sealed
+// packet is written where it is sent from, or else at once from scratch.
+func (c *batchConn) sealTo(addr netip.AddrPort, n int, scratch []byte, seal func(dst []byte) ([]byte, error)) ([]byte, error) {
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	if b := c.batchFor(addr); b != nil {
+		if ok, err := b.seal(n, seal); ok {
+			return scratch, err
+		}
+	}
+	if cap(scratch) < n {
+		scratch = make([]byte, 0, n)
+	}
+	p, err := seal(scratch[:0])
+	if err != nil {
+		return scratch, err
+	}
+	_, err = c.conn.WriteToUDPAddrPort(p, addr)
+	return scratch, err
+}
+
 // WriteTo is WriteToAddrPort for callers holding a net.Addr.
 func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ua, ok := addr.(*net.UDPAddr)
@@ -227,6 +248,36 @@ func (b *SendBatch) add(p []byte) (bool, error) {
 		}
 	}
 	b.data = append(b.data, p...)
+	b.sizes = append(b.sizes, len(p))
+	return true, nil
+}
+
+// seal is add for a datagram of at most n bytes that seal writes straight
+// into the batch's buffer.
+func (b *SendBatch) seal(n int, seal func(dst []byte) ([]byte, error)) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.open || n > cap(b.data) {
+		return false, nil
+	}
+	if len(b.sizes) >= batchMaxCount || len(b.data)+n > cap(b.data) {
+		if err := b.flushLocked(); err != nil {
+			b.conn.log.Debug("batched send failed", "err", err)
+		}
+	}
+	at := len(b.data)
+	p, err := seal(b.data[at:at:cap(b.data)])
+	if err != nil {
+		return true, err
+	}
+	if len(p) > 0 && &p[0] != &b.data[at : at+1 : cap(b.data)][0] {
+		// seal outgrew n and wrote elsewhere: queue a copy if it fits.
+		if at+len(p) > cap(b.data) {
+			return true, errors.New("whip: sealed datagram larger than announced")
+		}
+		copy(b.data[at:at+len(p)], p)
+	}
+	b.data = b.data[:at+len(p)]
 	b.sizes = append(b.sizes, len(p))
 	return true, nil
 }

@@ -71,6 +71,21 @@ func (p *PeerBatch) Stats() (datagrams, calls uint64) {
 	return datagrams + p.sent, calls + p.calls
 }
 
+// connFor is the socket that sends from local: the only one, or with a
+// socket per local address the one bound on local; nil for none (a NAT 1:1
+// address among several sockets).
+func (r *RTC) connFor(local netip.Addr) *batchConn {
+	if len(r.conns) == 1 {
+		return r.conns[0]
+	}
+	for _, bc := range r.conns {
+		if a, ok := bc.conn.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
+			return bc
+		}
+	}
+	return nil
+}
+
 // remote is the selected pair's remote address; it also keeps the batch
 // on the socket of the pair's local address.
 func (p *PeerBatch) remote() netip.AddrPort {
@@ -90,16 +105,7 @@ func (p *PeerBatch) remote() netip.AddrPort {
 // none (a NAT 1:1 address among several) the batch is dropped and
 // datagrams leave unbatched.
 func (p *PeerBatch) useConn(local netip.Addr) {
-	c := p.rtc.conns[0]
-	if len(p.rtc.conns) > 1 {
-		c = nil
-		for _, bc := range p.rtc.conns {
-			if a, ok := bc.conn.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
-				c = bc
-				break
-			}
-		}
-	}
+	c := p.rtc.connFor(local)
 	if c == p.conn {
 		return
 	}

@@ -190,20 +190,25 @@ func bfBatchedToViewer(t *testing.T, rtc *RTC, n int) (*bfViewer, *PeerBatch) {
 // (interceptors, SRTP, ICE mux, socket) to a pion viewer on loopback, in
 // groups of 32 as Forward sees them, sent one by one or batched.
 func BenchmarkPeerSend(b *testing.B) {
-	for _, batched := range []bool{false, true} {
-		name := "sendto"
-		if batched {
-			name = "batched"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"sendto", "batched", "direct"} {
+		b.Run(mode, func(b *testing.B) {
 			rtc := ftNewRTC(b)
-			api, err := rtc.NewAPI(APIOptions{})
+			var d *DirectSRTP
+			if mode == "direct" {
+				d = NewDirectSRTP(ftTestLog(b))
+			}
+			api, err := rtc.NewAPI(APIOptions{Direct: d})
 			if err != nil {
 				b.Fatal(err)
 			}
 			v := bfConnect(b, api, nil)
+			if d != nil {
+				if err := d.Activate(rtc, v.pc); err != nil {
+					b.Fatal(err)
+				}
+			}
 			var batch *PeerBatch
-			if batched {
+			if mode != "sendto" {
 				batch = rtc.NewPeerBatch(v.pc)
 				defer batch.Close()
 			}

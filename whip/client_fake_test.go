@@ -176,6 +176,12 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // TWCC feedback).
 func ftNewAPI(t testing.TB, n transport.Net) *webrtc.API {
 	t.Helper()
+	return ftNewAPIWith(t, n, nil)
+}
+
+// ftNewAPIWith is ftNewAPI with settings of the test's own (nil: none).
+func ftNewAPIWith(t testing.TB, n transport.Net, set func(*webrtc.SettingEngine)) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -191,6 +197,9 @@ func ftNewAPI(t testing.TB, n transport.Net) *webrtc.API {
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
 	se.SetICETimeouts(3*time.Second, 6*time.Second, 300*time.Millisecond)
 	se.SetNet(n)
+	if set != nil {
+		set(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
 

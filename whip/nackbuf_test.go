@@ -132,23 +132,26 @@ func nbSend(t testing.TB, v *bfViewer, batch *PeerBatch, first uint16, n int) {
 // only from inside a read that a media packet completes (TrackRemote.read
 // polls the repair channel first, then blocks on the media stream), so an
 // RTX packet arriving after the last media packet would wait forever.
+//
+// "direct" is ours with the packets sealed beneath pion (DirectSRTP): the
+// re-sends, on RTX or not, go through the same SRTP context.
 func TestNACKResponderRecoversLoss(t *testing.T) {
-	for _, pion := range []bool{false, true} {
+	for _, name := range []string{"ours", "direct", "pion"} {
 		for _, rtx := range []bool{true, false} {
-			name := "ours"
-			if pion {
-				name = "pion"
-			}
 			t.Run(fmt.Sprintf("%s/rtx=%v", name, rtx), func(t *testing.T) {
-				nbRecoversLoss(t, pion, rtx)
+				nbRecoversLoss(t, name, rtx)
 			})
 		}
 	}
 }
 
-func nbRecoversLoss(t *testing.T, pion, rtx bool) {
+func nbRecoversLoss(t *testing.T, responder string, rtx bool) {
 	rtc := ftNewRTC(t)
-	api, err := rtc.NewAPI(APIOptions{PionNACK: pion})
+	var direct *DirectSRTP
+	if responder == "direct" {
+		direct = NewDirectSRTP(ftTestLog(t))
+	}
+	api, err := rtc.NewAPI(APIOptions{PionNACK: responder == "pion", Direct: direct})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,6 +170,11 @@ func nbRecoversLoss(t *testing.T, pion, rtx bool) {
 	}
 	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
 	ln.ssrc.Store(uint32(enc[0].SSRC))
+	if direct != nil {
+		if err := direct.Activate(rtc, v.pc); err != nil {
+			t.Fatal(err)
+		}
+	}
 	batch := rtc.NewPeerBatch(v.pc)
 	defer batch.Close()
 
@@ -186,6 +194,9 @@ func nbRecoversLoss(t *testing.T, pion, rtx bool) {
 	}
 	if rtx && ln.repairs.Load() < n/50-5 {
 		t.Fatalf("only %d packets came on the RTX stream for %d lost", ln.repairs.Load(), ln.dropped.Load())
+	}
+	if sent, dropped := direct.Stats(); direct != nil && (sent < uint64(next-first)+uint64(ln.dropped.Load()) || dropped != 0) {
+		t.Fatalf("direct path sent %d (dropped %d) for %d packets and %d re-sends", sent, dropped, next-first, ln.dropped.Load())
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()

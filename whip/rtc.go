@@ -317,6 +317,10 @@ type APIOptions struct {
 	// RelayOnly drops pion's 2 s wait before accepting a relay pair, which
 	// only delays a session that has nothing but relay candidates.
 	RelayOnly bool
+	// Direct, when set, lets the API's one PeerConnection send its RTP
+	// beneath pion once Direct.Activate succeeds (see DirectSRTP). It makes
+	// us the DTLS server when answering.
+	Direct *DirectSRTP
 }
 
 // receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
@@ -330,6 +334,9 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		return nil, fmt.Errorf("webrtc: register codecs: %w", err)
 	}
 	reg := &interceptor.Registry{}
+	if opt.Direct != nil {
+		reg.Add(directFactory{opt.Direct}) // first: innermost, beneath the NACK responder and reports
+	}
 	history := r.cfg.NACKHistory
 	if opt.NACKHistory > 0 {
 		history = opt.NACKHistory
@@ -384,6 +391,13 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	}
 	if opt.RelayOnly {
 		se.SetRelayAcceptanceMinWait(0)
+	}
+	if opt.Direct != nil {
+		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+			return nil, fmt.Errorf("webrtc: dtls role: %w", err)
+		}
+		se.SetDTLSKeyLogWriter(opt.Direct)
+		se.SetDTLSServerHelloMessageHook(opt.Direct.serverHello)
 	}
 	se.SetICETimeouts(r.cfg.DisconnectedTimeout, r.cfg.FailedTimeout, 2*time.Second)
 	se.SetSRTPReplayProtectionWindow(uint(r.cfg.SRTPReplayWindow))

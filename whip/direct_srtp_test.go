@@ -1,0 +1,150 @@
+package whip
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/rtp"
+	"github.com/pion/transport/v4/stdnet"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/gateway"
+)
+
+// A viewer decrypts what DirectSRTP seals with either SRTP profile we
+// offer: the keys derived from the captured handshake are the session's,
+// and every packet leaves through the batch, none through pion.
+func TestDirectSRTPReachesPionViewer(t *testing.T) {
+	for name, p := range map[string]dtls.SRTPProtectionProfile{"AEAD_AES_128_GCM": dtls.SRTP_AEAD_AES_128_GCM, "AES128_CM_HMAC_SHA1_80": dtls.SRTP_AES128_CM_HMAC_SHA1_80} {
+		t.Run(name, func(t *testing.T) {
+			const n = 2000
+			rtc := ftNewRTC(t)
+			d := NewDirectSRTP(ftTestLog(t))
+			api, err := rtc.NewAPI(APIOptions{Direct: d})
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := stdnet.NewNet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := bfConnectWith(t, api, ftNewAPIWith(t, base, func(se *webrtc.SettingEngine) { se.SetSRTPProtectionProfiles(p) }))
+			if err := d.Activate(rtc, v.pc); err != nil {
+				t.Fatal(err)
+			}
+			batch := rtc.NewPeerBatch(v.pc)
+			t.Cleanup(func() { _ = batch.Close() })
+			bfSend(t, v, batch, 1000, n, 50)
+			ftEventually(t, 5*time.Second, "all packets at the viewer", func() bool { return v.arrived(1000, n) == n })
+			if sent, dropped := d.Stats(); sent != n || dropped != 0 {
+				t.Errorf("direct path sent %d, dropped %d; want %d and 0", sent, dropped, n)
+			}
+			if sent, _ := batch.Stats(); sent < n {
+				t.Errorf("%d datagrams through the batch, want at least %d", sent, n)
+			}
+		})
+	}
+}
+
+// When we are DTLS client (we offered, and the peer answered as server),
+// DirectSRTP never sees our ServerHello: Activate refuses and media keeps
+// flowing through pion.
+func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
+	rtc := ftNewRTC(t)
+	d := NewDirectSRTP(ftTestLog(t))
+	api, err := rtc.NewAPI(APIOptions{Direct: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	track, err := webrtc.NewTrackLocalStaticRTP(Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264}), "video", "ds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roleErr error
+	viewerAPI := ftNewAPIWith(t, base, func(se *webrtc.SettingEngine) { roleErr = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) })
+	if roleErr != nil {
+		t.Fatal(roleErr)
+	}
+	viewer, err := viewerAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		wg.Go(func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := tr.Read(buf); err != nil {
+					return
+				}
+				got.Add(1)
+			}
+		})
+	})
+	dsNegotiate(t, pc, viewer)
+	defer viewer.Close() // before wg.Wait: ends the reader
+	ftEventually(t, 10*time.Second, "connected", func() bool {
+		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	if err := d.Activate(rtc, pc); err == nil {
+		t.Fatal("Activate succeeded as DTLS client")
+	}
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2}, Payload: []byte{0x41, 1, 2, 3}}
+	ftEventually(t, 5*time.Second, "packets through pion", func() bool {
+		pkt.SequenceNumber++
+		pkt.Marker = true
+		_ = track.WriteRTP(&pkt)
+		return got.Load() >= 20
+	})
+	if sent, _ := d.Stats(); sent != 0 || d.Active() {
+		t.Errorf("direct path sent %d (active %v) after a refused Activate", sent, d.Active())
+	}
+}
+
+// dsNegotiate makes offerer's offer and answerer's answer, candidates
+// included.
+func dsNegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+	t.Helper()
+	offer, err := offerer.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+}
