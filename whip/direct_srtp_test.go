@@ -49,6 +49,62 @@ func TestDirectSRTPReachesPionViewer(t *testing.T) {
 	}
 }
 
+// After an ICE restart onto a new viewer address the direct path follows
+// the new pair (same DTLS session, same keys): nothing is dropped or sent
+// to the old address.
+func TestDirectSRTPFollowsICERestart(t *testing.T) {
+	const n = 500
+	rtc := ftNewRTC(t)
+	d := NewDirectSRTP(ftTestLog(t))
+	api, err := rtc.NewAPI(APIOptions{Direct: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := bfConnect(t, api, nil)
+	if err := d.Activate(rtc, v.pc); err != nil {
+		t.Fatal(err)
+	}
+	batch := rtc.NewPeerBatch(v.pc)
+	t.Cleanup(func() { _ = batch.Close() })
+	bfSend(t, v, batch, 1000, n, 50)
+	ftEventually(t, 5*time.Second, "packets before the restart", func() bool { return v.arrived(1000, n) == n })
+	_, before := selectedPair(v.pc)
+
+	offer, err := v.viewer.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(v.viewer)
+	if err := v.viewer.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	ftAwaitGathering(gathered)
+	if err := v.pc.SetRemoteDescription(*v.viewer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := v.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered = webrtc.GatheringCompletePromise(v.pc)
+	if err := v.pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	ftAwaitGathering(gathered)
+	if err := v.viewer.SetRemoteDescription(*v.pc.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	ftEventually(t, 10*time.Second, "a new selected pair", func() bool {
+		_, now := selectedPair(v.pc)
+		return now.IsValid() && now != before && v.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	bfSend(t, v, batch, 2000, n, 50)
+	ftEventually(t, 5*time.Second, "packets after the restart", func() bool { return v.arrived(2000, n) == n })
+	if sent, dropped := d.Stats(); sent != 2*n || dropped != 0 {
+		t.Errorf("direct path sent %d, dropped %d; want %d and 0", sent, dropped, 2*n)
+	}
+}
+
 // When we are DTLS client (we offered, and the peer answered as server),
 // DirectSRTP never sees our ServerHello: Activate refuses and media keeps
 // flowing through pion.
