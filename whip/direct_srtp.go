@@ -47,14 +47,8 @@ import (
 // path later leaves our socket (an ICE restart onto a relay), packets are
 // dropped and the PeerConnection closed, so the viewer reconnects.
 type DirectSRTP struct {
-	log *slog.Logger
-
-	mu           sync.Mutex
-	clientRandom []byte
-	serverRandom []byte
-	master       []byte
-	suite        uint16
-	profile      srtp.ProtectionProfile
+	log  *slog.Logger
+	keys handshakeSecrets
 
 	active atomic.Bool
 	route  atomic.Pointer[directRoute] // nil once the path left our sockets
@@ -79,9 +73,22 @@ func NewDirectSRTP(log *slog.Logger) *DirectSRTP {
 	return &DirectSRTP{log: log}
 }
 
-// Write takes the DTLS key log (SSLKEYLOGFILE format, one line per
+// handshakeSecrets is what one DTLS handshake shows of the values RFC 5764
+// derives the SRTP keys from; it implements srtp.KeyingMaterialExporter.
+type handshakeSecrets struct {
+	mu           sync.Mutex
+	clientRandom []byte
+	serverRandom []byte
+	master       []byte
+	suite        uint16
+	profile      srtp.ProtectionProfile
+}
+
+// keyLog takes the DTLS key log (SSLKEYLOGFILE format, one line per
 // handshake): "CLIENT_RANDOM <client random> <master secret>".
-func (d *DirectSRTP) Write(p []byte) (int, error) {
+type keyLog struct{ s *handshakeSecrets }
+
+func (k keyLog) Write(p []byte) (int, error) {
 	for line := range bytes.Lines(p) {
 		f := strings.Fields(string(line))
 		if len(f) != 3 || f[0] != "CLIENT_RANDOM" {
@@ -92,43 +99,43 @@ func (d *DirectSRTP) Write(p []byte) (int, error) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		d.mu.Lock()
-		d.clientRandom, d.master = cr, ms
-		d.mu.Unlock()
+		k.s.mu.Lock()
+		k.s.clientRandom, k.s.master = cr, ms
+		k.s.mu.Unlock()
 	}
 	return len(p), nil
 }
 
 // serverHello notes what our ServerHello says and sends it unchanged.
-func (d *DirectSRTP) serverHello(m handshake.MessageServerHello) handshake.Message {
+func (s *handshakeSecrets) serverHello(m handshake.MessageServerHello) handshake.Message {
 	r := m.Random.MarshalFixed()
-	d.mu.Lock()
-	d.serverRandom = r[:]
+	s.mu.Lock()
+	s.serverRandom = r[:]
 	if m.CipherSuiteID != nil {
-		d.suite = *m.CipherSuiteID
+		s.suite = *m.CipherSuiteID
 	}
 	for _, e := range m.Extensions {
 		if u, ok := e.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) == 1 {
-			d.profile = srtp.ProtectionProfile(u.ProtectionProfiles[0])
+			s.profile = srtp.ProtectionProfile(u.ProtectionProfiles[0])
 		}
 	}
-	d.mu.Unlock()
+	s.mu.Unlock()
 	return &m
 }
 
 // ExportKeyingMaterial is RFC 5705's exporter over the captured secrets,
 // as pion's dtls.State computes it (no context).
-func (d *DirectSRTP) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+func (s *handshakeSecrets) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(context) != 0 {
 		return nil, errors.New("whip: direct srtp: exporter context unsupported")
 	}
-	if len(d.master) == 0 || len(d.clientRandom) != 32 || len(d.serverRandom) != 32 {
+	if len(s.master) == 0 || len(s.clientRandom) != 32 || len(s.serverRandom) != 32 {
 		return nil, errors.New("whip: direct srtp: handshake secrets not seen")
 	}
-	seed := append(append([]byte(label), d.clientRandom...), d.serverRandom...)
-	return prf.PHash(d.master, seed, length, suiteHash(d.suite))
+	seed := append(append([]byte(label), s.clientRandom...), s.serverRandom...)
+	return prf.PHash(s.master, seed, length, suiteHash(s.suite))
 }
 
 // suiteHash is the PRF hash of a TLS 1.2 cipher suite: SHA-384 for the
@@ -160,14 +167,14 @@ func (d *DirectSRTP) Activate(r *RTC, pc *webrtc.PeerConnection) error {
 	if route == nil {
 		return fmt.Errorf("whip: direct srtp: %s", why)
 	}
-	d.mu.Lock()
-	profile := d.profile
-	d.mu.Unlock()
+	d.keys.mu.Lock()
+	profile := d.keys.profile
+	d.keys.mu.Unlock()
 	if profile == 0 {
 		return errors.New("whip: direct srtp: no SRTP profile seen (not the DTLS server?)")
 	}
 	conf := srtp.Config{Profile: profile}
-	if err := conf.ExtractSessionKeysFromDTLS(d, false); err != nil {
+	if err := conf.ExtractSessionKeysFromDTLS(&d.keys, false); err != nil {
 		return fmt.Errorf("whip: direct srtp: keys: %w", err)
 	}
 	ctx, err := srtp.CreateContext(conf.Keys.LocalMasterKey, conf.Keys.LocalMasterSalt, profile)

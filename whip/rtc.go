@@ -396,8 +396,8 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 			return nil, fmt.Errorf("webrtc: dtls role: %w", err)
 		}
-		se.SetDTLSKeyLogWriter(opt.Direct)
-		se.SetDTLSServerHelloMessageHook(opt.Direct.serverHello)
+		se.SetDTLSKeyLogWriter(keyLog{&opt.Direct.keys})
+		se.SetDTLSServerHelloMessageHook(opt.Direct.keys.serverHello)
 	}
 	se.SetICETimeouts(r.cfg.DisconnectedTimeout, r.cfg.FailedTimeout, 2*time.Second)
 	se.SetSRTPReplayProtectionWindow(uint(r.cfg.SRTPReplayWindow))
