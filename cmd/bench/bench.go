@@ -34,6 +34,11 @@ const streamName = "bench"
 // above which a run is flagged: the machine was not the bench's alone.
 const otherLoadWarning = 15
 
+// stealWarning is the CPU the hypervisor took (percent of one core) above
+// which a run's latency is called skewed: a vCPU descheduled during a
+// keyframe burst delays it by the whole time slice.
+const stealWarning = 2
+
 // drain is how long viewers keep reading after the publisher stops, for
 // packets in flight and their retransmissions.
 const drain = 500 * time.Millisecond
@@ -74,6 +79,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			results = append(results, r)
 			if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
 				fmt.Fprintf(logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
+			}
+			if r.StealCPUPct > stealWarning {
+				fmt.Fprintf(logs, "bench: warning: the hypervisor took %.1f%% of a core from this machine during the window (steal); its latency figures are skewed\n", r.StealCPUPct)
 			}
 		}
 	}

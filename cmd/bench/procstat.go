@@ -79,8 +79,10 @@ func cpuPct(a, b procSample) float64 {
 // machineSample is the whole machine's CPU time from the first line of
 // /proc/stat, in clock ticks: busy in processes (user, nice, system), in
 // interrupts (irq, softirq: loopback packet delivery mostly runs there,
-// charged to no process), and in total.
-type machineSample struct{ busy, irq, total int64 }
+// charged to no process), stolen by the hypervisor from a virtual machine
+// (steal: a vCPU descheduled for milliseconds in a keyframe burst shows as
+// latency), and in total.
+type machineSample struct{ busy, irq, steal, total int64 }
 
 func readMachine() (machineSample, error) {
 	raw, err := os.ReadFile("/proc/stat")
@@ -104,19 +106,21 @@ func readMachine() (machineSample, error) {
 			m.busy += n
 		case 5, 6: // irq, softirq
 			m.irq += n
+		case 7:
+			m.steal += n
 		}
 	}
 	return m, nil
 }
 
 // machinePct is the machine's CPU between two samples in percent of one
-// core: in processes, and in interrupts.
-func machinePct(a, b machineSample, cores int) (busy, irq float64) {
+// core: in processes, in interrupts, and stolen by the hypervisor.
+func machinePct(a, b machineSample, cores int) (busy, irq, steal float64) {
 	if b.total <= a.total {
-		return 0, 0
+		return 0, 0, 0
 	}
 	scale := 100 * float64(cores) / float64(b.total-a.total)
-	return float64(b.busy-a.busy) * scale, float64(b.irq-a.irq) * scale
+	return float64(b.busy-a.busy) * scale, float64(b.irq-a.irq) * scale, float64(b.steal-a.steal) * scale
 }
 
 // udpDrops is the kernel's count of UDP datagrams it dropped because a

@@ -76,11 +76,11 @@ func TestMachineCPU(t *testing.T) {
 	if b.total <= a.total || b.busy < a.busy || b.irq < a.irq || b.busy+b.irq > b.total {
 		t.Fatalf("/proc/stat went from %+v to %+v", a, b)
 	}
-	busy, irq := machinePct(a, b, 2)
-	if busy < 0 || irq < 0 || busy+irq > 200+1e-6 { // a fully busy machine is exactly 200, give or take float rounding
+	busy, irq, steal := machinePct(a, b, 2)
+	if busy < 0 || irq < 0 || steal < 0 || busy+irq+steal > 200+1e-6 { // a fully busy machine is exactly 200, give or take float rounding
 		t.Errorf("machine busy %.1f%%, interrupts %.1f%% of a core on 2 cores, want within [0, 200]", busy, irq)
 	}
-	if busy, irq := machinePct(machineSample{0, 0, 100}, machineSample{50, 10, 300}, 4); busy != 100 || irq != 20 {
+	if busy, irq, steal := machinePct(machineSample{0, 0, 0, 100}, machineSample{50, 10, 4, 300}, 4); busy != 100 || irq != 20 || steal != 8 {
 		t.Errorf("50 busy and 10 irq ticks of 200 on 4 cores: %v%%, %v%% of a core, want 100, 20", busy, irq)
 	}
 }

@@ -50,6 +50,9 @@ type Result struct {
 	// one core): loopback delivery of the server's and the bench's
 	// packets runs mostly in softirq, charged to neither process.
 	InterruptCPUPct float64 `json:"interrupt_cpu_pct"`
+	// StealCPUPct is time the hypervisor gave our vCPUs to others (percent
+	// of one core); in a burst it reads as latency.
+	StealCPUPct float64 `json:"steal_cpu_pct"`
 	// OtherCPUPct is other processes (percent of one core): more than a
 	// few percent means the run was disturbed.
 	OtherCPUPct *float64 `json:"other_cpu_pct"`
@@ -131,7 +134,7 @@ func ptr(f float64) *float64 { f = round2(f); return &f }
 // writeTable prints one row per run.
 func writeTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\twire p99\tjoin p50 ms\tdrops s-pion/b-pion/queue/kernel\tbusy%\tirq%\tother%\t")
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\twire p99\tjoin p50 ms\tdrops s-pion/b-pion/queue/kernel\tbusy%\tirq%\tsteal%\tother%\t")
 	for _, r := range results {
 		mode := r.Mode
 		if r.Egress {
@@ -140,12 +143,12 @@ func writeTable(w io.Writer, results []Result) error {
 		if !r.ViewerGRO {
 			mode += ",nogro"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%s\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.1f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),
 			opt(r.RSSMB, 0), opt(r.RSSPerViewerMB, 2), r.LossPct, r.IncompletePct,
 			max(r.WorstLossPct, r.WorstIncompletePct),
 			r.LatencyMs.P50, r.LatencyMs.P95, r.LatencyMs.P99, r.AddedLatencyMs.P99, r.WireLatencyMs.P99,
-			joinCell(r.JoinMs), r.Drops, r.MachineBusyPct, r.InterruptCPUPct, opt(r.OtherCPUPct, 0))
+			joinCell(r.JoinMs), r.Drops, r.MachineBusyPct, r.InterruptCPUPct, r.StealCPUPct, opt(r.OtherCPUPct, 0))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -65,9 +65,10 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	if w0.target != nil && w1.target != nil {
 		r.TargetCPUPct = ptr(cpuPct(*w0.target, *w1.target))
 	}
-	busy, irq := machinePct(w0.machine, w1.machine, r.Cores)
+	busy, irq, steal := machinePct(w0.machine, w1.machine, r.Cores)
 	r.MachineBusyPct = round2((busy + irq) / float64(r.Cores))
 	r.InterruptCPUPct = round2(irq)
+	r.StealCPUPct = round2(steal)
 	if r.ServerCPUPct != nil {
 		other := busy - r.BenchCPUPct - *r.ServerCPUPct
 		if r.TargetCPUPct != nil {
