@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,18 +123,7 @@ func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	track, err := webrtc.NewTrackLocalStaticRTP(Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264}), "video", "ds")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
-		t.Fatal(err)
-	}
+	pc, track := dsSender(t, api, webrtc.Configuration{})
 	base, err := stdnet.NewNet()
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +141,79 @@ func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	dsCount(viewer, &wg, &got)
+	dsNegotiate(t, pc, viewer)
+	defer viewer.Close() // before wg.Wait: ends the reader
+	ftEventually(t, 10*time.Second, "connected", func() bool {
+		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	if err := d.Activate(rtc, pc); err == nil {
+		t.Fatal("Activate succeeded as DTLS client")
+	}
+	dsRequirePionPath(t, d, track, &got)
+}
+
+// A session whose selected pair is relayed (TURN) cannot take direct
+// sends from our socket: Activate refuses and media flows through pion.
+func TestDirectSRTPRefusesRelayPath(t *testing.T) {
+	rtc := ftNewRTC(t)
+	d := NewDirectSRTP(ftTestLog(t))
+	api, err := rtc.NewAPI(APIOptions{Direct: d, RelayOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, _, _ := egressTURN(t)
+	servers, _ := LinkICEServers(ParseLinkHeader([]string{link}))
+	pc, track := dsSender(t, api, webrtc.Configuration{ICEServers: PionICEServers(servers), ICETransportPolicy: webrtc.ICETransportPolicyRelay})
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := ftNewAPI(t, base).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer viewer.Close()
+	if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	dsCount(viewer, &wg, &got)
+	dsNegotiate(t, viewer, pc)
+	ftEventually(t, 10*time.Second, "connected over the relay", func() bool {
+		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	err = d.Activate(rtc, pc)
+	if err == nil || !strings.Contains(err.Error(), "relay") {
+		t.Fatalf("Activate on a relayed pair: %v; want a refusal naming the relay", err)
+	}
+	dsRequirePionPath(t, d, track, &got)
+}
+
+// dsSender is a server PC of api with one sendonly H.264 track, closed
+// when the test ends.
+func dsSender(t *testing.T, api *webrtc.API, conf webrtc.Configuration) (*webrtc.PeerConnection, *webrtc.TrackLocalStaticRTP) {
+	t.Helper()
+	pc, err := api.NewPeerConnection(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	track, err := webrtc.NewTrackLocalStaticRTP(Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264}), "video", "ds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	return pc, track
+}
+
+// dsCount counts the RTP packets of viewer's tracks in got, reading on
+// goroutines of wg.
+func dsCount(viewer *webrtc.PeerConnection, wg *sync.WaitGroup, got *atomic.Int64) {
 	viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		wg.Go(func() {
 			buf := make([]byte, 1500)
@@ -162,14 +225,12 @@ func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 			}
 		})
 	})
-	dsNegotiate(t, pc, viewer)
-	defer viewer.Close() // before wg.Wait: ends the reader
-	ftEventually(t, 10*time.Second, "connected", func() bool {
-		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
-	})
-	if err := d.Activate(rtc, pc); err == nil {
-		t.Fatal("Activate succeeded as DTLS client")
-	}
+}
+
+// dsRequirePionPath writes on track until the viewer counted 20 packets,
+// and requires that none went the direct way.
+func dsRequirePionPath(t *testing.T, d *DirectSRTP, track *webrtc.TrackLocalStaticRTP, got *atomic.Int64) {
+	t.Helper()
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2}, Payload: []byte{0x41, 1, 2, 3}}
 	ftEventually(t, 5*time.Second, "packets through pion", func() bool {
 		pkt.SequenceNumber++
