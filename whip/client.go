@@ -148,6 +148,9 @@ func (c *Client) Publish(ctx context.Context, pc *webrtc.PeerConnection) (*Clien
 	if err != nil {
 		return nil, err
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("whip: publish to %s: %w", clientRedact(c.cfg.URL), context.Cause(ctx))
+	}
 	pctx, done := outliveBy(ctx)
 	defer done()
 	resp, body, err := c.do(pctx, clientRequest{method: http.MethodPost, url: c.cfg.URL, contentType: "application/sdp", body: offer.SDP})

@@ -184,9 +184,12 @@ func (d *DirectSRTP) Activate(r *RTC, pc *webrtc.PeerConnection) error {
 	d.wmu.Lock()
 	d.ctx = ctx
 	d.wmu.Unlock()
-	d.route.Store(route)
 	d.closed = func() { go func() { _ = pc.Close() }() }
+	// The handler first, then the route: a pair chosen in between is not missed.
 	dt.ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
+		if !d.active.Load() {
+			return // activation failed: pion's path, which follows pairs itself
+		}
 		nr, why := r.directRoute(pc)
 		if nr == nil {
 			d.route.Store(nil)
@@ -196,6 +199,10 @@ func (d *DirectSRTP) Activate(r *RTC, pc *webrtc.PeerConnection) error {
 		}
 		d.route.Store(nr)
 	})
+	if route, _ = r.directRoute(pc); route == nil {
+		return errors.New("whip: direct srtp: the selected pair changed during activation")
+	}
+	d.route.Store(route)
 	d.active.Store(true)
 	return nil
 }
