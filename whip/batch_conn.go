@@ -234,35 +234,23 @@ func (b *SendBatch) register(addr netip.AddrPort) {
 
 // add queues p if the batch is open, reporting whether it did.
 func (b *SendBatch) add(p []byte) (bool, error) {
+	return b.seal(len(p), func(dst []byte) ([]byte, error) { return append(dst, p...), nil })
+}
+
+// seal queues a datagram of at most n bytes that seal writes straight into
+// the batch's buffer, if the batch is open, reporting whether it did.
+func (b *SendBatch) seal(n int, seal func(dst []byte) ([]byte, error)) (bool, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.open {
 		return false, nil
 	}
-	if len(b.sizes) >= batchMaxCount || len(b.data)+len(p) > cap(b.data) {
-		if err := b.flushLocked(); err != nil {
-			b.conn.log.Debug("batched send failed", "err", err)
-		}
-		if len(p) > cap(b.data) {
-			return false, nil
-		}
-	}
-	b.data = append(b.data, p...)
-	b.sizes = append(b.sizes, len(p))
-	return true, nil
-}
-
-// seal is add for a datagram of at most n bytes that seal writes straight
-// into the batch's buffer.
-func (b *SendBatch) seal(n int, seal func(dst []byte) ([]byte, error)) (bool, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.open || n > cap(b.data) {
-		return false, nil
-	}
 	if len(b.sizes) >= batchMaxCount || len(b.data)+n > cap(b.data) {
 		if err := b.flushLocked(); err != nil {
 			b.conn.log.Debug("batched send failed", "err", err)
+		}
+		if n > cap(b.data) {
+			return false, nil // sent at once, after what was queued
 		}
 	}
 	at := len(b.data)

@@ -52,7 +52,6 @@ type DirectSRTP struct {
 
 	active atomic.Bool
 	route  atomic.Pointer[directRoute] // nil once the path left our sockets
-	closed func()                      // closes the PeerConnection (the route failed)
 
 	wmu  sync.Mutex // the SRTP context and scratch buffer: senders on several goroutines
 	ctx  *srtp.Context
@@ -184,7 +183,6 @@ func (d *DirectSRTP) Activate(r *RTC, pc *webrtc.PeerConnection) error {
 	d.wmu.Lock()
 	d.ctx = ctx
 	d.wmu.Unlock()
-	d.closed = func() { go func() { _ = pc.Close() }() }
 	// The handler first, then the route: a pair chosen in between is not missed.
 	dt.ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
 		if !d.active.Load() {
@@ -194,7 +192,7 @@ func (d *DirectSRTP) Activate(r *RTC, pc *webrtc.PeerConnection) error {
 		if nr == nil {
 			d.route.Store(nil)
 			d.log.Warn("media path left the shared UDP port; closing the session so the viewer reconnects", "why", why)
-			d.closed()
+			go func() { _ = pc.Close() }() // not from inside pion's callback
 			return
 		}
 		d.route.Store(nr)
