@@ -39,7 +39,15 @@ func TestDirectSRTPReachesPionViewer(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			v := bfConnectWith(t, api, ftNewAPIWith(t, base, func(se *webrtc.SettingEngine) { se.SetSRTPProtectionProfiles(p) }))
+			// Counts what reaches the viewer's socket; drops nothing.
+			ln := &lossyNet{Net: base}
+			v := bfConnectWith(t, api, ftNewAPIWith(t, ln, func(se *webrtc.SettingEngine) { se.SetSRTPProtectionProfiles(p) }))
+			enc := v.sender.GetParameters().Encodings
+			if len(enc) == 0 {
+				t.Fatal("sender has no encodings")
+			}
+			ln.rtx.Store(uint32(enc[0].RTX.SSRC))
+			ln.ssrc.Store(uint32(enc[0].SSRC))
 			if err := d.Activate(rtc, v.pc); err != nil {
 				t.Fatal(err)
 			}
@@ -47,8 +55,15 @@ func TestDirectSRTPReachesPionViewer(t *testing.T) {
 			t.Cleanup(func() { _ = batch.Close() })
 			bfSend(t, v, batch, 1000, n, 50)
 			ftEventually(t, 5*time.Second, "all packets at the viewer", func() bool { return v.arrived(1000, n) == n })
-			if sent, dropped := d.Stats(); sent != n || dropped != 0 {
-				t.Errorf("direct path sent %d, dropped %d; want %d and 0", sent, dropped, n)
+			// Beyond the n packets, the direct path may carry re-sends of
+			// what a loaded machine lost in the viewer's socket buffer; any
+			// RTP at the viewer it did not count came through pion.
+			sent, dropped := d.Stats()
+			if sent < n || dropped != 0 {
+				t.Errorf("direct path sent %d, dropped %d; want at least %d and 0", sent, dropped, n)
+			}
+			if at := uint64(ln.seen.Load() + ln.repairs.Load()); at > sent {
+				t.Errorf("%d RTP packets reached the viewer, %d of them not through the direct path", at, at-sent)
 			}
 			if sent, _ := batch.Stats(); sent < n {
 				t.Errorf("%d datagrams through the batch, want at least %d", sent, n)
@@ -68,7 +83,18 @@ func TestDirectSRTPFollowsICERestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := bfConnect(t, api, nil)
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &lossyNet{Net: base}
+	v := bfConnect(t, api, ln)
+	enc := v.sender.GetParameters().Encodings
+	if len(enc) == 0 {
+		t.Fatal("sender has no encodings")
+	}
+	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
+	ln.ssrc.Store(uint32(enc[0].SSRC))
 	if err := d.Activate(rtc, v.pc); err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +134,13 @@ func TestDirectSRTPFollowsICERestart(t *testing.T) {
 	})
 	bfSend(t, v, batch, 2000, n, 50)
 	ftEventually(t, 5*time.Second, "packets after the restart", func() bool { return v.arrived(2000, n) == n })
-	if sent, dropped := d.Stats(); sent != 2*n || dropped != 0 {
-		t.Errorf("direct path sent %d, dropped %d; want %d and 0", sent, dropped, 2*n)
+	// Re-sends of what a loaded machine lost may come on top of the 2n.
+	sent, dropped := d.Stats()
+	if sent < 2*n || dropped != 0 {
+		t.Errorf("direct path sent %d, dropped %d; want at least %d and 0", sent, dropped, 2*n)
+	}
+	if at := uint64(ln.seen.Load() + ln.repairs.Load()); at > sent {
+		t.Errorf("%d RTP packets reached the viewer, %d of them not through the direct path", at, at-sent)
 	}
 }
 

@@ -22,12 +22,14 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// lossyNet is the viewer's network with a lossy path in front: every 50th
-// first transmission of the media SSRC it receives is dropped (SRTP leaves
-// the SSRC in the clear). Retransmissions pass: pion's viewer does not ask
-// again for a lost RTX packet, which is the viewer's business, not ours.
+// lossyNet is the viewer's network with a lossy path in front: every
+// period-th first transmission of the media SSRC it receives is dropped
+// (SRTP leaves the SSRC in the clear); period 0 only counts. Retransmissions
+// pass: pion's viewer does not ask again for a lost RTX packet, which is
+// the viewer's business, not ours.
 type lossyNet struct {
 	transport.Net
+	period  int64
 	ssrc    atomic.Uint32 // zero: no loss yet
 	rtx     atomic.Uint32 // RTX SSRC, counted only
 	seen    atomic.Int64
@@ -75,7 +77,7 @@ func (c *lossyConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		case c.n.rtx.Load():
 			c.n.repairs.Add(1)
 		case ssrc:
-			if c.n.seen.Add(1)%50 == 0 {
+			if seen := c.n.seen.Add(1); c.n.period > 0 && seen%c.n.period == 0 {
 				c.n.dropped.Add(1)
 				c.n.mu.Lock()
 				c.n.lost = append(c.n.lost, binary.BigEndian.Uint16(p[2:4]))
@@ -179,7 +181,7 @@ func nbRecoversLoss(t *testing.T, responder string, rtx bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := &lossyNet{Net: base}
+	ln := &lossyNet{Net: base, period: 50}
 	v := bfConnectWith(t, api, nbViewerAPI(t, ln, rtx))
 	enc := v.sender.GetParameters().Encodings
 	if len(enc) == 0 {
