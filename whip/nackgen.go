@@ -41,11 +41,16 @@ type nackGeneratorFactory struct {
 }
 
 func newNACKGeneratorFactory(size uint16, log *slog.Logger) *nackGeneratorFactory {
+	return &nackGeneratorFactory{size: windowSize(size), log: log, byPC: map[string]*nackGenerator{}}
+}
+
+// windowSize rounds a receive window up to a power of two, 64 to 32768.
+func windowSize(size uint16) uint16 {
 	n := uint16(64)
 	for n < size && n < 1<<15 {
 		n <<= 1
 	}
-	return &nackGeneratorFactory{size: n, log: log, byPC: map[string]*nackGenerator{}}
+	return n
 }
 
 func (f *nackGeneratorFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
@@ -329,3 +334,28 @@ func (l *recvLog) due(now time.Time, seqs []uint16) []uint16 {
 	}
 	return seqs
 }
+
+// LossLog is one received stream's log of sequence numbers, for a receiver
+// that reads RTP beneath pion and so has to ask for losses itself: the
+// bookkeeping of whipgate's NACK generator (first request nackTick after a
+// gap shows, again after nackRetry unanswered, at most nackMaxAsks times).
+// Safe for concurrent use.
+type LossLog struct{ l *recvLog }
+
+// NewLossLog returns a log of the last size sequence numbers (rounded up
+// to a power of two, 64 to 32768).
+func NewLossLog(size uint16) *LossLog {
+	return &LossLog{l: newRecvLog(windowSize(size))}
+}
+
+// Add notes the arrival of a media packet.
+func (l *LossLog) Add(seq uint16) { l.l.add(seq) }
+
+// Recovered notes a packet that came through RTX.
+func (l *LossLog) Recovered(seq uint16) { l.l.recovered(seq) }
+
+// Due appends to seqs the sequence numbers to ask for now.
+func (l *LossLog) Due(now time.Time, seqs []uint16) []uint16 { return l.l.due(now, seqs) }
+
+// NACKInterval is how often a LossLog's Due is meant to be called.
+const NACKInterval = nackTick

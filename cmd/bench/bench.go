@@ -112,7 +112,7 @@ func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
 			return nil, err
 		}
 	}
-	b.peers = peerConfig{log: log, full: &b.pionFull, gro: opt.GRO}
+	b.peers = peerConfig{log: log, full: &b.pionFull, gro: opt.GRO, direct: opt.Receive == "direct"}
 	return b, nil
 }
 

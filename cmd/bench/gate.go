@@ -3,6 +3,7 @@ package bench
 import (
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v4"
@@ -43,23 +44,56 @@ type gatedConn struct {
 	wire *wireClock
 	oob  [64]byte // the reader's: a kernel timestamp
 
-	gro *whip.CoalescedReader // nil: one datagram per read
+	gro    *whip.CoalescedReader // nil: one datagram per read
+	direct *directReceive        // nil: all media through pion
+
+	lossEvery, media int64 // tests: see peerConfig
+	lost             *atomic.Int64
 }
 
+// ReadFromAddrPort returns the next datagram for pion: media the direct
+// path takes is not returned.
 func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	if c.gro == nil {
-		n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(b, c.oob[:])
-		if err == nil {
-			c.received(b[:n], c.oob[:oobn])
+	for {
+		var d, oob []byte
+		var from netip.AddrPort
+		if c.gro == nil {
+			n, oobn, _, addr, err := c.udp.ReadMsgUDPAddrPort(b, c.oob[:])
+			if err != nil {
+				return n, addr, err
+			}
+			d, oob, from = b[:n], c.oob[:oobn], addr
+		} else {
+			var err error
+			if d, from, oob, err = c.gro.Next(c.udp); err != nil {
+				return 0, from, err
+			}
 		}
-		return n, addr, err
+		if c.lose(d) {
+			continue
+		}
+		if c.direct != nil && c.direct.datagram(d, kernelTime(oob)) {
+			continue
+		}
+		c.received(d, oob)
+		if c.gro == nil {
+			return len(d), from, nil
+		}
+		return copy(b, d), from, nil
 	}
-	d, from, oob, err := c.gro.Next(c.udp)
-	if err != nil {
-		return 0, from, err
+}
+
+// lose says whether a test's lossy path drops d: every lossEvery-th first
+// transmission of media (RTX repairs pass).
+func (c *gatedConn) lose(d []byte) bool {
+	if c.lossEvery == 0 || !whip.IsRTP(d) || d[1]&0x7f != h264PayloadType {
+		return false
 	}
-	c.received(d, oob)
-	return copy(b, d), from, nil
+	if c.media++; c.media%c.lossEvery != 0 {
+		return false
+	}
+	c.lost.Add(1)
+	return true
 }
 
 // received books a datagram read with its control messages oob.

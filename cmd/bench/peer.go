@@ -49,8 +49,9 @@ const socketBuffer = 32 << 20
 // windows, RTCP reports, no TWCC or stats interceptors (viewers must be
 // cheap), loopback only, big socket and stream buffers.
 //
-// A viewer passes its gate and wire clock; the publisher nil for both.
-func newAPI(peers peerConfig, g *gate, wire *wireClock) (*webrtc.API, error) {
+// A viewer passes its gate and wire clock, and its direct receive path
+// unless it reads through pion; the publisher nil for all three.
+func newAPI(peers peerConfig, g *gate, wire *wireClock, direct *directReceive) (*webrtc.API, error) {
 	m := &webrtc.MediaEngine{}
 	if err := m.RegisterCodec(webrtc.RTPCodecParameters{RTPCodecCapability: h264, PayloadType: h264PayloadType}, webrtc.RTPCodecTypeVideo); err != nil {
 		return nil, fmt.Errorf("bench: register h264: %w", err)
@@ -61,10 +62,13 @@ func newAPI(peers peerConfig, g *gate, wire *wireClock) (*webrtc.API, error) {
 	}
 	reg := &interceptor.Registry{}
 	// 16384 packets is 1.6 s at 100 Mbps: a NACK for any packet of a
-	// keyframe burst still finds it.
-	if err := webrtc.ConfigureNackWithOptions(m, reg,
-		[]nack.GeneratorOption{nack.GeneratorSize(8192)}, nack.ResponderSize(16384)); err != nil {
-		return nil, fmt.Errorf("bench: nack: %w", err)
+	// keyframe burst still finds it. A direct viewer asks for its losses
+	// itself (h264's feedback lines still offer NACK).
+	if direct == nil {
+		if err := webrtc.ConfigureNackWithOptions(m, reg,
+			[]nack.GeneratorOption{nack.GeneratorSize(8192)}, nack.ResponderSize(16384)); err != nil {
+			return nil, fmt.Errorf("bench: nack: %w", err)
+		}
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
 		return nil, fmt.Errorf("bench: rtcp reports: %w", err)
@@ -74,7 +78,10 @@ func newAPI(peers peerConfig, g *gate, wire *wireClock) (*webrtc.API, error) {
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs(peers.log, peers.full)}
-	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire, gro: peers.gro})
+	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire, direct: direct, gro: peers.gro, lossEvery: peers.lossEvery, lost: peers.lost})
+	if direct != nil {
+		direct.srtp.Configure(&se)
+	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
@@ -100,10 +107,14 @@ func newAPI(peers peerConfig, g *gate, wire *wireClock) (*webrtc.API, error) {
 // reports are the server's, not the bench's own sockets'.
 type bigBufferNet struct {
 	transport.Net
-	size int
-	gate *gate      // nil: no gate
-	wire *wireClock // with a gate: the socket's arrival times
-	gro  bool       // with a gate: receive GSO messages whole
+	size   int
+	gate   *gate          // nil: no gate
+	wire   *wireClock     // with a gate: the socket's arrival times
+	direct *directReceive // with a gate: media read beneath pion; nil: through pion
+	gro    bool           // with a gate: receive GSO messages whole
+
+	lossEvery int64 // with a gate: see peerConfig
+	lost      *atomic.Int64
 }
 
 func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -129,7 +140,7 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 	if !ok || n.gate == nil {
 		return c, nil
 	}
-	gc := &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire}
+	gc := &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire, direct: n.direct, lossEvery: n.lossEvery, lost: n.lost}
 	if n.gro {
 		if err := whip.EnableGRO(udp); err != nil {
 			_ = c.Close()
@@ -274,7 +285,13 @@ func (h *fullCounter) WithGroup(name string) slog.Handler {
 
 // peerConfig is what every bench peer's API is built from.
 type peerConfig struct {
-	log  *slog.Logger
-	full *atomic.Int64 // packets pion dropped at full buffers
-	gro  bool          // viewers receive GSO messages whole (Options.GRO)
+	log    *slog.Logger
+	full   *atomic.Int64 // packets pion dropped at full buffers
+	gro    bool          // viewers receive GSO messages whole (Options.GRO)
+	direct bool          // viewers read media beneath pion (Options.Receive)
+
+	// Tests: a viewer's socket drops every lossEvery-th media packet on
+	// its first transmission (0: none), counting them in lost.
+	lossEvery int64
+	lost      *atomic.Int64
 }

@@ -35,7 +35,7 @@ type publisher struct {
 
 // publish connects a WHIP publisher to url and waits until media can flow.
 func publish(ctx context.Context, peers peerConfig, url string, log *slog.Logger) (_ *publisher, err error) {
-	api, err := newAPI(peers, nil, nil)
+	api, err := newAPI(peers, nil, nil, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -22,8 +22,16 @@ type Result struct {
 	FrameBytes     int     `json:"frame_bytes"` // every other frame
 	Egress         bool    `json:"egress"`
 	// ViewerGRO: the viewers received GSO messages whole (Options.GRO).
-	ViewerGRO     bool    `json:"viewer_gro"`
-	WindowSeconds float64 `json:"window_s"`
+	ViewerGRO bool `json:"viewer_gro"`
+	// ViewerReceive is Options.Receive; ViewerDirectPackets the media
+	// packets the viewers read beneath pion (with "direct", all but those
+	// before the keys were known), ViewerRTX the RTX repairs among them,
+	// ViewerSRTPErrors the packets that did not authenticate.
+	ViewerReceive       string  `json:"viewer_receive"`
+	ViewerDirectPackets uint64  `json:"viewer_direct_packets"`
+	ViewerRTX           uint64  `json:"viewer_rtx"`
+	ViewerSRTPErrors    uint64  `json:"viewer_srtp_errors"`
+	WindowSeconds       float64 `json:"window_s"`
 
 	// ServerCPUPct is the server's CPU in percent of one core over the
 	// window; IngestCPUPct the same with the publisher alone (baseline);
@@ -142,6 +150,9 @@ func writeTable(w io.Writer, results []Result) error {
 		}
 		if !r.ViewerGRO {
 			mode += ",nogro"
+		}
+		if r.ViewerReceive == "pion" {
+			mode += ",pion"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.1f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),

@@ -42,6 +42,7 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 		GOPSeconds: opt.GOP.Seconds(), KeyframeFactor: opt.KeyframeFactor,
 		KeyframeBytes: p.keyBytes, FrameBytes: p.deltaBytes, Egress: opt.Egress,
 		ViewerGRO:     opt.GRO,
+		ViewerReceive: opt.Receive,
 		WindowSeconds: round2(w1.self.at.Sub(w0.self.at).Seconds()),
 		BenchCPUPct:   round2(cpuPct(w0.self, w1.self)),
 		Cores:         runtime.NumCPU(),
@@ -85,6 +86,11 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	for _, v := range vs {
 		var vr viewerResult
 		vr, lat = v.tally.result(first, end, lat)
+		if d := v.direct; d != nil {
+			r.ViewerDirectPackets += d.taken.Load()
+			r.ViewerRTX += d.rtx.Load()
+			r.ViewerSRTPErrors += d.undecryptable.Load()
+		}
 		r.PerViewer = append(r.PerViewer, vr)
 		lost += vr.Lost
 		expected += vr.Packets

@@ -17,10 +17,12 @@ type viewer struct {
 	resource string
 	tally    *tally
 	gate     *gate
+	direct   *directReceive // nil: media through pion
 
 	mu     sync.Mutex
 	closed bool
-	wg     sync.WaitGroup // the track reader
+	done   chan struct{}  // closed by Close: stops the NACK loop
+	wg     sync.WaitGroup // the track reader and the NACK loop
 }
 
 // watch starts a viewer of url. It returns once the WHEP answer is
@@ -28,7 +30,11 @@ type viewer struct {
 // viewer has its own API, for its own gate.
 func watch(ctx context.Context, peers peerConfig, url string, table *frameTable) (_ *viewer, err error) {
 	g, wire := newGate(), newWireClock(h264PayloadType)
-	api, err := newAPI(peers, g, wire)
+	var direct *directReceive
+	if peers.direct {
+		direct = newDirectReceive(wire)
+	}
+	api, err := newAPI(peers, g, wire, direct)
 	if err != nil {
 		return nil, err
 	}
@@ -36,8 +42,12 @@ func watch(ctx context.Context, peers peerConfig, url string, table *frameTable)
 	if err != nil {
 		return nil, fmt.Errorf("bench: viewer peer connection: %w", err)
 	}
-	v := &viewer{pc: pc, gate: g, tally: newTally(table, unixNow)}
+	v := &viewer{pc: pc, gate: g, tally: newTally(table, unixNow), direct: direct, done: make(chan struct{})}
 	v.tally.wire = wire
+	if direct != nil {
+		direct.tally = v.tally
+		v.wg.Go(func() { direct.askLoop(pc, v.done, peers.log) })
+	}
 	defer func() {
 		if err != nil {
 			_ = v.Close(context.WithoutCancel(ctx))
@@ -73,7 +83,11 @@ func (v *viewer) read(tr *webrtc.TrackRemote) {
 			return
 		}
 		v.gate.Delivered()
-		v.tally.packet(buf[:n])
+		if v.direct != nil {
+			v.direct.packet(buf[:n])
+		} else {
+			v.tally.packet(buf[:n])
+		}
 	}
 }
 
@@ -81,12 +95,18 @@ func (v *viewer) read(tr *webrtc.TrackRemote) {
 // Idempotent.
 func (v *viewer) Close(ctx context.Context) error {
 	v.mu.Lock()
+	if !v.closed {
+		close(v.done)
+	}
 	v.closed = true
 	v.mu.Unlock()
 	err := hangUp(ctx, v.resource)
 	v.resource = ""
 	if cerr := v.pc.Close(); cerr != nil {
 		err = errors.Join(err, cerr)
+	}
+	if v.direct != nil {
+		v.direct.close() // the socket reader may outlive pc.Close
 	}
 	v.wg.Wait()
 	return err
