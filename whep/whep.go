@@ -164,7 +164,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer strin
 func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offer *sdp.SessionDescription, raw, name, remote string, video gateway.TrackInfo, audio *gateway.TrackInfo) (*whip.Session, string, error) {
 	api := h.api
 	var direct *whip.DirectSRTP
-	if !h.cfg.PionSRTP && !offersDTLSServer(offer) {
+	if !h.cfg.PionSRTP && !whip.OffersDTLSServer(offer) {
 		// An API of its own: DirectSRTP learns the keys from hooks that
 		// must see this PeerConnection's handshake only. It answers as
 		// DTLS server, which an offer of setup:passive rules out.
@@ -299,21 +299,6 @@ func pickTracks(tracks []gateway.TrackInfo, layer string) (gateway.TrackInfo, *g
 		return gateway.TrackInfo{}, nil, whip.Errorf(http.StatusNotFound, "no layer %q; layers: %s", layer, strings.Join(names, ", "))
 	}
 	return *video, audio, nil
-}
-
-// offersDTLSServer reports whether the offer insists on being the DTLS
-// server (a=setup:passive, which RFC 5763 does not let an offerer use, but
-// some do).
-func offersDTLSServer(d *sdp.SessionDescription) bool {
-	if v, ok := d.Attribute("setup"); ok && v == "passive" {
-		return true
-	}
-	for _, m := range d.MediaDescriptions {
-		if v, ok := m.Attribute("setup"); ok && v == "passive" {
-			return true
-		}
-	}
-	return false
 }
 
 func offerHas(d *sdp.SessionDescription, kind string, c gateway.Codec) bool {

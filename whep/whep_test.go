@@ -65,17 +65,3 @@ func TestOfferHas(t *testing.T) {
 		}
 	}
 }
-
-func TestOffersDTLSServer(t *testing.T) {
-	for setup, want := range map[string]bool{"actpass": false, "active": false, "passive": true} {
-		raw := "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" +
-			"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=setup:" + setup + "\r\na=rtpmap:96 VP8/90000\r\n"
-		var d sdp.SessionDescription
-		if err := d.UnmarshalString(raw); err != nil {
-			t.Fatal(err)
-		}
-		if got := offersDTLSServer(&d); got != want {
-			t.Errorf("setup:%s: offersDTLSServer = %v, want %v", setup, got, want)
-		}
-	}
-}

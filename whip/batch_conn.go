@@ -32,8 +32,9 @@ type batchConn struct {
 	log  *slog.Logger
 	gso  atomic.Bool
 
-	gate *readGate        // the RTC's: holds reads while a publisher's burst is inside pion
-	gro  *CoalescedReader // nil: the kernel has no UDP_GRO
+	gate   *readGate        // the RTC's: holds reads while a publisher's burst is inside pion
+	ingest *ingestTable     // the RTC's: publishers read beneath pion; nil: none
+	gro    *CoalescedReader // nil: the kernel has no UDP_GRO
 
 	open    atomic.Int32 // batches registered; zero skips the map lookup
 	mu      sync.RWMutex
@@ -127,23 +128,36 @@ func (c *batchConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.WriteToAddrPort(p, ua.AddrPort())
 }
 
-// ReadFromAddrPort is pion's read path: the ICE mux's one reader.
+// ReadFromAddrPort is pion's read path: the ICE mux's one reader. A
+// publisher's RTP read beneath pion (DirectIngest) is taken on the way and
+// not returned.
 func (c *batchConn) ReadFromAddrPort(p []byte) (int, netip.AddrPort, error) {
-	if c.gro == nil {
-		n, from, err := c.conn.ReadFromUDPAddrPort(p)
-		if err == nil && c.gate != nil {
-			c.gate.received(p[:n], from)
+	for {
+		var d []byte
+		var from netip.AddrPort
+		if c.gro == nil {
+			n, addr, err := c.conn.ReadFromUDPAddrPort(p)
+			if err != nil {
+				return n, addr, err
+			}
+			d, from = p[:n], addr
+		} else {
+			var err error
+			if d, from, _, err = c.gro.Next(c.conn); err != nil {
+				return 0, from, err
+			}
 		}
-		return n, from, err
+		if c.gate != nil {
+			c.gate.received(d, from)
+		}
+		if c.ingest != nil && c.ingest.take(d, from) {
+			continue
+		}
+		if c.gro == nil {
+			return len(d), from, nil
+		}
+		return copy(p, d), from, nil
 	}
-	d, from, _, err := c.gro.Next(c.conn)
-	if err != nil {
-		return 0, from, err
-	}
-	if c.gate != nil {
-		c.gate.received(d, from)
-	}
-	return copy(p, d), from, nil
 }
 
 func (c *batchConn) ReadFrom(p []byte) (int, net.Addr, error) {

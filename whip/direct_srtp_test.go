@@ -278,6 +278,13 @@ func dsRequirePionPath(t *testing.T, d *DirectSRTP, track *webrtc.TrackLocalStat
 // included.
 func dsNegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
 	t.Helper()
+	dsNegotiateWith(t, offerer, answerer, nil)
+}
+
+// dsNegotiateWith is dsNegotiate that shows the offer to onOffer (if not
+// nil) before the answerer applies it.
+func dsNegotiateWith(t *testing.T, offerer, answerer *webrtc.PeerConnection, onOffer func(*webrtc.SessionDescription)) {
+	t.Helper()
 	offer, err := offerer.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +294,9 @@ func dsNegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
 		t.Fatal(err)
 	}
 	<-done
+	if onOffer != nil {
+		onOffer(offerer.LocalDescription())
+	}
 	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
 		t.Fatal(err)
 	}

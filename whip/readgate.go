@@ -162,9 +162,42 @@ func (b *Backlog) signal() {
 
 // readGate holds the publishers that gate the shared socket's reads.
 type readGate struct {
-	peers atomic.Pointer[[]*gatedPeer] // copy-on-write: read per packet
-	mu    sync.Mutex                   // serialises writers of peers
-	stall time.Duration                // 0: ingestStall (tests)
+	peers cowList[*gatedPeer]
+	stall time.Duration // 0: ingestStall (tests)
+}
+
+// cowList is a list read for every datagram without a lock: writers,
+// rare, replace it with a copy.
+type cowList[T comparable] struct {
+	p  atomic.Pointer[[]T]
+	mu sync.Mutex // serialises writers
+}
+
+// load is the current list; never modify it.
+func (l *cowList[T]) load() []T {
+	if p := l.p.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (l *cowList[T]) add(v T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := append(append([]T(nil), l.load()...), v)
+	l.p.Store(&next)
+}
+
+func (l *cowList[T]) remove(v T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var next []T
+	for _, e := range l.load() {
+		if e != v {
+			next = append(next, e)
+		}
+	}
+	l.p.Store(&next)
 }
 
 // gatedPeer is one publisher on the shared socket.
@@ -183,30 +216,13 @@ func (g *readGate) add(pc *webrtc.PeerConnection) *gatedPeer {
 		idle, stall = min(idle, g.stall), g.stall
 	}
 	p := &gatedPeer{Backlog: NewBacklog(ingestWindow, idle, stall), pc: pc}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	var next []*gatedPeer
-	if cur := g.peers.Load(); cur != nil {
-		next = append(next, *cur...)
-	}
-	next = append(next, p)
-	g.peers.Store(&next)
+	g.peers.add(p)
 	return p
 }
 
 // remove unregisters p; a reader waiting on it is released.
 func (g *readGate) remove(p *gatedPeer) {
-	g.mu.Lock()
-	var next []*gatedPeer
-	if cur := g.peers.Load(); cur != nil {
-		for _, q := range *cur {
-			if q != p {
-				next = append(next, q)
-			}
-		}
-	}
-	g.peers.Store(&next)
-	g.mu.Unlock()
+	g.peers.remove(p)
 	p.Release()
 }
 
@@ -214,14 +230,14 @@ func (g *readGate) remove(p *gatedPeer) {
 // publisher over the window, waits until pion has taken packets out. It
 // runs on the socket's one reader goroutine.
 func (g *readGate) received(b []byte, from netip.AddrPort) {
-	peers := g.peers.Load()
+	peers := g.peers.load()
 	// Padding is never handed on by pion (a browser's bandwidth probes are
 	// padding-only RTX packets): counting it would only cost stalls.
-	if peers == nil || len(*peers) == 0 || !IsRTP(b) || b[0]&0x20 != 0 {
+	if len(peers) == 0 || !IsRTP(b) || b[0]&0x20 != 0 {
 		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	for _, p := range *peers {
+	for _, p := range peers {
 		if a := p.addr.Load(); a != nil && *a == from {
 			p.Received()
 			return

@@ -126,6 +126,7 @@ type RTC struct {
 	mux      ice.UDPMux
 	conns    []*batchConn // one per local address the port is bound on
 	gate     readGate     // holds the sockets' reads while a publisher's burst is inside pion
+	ingest   ingestTable  // publishers whose RTP the sockets' reader takes beneath pion
 	addr     *net.UDPAddr
 	loopback bool
 	nacks    *nackGeneratorFactory // the NACK generators of every API built here
@@ -179,6 +180,7 @@ func NewRTC(cfg RTCConfig, log *slog.Logger) (*RTC, error) {
 		port = local.Port // an ephemeral port: the same on every address
 		setSocketBuffers(conn, cfg.SocketBuffer, log)
 		bc := newBatchConn(conn, log, &r.gate)
+		bc.ingest = &r.ingest
 		r.conns = append(r.conns, bc)
 		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: bc}))
 		if r.addr == nil {
@@ -321,6 +323,10 @@ type APIOptions struct {
 	// beneath pion once Direct.Activate succeeds (see DirectSRTP). It makes
 	// us the DTLS server when answering.
 	Direct *DirectSRTP
+	// Ingest, when set, lets the API's one PeerConnection receive its RTP
+	// beneath pion (see DirectIngest). It makes us the DTLS server when
+	// answering. Not with Direct.
+	Ingest *DirectIngest
 }
 
 // receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
@@ -333,9 +339,19 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	if err := m.RegisterDefaultCodecs(); err != nil {
 		return nil, fmt.Errorf("webrtc: register codecs: %w", err)
 	}
+	if opt.Direct != nil && opt.Ingest != nil {
+		return nil, errors.New("webrtc: an API sends or receives beneath pion, not both")
+	}
 	reg := &interceptor.Registry{}
-	if opt.Direct != nil {
+	var keys *handshakeSecrets
+	switch {
+	case opt.Direct != nil:
 		reg.Add(directFactory{opt.Direct}) // first: innermost, beneath the NACK responder and reports
+		keys = &opt.Direct.keys
+	case opt.Ingest != nil:
+		reg.Add(ingestFactory{opt.Ingest}) // first: innermost, beneath reports, TWCC and the NACK generator
+		keys = &opt.Ingest.keys
+		opt.Ingest.replay = uint(r.cfg.SRTPReplayWindow)
 	}
 	history := r.cfg.NACKHistory
 	if opt.NACKHistory > 0 {
@@ -392,12 +408,12 @@ func (r *RTC) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	if opt.RelayOnly {
 		se.SetRelayAcceptanceMinWait(0)
 	}
-	if opt.Direct != nil {
+	if keys != nil {
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 			return nil, fmt.Errorf("webrtc: dtls role: %w", err)
 		}
-		se.SetDTLSKeyLogWriter(keyLog{&opt.Direct.keys})
-		se.SetDTLSServerHelloMessageHook(opt.Direct.keys.serverHello)
+		se.SetDTLSKeyLogWriter(keyLog{keys})
+		se.SetDTLSServerHelloMessageHook(keys.serverHello)
 	}
 	se.SetICETimeouts(r.cfg.DisconnectedTimeout, r.cfg.FailedTimeout, 2*time.Second)
 	se.SetSRTPReplayProtectionWindow(uint(r.cfg.SRTPReplayWindow))

@@ -37,6 +37,10 @@ type ServerConfig struct {
 	GatherTimeout time.Duration `yaml:"gather_timeout"`
 	// ConnectTimeout ends a session that never connects. Default 30 s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// PionSRTP reads publishers' media through pion's UDP mux, ICE
+	// connection and SRTP session instead of beneath them (DirectIngest).
+	// Default false.
+	PionSRTP bool `yaml:"pion_srtp"`
 }
 
 // PublishPolicy says whether a publisher may publish to a stream: the stream
@@ -334,7 +338,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 		return err
 	}
 	opts := gateway.PublishOptions{Kind: "whip", Remote: r.RemoteAddr, Takeover: takeover, StaleAfter: s.cfg.StaleAfter}
-	sess, answer, err := s.negotiate(r.Context(), sections, opts, string(body), name, token)
+	sess, answer, err := s.negotiate(r.Context(), offer, sections, opts, string(body), name, token)
 	if err != nil {
 		return err
 	}
@@ -360,15 +364,35 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 // negotiate applies the offer, claims the stream in the hub (409 if it
 // has a live publisher), answers with all our candidates and starts the
 // session that moves the publisher's media into the hub.
-func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts gateway.PublishOptions, raw, name, token string) (*Session, string, error) {
-	pc, err := s.api.NewPeerConnection(webrtc.Configuration{ICEServers: s.rtc.ICEServers()})
+func (s *Server) negotiate(ctx context.Context, offer *sdp.SessionDescription, sections []offerSection, opts gateway.PublishOptions, raw, name, token string) (*Session, string, error) {
+	api := s.api
+	var direct *DirectIngest
+	if !s.cfg.PionSRTP && !OffersDTLSServer(offer) {
+		// An API of its own: the keys come from hooks that must see this
+		// PeerConnection's handshake only, as DTLS server.
+		direct = NewDirectIngest(s.log.With("stream", name))
+		a, err := s.rtc.NewAPI(APIOptions{Ingest: direct})
+		if err != nil {
+			return nil, "", fmt.Errorf("whip: %w", err)
+		}
+		api = a
+	}
+	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: s.rtc.ICEServers()})
 	if err != nil {
 		return nil, "", fmt.Errorf("whip: new peer connection: %w", err)
+	}
+	if direct != nil {
+		direct.Declare(offer)
+		if err := direct.Watch(s.rtc, pc); err != nil {
+			_ = pc.Close()
+			return nil, "", fmt.Errorf("whip: %w", err)
+		}
 	}
 	var pub *gateway.Publication
 	gated := s.rtc.gatePublisher(pc)
 	fail := func(err error) (*Session, string, error) {
 		s.rtc.ungate(gated)
+		direct.Unwatch(s.rtc)
 		_ = pc.Close()
 		if pub != nil {
 			pub.Close()
@@ -433,6 +457,7 @@ func (s *Server) negotiate(ctx context.Context, sections []offerSection, opts ga
 	run := func(ctx context.Context) error {
 		defer pub.Close()
 		defer s.rtc.ungate(gated)
+		defer direct.Unwatch(s.rtc)
 		connectBy := time.NewTimer(s.cfg.ConnectTimeout)
 		defer connectBy.Stop()
 		// Connected stays closed once connected: select on it only until

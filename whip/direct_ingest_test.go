@@ -1,0 +1,206 @@
+package whip
+
+import (
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/gateway"
+)
+
+// diIngest is a publisher (a plain pion API) and a server PeerConnection
+// reading it through d, connected; got holds the payloads the server's
+// track reader read, by sequence number.
+type diIngest struct {
+	pub, srv *webrtc.PeerConnection
+	track    *webrtc.TrackLocalStaticRTP
+	d        *DirectIngest
+
+	mu  sync.Mutex
+	got map[uint16][]byte
+	wg  sync.WaitGroup
+}
+
+// newDIIngest connects them; declare false leaves the offer's SSRCs
+// undeclared. conf is the server's configuration, set the publisher's API.
+func newDIIngest(t *testing.T, rtc *RTC, opt APIOptions, conf webrtc.Configuration, declare bool, set func(*webrtc.SettingEngine)) *diIngest {
+	t.Helper()
+	in := &diIngest{d: NewDirectIngest(ftTestLog(t)), got: map[uint16][]byte{}}
+	opt.Ingest = in.d
+	api, err := rtc.NewAPI(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.srv, err = api.NewPeerConnection(conf); err != nil {
+		t.Fatal(err)
+	}
+	if in.pub, err = ftNewAPIWith(t, mustStdNet(t), set).NewPeerConnection(webrtc.Configuration{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = in.pub.Close()
+		_ = in.srv.Close()
+		in.d.Unwatch(rtc)
+		in.wg.Wait()
+	})
+	if in.track, err = webrtc.NewTrackLocalStaticRTP(Capability(diTrack), "video", "di"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.pub.AddTransceiverFromTrack(in.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+		t.Fatal(err)
+	}
+	in.srv.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		in.wg.Go(func() {
+			buf := make([]byte, 1600)
+			var p rtp.Packet
+			for {
+				n, _, err := tr.Read(buf)
+				if err != nil {
+					return
+				}
+				if p.Unmarshal(buf[:n]) == nil {
+					in.mu.Lock()
+					in.got[p.SequenceNumber] = append([]byte(nil), p.Payload...)
+					in.mu.Unlock()
+				}
+			}
+		})
+	})
+	if err := in.d.Watch(rtc, in.srv); err != nil {
+		t.Fatal(err)
+	}
+	dsNegotiateWith(t, in.pub, in.srv, func(offer *webrtc.SessionDescription) {
+		if !declare {
+			return
+		}
+		parsed, err := offer.Unmarshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.d.Declare(parsed)
+	})
+	ftEventually(t, 10*time.Second, "connected", func() bool {
+		return in.srv.ConnectionState() == webrtc.PeerConnectionStateConnected && in.pub.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	return in
+}
+
+// send writes packets first..first+n-1, 1200-byte payloads numbered in
+// their first bytes, in groups of 50 paced as a 100 Mbps source, and waits
+// until the server's reader has them all.
+func (in *diIngest) send(t *testing.T, first uint16, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		seq := first + uint16(i)
+		payload := make([]byte, 1200)
+		payload[0] = 0x41
+		binary.BigEndian.PutUint16(payload[1:], seq)
+		pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(i/100) * 3000, Marker: i%100 == 99}, Payload: payload}
+		if err := in.track.WriteRTP(&pkt); err != nil {
+			t.Fatal(err)
+		}
+		if i%50 == 49 {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	ftEventually(t, 5*time.Second, "every packet at the server's track reader", func() bool {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		for i := range n {
+			p := in.got[first+uint16(i)]
+			if len(p) != 1200 || binary.BigEndian.Uint16(p[1:]) != first+uint16(i) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+var diTrack = gateway.TrackInfo{Name: "main", Codec: gateway.H264}
+
+// A publisher's packets, sealed with either SRTP profile, reach the
+// server's track reader through the direct path: all of them, none
+// through pion.
+func TestDirectIngestReadsBeneathPion(t *testing.T) {
+	for name, p := range map[string]dtls.SRTPProtectionProfile{"AEAD_AES_128_GCM": dtls.SRTP_AEAD_AES_128_GCM, "AES128_CM_HMAC_SHA1_80": dtls.SRTP_AES128_CM_HMAC_SHA1_80} {
+		t.Run(name, func(t *testing.T) {
+			const n = 3000
+			in := newDIIngest(t, ftNewRTC(t), APIOptions{}, webrtc.Configuration{}, true, func(se *webrtc.SettingEngine) { se.SetSRTPProtectionProfiles(p) })
+			in.send(t, 1000, n)
+			taken, dropped, bad := in.d.Stats()
+			if taken < n || dropped != 0 || bad != 0 || !in.d.Active() {
+				t.Fatalf("direct path took %d, dropped %d, failed %d (active %v); want at least %d, 0, 0", taken, dropped, bad, in.d.Active(), n)
+			}
+		})
+	}
+}
+
+// SSRCs the offer did not declare (simulcast by rid) are pion's to find:
+// the packets arrive through pion, none our way.
+func TestDirectIngestLeavesUndeclaredSSRCs(t *testing.T) {
+	in := newDIIngest(t, ftNewRTC(t), APIOptions{}, webrtc.Configuration{}, false, nil)
+	in.send(t, 1000, 500)
+	if taken, _, _ := in.d.Stats(); taken != 0 || in.d.Active() {
+		t.Fatalf("direct path took %d packets of an undeclared SSRC", taken)
+	}
+}
+
+// Over a relay the pair is not on our socket: everything stays pion's.
+func TestDirectIngestLeavesRelayedPath(t *testing.T) {
+	link, _, _ := egressTURN(t)
+	servers, _ := LinkICEServers(ParseLinkHeader([]string{link}))
+	conf := webrtc.Configuration{ICEServers: PionICEServers(servers), ICETransportPolicy: webrtc.ICETransportPolicyRelay}
+	in := newDIIngest(t, ftNewRTC(t), APIOptions{RelayOnly: true}, conf, true, nil)
+	in.send(t, 1000, 500)
+	if taken, _, _ := in.d.Stats(); taken != 0 || in.d.Active() {
+		t.Fatalf("direct path took %d packets over a relay", taken)
+	}
+}
+
+// An API cannot both send and receive beneath pion.
+func TestAPIRefusesDirectAndIngest(t *testing.T) {
+	if _, err := ftNewRTC(t).NewAPI(APIOptions{Direct: NewDirectSRTP(ftTestLog(t)), Ingest: NewDirectIngest(ftTestLog(t))}); err == nil {
+		t.Fatal("NewAPI with Direct and Ingest: no error")
+	}
+}
+func TestOffersDTLSServer(t *testing.T) {
+	for setup, want := range map[string]bool{"actpass": false, "active": false, "passive": true} {
+		raw := "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" +
+			"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=setup:" + setup + "\r\na=rtpmap:96 VP8/90000\r\n"
+		var d sdp.SessionDescription
+		if err := d.UnmarshalString(raw); err != nil {
+			t.Fatal(err)
+		}
+		if got := OffersDTLSServer(&d); got != want {
+			t.Errorf("setup:%s: OffersDTLSServer = %v, want %v", setup, got, want)
+		}
+	}
+}
+
+// Declare takes the SSRCs of plain sections, RTX included, and leaves a
+// simulcast section's to pion.
+func TestDirectIngestDeclare(t *testing.T) {
+	raw := "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:0\r\na=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000\r\n" +
+		"a=ssrc-group:FID 11 12\r\na=ssrc:11 cname:x\r\na=ssrc:12 cname:x\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=rtpmap:96 H264/90000\r\na=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n" +
+		"a=ssrc:21 cname:x\r\na=ssrc:22 cname:x\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=rtpmap:111 opus/48000/2\r\na=ssrc:31 cname:x\r\n"
+	var offer sdp.SessionDescription
+	if err := offer.UnmarshalString(raw); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDirectIngest(ftTestLog(t))
+	d.Declare(&offer)
+	for ssrc, want := range map[uint32]bool{11: true, 12: true, 21: false, 22: false, 31: true, 99: false} {
+		if got := d.declared[ssrc]; got != want {
+			t.Errorf("SSRC %d declared %v, want %v", ssrc, got, want)
+		}
+	}
+}
