@@ -222,6 +222,7 @@ func TestWHIPIngestRTXAsksOnce(t *testing.T) {
 	slices.SortFunc(got, func(a, b *rtp.Packet) int { return int(int16(a.SequenceNumber - b.SequenceNumber)) })
 	got = slices.CompactFunc(got, func(a, b *rtp.Packet) bool { return a.SequenceNumber == b.SequenceNumber })
 	requireSameFrames(t, "after RTX recovery", sent, groupRTPFrames(got, false))
+	requireIngestSRTP(t, app, "direct") // repairs through the interceptors above DirectIngest
 
 	pub.nackMu.Lock()
 	defer pub.nackMu.Unlock()

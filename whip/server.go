@@ -419,7 +419,7 @@ func (s *Server) negotiate(ctx context.Context, offer *sdp.SessionDescription, s
 	}
 	in := &ingestTracks{pub: pub, gate: gated, nacks: s.rtc.nacks.of(pc), ssrcs: make([]webrtc.SSRC, len(tracks)), log: s.log.With("stream", name)}
 	sess := &Session{ID: NewID(), Kind: "whip", Stream: name, Remote: opts.Remote, Token: token,
-		Stats: func() any { st := pub.Stream().Stats(); return st.Tracks }}
+		Stats: func() any { return ingestStats(pub, direct) }}
 	pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		key := t.RID()
 		switch {
@@ -485,6 +485,26 @@ func (s *Server) negotiate(ctx context.Context, offer *sdp.SessionDescription, s
 		return fail(&HTTPError{Code: http.StatusServiceUnavailable, Msg: "shutting down", Err: err})
 	}
 	return sess, pc.LocalDescription().SDP, nil
+}
+
+// IngestStats is a WHIP session's detail in the API.
+type IngestStats struct {
+	Tracks any `json:"tracks"`
+	// SRTP is "direct" when the publisher's media is read beneath pion
+	// (DirectIngest), else "pion"; the counts are the direct path's.
+	SRTP                string `json:"srtp"`
+	DirectReceived      uint64 `json:"direct_received,omitempty"`
+	DirectDropped       uint64 `json:"direct_dropped,omitempty"`
+	DirectUndecryptable uint64 `json:"direct_undecryptable,omitempty"`
+}
+
+func ingestStats(pub *gateway.Publication, direct *DirectIngest) IngestStats {
+	st := IngestStats{Tracks: pub.Stream().Stats().Tracks, SRTP: "pion"}
+	if direct.Active() {
+		st.SRTP = "direct"
+		st.DirectReceived, st.DirectDropped, st.DirectUndecryptable = direct.Stats()
+	}
+	return st
 }
 
 // ingestTracks moves a publisher's remote tracks into the hub.
