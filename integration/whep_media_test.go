@@ -51,17 +51,7 @@ func TestWHEPLayersDecode(t *testing.T) {
 // beneath pion (whip.DirectSRTP): what the viewer decoded came that way.
 func requireDirectSRTP(t testing.TB, app *cmd.App) {
 	t.Helper()
-	n := 0
-	for _, s := range app.Sessions().List() {
-		info := s.Info()
-		if info.Kind != "whep" {
-			continue
-		}
-		n++
-		raw, err := json.Marshal(info.Detail)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for id, raw := range sessionDetails(t, app, "whep") {
 		var st struct {
 			SRTP string `json:"srtp"`
 			Sent uint64 `json:"direct_sent"`
@@ -70,10 +60,29 @@ func requireDirectSRTP(t testing.TB, app *cmd.App) {
 			t.Fatal(err)
 		}
 		if st.SRTP != "direct" || st.Sent == 0 {
-			t.Fatalf("WHEP session %s: stats %s; want srtp direct with packets sent", info.ID, raw)
+			t.Fatalf("WHEP session %s: stats %s; want srtp direct with packets sent", id, raw)
 		}
 	}
-	if n == 0 {
-		t.Fatal("no WHEP session to check")
+}
+
+// sessionDetails is the API detail of app's sessions of a kind, by ID;
+// at least one, or the test fails.
+func sessionDetails(t testing.TB, app *cmd.App, kind string) map[string]json.RawMessage {
+	t.Helper()
+	out := map[string]json.RawMessage{}
+	for _, s := range app.Sessions().List() {
+		info := s.Info()
+		if info.Kind != kind {
+			continue
+		}
+		raw, err := json.Marshal(info.Detail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[info.ID] = raw
 	}
+	if len(out) == 0 {
+		t.Fatalf("no %s session to check", kind)
+	}
+	return out
 }
