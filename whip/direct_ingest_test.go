@@ -2,6 +2,7 @@ package whip
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -202,5 +203,50 @@ func TestDirectIngestDeclare(t *testing.T) {
 		if got := d.declared[ssrc]; got != want {
 			t.Errorf("SSRC %d declared %v, want %v", ssrc, got, want)
 		}
+	}
+}
+
+// After an ICE restart the publisher sends from a new address: the direct
+// path follows the new pair (same keys), and what fell between the two
+// (handed to pion, whose stream nobody reads) is asked for again.
+func TestDirectIngestFollowsICERestart(t *testing.T) {
+	in := newDIIngest(t, ftNewRTC(t), APIOptions{}, webrtc.Configuration{}, true, nil)
+	in.send(t, 1000, 500)
+	_, before := selectedPair(in.srv)
+	offer, err := in.pub.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(in.pub)
+	if err := in.pub.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	ftAwaitGathering(gathered)
+	if err := in.srv.SetRemoteDescription(*in.pub.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := in.srv.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered = webrtc.GatheringCompletePromise(in.srv)
+	if err := in.srv.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	ftAwaitGathering(gathered)
+	if err := in.pub.SetRemoteDescription(*in.srv.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	var after netip.AddrPort
+	ftEventually(t, 10*time.Second, "a new selected pair, followed", func() bool {
+		_, after = selectedPair(in.srv)
+		a := in.d.addr.Load()
+		return after.IsValid() && after != before && a != nil && *a == after
+	})
+	taken0, _, _ := in.d.Stats()
+	in.send(t, 2000, 500)
+	taken, dropped, bad := in.d.Stats()
+	if taken-taken0 < 500 || dropped != 0 || bad != 0 {
+		t.Fatalf("after the restart (%s → %s) the direct path took %d, dropped %d, failed %d; want at least 500, 0, 0", before, after, taken-taken0, dropped, bad)
 	}
 }
