@@ -213,30 +213,7 @@ func TestDirectIngestFollowsICERestart(t *testing.T) {
 	in := newDIIngest(t, ftNewRTC(t), APIOptions{}, webrtc.Configuration{}, true, nil)
 	in.send(t, 1000, 500)
 	_, before := selectedPair(in.srv)
-	offer, err := in.pub.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(in.pub)
-	if err := in.pub.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	ftAwaitGathering(gathered)
-	if err := in.srv.SetRemoteDescription(*in.pub.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := in.srv.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered = webrtc.GatheringCompletePromise(in.srv)
-	if err := in.srv.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	ftAwaitGathering(gathered)
-	if err := in.pub.SetRemoteDescription(*in.srv.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
+	dsICERestart(t, in.pub, in.srv)
 	var after netip.AddrPort
 	ftEventually(t, 10*time.Second, "a new selected pair, followed", func() bool {
 		_, after = selectedPair(in.srv)

@@ -104,30 +104,7 @@ func TestDirectSRTPFollowsICERestart(t *testing.T) {
 	ftEventually(t, 5*time.Second, "packets before the restart", func() bool { return v.arrived(1000, n) == n })
 	_, before := selectedPair(v.pc)
 
-	offer, err := v.viewer.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(v.viewer)
-	if err := v.viewer.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	ftAwaitGathering(gathered)
-	if err := v.pc.SetRemoteDescription(*v.viewer.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := v.pc.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered = webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	ftAwaitGathering(gathered)
-	if err := v.viewer.SetRemoteDescription(*v.pc.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
+	dsICERestart(t, v.viewer, v.pc)
 	ftEventually(t, 10*time.Second, "a new selected pair", func() bool {
 		_, now := selectedPair(v.pc)
 		return now.IsValid() && now != before && v.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
@@ -271,6 +248,35 @@ func dsRequirePionPath(t *testing.T, d *DirectSRTP, track *webrtc.TrackLocalStat
 	})
 	if sent, _ := d.Stats(); sent != 0 || d.Active() {
 		t.Errorf("direct path sent %d (active %v) after a refused Activate", sent, d.Active())
+	}
+}
+
+// dsICERestart renegotiates with an ICE restart offered by offerer.
+func dsICERestart(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+	t.Helper()
+	offer, err := offerer.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(offerer)
+	if err := offerer.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	ftAwaitGathering(gathered)
+	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
+		t.Fatal(err)
+	}
+	answer, err := answerer.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered = webrtc.GatheringCompletePromise(answerer)
+	if err := answerer.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	ftAwaitGathering(gathered)
+	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
+		t.Fatal(err)
 	}
 }
 
