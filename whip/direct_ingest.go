@@ -40,12 +40,19 @@ import (
 // by rid) is pion's to discover, and one that pion saw first is pion's for
 // good. If the path later leaves our socket (an ICE restart onto a relay),
 // the PeerConnection is closed and the publisher reconnects.
+//
+// Packets are recognised by their source address: the selected pair's, and
+// any address a packet of a declared SSRC came from that decrypted with
+// the session's keys. The selected pair alone is not enough: a browser
+// with two host candidates that both reach us may send its media on the
+// pair it prefers while pion, the controlled side, selected the other.
 type DirectIngest struct {
 	log    *slog.Logger
 	keys   handshakeSecrets
 	replay uint // SRTP replay window, as pion's (RTCConfig.SRTPReplayWindow)
 
-	addr atomic.Pointer[netip.AddrPort] // the publisher's address while the pair is on our socket
+	ours  atomic.Bool             // the selected pair is on our socket
+	addrs cowList[netip.AddrPort] // where the publisher's media comes from
 
 	mu       sync.Mutex
 	declared map[uint32]bool
@@ -90,8 +97,9 @@ func (d *DirectIngest) Declare(offer *sdp.SessionDescription) {
 	}
 }
 
-// Watch follows pc's selected pair: the publisher's address while the pair
-// is on one of r's sockets. Call it before pc connects.
+// Watch follows pc's selected pair and puts d in r's table: from then on
+// the shared socket's reader offers d the publisher's RTP. Call it after
+// Declare and before pc connects.
 func (d *DirectIngest) Watch(r *RTC, pc *webrtc.PeerConnection) error {
 	sctp := pc.SCTP()
 	if sctp == nil {
@@ -100,10 +108,11 @@ func (d *DirectIngest) Watch(r *RTC, pc *webrtc.PeerConnection) error {
 	sctp.Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
 		route, why := r.directRoute(pc)
 		if route != nil {
-			d.addr.Store(&route.remote)
+			d.learn(route.remote)
+			d.ours.Store(true)
 			return
 		}
-		d.addr.Store(nil)
+		d.ours.Store(false)
 		if d.Active() {
 			d.log.Warn("publisher's media path left the shared UDP port; closing the session so it reconnects", "why", why)
 			go func() { _ = pc.Close() }() // not from inside pion's callback
@@ -147,7 +156,7 @@ func (d *DirectIngest) Stats() (taken, dropped, undecryptable uint64) {
 // readyLocked says whether a new SSRC may be read our way now: the pair is
 // on our socket and the keys make a context.
 func (d *DirectIngest) readyLocked() bool {
-	if d.failed || d.addr.Load() == nil {
+	if d.failed || !d.ours.Load() {
 		return false
 	}
 	if d.ctx != nil {
@@ -190,12 +199,28 @@ func (d *DirectIngest) queueLocked(ssrc uint32) *ingestQueue {
 	return q
 }
 
-// take reads one datagram from the publisher: true when it was RTP of an
-// SSRC read our way (queued, or dropped), false to hand it to pion.
-func (d *DirectIngest) take(b []byte) bool {
-	if !IsRTP(b) {
-		return false
+// knows says whether the publisher's media has come from addr.
+func (d *DirectIngest) knows(addr netip.AddrPort) bool {
+	for _, a := range d.addrs.load() {
+		if a == addr {
+			return true
+		}
 	}
+	return false
+}
+
+// learn adds addr to where the publisher's media comes from.
+func (d *DirectIngest) learn(addr netip.AddrPort) {
+	if !d.knows(addr) {
+		d.addrs.add(addr)
+	}
+}
+
+// take reads one RTP datagram from the publisher: true when its SSRC is
+// read our way (queued, or dropped), false to hand it to pion. From an
+// address not yet known (known false) only a packet that decrypts is
+// taken, and its address learnt.
+func (d *DirectIngest) take(b []byte, from netip.AddrPort, known bool) bool {
 	ssrc := binary.BigEndian.Uint32(b[8:12])
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -208,8 +233,14 @@ func (d *DirectIngest) take(b []byte) bool {
 		d.taken.Add(1)
 	case errors.Is(err, errQueueFull), errors.Is(err, io.ErrClosedPipe):
 		d.dropped.Add(1)
+	case !known:
+		return false // not the publisher's: pion's to judge
 	default:
 		d.undecryptable.Add(1) // pion drops these too: failed auth, a replay
+		return true
+	}
+	if !known {
+		d.learn(from)
 	}
 	return true
 }
@@ -341,17 +372,24 @@ func (q *ingestQueue) close() {
 // address for every datagram the shared socket reads.
 type ingestTable struct{ cowList[*DirectIngest] }
 
-// take offers a datagram read from the socket to its publisher's
-// DirectIngest: true when it was taken.
+// take offers an RTP datagram read from the socket to its publisher's
+// DirectIngest, found by address or else by a declared SSRC: true when it
+// was taken.
 func (t *ingestTable) take(b []byte, from netip.AddrPort) bool {
 	list := t.load()
-	if len(list) == 0 {
+	if len(list) == 0 || !IsRTP(b) {
 		return false
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	for _, d := range list {
-		if a := d.addr.Load(); a != nil && *a == from {
-			return d.take(b)
+		if d.knows(from) {
+			return d.take(b, from, true)
+		}
+	}
+	ssrc := binary.BigEndian.Uint32(b[8:12])
+	for _, d := range list {
+		if d.declared[ssrc] { // read-only once the DirectIngest is in the table
+			return d.take(b, from, false)
 		}
 	}
 	return false

@@ -2,14 +2,17 @@ package whip
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
+	"github.com/pion/transport/v4"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/gateway"
@@ -32,6 +35,17 @@ type diIngest struct {
 // undeclared. conf is the server's configuration, set the publisher's API.
 func newDIIngest(t *testing.T, rtc *RTC, opt APIOptions, conf webrtc.Configuration, declare bool, set func(*webrtc.SettingEngine)) *diIngest {
 	t.Helper()
+	return newDIIngestWith(t, rtc, opt, conf, declare, mustStdNet(t), set)
+}
+
+// newDIIngestOn is newDIIngest with the defaults and the publisher on pubNet.
+func newDIIngestOn(t *testing.T, rtc *RTC, pubNet transport.Net) *diIngest {
+	t.Helper()
+	return newDIIngestWith(t, rtc, APIOptions{}, webrtc.Configuration{}, true, pubNet, nil)
+}
+
+func newDIIngestWith(t *testing.T, rtc *RTC, opt APIOptions, conf webrtc.Configuration, declare bool, pubNet transport.Net, set func(*webrtc.SettingEngine)) *diIngest {
+	t.Helper()
 	in := &diIngest{d: NewDirectIngest(ftTestLog(t)), got: map[uint16][]byte{}}
 	opt.Ingest = in.d
 	api, err := rtc.NewAPI(opt)
@@ -41,7 +55,7 @@ func newDIIngest(t *testing.T, rtc *RTC, opt APIOptions, conf webrtc.Configurati
 	if in.srv, err = api.NewPeerConnection(conf); err != nil {
 		t.Fatal(err)
 	}
-	if in.pub, err = ftNewAPIWith(t, mustStdNet(t), set).NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if in.pub, err = ftNewAPIWith(t, pubNet, set).NewPeerConnection(webrtc.Configuration{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -73,18 +87,17 @@ func newDIIngest(t *testing.T, rtc *RTC, opt APIOptions, conf webrtc.Configurati
 			}
 		})
 	})
-	if err := in.d.Watch(rtc, in.srv); err != nil {
-		t.Fatal(err)
-	}
 	dsNegotiateWith(t, in.pub, in.srv, func(offer *webrtc.SessionDescription) {
-		if !declare {
-			return
+		if declare {
+			parsed, err := offer.Unmarshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			in.d.Declare(parsed)
 		}
-		parsed, err := offer.Unmarshal()
-		if err != nil {
+		if err := in.d.Watch(rtc, in.srv); err != nil { // as the server does: after Declare, before ICE
 			t.Fatal(err)
 		}
-		in.d.Declare(parsed)
 	})
 	ftEventually(t, 10*time.Second, "connected", func() bool {
 		return in.srv.ConnectionState() == webrtc.PeerConnectionStateConnected && in.pub.ConnectionState() == webrtc.PeerConnectionStateConnected
@@ -94,10 +107,12 @@ func newDIIngest(t *testing.T, rtc *RTC, opt APIOptions, conf webrtc.Configurati
 
 // send writes packets first..first+n-1, 1200-byte payloads numbered in
 // their first bytes, in groups of 50 paced as a 100 Mbps source, and waits
-// until the server's reader has them all.
+// until the server's reader has them all. While it waits, the stream goes
+// on with a packet every 50 ms, as live video does: a loss among the last
+// packets is only seen, and asked for, when a later one arrives.
 func (in *diIngest) send(t *testing.T, first uint16, n int) {
 	t.Helper()
-	for i := 0; i < n; i++ {
+	write := func(i int) {
 		seq := first + uint16(i)
 		payload := make([]byte, 1200)
 		payload[0] = 0x41
@@ -106,11 +121,19 @@ func (in *diIngest) send(t *testing.T, first uint16, n int) {
 		if err := in.track.WriteRTP(&pkt); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for i := 0; i < n; i++ {
+		write(i)
 		if i%50 == 49 {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	next, last := n, time.Now()
 	ftEventually(t, 5*time.Second, "every packet at the server's track reader", func() bool {
+		if time.Since(last) > 50*time.Millisecond {
+			write(next)
+			next, last = next+1, time.Now()
+		}
 		in.mu.Lock()
 		defer in.mu.Unlock()
 		for i := range n {
@@ -217,13 +240,86 @@ func TestDirectIngestFollowsICERestart(t *testing.T) {
 	var after netip.AddrPort
 	ftEventually(t, 10*time.Second, "a new selected pair, followed", func() bool {
 		_, after = selectedPair(in.srv)
-		a := in.d.addr.Load()
-		return after.IsValid() && after != before && a != nil && *a == after
+		return after.IsValid() && after != before && in.d.knows(after)
 	})
 	taken0, _, _ := in.d.Stats()
 	in.send(t, 2000, 500)
 	taken, dropped, bad := in.d.Stats()
 	if taken-taken0 < 500 || dropped != 0 || bad != 0 {
 		t.Fatalf("after the restart (%s → %s) the direct path took %d, dropped %d, failed %d; want at least 500, 0, 0", before, after, taken-taken0, dropped, bad)
+	}
+}
+
+// divertNet sends the publisher's datagrams, except RTP packets whose
+// sequence numbers divert holds: those go out from another socket of the
+// same host, as from a second host candidate of the publisher's.
+type divertNet struct {
+	transport.Net
+	side   *net.UDPConn
+	divert map[uint16]bool // read-only once sending
+	sent   atomic.Int64
+}
+
+func (n *divertNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return &divertConn{UDPConn: c, n: n}, nil
+}
+
+type divertConn struct {
+	transport.UDPConn
+	n *divertNet
+}
+
+func (c *divertConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if IsRTP(p) && c.n.divert[binary.BigEndian.Uint16(p[2:4])] {
+		c.n.sent.Add(1)
+		return c.n.side.WriteTo(p, addr)
+	}
+	return c.UDPConn.WriteTo(p, addr)
+}
+
+// A publisher may send its media from an address other than the selected
+// pair's (Chromium with two host candidates does): a packet of a declared
+// SSRC that decrypts teaches DirectIngest the address; one that does not
+// decrypt is left to pion and teaches nothing.
+func TestDirectIngestLearnsAnotherAddress(t *testing.T) {
+	side, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer side.Close()
+	forger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forger.Close()
+	dn := &divertNet{Net: mustStdNet(t), side: side, divert: map[uint16]bool{}}
+	for s := uint16(1100); s < 1150; s++ {
+		dn.divert[s] = true
+	}
+	rtc := ftNewRTC(t)
+	in := newDIIngestOn(t, rtc, dn)
+	// A packet of the declared SSRC that is not the publisher's.
+	ssrc := uint32(in.pub.GetTransceivers()[0].Sender().GetParameters().Encodings[0].SSRC)
+	forged := make([]byte, 100)
+	forged[0], forged[1] = 0x80, 96
+	binary.BigEndian.PutUint32(forged[8:12], ssrc)
+	if _, err := forger.WriteTo(forged, rtc.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	in.send(t, 1000, 500)
+	if dn.sent.Load() != 50 {
+		t.Fatalf("%d packets left from the other socket, want 50", dn.sent.Load())
+	}
+	sideAddr := side.LocalAddr().(*net.UDPAddr).AddrPort()
+	forgerAddr := forger.LocalAddr().(*net.UDPAddr).AddrPort()
+	if !in.d.knows(sideAddr) || in.d.knows(forgerAddr) {
+		t.Fatalf("knows the other socket %v, the forger %v; want true, false", in.d.knows(sideAddr), in.d.knows(forgerAddr))
+	}
+	if taken, dropped, bad := in.d.Stats(); taken < 500 || dropped != 0 || bad != 0 {
+		t.Fatalf("direct path took %d, dropped %d, failed %d; want at least 500, 0, 0", taken, dropped, bad)
 	}
 }
