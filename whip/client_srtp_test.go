@@ -5,7 +5,6 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/rtp"
@@ -145,8 +144,7 @@ func csSendAll(t *testing.T, rtc *RTC, v *bfViewer, first uint16, n int) {
 	t.Helper()
 	batch := rtc.NewPeerBatch(v.pc)
 	t.Cleanup(func() { _ = batch.Close() })
-	bfSend(t, v, batch, first, n, 50)
-	ftEventually(t, 5*time.Second, "all packets at pion's viewer", func() bool { return v.arrived(first, n) == n })
+	bfSendAll(t, v, batch, first, n, "all packets at pion's viewer")
 }
 
 func mustStdNet(t testing.TB) transport.Net {
