@@ -2,6 +2,7 @@ package whip
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -112,6 +113,12 @@ func newDIIngestWith(t *testing.T, rtc *RTC, opt APIOptions, conf webrtc.Configu
 // packets is only seen, and asked for, when a later one arrives.
 func (in *diIngest) send(t *testing.T, first uint16, n int) {
 	t.Helper()
+	in.sendNeed(t, first, n, n)
+}
+
+// sendNeed is send that waits only until need of the n packets arrived.
+func (in *diIngest) sendNeed(t *testing.T, first uint16, n, need int) {
+	t.Helper()
 	write := func(i int) {
 		seq := first + uint16(i)
 		payload := make([]byte, 1200)
@@ -129,20 +136,26 @@ func (in *diIngest) send(t *testing.T, first uint16, n int) {
 		}
 	}
 	next, last := n, time.Now()
-	ftEventually(t, 5*time.Second, "every packet at the server's track reader", func() bool {
+	got := 0
+	defer func() {
+		if t.Failed() {
+			t.Logf("%d of packets %d..%d at the server's track reader; %d more sent after them", got, first, first+uint16(n)-1, next-n)
+		}
+	}()
+	ftEventually(t, 5*time.Second, fmt.Sprintf("%d of %d packets at the server's track reader", need, n), func() bool {
 		if time.Since(last) > 50*time.Millisecond {
 			write(next)
 			next, last = next+1, time.Now()
 		}
 		in.mu.Lock()
 		defer in.mu.Unlock()
+		got = 0
 		for i := range n {
-			p := in.got[first+uint16(i)]
-			if len(p) != 1200 || binary.BigEndian.Uint16(p[1:]) != first+uint16(i) {
-				return false
+			if p := in.got[first+uint16(i)]; len(p) == 1200 && binary.BigEndian.Uint16(p[1:]) == first+uint16(i) {
+				got++
 			}
 		}
-		return true
+		return got >= need
 	})
 }
 
@@ -181,7 +194,9 @@ func TestDirectIngestLeavesRelayedPath(t *testing.T) {
 	servers, _ := LinkICEServers(ParseLinkHeader([]string{link}))
 	conf := webrtc.Configuration{ICEServers: PionICEServers(servers), ICETransportPolicy: webrtc.ICETransportPolicyRelay}
 	in := newDIIngest(t, ftNewRTC(t), APIOptions{RelayOnly: true}, conf, true, nil)
-	in.send(t, 1000, 500)
+	// Media flows; over an in-process TURN server on a loaded machine
+	// not necessarily every packet (not what this test is about).
+	in.sendNeed(t, 1000, 500, 100)
 	if taken, _, _ := in.d.Stats(); taken != 0 || in.d.Active() {
 		t.Fatalf("direct path took %d packets over a relay", taken)
 	}
