@@ -10,8 +10,9 @@
 // memory); the viewers join together (their join times) and the warm-up
 // starts once each has a complete keyframe; the
 // measurement window (CPU, memory, loss, latency; join probes if asked);
-// the publisher stops, in-flight packets drain, viewers hang up, the
-// server is stopped.
+// the publisher goes on a moment (so that losses at the window's end are
+// seen and repaired), stops, in-flight packets drain, viewers hang up,
+// the server is stopped.
 package bench
 
 import (
@@ -42,6 +43,11 @@ const stealWarning = 2
 // drain is how long viewers keep reading after the publisher stops, for
 // packets in flight and their retransmissions.
 const drain = 500 * time.Millisecond
+
+// tail is how long the publisher keeps sending after the window: a loss
+// among the window's last packets is only seen, and asked for, when a
+// later packet arrives.
+const tail = 300 * time.Millisecond
 
 // Run is the `whipgate bench` command line.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -224,6 +230,9 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	stopProbes()
 	probing.Wait()
 	if err := errors.Join(werr, serr, srv.alive(), target.alive()); err != nil {
+		return res, err
+	}
+	if err := pause(ctx, tail); err != nil {
 		return res, err
 	}
 	if err := stopSending(); err != nil {

@@ -155,8 +155,8 @@ func TestBenchViewersRecoverLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := r.PerViewer[0]
-	t.Logf("path dropped %d packets; window: %d of %d packets lost, %d frames incomplete; %d RTX repairs beneath pion",
-		lost.Load(), v.Lost, v.Packets, v.Incomplete, r.ViewerRTX)
+	t.Logf("path dropped %d packets; window: %d of %d packets lost, %d of %d frames incomplete (at %v); %d RTX repairs beneath pion",
+		lost.Load(), v.Lost, v.Packets, v.Incomplete, v.Frames, v.IncompleteAt, r.ViewerRTX)
 	if lost.Load() < 30 {
 		t.Fatalf("the lossy path dropped only %d packets; the test proves nothing", lost.Load())
 	}
