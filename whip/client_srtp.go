@@ -91,19 +91,12 @@ func (c *ClientSRTP) DecryptRTP(b []byte) ([]byte, error) {
 
 // context derives the server's sending keys (RFC 5764) from the secrets.
 func (c *ClientSRTP) context() (*srtp.Context, error) {
-	c.keys.mu.Lock()
-	profile, complete := c.keys.profile, len(c.keys.master) > 0 && len(c.keys.serverRandom) == 32
-	c.keys.mu.Unlock()
-	if profile == 0 || !complete {
+	ctx, err := c.keys.srtpContext(true, false)
+	if errors.Is(err, errSecretsUnseen) {
 		return nil, ErrSRTPKeysUnknown
 	}
-	conf := srtp.Config{Profile: profile}
-	if err := conf.ExtractSessionKeysFromDTLS(&c.keys, true); err != nil {
-		return nil, fmt.Errorf("whip: client srtp: keys: %w", err)
-	}
-	ctx, err := srtp.CreateContext(conf.Keys.RemoteMasterKey, conf.Keys.RemoteMasterSalt, profile)
 	if err != nil {
-		return nil, fmt.Errorf("whip: client srtp: context: %w", err)
+		return nil, fmt.Errorf("whip: client srtp: %w", err)
 	}
 	return ctx, nil
 }

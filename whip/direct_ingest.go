@@ -3,7 +3,6 @@ package whip
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -162,19 +161,7 @@ func (d *DirectIngest) readyLocked() bool {
 	if d.ctx != nil {
 		return true
 	}
-	d.keys.mu.Lock()
-	profile := d.keys.profile
-	d.keys.mu.Unlock()
-	ctx, err := func() (*srtp.Context, error) {
-		if profile == 0 {
-			return nil, errors.New("no SRTP profile seen (not the DTLS server?)")
-		}
-		conf := srtp.Config{Profile: profile}
-		if err := conf.ExtractSessionKeysFromDTLS(&d.keys, false); err != nil {
-			return nil, fmt.Errorf("keys: %w", err)
-		}
-		return srtp.CreateContext(conf.Keys.RemoteMasterKey, conf.Keys.RemoteMasterSalt, profile, srtp.SRTPReplayProtection(d.replay))
-	}()
+	ctx, err := d.keys.srtpContext(false, false, srtp.SRTPReplayProtection(d.replay))
 	if err != nil {
 		d.failed = true
 		d.log.Warn("reading the publisher's media through pion", "why", err)

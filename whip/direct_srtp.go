@@ -137,6 +137,36 @@ func (s *handshakeSecrets) ExportKeyingMaterial(label string, context []byte, le
 	return prf.PHash(s.master, seed, length, suiteHash(s.suite))
 }
 
+// errSecretsUnseen: the handshake has not shown all that the keys derive
+// from — not yet, or not to us (the ServerHello hook sees only a hello we
+// send, so on the server side only as DTLS server).
+var errSecretsUnseen = errors.New("no SRTP profile or handshake secrets seen (not the DTLS server?)")
+
+// srtpContext derives one direction's SRTP context (RFC 5764) from the
+// captured secrets: our sending keys (send) or the peer's, with isClient
+// the DTLS role we had.
+func (s *handshakeSecrets) srtpContext(isClient, send bool, opts ...srtp.ContextOption) (*srtp.Context, error) {
+	s.mu.Lock()
+	profile, complete := s.profile, len(s.master) > 0 && len(s.clientRandom) == 32 && len(s.serverRandom) == 32
+	s.mu.Unlock()
+	if profile == 0 || !complete {
+		return nil, errSecretsUnseen
+	}
+	conf := srtp.Config{Profile: profile}
+	if err := conf.ExtractSessionKeysFromDTLS(s, isClient); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	key, salt := conf.Keys.RemoteMasterKey, conf.Keys.RemoteMasterSalt
+	if send {
+		key, salt = conf.Keys.LocalMasterKey, conf.Keys.LocalMasterSalt
+	}
+	ctx, err := srtp.CreateContext(key, salt, profile, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("context: %w", err)
+	}
+	return ctx, nil
+}
+
 // suiteHash is the PRF hash of a TLS 1.2 cipher suite: SHA-384 for the
 // suites named so, SHA-256 for every other.
 func suiteHash(id uint16) func() hash.Hash {
@@ -166,19 +196,9 @@ func (d *DirectSRTP) Activate(r *RTC, pc *webrtc.PeerConnection) error {
 	if route == nil {
 		return fmt.Errorf("whip: direct srtp: %s", why)
 	}
-	d.keys.mu.Lock()
-	profile := d.keys.profile
-	d.keys.mu.Unlock()
-	if profile == 0 {
-		return errors.New("whip: direct srtp: no SRTP profile seen (not the DTLS server?)")
-	}
-	conf := srtp.Config{Profile: profile}
-	if err := conf.ExtractSessionKeysFromDTLS(&d.keys, false); err != nil {
-		return fmt.Errorf("whip: direct srtp: keys: %w", err)
-	}
-	ctx, err := srtp.CreateContext(conf.Keys.LocalMasterKey, conf.Keys.LocalMasterSalt, profile)
+	ctx, err := d.keys.srtpContext(false, true)
 	if err != nil {
-		return fmt.Errorf("whip: direct srtp: context: %w", err)
+		return fmt.Errorf("whip: direct srtp: %w", err)
 	}
 	d.wmu.Lock()
 	d.ctx = ctx
