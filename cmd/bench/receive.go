@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/whip"
@@ -64,11 +65,6 @@ func (r *directReceive) datagram(b []byte, t int64) bool {
 		r.undecryptable.Add(1) // pion would drop it too
 		return true
 	}
-	hl := rtpHeaderLen(p)
-	if hl < 0 {
-		r.undecryptable.Add(1)
-		return true
-	}
 	switch p[1] & 0x7f {
 	case h264PayloadType:
 		r.losses.Add(binary.BigEndian.Uint16(p[2:4]))
@@ -76,6 +72,12 @@ func (r *directReceive) datagram(b []byte, t int64) bool {
 		// RFC 4588: the original sequence number leads the payload. The
 		// header moves two bytes up over it and takes the original's
 		// number, payload type and SSRC.
+		var h rtp.Header
+		hl, err := h.Unmarshal(p)
+		if err != nil {
+			r.undecryptable.Add(1)
+			return true
+		}
 		if len(p) < hl+2 || r.mediaSSRC() == 0 {
 			return true
 		}
@@ -152,23 +154,4 @@ func (r *directReceive) askLoop(pc *webrtc.PeerConnection, done <-chan struct{},
 			}
 		}
 	}
-}
-
-// rtpHeaderLen is the length of p's RTP header with CSRCs and extension,
-// -1 if p is shorter.
-func rtpHeaderLen(p []byte) int {
-	if len(p) < 12 {
-		return -1
-	}
-	n := 12 + 4*int(p[0]&0x0f)
-	if p[0]&0x10 != 0 {
-		if len(p) < n+4 {
-			return -1
-		}
-		n += 4 + 4*int(binary.BigEndian.Uint16(p[n+2:]))
-	}
-	if len(p) < n {
-		return -1
-	}
-	return n
 }
