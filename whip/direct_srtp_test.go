@@ -251,30 +251,7 @@ func dsRequirePionPath(t *testing.T, d *DirectSRTP, track *webrtc.TrackLocalStat
 // dsICERestart renegotiates with an ICE restart offered by offerer.
 func dsICERestart(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
 	t.Helper()
-	offer, err := offerer.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	ftAwaitGathering(gathered)
-	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := answerer.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	ftAwaitGathering(gathered)
-	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
+	dsRenegotiate(t, offerer, answerer, &webrtc.OfferOptions{ICERestart: true}, nil)
 }
 
 // dsNegotiate makes offerer's offer and answerer's answer, candidates
@@ -288,15 +265,26 @@ func dsNegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
 // nil) before the answerer applies it.
 func dsNegotiateWith(t *testing.T, offerer, answerer *webrtc.PeerConnection, onOffer func(*webrtc.SessionDescription)) {
 	t.Helper()
-	offer, err := offerer.CreateOffer(nil)
+	dsRenegotiate(t, offerer, answerer, nil, onOffer)
+}
+
+// dsRenegotiate is one offer (with opts) and answer, candidates included.
+// A restart waits for gathering at most ftAwaitGathering's bound.
+func dsRenegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection, opts *webrtc.OfferOptions, onOffer func(*webrtc.SessionDescription)) {
+	t.Helper()
+	await := func(gathered <-chan struct{}) { <-gathered }
+	if opts != nil && opts.ICERestart {
+		await = ftAwaitGathering
+	}
+	offer, err := offerer.CreateOffer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := webrtc.GatheringCompletePromise(offerer)
+	gathered := webrtc.GatheringCompletePromise(offerer)
 	if err := offerer.SetLocalDescription(offer); err != nil {
 		t.Fatal(err)
 	}
-	<-done
+	await(gathered)
 	if onOffer != nil {
 		onOffer(offerer.LocalDescription())
 	}
@@ -307,11 +295,11 @@ func dsNegotiateWith(t *testing.T, offerer, answerer *webrtc.PeerConnection, onO
 	if err != nil {
 		t.Fatal(err)
 	}
-	done = webrtc.GatheringCompletePromise(answerer)
+	gathered = webrtc.GatheringCompletePromise(answerer)
 	if err := answerer.SetLocalDescription(answer); err != nil {
 		t.Fatal(err)
 	}
-	<-done
+	await(gathered)
 	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
 		t.Fatal(err)
 	}
