@@ -489,7 +489,7 @@ func (s *Server) negotiate(ctx context.Context, offer *sdp.SessionDescription, s
 
 // IngestStats is a WHIP session's detail in the API.
 type IngestStats struct {
-	Tracks any `json:"tracks"`
+	Tracks []gateway.TrackStats `json:"tracks"`
 	// SRTP is "direct" when the publisher's media is read beneath pion
 	// (DirectIngest), else "pion"; the counts are the direct path's.
 	SRTP                string `json:"srtp"`
