@@ -149,11 +149,16 @@ func TestACMETLSALPN01(t *testing.T) {
 
 	// The port is ours now, so certmagic cannot listen there itself and Pebble's
 	// validator (with no authz reuse) has to complete acme-tls/1 with our server.
-	if err := m.acme.magic.RenewCertSync(t.Context(), "127.0.0.1", true); err != nil {
-		t.Fatalf("renewal validated through TLSConfig: %v", err)
+	// Pebble 2.10 still reuses a valid authorization 1 % of the time at
+	// PEBBLE_AUTHZREUSE=0 (it creates a new one when rand.Intn(100) > 0), and
+	// then validates nothing: such a renewal is forced again, up to 3 times.
+	for try := 0; try < 3 && alpnHellos.Load() == 0; try++ {
+		if err := m.acme.magic.RenewCertSync(t.Context(), "127.0.0.1", true); err != nil {
+			t.Fatalf("renewal validated through TLSConfig: %v", err)
+		}
 	}
 	if alpnHellos.Load() == 0 {
-		t.Fatal("renewal succeeded without an acme-tls/1 handshake on our server")
+		t.Fatal("3 renewals succeeded without an acme-tls/1 handshake on our server")
 	}
 }
 
