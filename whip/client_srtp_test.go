@@ -1,9 +1,11 @@
 package whip
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pion/dtls/v3"
@@ -46,8 +48,10 @@ func (c *tapConn) ReadFrom(p []byte) (int, net.Addr, error) {
 type csTap struct {
 	cs *ClientSRTP
 
+	rtx atomic.Uint32 // the RTX stream's SSRC, once known
+
 	mu           sync.Mutex
-	got          map[uint16][]byte // payloads by sequence number
+	got          map[uint16][]byte // payloads by sequence number, RTX repairs under the original's
 	unknown, bad int               // before the keys were known; failed
 }
 
@@ -70,6 +74,10 @@ func (c *csTap) datagram(b []byte) {
 		c.unknown++
 	case err != nil || r.Unmarshal(pkt) != nil:
 		c.bad++
+	case r.SSRC == c.rtx.Load() && len(r.Payload) >= 2:
+		// A repair of what the loaded machine's socket lost (RFC 4588: the
+		// original sequence number leads the payload).
+		c.got[binary.BigEndian.Uint16(r.Payload)] = r.Payload[2:]
 	default:
 		c.got[r.SequenceNumber] = r.Payload
 	}
@@ -97,6 +105,9 @@ func TestClientSRTPDecryptsBeneathPion(t *testing.T) {
 					se.SetSRTPProtectionProfiles(p)
 					c.cs.Configure(se)
 				}))
+				if enc := v.sender.GetParameters().Encodings; len(enc) > 0 {
+					c.rtx.Store(uint32(enc[0].RTX.SSRC))
+				}
 				if direct {
 					if err := d.Activate(rtc, v.pc); err != nil {
 						t.Fatal(err)
