@@ -6,7 +6,8 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"whipgate/gateway"
-	"whipgate/whip"
+	"whipgate/whip/problem"
+	"whipgate/whip/session"
 )
 
 // apiRoutes is the control API. Every route is listed in the README with a
@@ -30,7 +31,7 @@ func (a *App) apiRoutes(r chi.Router) {
 // loopback: Validate refuses otherwise).
 func (a *App) apiAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := whip.CheckBearer(r, a.cfg.APIToken); err != nil {
+		if err := session.CheckBearer(r, a.cfg.APIToken); err != nil {
 			apiError(w, err)
 			return
 		}
@@ -46,7 +47,7 @@ func (a *App) stream(w http.ResponseWriter, r *http.Request) (*gateway.Stream, b
 	name := chi.URLParam(r, "name")
 	s, ok := a.hub.Stream(name)
 	if !ok {
-		apiError(w, whip.Errorf(http.StatusNotFound, "no stream %q", name))
+		apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", name))
 	}
 	return s, ok
 }
@@ -63,7 +64,7 @@ func (a *App) keyframe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.RequestKeyframe(); err != nil {
-		apiError(w, whip.Errorf(http.StatusConflict, "stream %q: %v", s.Name(), err))
+		apiError(w, problem.Errorf(http.StatusConflict, "stream %q: %v", s.Name(), err))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"stream": s.Name(), "keyframe": "requested"})
@@ -71,7 +72,7 @@ func (a *App) keyframe(w http.ResponseWriter, r *http.Request) {
 
 func (a *App) listSessions(w http.ResponseWriter, _ *http.Request) {
 	list := a.sessions.List()
-	out := make([]whip.SessionInfo, 0, len(list))
+	out := make([]session.SessionInfo, 0, len(list))
 	for _, s := range list {
 		out = append(out, s.Info())
 	}
@@ -82,7 +83,7 @@ func (a *App) getSession(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	s, ok := a.sessions.Get(id)
 	if !ok {
-		apiError(w, whip.Errorf(http.StatusNotFound, "no session %q", id))
+		apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.Info())
@@ -91,7 +92,7 @@ func (a *App) getSession(w http.ResponseWriter, r *http.Request) {
 func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if !a.sessions.End(id) {
-		apiError(w, whip.Errorf(http.StatusNotFound, "no session %q", id))
+		apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -101,7 +102,7 @@ func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
 // per layer and the tail of its stderr.
 func (a *App) getEncoder(w http.ResponseWriter, _ *http.Request) {
 	if a.encoder == nil {
-		apiError(w, whip.Errorf(http.StatusNotFound, "no encoder configured (hwaccel section)"))
+		apiError(w, problem.Errorf(http.StatusNotFound, "no encoder configured (hwaccel section)"))
 		return
 	}
 	writeJSON(w, http.StatusOK, a.encoder.Status())

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,6 +19,9 @@ import (
 	"whipgate/hwaccel"
 	"whipgate/whep"
 	"whipgate/whip"
+	"whipgate/whip/egress"
+	"whipgate/whip/rtc"
+	"whipgate/whip/session"
 )
 
 // App is a running whipgate.
@@ -25,13 +29,13 @@ type App struct {
 	cfg      Config
 	log      *slog.Logger
 	hub      *gateway.Hub
-	rtc      *whip.RTC
-	sessions *whip.Sessions
+	rtc      *rtc.Transport
+	sessions *session.Registry
 	whep     *whep.Handler
 	whip     *whip.Server
 	certs    *certs.Manager
 	encoder  *hwaccel.Supervisor // nil without an hwaccel section
-	egress   *egresses
+	egress   *egress.Registry
 
 	ln     net.Listener
 	srv    *http.Server
@@ -68,16 +72,12 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 			return nil, err
 		}
 	}
-	if a.rtc, err = whip.NewRTC(cfg.WebRTC, log.With("component", "webrtc")); err != nil {
+	if a.rtc, err = rtc.New(cfg.WebRTC, log.With("component", "webrtc")); err != nil {
 		return nil, err
 	}
-	a.sessions = whip.NewSessions(log.With("component", "sessions"))
-	if a.whep, err = whep.New(cfg.WHEP, a.hub, a.rtc, a.sessions, a.viewToken, log); err != nil {
-		return nil, err
-	}
-	if a.whip, err = whip.NewServer(cfg.WHIP, a.hub, a.rtc, a.sessions, a.publishPolicy, log); err != nil {
-		return nil, err
-	}
+	a.sessions = session.NewRegistry(log.With("component", "sessions"))
+	a.whep = whep.New(cfg.WHEP, a.hub, a.rtc, a.sessions, a.viewToken, log)
+	a.whip = whip.NewServer(cfg.WHIP, a.hub, a.rtc, a.sessions, a.publishPolicy, log)
 	if a.certs, err = certs.New(ctx, cfg.TLS, log); err != nil {
 		return nil, fmt.Errorf("tls: %w", err)
 	}
@@ -87,8 +87,8 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if err := a.startSources(sourceCtx); err != nil {
 		return nil, err
 	}
-	a.egress = newEgresses(a, log)
-	if err := a.egress.start(cfg.Egress); err != nil {
+	a.egress = egress.NewRegistry(a.hub, a.rtc, filepath.Join(cfg.StateDir, "egress.json"), log)
+	if err := a.egress.Start(cfg.Egress); err != nil {
 		return nil, err
 	}
 
@@ -140,10 +140,10 @@ func (a *App) URL() string {
 func (a *App) Hub() *gateway.Hub { return a.hub }
 
 // Sessions is the WHIP/WHEP session registry.
-func (a *App) Sessions() *whip.Sessions { return a.sessions }
+func (a *App) Sessions() *session.Registry { return a.sessions }
 
 // RTC is the shared WebRTC transport.
-func (a *App) RTC() *whip.RTC { return a.rtc }
+func (a *App) RTC() *rtc.Transport { return a.rtc }
 
 // Encoder is the hwaccel supervisor, nil without an hwaccel section.
 func (a *App) Encoder() *hwaccel.Supervisor { return a.encoder }
@@ -171,7 +171,7 @@ func (a *App) Close(ctx context.Context) error {
 		// sessions close.
 		var stopping sync.WaitGroup
 		if a.egress != nil {
-			stopping.Go(a.egress.close)
+			stopping.Go(a.egress.Close)
 		}
 		if a.sessions != nil {
 			a.sessions.Close()

@@ -20,6 +20,8 @@ import (
 	"whipgate/ingest"
 	"whipgate/whep"
 	"whipgate/whip"
+	"whipgate/whip/egress"
+	"whipgate/whip/rtc"
 )
 
 // Config is whipgate's whole configuration: a YAML file, then flags on top.
@@ -52,7 +54,7 @@ type Config struct {
 	// loopback, self-signed elsewhere. tls.https_port defaults to Listen's
 	// port rather than 443.
 	TLS    certs.Config      `yaml:"tls"`
-	WebRTC whip.RTCConfig    `yaml:"webrtc"`
+	WebRTC rtc.Config        `yaml:"webrtc"`
 	Hub    gateway.Config    `yaml:"hub"`
 	WHEP   whep.Config       `yaml:"whep"`
 	WHIP   whip.ServerConfig `yaml:"whip"`
@@ -64,7 +66,7 @@ type Config struct {
 	Encoder *EncoderConfig `yaml:"hwaccel"`
 	// Egress publishes streams to WHIP targets (Sora, any WHIP ingest) from
 	// boot on. Egress created through the API are added to these.
-	Egress []whip.EgressConfig `yaml:"egress"`
+	Egress []egress.Config `yaml:"egress"`
 	// TestSource is the built-in synthetic stream. On by default when no
 	// config file is given.
 	TestSource *TestSourceConfig `yaml:"test_source"`
@@ -195,10 +197,7 @@ func (c *Config) Validate() error {
 		if err := e.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("egress[%d]: %w", i, err))
 		}
-		id := e.ID
-		if id == "" {
-			id = e.Stream
-		}
+		id := e.EffectiveID()
 		if ids[id] {
 			errs = append(errs, fmt.Errorf("egress[%d]: id %q used twice (set id)", i, id))
 		}

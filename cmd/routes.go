@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
+	"whipgate/whip/problem"
 
-	"whipgate/whip"
+	"github.com/go-chi/chi/v5"
 )
 
 //go:embed web
@@ -56,10 +56,10 @@ func (a *App) routes() http.Handler {
 	r.Get("/publish/{stream}", page("publish.html"))
 	r.Get("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		whip.WriteProblem(w, whip.Errorf(http.StatusNotFound, "no route for %s %s", r.Method, r.URL.Path))
+		problem.Write(w, problem.Errorf(http.StatusNotFound, "no route for %s %s", r.Method, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
-		whip.WriteProblem(w, whip.Errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
+		problem.Write(w, problem.Errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
 	})
 	return r
 }
@@ -105,9 +105,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // apiError is a JSON error body: {"error": "..."}.
 func apiError(w http.ResponseWriter, err error) {
-	he, ok := errors.AsType[*whip.HTTPError](err)
+	he, ok := errors.AsType[*problem.Error](err)
 	if !ok {
-		he = &whip.HTTPError{Code: http.StatusInternalServerError, Msg: "internal error: " + err.Error()}
+		he = &problem.Error{Code: http.StatusInternalServerError, Msg: "internal error: " + err.Error()}
 	}
 	if he.Code == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="whipgate-api"`)

@@ -8,14 +8,14 @@ import (
 	"time"
 
 	"whipgate/cmd"
-	"whipgate/whip"
+	"whipgate/whip/egress"
 )
 
 // waitEgress polls the API until the egress reaches state.
-func waitEgress(t testing.TB, app *cmd.App, id, state string, within time.Duration, hdr ...map[string]string) whip.EgressStatus {
+func waitEgress(t testing.TB, app *cmd.App, id, state string, within time.Duration, hdr ...map[string]string) egress.Status {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	var st whip.EgressStatus
+	var st egress.Status
 	for time.Now().Before(deadline) {
 		var h map[string]string
 		if len(hdr) > 0 {
@@ -63,7 +63,7 @@ func TestEgressSessionsToSecondInstance(t *testing.T) {
 		c.TestSource, c.Egress = ex.TestSource, ex.Egress
 		c.Egress[0].URL = b.URL() + "/whip/relay-{layer}"
 	})
-	waitEgress(t, a, "relay", whip.EgressConnected, 15*time.Second)
+	waitEgress(t, a, "relay", egress.StateConnected, 15*time.Second)
 	waitLive(t, b, "relay-main")
 	waitLive(t, b, "relay-preview")
 	decodeLayer(t, b, "/whep/relay-main", 1280, 720)
@@ -75,9 +75,9 @@ func TestEgressSessionsToSecondInstance(t *testing.T) {
 func TestEgressSimulcastToSecondInstance(t *testing.T) {
 	b := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
 	a := startGateway(t, func(c *cmd.Config) {
-		c.Egress = []whip.EgressConfig{{ID: "sim", Stream: "test", URL: b.URL() + "/whip/relay", Mode: "simulcast", RIDStyle: "obs"}}
+		c.Egress = []egress.Config{{ID: "sim", Stream: "test", URL: b.URL() + "/whip/relay", Mode: "simulcast", RIDStyle: "obs"}}
 	})
-	st := waitEgress(t, a, "sim", whip.EgressConnected, 15*time.Second)
+	st := waitEgress(t, a, "sim", egress.StateConnected, 15*time.Second)
 	if len(st.Sessions) != 1 {
 		t.Fatalf("simulcast egress has %d sessions", len(st.Sessions))
 	}
@@ -121,7 +121,7 @@ func TestEgressAPI(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict {
 		t.Fatalf("duplicate id: %d %s", resp.StatusCode, body)
 	}
-	waitEgress(t, a, "to-b", whip.EgressConnected, 15*time.Second)
+	waitEgress(t, a, "to-b", egress.StateConnected, 15*time.Second)
 	waitLive(t, b, "api-preview")
 	resp, body = do(t, "GET", base, "", "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"to-b"`) {
@@ -133,7 +133,7 @@ func TestEgressAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	a2 := startGateway(t, func(c *cmd.Config) { c.StateDir = state })
-	st := waitEgress(t, a2, "to-b", whip.EgressConnected, 20*time.Second)
+	st := waitEgress(t, a2, "to-b", egress.StateConnected, 20*time.Second)
 	if st.Stream != "test" || len(st.Layers) != 1 || st.Layers[0] != "preview" {
 		t.Fatalf("restored egress %+v", st)
 	}

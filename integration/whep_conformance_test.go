@@ -12,7 +12,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/cmd"
-	"whipgate/whip"
+	"whipgate/whip/rtc"
 )
 
 // do sends a request and returns the response with its body read.
@@ -78,7 +78,7 @@ func offerSDP(t testing.TB) (string, *webrtc.PeerConnection) {
 
 func TestWHEPConformance(t *testing.T) {
 	app := startGateway(t, func(c *cmd.Config) {
-		c.WebRTC.ICEServers = []whip.ICEServer{
+		c.WebRTC.ICEServers = []rtc.ICEServer{
 			{URLs: []string{"stun:stun.example.test:3478"}},
 			{URLs: []string{"turn:turn.example.test:3478?transport=udp"}, Username: "u", Credential: "p"},
 		}

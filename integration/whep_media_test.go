@@ -48,7 +48,7 @@ func TestWHEPLayersDecode(t *testing.T) {
 }
 
 // requireDirectSRTP checks that every WHEP session of app sealed its media
-// beneath pion (whip.DirectSRTP): what the viewer decoded came that way.
+// beneath pion (whip/rtc): what the viewer decoded came that way.
 func requireDirectSRTP(t testing.TB, app *cmd.App) {
 	t.Helper()
 	for id, raw := range sessionDetails(t, app, "whep") {

@@ -18,7 +18,8 @@ import (
 
 	"whipgate/cmd"
 	"whipgate/ingest/h264synth"
-	"whipgate/whip"
+	"whipgate/whip/problem"
+	"whipgate/whip/rtc"
 )
 
 // TestWHIPIngestHTTP checks every status and header rule of the WHIP
@@ -29,7 +30,7 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	ice := startLoopbackTURN(t)
 	app := startGateway(t, func(c *cmd.Config) {
 		c.TestSource = nil
-		c.WebRTC.ICEServers = []whip.ICEServer{
+		c.WebRTC.ICEServers = []rtc.ICEServer{
 			{URLs: []string{ice.stun}},
 			{URLs: []string{ice.turn}, Username: ice.user, Credential: ice.pass},
 		}
@@ -444,10 +445,10 @@ func BenchmarkWHIPIngestPost(b *testing.B) {
 		ice  bool
 	}{{"host", false}, {"stun+turn", true}} {
 		b.Run(bc.name, func(b *testing.B) {
-			var servers []whip.ICEServer
+			var servers []rtc.ICEServer
 			if bc.ice {
 				ice := startLoopbackTURN(b)
-				servers = []whip.ICEServer{{URLs: []string{ice.stun}}, {URLs: []string{ice.turn}, Username: ice.user, Credential: ice.pass}}
+				servers = []rtc.ICEServer{{URLs: []string{ice.stun}}, {URLs: []string{ice.turn}, Username: ice.user, Credential: ice.pass}}
 			}
 			app := startGateway(b, func(c *cmd.Config) { c.TestSource = nil; c.WebRTC.ICEServers = servers })
 			offer := sendonlyOffer(b, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
@@ -488,7 +489,7 @@ func TestPOSTClientLeavesEarly(t *testing.T) {
 		}
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", c.path, len(c.offer), c.offer)
 		_ = conn.Close()
-		line := fmt.Sprintf("path=%s status=%d", c.path, whip.StatusClientClosed)
+		line := fmt.Sprintf("path=%s status=%d", c.path, problem.StatusClientClosed)
 		ingestWait(t, 5*time.Second, "access log "+line, func() bool { return strings.Contains(tap.String(), line) })
 		if n := len(app.Sessions().List()); n != 0 {
 			t.Fatalf("%s: %d sessions left after the client hung up", c.path, n)

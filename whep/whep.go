@@ -1,6 +1,10 @@
 // Package whep serves WHEP playback (draft-ietf-wish-whep): a player POSTs
 // an SDP offer to /whep/{stream} or /whep/{stream}/{layer} and receives the
-// stream's layer (and its audio) from the media hub.
+// stream's layer (and its audio) from the media hub. The session resource
+// and the answer path are whip/session's, shared with WHIP ingest; the
+// media is sent beneath pion by the transport (whip/rtc).
+//
+// It must not import the WHIP ingest endpoint (whipgate/whip) or cmd.
 package whep
 
 import (
@@ -10,267 +14,154 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/gateway"
-	"whipgate/whip"
+	"whipgate/whip/problem"
+	"whipgate/whip/rtc"
+	"whipgate/whip/session"
 )
 
 // Config configures the WHEP endpoints. The zero value means the defaults.
-type Config struct {
-	// PublicURL is the externally visible base URL ("https://box:8443")
-	// for Location headers. Default: taken from the request's Host.
-	PublicURL string `yaml:"public_url"`
-	// AllowOrigin is the CORS origin allowed. Default "*".
-	AllowOrigin string `yaml:"allow_origin"`
-	// GatherTimeout bounds candidate gathering before the answer. Default 5 s.
-	GatherTimeout time.Duration `yaml:"gather_timeout"`
-	// ConnectTimeout ends a session that never connects. Default 30 s.
-	ConnectTimeout time.Duration `yaml:"connect_timeout"`
-	// PionSRTP sends media through pion's SRTP session and ICE connection
-	// instead of sealing it beneath them (whip.DirectSRTP), which costs
-	// about twice the CPU per packet and viewer. Default false.
-	PionSRTP bool `yaml:"pion_srtp"`
-}
+type Config = session.EndpointConfig
 
 // Handler serves the WHEP endpoints.
 type Handler struct {
-	cfg      Config
-	hub      *gateway.Hub
-	rtc      *whip.RTC
-	api      *webrtc.API
-	sessions *whip.Sessions
-	log      *slog.Logger
+	cfg Config
+	hub *gateway.Hub
+	t   *rtc.Transport
+	ep  *session.Endpoint
+	log *slog.Logger
 	// token returns the Bearer token needed to watch a stream ("" = none).
 	token func(stream string) string
 }
 
-// New builds the handler. token may be nil (no stream needs a token).
-func New(cfg Config, hub *gateway.Hub, rtc *whip.RTC, sessions *whip.Sessions, token func(string) string, log *slog.Logger) (*Handler, error) {
-	if cfg.GatherTimeout <= 0 {
-		cfg.GatherTimeout = 5 * time.Second
-	}
-	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 30 * time.Second
-	}
+// New builds the handler on the shared transport and session registry.
+// token may be nil (no stream needs a token).
+func New(cfg Config, hub *gateway.Hub, t *rtc.Transport, sessions *session.Registry, token func(string) string, log *slog.Logger) *Handler {
+	cfg.ApplyDefaults()
 	if token == nil {
 		token = func(string) string { return "" }
 	}
-	api, err := rtc.NewAPI(whip.APIOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("whep: %w", err)
-	}
-	return &Handler{cfg: cfg, hub: hub, rtc: rtc, api: api, sessions: sessions, token: token, log: log.With("component", "whep")}, nil
+	log = log.With("component", "whep")
+	return &Handler{cfg: cfg, hub: hub, t: t, token: token, log: log, ep: &session.Endpoint{
+		Kind: "whep", Who: "viewer", ProbeStatus: http.StatusOK,
+		Config: cfg, Sessions: sessions, ICEServers: t.ICEServers(), Log: log,
+	}}
 }
 
 // ServeEndpoint handles /whep/{stream} and /whep/{stream}/{layer}.
 func (h *Handler) ServeEndpoint(w http.ResponseWriter, r *http.Request, stream, layer string) {
-	whip.CORS(w, h.cfg.AllowOrigin)
-	switch r.Method {
-	case http.MethodOptions:
-		w.Header().Set("Accept-Post", "application/sdp")
-		w.WriteHeader(http.StatusNoContent)
-	case http.MethodGet, http.MethodHead:
-		// RFC 9725 §4.1 and the WHEP editor's copy: 2xx, no content, so
-		// players can probe the URL.
-		w.Header().Set("Accept-Post", "application/sdp")
-		w.Header().Set("Content-Type", "application/sdp")
-		w.WriteHeader(http.StatusOK)
-	case http.MethodPost:
-		if err := h.post(w, r, stream, layer); err != nil {
-			if he, ok := errors.AsType[*whip.HTTPError](err); !ok || he.Code >= 500 {
-				h.log.Error("whep post failed", "stream", stream, "err", err)
-			}
-			whip.WriteProblem(w, err)
-		}
-	default:
-		w.Header().Set("Allow", "OPTIONS, GET, HEAD, POST")
-		whip.WriteProblem(w, whip.Errorf(http.StatusMethodNotAllowed, "method %s not allowed on a WHEP endpoint", r.Method))
-	}
+	h.ep.Serve(w, r, stream, func(w http.ResponseWriter, r *http.Request) error { return h.post(w, r, stream, layer) })
 }
 
 func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer string) error {
-	body, err := whip.ReadBody(r, "application/sdp")
+	body, err := session.ReadBody(r, "application/sdp")
 	if err != nil {
 		return err
 	}
-	offer, err := whip.ParseOffer(body)
-	if err != nil {
+	token := h.token(name)
+	if err := session.CheckBearer(r, token); err != nil {
 		return err
 	}
-	if err := whip.CheckBearer(r, h.token(name)); err != nil {
+	offer, err := session.ReadOffer(body)
+	if err != nil {
 		return err
 	}
 	stream, ok := h.hub.Stream(name)
 	if !ok {
-		return whip.Errorf(http.StatusNotFound, "no stream %q", name)
+		return problem.Errorf(http.StatusNotFound, "no stream %q", name)
 	}
 	tracks := stream.Tracks()
 	if tracks == nil {
-		return &whip.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q has no live publisher; retry later", name), RetryAfter: 2}
+		return noPublisher(name)
 	}
 	video, audio, err := pickTracks(tracks, layer)
 	if err != nil {
 		return err
 	}
-	if !offerHas(offer, "video", video.Codec) {
-		return whip.Errorf(http.StatusUnprocessableEntity, "the offer has no video section with %s, the codec of layer %q", video.Codec.Name(), video.Name)
+	if !offerHas(offer.SDP, "video", video.Codec) {
+		return problem.Errorf(http.StatusUnprocessableEntity, "the offer has no video section with %s, the codec of layer %q", video.Codec.Name(), video.Name)
 	}
-	names := []string{video.Name}
-	if audio != nil && offerHas(offer, "audio", audio.Codec) {
-		names = append(names, audio.Name)
-	} else {
-		audio = nil
+	infos := []gateway.TrackInfo{video}
+	if audio != nil && offerHas(offer.SDP, "audio", audio.Codec) {
+		infos = append(infos, *audio)
 	}
-
+	names := make([]string, len(infos))
+	for i, info := range infos {
+		names[i] = info.Name
+	}
 	sub, err := h.hub.Subscribe(name, names, gateway.SubscribeOptions{Kind: "whep", Remote: r.RemoteAddr})
 	switch {
 	case errors.Is(err, gateway.ErrNoPublisher):
-		return &whip.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q has no live publisher; retry later", name), RetryAfter: 2}
+		return noPublisher(name)
 	case errors.Is(err, gateway.ErrNotFound), errors.Is(err, gateway.ErrNoTrack):
-		return &whip.HTTPError{Code: http.StatusNotFound, Msg: err.Error()}
+		return &problem.Error{Code: http.StatusNotFound, Msg: err.Error()}
 	case err != nil:
 		return fmt.Errorf("whep: subscribe: %w", err)
 	}
-	sess, answer, err := h.negotiate(r.Context(), sub, offer, string(body), name, r.RemoteAddr, video, audio)
+	sess := &session.Session{ID: session.NewID(), Stream: name, Layer: video.Name, Remote: r.RemoteAddr, Token: token}
+	snd, err := h.t.NewSender(offer.SDP, h.ep.PeerConfiguration(), rtc.PeerOptions{PionSRTP: h.cfg.PionSRTP, Log: h.log.With("session", sess.ID)})
 	if err != nil {
+		sub.Close()
+		return fmt.Errorf("whep: %w", err)
+	}
+	answer, err := h.answer(r.Context(), snd, sub, offer, sess, infos)
+	if err != nil {
+		_ = snd.Close()
 		sub.Close()
 		return err
 	}
-	if err := r.Context().Err(); err != nil {
-		// The viewer hung up before its answer: nobody will connect.
-		h.sessions.End(sess.ID)
-		return whip.ClientLeft("viewer", err)
-	}
-
-	loc := whip.Location(r, h.cfg.PublicURL, sess.ID)
-	w.Header().Set("Content-Type", "application/sdp")
-	w.Header().Set("Location", loc)
-	w.Header().Set("ETag", sess.ETag())
-	w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
-	for _, l := range whip.LinkHeaders(h.rtc.Config().ICEServers) {
-		w.Header().Add("Link", l)
-	}
-	w.WriteHeader(http.StatusCreated)
-	_, _ = w.Write([]byte(answer))
-	return nil
+	return h.ep.Created(w, r, sess, answer)
 }
 
-// negotiate builds the PeerConnection, answers the offer with all our
-// candidates, and starts the session that forwards sub into it.
-func (h *Handler) negotiate(ctx context.Context, sub *gateway.Subscription, offer *sdp.SessionDescription, raw, name, remote string, video gateway.TrackInfo, audio *gateway.TrackInfo) (*whip.Session, string, error) {
-	api := h.api
-	var direct *whip.DirectSRTP
-	if !h.cfg.PionSRTP && !whip.OffersDTLSServer(offer) {
-		// An API of its own: DirectSRTP learns the keys from hooks that
-		// must see this PeerConnection's handshake only. It answers as
-		// DTLS server, which an offer of setup:passive rules out.
-		direct = whip.NewDirectSRTP(h.log)
-		a, err := h.rtc.NewAPI(whip.APIOptions{Direct: direct})
-		if err != nil {
-			return nil, "", fmt.Errorf("whep: %w", err)
-		}
-		api = a
-	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{ICEServers: h.rtc.ICEServers()})
-	if err != nil {
-		return nil, "", fmt.Errorf("whep: new peer connection: %w", err)
-	}
-	fail := func(err error) (*whip.Session, string, error) {
-		_ = pc.Close()
-		return nil, "", err
-	}
-	infos := []gateway.TrackInfo{video}
-	if audio != nil {
-		infos = append(infos, *audio)
-	}
-	writers := make([]whip.RTPWriter, len(infos))
+func noPublisher(name string) error {
+	return &problem.Error{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q has no live publisher; retry later", name), RetryAfter: 2}
+}
+
+// answer adds a track per subscribed hub track, answers the offer and
+// starts the session that forwards sub into the PeerConnection.
+func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, sub *gateway.Subscription, offer *session.Offer, sess *session.Session, infos []gateway.TrackInfo) (string, error) {
+	pc := snd.PeerConnection()
+	writers := make([]rtc.RTPWriter, len(infos))
 	senders := make([]*webrtc.RTPSender, len(infos))
 	for i, info := range infos {
-		t, err := webrtc.NewTrackLocalStaticRTP(whip.Capability(info), info.Codec.Kind().String(), name)
+		t, err := webrtc.NewTrackLocalStaticRTP(rtc.Capability(info), info.Codec.Kind().String(), sess.Stream)
 		if err != nil {
-			return fail(fmt.Errorf("whep: new track: %w", err))
+			return "", fmt.Errorf("whep: new track: %w", err)
 		}
 		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
-			return fail(fmt.Errorf("whep: add track: %w", err))
+			return "", fmt.Errorf("whep: add track: %w", err)
 		}
 		writers[i], senders[i] = t, tr.Sender()
 	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: raw}); err != nil {
-		return fail(whip.Errorf(http.StatusBadRequest, "cannot apply the offer: %v", err))
-	}
-	answer, err := pc.CreateAnswer(nil)
-	if err != nil {
-		return fail(whip.Errorf(http.StatusBadRequest, "cannot answer the offer: %v", err))
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(answer); err != nil {
-		return fail(fmt.Errorf("whep: set local description: %w", err))
-	}
-	select {
-	case <-gathered:
-	case <-time.After(h.cfg.GatherTimeout):
-		h.log.Warn("candidate gathering timed out; answering with what we have", "stream", name)
-	case <-ctx.Done():
-		return fail(whip.ClientLeft("viewer", ctx.Err()))
-	}
-
-	sess := &whip.Session{ID: whip.NewID(), Kind: "whep", Stream: name, Layer: video.Name, Remote: remote, Token: h.token(name),
-		Stats: func() any { return sessionStats(sub, direct) }}
+	sess.Stats = func() any { return SessionStats{SubscriberStats: sub.Stats(), SenderSRTP: snd.Stats()} }
 	run := func(ctx context.Context) error {
 		defer sub.Close()
 		for i, s := range senders {
-			sess.Go(func() { whip.ReadRTCP(s, func() { sub.RequestKeyframe(i) }, nil) })
+			sess.Go(func() { rtc.ReadRTCP(s, func() { sub.RequestKeyframe(i) }, nil) })
 		}
+		// Packets written before DTLS is up are lost.
 		select {
 		case <-sess.Connected():
-		case <-time.After(h.cfg.ConnectTimeout):
-			return errors.New("never connected")
 		case <-ctx.Done():
-			return ctx.Err()
+			return context.Cause(ctx)
 		case <-sub.Done():
 			return sub.Err()
 		}
-		if direct != nil {
-			if err := direct.Activate(h.rtc, pc); err != nil {
-				h.log.Info("media goes through pion's SRTP path", "session", sess.ID, "why", err)
-			}
-		}
-		// A frame's packets leave in one sendmmsg (UDP GSO where the kernel
-		// has it) instead of a syscall each.
-		batch := h.rtc.NewPeerBatch(pc)
-		defer batch.Close()
-		return whip.ForwardBatched(ctx, sub, writers, batch)
+		return snd.Forward(ctx, sub, writers)
 	}
-	if err := h.sessions.Start(sess, pc, run); err != nil {
-		return fail(&whip.HTTPError{Code: http.StatusServiceUnavailable, Msg: "shutting down", Err: err})
-	}
-	return sess, pc.LocalDescription().SDP, nil
+	return h.ep.Answer(ctx, pc, offer, sess, nil, run)
 }
 
 // SessionStats is a WHEP session's figures for the API: its subscription's,
 // and which path its SRTP takes.
 type SessionStats struct {
 	gateway.SubscriberStats
-	// SRTP is "direct" when the session's media is sealed and sent beneath
-	// pion (whip.DirectSRTP), else "pion".
-	SRTP string `json:"srtp"`
-	// DirectSent and DirectDropped count packets on the direct path.
-	DirectSent    uint64 `json:"direct_sent,omitempty"`
-	DirectDropped uint64 `json:"direct_dropped,omitempty"`
-}
-
-func sessionStats(sub *gateway.Subscription, direct *whip.DirectSRTP) SessionStats {
-	st := SessionStats{SubscriberStats: sub.Stats(), SRTP: "pion"}
-	if direct.Active() {
-		st.SRTP = "direct"
-		st.DirectSent, st.DirectDropped = direct.Stats()
-	}
-	return st
+	rtc.SenderSRTP
 }
 
 // pickTracks finds the video layer asked for ("" = "main", else the first
@@ -294,9 +185,9 @@ func pickTracks(tracks []gateway.TrackInfo, layer string) (gateway.TrackInfo, *g
 	}
 	if video == nil {
 		if layer == "" {
-			return gateway.TrackInfo{}, nil, whip.Errorf(http.StatusNotFound, "stream has no video layer")
+			return gateway.TrackInfo{}, nil, problem.Errorf(http.StatusNotFound, "stream has no video layer")
 		}
-		return gateway.TrackInfo{}, nil, whip.Errorf(http.StatusNotFound, "no layer %q; layers: %s", layer, strings.Join(names, ", "))
+		return gateway.TrackInfo{}, nil, problem.Errorf(http.StatusNotFound, "no layer %q; layers: %s", layer, strings.Join(names, ", "))
 	}
 	return *video, audio, nil
 }

@@ -6,13 +6,14 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/transport/v4"
+	"whipgate/whip/rtc"
+	"whipgate/whip/rtc/udp"
 
-	"whipgate/whip"
+	"github.com/pion/transport/v4"
 )
 
 // Each viewer's socket is gated like whipgate's own WHIP ingest (see
-// whip.Backlog), so that bursts wait in the kernel instead of overflowing
+// rtc.Backlog), so that bursts wait in the kernel instead of overflowing
 // pion's fixed buffers, and the losses the bench reports are the server's.
 // Window: 300 packets (360 KB; at 600, bursts toward 8 viewers on two
 // cores still overflowed). The waits are far longer than the server's: a
@@ -25,9 +26,9 @@ const (
 )
 
 // gate is a viewer's backlog inside pion.
-type gate = whip.Backlog
+type gate = rtc.Backlog
 
-func newGate() *gate { return whip.NewBacklog(gateWindow, gateIdle, gateStall) }
+func newGate() *gate { return rtc.NewBacklog(gateWindow, gateIdle, gateStall) }
 
 // gatedConn is a viewer's UDP socket behind its gate. It offers pion the
 // allocation-free read path of *net.UDPConn.
@@ -44,8 +45,8 @@ type gatedConn struct {
 	wire *wireClock
 	oob  [64]byte // the reader's: a kernel timestamp
 
-	gro    *whip.CoalescedReader // nil: one datagram per read
-	direct *directReceive        // nil: all media through pion
+	gro    *udp.CoalescedReader // nil: one datagram per read
+	direct *directReceive       // nil: all media through pion
 
 	lossEvery, media int64 // tests: see peerConfig
 	lost             *atomic.Int64
@@ -86,7 +87,7 @@ func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 // lose says whether a test's lossy path drops d: every lossEvery-th first
 // transmission of media (RTX repairs pass).
 func (c *gatedConn) lose(d []byte) bool {
-	if c.lossEvery == 0 || !whip.IsRTP(d) || d[1]&0x7f != h264PayloadType {
+	if c.lossEvery == 0 || !rtc.IsRTP(d) || d[1]&0x7f != h264PayloadType {
 		return false
 	}
 	if c.media++; c.media%c.lossEvery != 0 {
@@ -98,7 +99,7 @@ func (c *gatedConn) lose(d []byte) bool {
 
 // received books a datagram read with its control messages oob.
 func (c *gatedConn) received(p, oob []byte) {
-	if whip.IsRTP(p) {
+	if rtc.IsRTP(p) {
 		c.wire.record(p, kernelTime(oob))
 		c.gate.Received()
 	}

@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"whipgate/whip/rtc/pionlog"
+	"whipgate/whip/rtc/udp"
+
 	"github.com/pion/dtls/v3"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
@@ -21,8 +24,6 @@ import (
 	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
-
-	"whipgate/whip"
 )
 
 // h264 is the one codec the bench offers: Constrained Baseline 3.1,
@@ -127,26 +128,24 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 	if sc, ok := c.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			_ = raw.Control(func(fd uintptr) {
-				// Fails without CAP_NET_ADMIN; the clamped size stays.
-				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUFFORCE, n.size)
-				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUFFORCE, n.size)
+				forceBuffers(fd, n.size)
 				if n.wire != nil {
 					_ = enableTimestamps(fd) // without them, wire latency = delivery latency
 				}
 			})
 		}
 	}
-	udp, ok := c.(*net.UDPConn)
+	uc, ok := c.(*net.UDPConn)
 	if !ok || n.gate == nil {
 		return c, nil
 	}
-	gc := &gatedConn{UDPConn: c, udp: udp, gate: n.gate, wire: n.wire, direct: n.direct, lossEvery: n.lossEvery, lost: n.lost}
+	gc := &gatedConn{UDPConn: c, udp: uc, gate: n.gate, wire: n.wire, direct: n.direct, lossEvery: n.lossEvery, lost: n.lost}
 	if n.gro {
-		if err := whip.EnableGRO(udp); err != nil {
+		if err := udp.EnableGRO(uc); err != nil {
 			_ = c.Close()
 			return nil, fmt.Errorf("bench: UDP_GRO on a viewer socket (Linux ≥ 5.0; or run with -gro=false): %w", err)
 		}
-		gc.gro = whip.NewCoalescedReader(len(gc.oob))
+		gc.gro = udp.NewCoalescedReader(len(gc.oob))
 	}
 	return gc, nil
 }
@@ -251,7 +250,7 @@ func stateChanges(pc *webrtc.PeerConnection) <-chan webrtc.PeerConnectionState {
 // counting in full the packets pion drops at its full receive buffers (it
 // logs each one, at Info or above, whatever level the log shows).
 func pionLogs(log *slog.Logger, full *atomic.Int64) logging.LoggerFactory {
-	return whip.LoggerFactory{Log: slog.New(&fullCounter{inner: log.Handler(), full: full})}
+	return pionlog.Factory{Log: slog.New(&fullCounter{inner: log.Handler(), full: full})}
 }
 
 // fullCounter is a slog.Handler that counts pion's buffer-full messages

@@ -9,11 +9,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"whipgate/whip/rtc"
+	"whipgate/whip/rtc/nack"
+
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
-
-	"whipgate/whip"
 )
 
 // The "cheap viewers" take RTP header parsing only; a pion
@@ -21,8 +22,8 @@ import (
 // and a copy per packet — about 3 µs a packet, more than the server spends
 // sending it, on the cores the server is measured on. So by default a
 // viewer reads its media beneath pion (-receive direct): its socket reader
-// decrypts each SRTP packet with the session's keys (whip.ClientSRTP),
-// unwraps RTX, asks for losses itself (whip.LossLog, as whipgate's own
+// decrypts each SRTP packet with the session's keys (rtc.ClientSRTP),
+// unwraps RTX, asks for losses itself (nack.LossLog, as whipgate's own
 // NACK generator does) and tallies the packet on the spot. pion keeps ICE,
 // DTLS and RTCP. -receive pion is the bench before this.
 
@@ -32,9 +33,9 @@ const rtxPayloadType = 103
 // directReceive is one viewer's media path beneath pion. The viewer's
 // socket reader calls take; the NACK loop and Close run on their own.
 type directReceive struct {
-	srtp   *whip.ClientSRTP
+	srtp   *rtc.ClientSRTP
 	wire   *wireClock
-	losses *whip.LossLog
+	losses *nack.LossLog
 
 	mu     sync.Mutex // the tally, media SSRC and closed
 	tally  *tally
@@ -46,19 +47,19 @@ type directReceive struct {
 
 func newDirectReceive(wire *wireClock) *directReceive {
 	// 8192 packets (0.8 s at 100 Mbps), as the pion viewers' generator had.
-	return &directReceive{srtp: whip.NewClientSRTP(), wire: wire, losses: whip.NewLossLog(8192)}
+	return &directReceive{srtp: rtc.NewClientSRTP(), wire: wire, losses: nack.NewLossLog(8192)}
 }
 
 // datagram sees a datagram the viewer's socket received at kernel time t
 // (unix ns); true when it was media and is done with: pion must not get it.
 // Before the handshake's secrets are known pion gets everything.
 func (r *directReceive) datagram(b []byte, t int64) bool {
-	if !whip.IsRTP(b) {
+	if !rtc.IsRTP(b) {
 		r.srtp.Inspect(b)
 		return false
 	}
 	p, err := r.srtp.DecryptRTP(b)
-	if errors.Is(err, whip.ErrSRTPKeysUnknown) {
+	if errors.Is(err, rtc.ErrSRTPKeysUnknown) {
 		return false
 	}
 	if err != nil {
@@ -133,7 +134,7 @@ func (r *directReceive) close() {
 // is closed.
 func (r *directReceive) askLoop(pc *webrtc.PeerConnection, done <-chan struct{}, log *slog.Logger) {
 	sender := rand.Uint32()
-	t := time.NewTicker(whip.NACKInterval)
+	t := time.NewTicker(nack.Interval)
 	defer t.Stop()
 	var seqs []uint16
 	for {

@@ -3,10 +3,6 @@ package bench
 import (
 	"encoding/binary"
 	"sync/atomic"
-
-	"golang.org/x/sys/unix"
-
-	"whipgate/whip"
 )
 
 // A frame's latency as a viewer sees it includes the viewer's own pion
@@ -46,21 +42,4 @@ func (w *wireClock) arrival(seq uint16, now int64) int64 {
 		return t
 	}
 	return now
-}
-
-// enableTimestamps asks the kernel for SO_TIMESTAMPNS control messages.
-func enableTimestamps(fd uintptr) error {
-	return unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
-}
-
-// kernelTime parses an SCM_TIMESTAMPNS control message (unix ns), 0 if
-// oob holds none.
-func kernelTime(oob []byte) int64 {
-	d := whip.ControlData(oob, unix.SOL_SOCKET, unix.SCM_TIMESTAMPNS, 16)
-	if d == nil {
-		return 0
-	}
-	sec := int64(binary.NativeEndian.Uint64(d[0:8]))
-	nsec := int64(binary.NativeEndian.Uint64(d[8:16]))
-	return sec*1e9 + nsec
 }

@@ -1,0 +1,120 @@
+package rtc
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Config configures the WebRTC transport every session of the server
+// shares. The zero value means the defaults.
+type Config struct {
+	// UDPListen is the address of the one UDP port that carries all WebRTC
+	// media (ICE UDP mux), so a box behind a firewall needs one rule.
+	// Default: the HTTP listener's host with port 8189; port 0 picks one.
+	UDPListen string `yaml:"udp_listen"`
+	// PublicIPs replace the host addresses in candidates (NAT 1:1), so
+	// clients behind the box's NAT, and FFmpeg (which uses only the first
+	// host candidate), reach the right address.
+	PublicIPs []string `yaml:"public_ips"`
+	// ICEServers are STUN/TURN servers for the server's own gathering and,
+	// for WHIP/WHEP, handed to clients in Link headers.
+	ICEServers []ICEServer `yaml:"ice_servers"`
+	// SocketBuffer is the UDP socket's send and receive buffer in bytes.
+	// Default 8 MiB, so a 2 MB keyframe burst at 100 Mbps is not dropped by
+	// the kernel; it warns when net.core.rmem_max/wmem_max clamp it.
+	SocketBuffer int `yaml:"socket_buffer"`
+	// SRTPReplayWindow is the SRTP replay-protection window in packets.
+	// Default 8192: OBS retransmits without RTX, so a retransmission can be
+	// thousands of packets late at 8K rates (pion's 64 would drop it).
+	SRTPReplayWindow int `yaml:"srtp_replay_window"`
+	// NACKHistory is how many sent packets each sender keeps for
+	// retransmission. Default 4096 (0.4 s at 100 Mbps); power of two, at
+	// most 32768.
+	NACKHistory int `yaml:"nack_history"`
+	// NACKReceive is the receive-side loss tracking window in packets.
+	// Default 8192.
+	NACKReceive int `yaml:"nack_receive"`
+	// StreamBuffer is pion's per-stream SRTP read buffer in bytes. Default
+	// 4 MiB (pion's 1 MiB is 80 ms at 100 Mbps).
+	StreamBuffer int `yaml:"stream_buffer"`
+	// DisconnectedTimeout and FailedTimeout are ICE consent timeouts.
+	// Defaults 5 s and 15 s.
+	DisconnectedTimeout time.Duration `yaml:"disconnected_timeout"`
+	FailedTimeout       time.Duration `yaml:"failed_timeout"`
+
+	// listenIPs replaces localIPv4s for an unspecified UDPListen (tests:
+	// loopback addresses only).
+	listenIPs func() ([]net.IP, error)
+}
+
+// ICEServer is a STUN or TURN server.
+type ICEServer struct {
+	URLs       []string `yaml:"urls" json:"urls"`
+	Username   string   `yaml:"username,omitempty" json:"username,omitempty"`
+	Credential string   `yaml:"credential,omitempty" json:"credential,omitempty"`
+}
+
+func (c *Config) applyDefaults() {
+	if c.UDPListen == "" {
+		c.UDPListen = "127.0.0.1:8189"
+	}
+	if c.SocketBuffer <= 0 {
+		c.SocketBuffer = 8 << 20
+	}
+	if c.SRTPReplayWindow <= 0 {
+		c.SRTPReplayWindow = 8192
+	}
+	if c.NACKHistory <= 0 {
+		c.NACKHistory = 4096
+	}
+	if c.NACKReceive <= 0 {
+		c.NACKReceive = 8192
+	}
+	if c.StreamBuffer <= 0 {
+		c.StreamBuffer = 4 << 20
+	}
+	if c.DisconnectedTimeout <= 0 {
+		c.DisconnectedTimeout = 5 * time.Second
+	}
+	if c.FailedTimeout <= 0 {
+		c.FailedTimeout = 15 * time.Second
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.UDPListen != "" {
+		if _, _, err := net.SplitHostPort(c.UDPListen); err != nil {
+			return fmt.Errorf("udp_listen %q: %w", c.UDPListen, err)
+		}
+	}
+	for _, ip := range c.PublicIPs {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("public_ips: %q is not an IP address", ip)
+		}
+	}
+	for _, n := range []int{c.NACKHistory, c.NACKReceive} {
+		if n != 0 && (n > 32768 || n&(n-1) != 0) {
+			return fmt.Errorf("nack sizes must be powers of two up to 32768, got %d", n)
+		}
+	}
+	for _, s := range c.ICEServers {
+		if len(s.URLs) == 0 {
+			return errors.New("ice_servers: an entry has no urls")
+		}
+	}
+	return nil
+}
+
+// PionICEServers converts servers to pion's form.
+func PionICEServers(list []ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(list))
+	for _, s := range list {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}

@@ -1,0 +1,322 @@
+package rtc
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/prf"
+	"github.com/pion/dtls/v3/pkg/protocol/extension"
+	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/whip/rtc/udp"
+)
+
+// directSRTP sends one PeerConnection's RTP beneath pion: sealed with the
+// session's own SRTP keys and handed straight to the shared socket (into
+// the session's open SendBatch), instead of through pion's SRTP session,
+// mux endpoint and ICE connection. Those layers cost about as much per
+// packet as the AES-GCM seal itself (docs/benchmarks-history.md, profiles), and a
+// keyframe is sent once per viewer.
+//
+// pion does not export SRTP keys, so directSRTP learns what RFC 5764
+// derives them from as the handshake passes: the client random and master
+// secret from the DTLS key log, and the server random, cipher suite and
+// SRTP profile from the ServerHello we send — hence DTLS server role, and
+// one API per PeerConnection, so that the hooks see one handshake.
+//
+// It sits innermost in the interceptor chain, so pion's RTCP reports and
+// our NACK responder still see every packet, and every RTP packet of the
+// PeerConnection — media, NACK re-sends, RTX — goes through one SRTP
+// context once it is active. That is the safety rule: pion's context and
+// ours must never both seal packets of one SSRC, or a sequence number could
+// be sealed twice under one nonce with different contents. Activation
+// happens once, before the first media packet, and is never undone; if the
+// path later leaves our socket (an ICE restart onto a relay), packets are
+// dropped and the PeerConnection closed, so the viewer reconnects.
+type directSRTP struct {
+	log  *slog.Logger
+	keys handshakeSecrets
+
+	active atomic.Bool
+	route  atomic.Pointer[directRoute] // nil once the path left our sockets
+
+	wmu  sync.Mutex // the SRTP context and scratch buffer: senders on several goroutines
+	ctx  *srtp.Context
+	buf  []byte
+	hdr  rtp.Header
+	sent atomic.Uint64
+	lost atomic.Uint64
+}
+
+type directRoute struct {
+	conn   *udp.Conn
+	remote netip.AddrPort
+}
+
+// newDirectSRTP returns a directSRTP for one PeerConnection, to pass in
+// APIOptions.Direct of the API that creates it.
+func newDirectSRTP(log *slog.Logger) *directSRTP {
+	return &directSRTP{log: log}
+}
+
+// handshakeSecrets is what one DTLS handshake shows of the values RFC 5764
+// derives the SRTP keys from; it implements srtp.KeyingMaterialExporter.
+type handshakeSecrets struct {
+	mu           sync.Mutex
+	clientRandom []byte
+	serverRandom []byte
+	master       []byte
+	suite        uint16
+	profile      srtp.ProtectionProfile
+}
+
+// keyLog takes the DTLS key log (SSLKEYLOGFILE format, one line per
+// handshake): "CLIENT_RANDOM <client random> <master secret>".
+type keyLog struct{ s *handshakeSecrets }
+
+func (k keyLog) Write(p []byte) (int, error) {
+	for line := range bytes.Lines(p) {
+		f := strings.Fields(string(line))
+		if len(f) != 3 || f[0] != "CLIENT_RANDOM" {
+			continue
+		}
+		cr, err1 := hex.DecodeString(f[1])
+		ms, err2 := hex.DecodeString(f[2])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		k.s.mu.Lock()
+		k.s.clientRandom, k.s.master = cr, ms
+		k.s.mu.Unlock()
+	}
+	return len(p), nil
+}
+
+// serverHello notes what our ServerHello says and sends it unchanged.
+func (s *handshakeSecrets) serverHello(m handshake.MessageServerHello) handshake.Message {
+	r := m.Random.MarshalFixed()
+	s.mu.Lock()
+	s.serverRandom = r[:]
+	if m.CipherSuiteID != nil {
+		s.suite = *m.CipherSuiteID
+	}
+	for _, e := range m.Extensions {
+		if u, ok := e.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) == 1 {
+			s.profile = srtp.ProtectionProfile(u.ProtectionProfiles[0])
+		}
+	}
+	s.mu.Unlock()
+	return &m
+}
+
+// ExportKeyingMaterial is RFC 5705's exporter over the captured secrets,
+// as pion's dtls.State computes it (no context).
+func (s *handshakeSecrets) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(context) != 0 {
+		return nil, errors.New("whip: direct srtp: exporter context unsupported")
+	}
+	if len(s.master) == 0 || len(s.clientRandom) != 32 || len(s.serverRandom) != 32 {
+		return nil, errors.New("whip: direct srtp: handshake secrets not seen")
+	}
+	seed := append(append([]byte(label), s.clientRandom...), s.serverRandom...)
+	return prf.PHash(s.master, seed, length, suiteHash(s.suite))
+}
+
+// errSecretsUnseen: the handshake has not shown all that the keys derive
+// from — not yet, or not to us (the ServerHello hook sees only a hello we
+// send, so on the server side only as DTLS server).
+var errSecretsUnseen = errors.New("no SRTP profile or handshake secrets seen (not the DTLS server?)")
+
+// srtpContext derives one direction's SRTP context (RFC 5764) from the
+// captured secrets: our sending keys (send) or the peer's, with isClient
+// the DTLS role we had.
+func (s *handshakeSecrets) srtpContext(isClient, send bool, opts ...srtp.ContextOption) (*srtp.Context, error) {
+	s.mu.Lock()
+	profile, complete := s.profile, len(s.master) > 0 && len(s.clientRandom) == 32 && len(s.serverRandom) == 32
+	s.mu.Unlock()
+	if profile == 0 || !complete {
+		return nil, errSecretsUnseen
+	}
+	conf := srtp.Config{Profile: profile}
+	if err := conf.ExtractSessionKeysFromDTLS(s, isClient); err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	key, salt := conf.Keys.RemoteMasterKey, conf.Keys.RemoteMasterSalt
+	if send {
+		key, salt = conf.Keys.LocalMasterKey, conf.Keys.LocalMasterSalt
+	}
+	ctx, err := srtp.CreateContext(key, salt, profile, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("context: %w", err)
+	}
+	return ctx, nil
+}
+
+// suiteHash is the PRF hash of a TLS 1.2 cipher suite: SHA-384 for the
+// suites named so, SHA-256 for every other.
+func suiteHash(id uint16) func() hash.Hash {
+	if strings.HasSuffix(dtls.CipherSuiteID(id).String(), "SHA384") {
+		return sha512.New384
+	}
+	return sha256.New
+}
+
+// Activate switches pc's RTP to the direct path, before its first media
+// packet: pc is connected, we were the DTLS server and the selected pair
+// is UDP from one of our sockets. An error says why not; pion's path then
+// stays, for good.
+func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
+	if d == nil || r == nil {
+		return errors.New("whip: direct srtp: not configured")
+	}
+	if d.active.Load() {
+		return nil
+	}
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return errors.New("whip: direct srtp: no transport")
+	}
+	dt := sctp.Transport()
+	route, why := r.directRoute(pc)
+	if route == nil {
+		return fmt.Errorf("whip: direct srtp: %s", why)
+	}
+	ctx, err := d.keys.srtpContext(false, true)
+	if err != nil {
+		return fmt.Errorf("whip: direct srtp: %w", err)
+	}
+	d.wmu.Lock()
+	d.ctx = ctx
+	d.wmu.Unlock()
+	// The handler first, then the route: a pair chosen in between is not missed.
+	dt.ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
+		if !d.active.Load() {
+			return // activation failed: pion's path, which follows pairs itself
+		}
+		nr, why := r.directRoute(pc)
+		if nr == nil {
+			d.route.Store(nil)
+			d.log.Warn("media path left the shared UDP port; closing the session so the viewer reconnects", "why", why)
+			go func() { _ = pc.Close() }() // not from inside pion's callback
+			return
+		}
+		d.route.Store(nr)
+	})
+	if route, _ = r.directRoute(pc); route == nil {
+		return errors.New("whip: direct srtp: the selected pair changed during activation")
+	}
+	d.route.Store(route)
+	d.active.Store(true)
+	return nil
+}
+
+// Active reports whether the PeerConnection's RTP takes the direct path.
+func (d *directSRTP) isActive() bool { return d != nil && d.active.Load() }
+
+// Stats returns packets sent on the direct path and those dropped there
+// (no route).
+func (d *directSRTP) stats() (sent, dropped uint64) {
+	if d == nil {
+		return 0, 0
+	}
+	return d.sent.Load(), d.lost.Load()
+}
+
+// write seals one packet and queues it on the route's socket.
+func (d *directSRTP) write(h *rtp.Header, payload []byte) (int, error) {
+	route := d.route.Load()
+	if route == nil {
+		d.lost.Add(1)
+		return 0, errDirectNoRoute
+	}
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	n := h.MarshalSize() + len(payload)
+	var err error
+	d.buf, err = route.conn.SealTo(route.remote, n+srtpOverhead, d.buf, func(dst []byte) ([]byte, error) {
+		plain := dst[:n]
+		hl, err := h.MarshalTo(plain)
+		if err != nil {
+			return nil, err
+		}
+		copy(plain[hl:], payload)
+		return d.ctx.EncryptRTP(dst, plain, &d.hdr) // in place: dst's capacity has room for the tag
+	})
+	if err != nil {
+		return 0, err
+	}
+	d.sent.Add(1)
+	return n, nil
+}
+
+// srtpOverhead is room for the authentication tag (16 bytes for GCM, 10
+// for HMAC-SHA1-80) and an MKI, so sealing in place never reallocates.
+const srtpOverhead = 32
+
+var errDirectNoRoute = errors.New("whip: direct srtp: the media path left the shared UDP port")
+
+// directRoute is pc's selected pair when it can take direct sends: UDP
+// from a host candidate on one of our sockets.
+func (r *Transport) directRoute(pc *webrtc.PeerConnection) (*directRoute, string) {
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return nil, "no transport"
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+		return nil, "no selected candidate pair"
+	}
+	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ != webrtc.ICECandidateTypeHost {
+		return nil, fmt.Sprintf("local candidate %s/%s", pair.Local.Typ, pair.Local.Protocol)
+	}
+	local, remote := selectedPair(pc)
+	if !remote.IsValid() {
+		return nil, fmt.Sprintf("remote address %q", pair.Remote.Address)
+	}
+	c := r.connFor(local)
+	if c == nil {
+		return nil, fmt.Sprintf("no socket of ours sends from %s", local)
+	}
+	return &directRoute{conn: c, remote: remote}, ""
+}
+
+// directFactory puts a directSRTP innermost in an API's interceptor chain.
+type directFactory struct{ d *directSRTP }
+
+func (f directFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	return &directInterceptor{d: f.d}, nil
+}
+
+type directInterceptor struct {
+	interceptor.NoOp
+	d *directSRTP
+}
+
+// BindLocalStream sends the stream's packets directly once the directSRTP
+// is active, through pion before.
+func (i *directInterceptor) BindLocalStream(_ *interceptor.StreamInfo, next interceptor.RTPWriter) interceptor.RTPWriter {
+	d := i.d
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		if d.active.Load() {
+			return d.write(h, payload)
+		}
+		return next.Write(h, payload, a)
+	})
+}

@@ -1,0 +1,267 @@
+package rtc
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/transport/v4/stdnet"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/internal/testkit"
+)
+
+// A viewer decrypts what directSRTP seals with either SRTP profile we
+// offer: the keys derived from the captured handshake are the session's,
+// and every packet leaves through the batch, none through pion.
+func TestDirectSRTPReachesPionViewer(t *testing.T) {
+	for name, p := range map[string]dtls.SRTPProtectionProfile{"AEAD_AES_128_GCM": dtls.SRTP_AEAD_AES_128_GCM, "AES128_CM_HMAC_SHA1_80": dtls.SRTP_AES128_CM_HMAC_SHA1_80} {
+		t.Run(name, func(t *testing.T) {
+			const n = 2000
+			rtc := newTestTransport(t)
+			d := newDirectSRTP(testkit.Log(t))
+			api, err := rtc.NewAPI(APIOptions{direct: d})
+			if err != nil {
+				t.Fatal(err)
+			}
+			base, err := stdnet.NewNet()
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Counts what reaches the viewer's socket; drops nothing.
+			ln := &lossyNet{Net: base}
+			v := connectViewerWith(t, api, testkit.PionAPIWith(t, ln, func(se *webrtc.SettingEngine) { se.SetSRTPProtectionProfiles(p) }))
+			enc := v.sender.GetParameters().Encodings
+			if len(enc) == 0 {
+				t.Fatal("sender has no encodings")
+			}
+			ln.rtx.Store(uint32(enc[0].RTX.SSRC))
+			ln.ssrc.Store(uint32(enc[0].SSRC))
+			if err := d.activate(rtc, v.pc); err != nil {
+				t.Fatal(err)
+			}
+			batch := rtc.newPeerBatch(v.pc)
+			t.Cleanup(func() { _ = batch.close() })
+			sendAll(t, v, batch, 1000, n, "all packets at the viewer")
+			// Beyond the n packets, the direct path may carry re-sends of
+			// what a loaded machine lost in the viewer's socket buffer; any
+			// RTP at the viewer it did not count came through pion.
+			sent, dropped := d.stats()
+			if sent < n || dropped != 0 {
+				t.Errorf("direct path sent %d, dropped %d; want at least %d and 0", sent, dropped, n)
+			}
+			if at := uint64(ln.seen.Load() + ln.repairs.Load()); at > sent {
+				t.Errorf("%d RTP packets reached the viewer, %d of them not through the direct path", at, at-sent)
+			}
+			if sent, _ := batch.stats(); sent < n {
+				t.Errorf("%d datagrams through the batch, want at least %d", sent, n)
+			}
+		})
+	}
+}
+
+// After an ICE restart onto a new viewer address the direct path follows
+// the new pair (same DTLS session, same keys): nothing is dropped or sent
+// to the old address.
+func TestDirectSRTPFollowsICERestart(t *testing.T) {
+	const n = 500
+	rtc := newTestTransport(t)
+	d := newDirectSRTP(testkit.Log(t))
+	api, err := rtc.NewAPI(APIOptions{direct: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := &lossyNet{Net: base}
+	v := connectViewer(t, api, ln)
+	enc := v.sender.GetParameters().Encodings
+	if len(enc) == 0 {
+		t.Fatal("sender has no encodings")
+	}
+	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
+	ln.ssrc.Store(uint32(enc[0].SSRC))
+	if err := d.activate(rtc, v.pc); err != nil {
+		t.Fatal(err)
+	}
+	batch := rtc.newPeerBatch(v.pc)
+	t.Cleanup(func() { _ = batch.close() })
+	sendAll(t, v, batch, 1000, n, "packets before the restart")
+	_, before := selectedPair(v.pc)
+
+	restartICE(t, v.viewer, v.pc)
+	testkit.Eventually(t, 10*time.Second, "a new selected pair", func() bool {
+		_, now := selectedPair(v.pc)
+		return now.IsValid() && now != before && v.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	sendAll(t, v, batch, 2000, n, "packets after the restart")
+	// Re-sends of what a loaded machine lost may come on top of the 2n.
+	sent, dropped := d.stats()
+	if sent < 2*n || dropped != 0 {
+		t.Errorf("direct path sent %d, dropped %d; want at least %d and 0", sent, dropped, 2*n)
+	}
+	if at := uint64(ln.seen.Load() + ln.repairs.Load()); at > sent {
+		t.Errorf("%d RTP packets reached the viewer, %d of them not through the direct path", at, at-sent)
+	}
+}
+
+// When we are DTLS client (we offered, and the peer answered as server),
+// directSRTP never sees our ServerHello: Activate refuses and media keeps
+// flowing through pion.
+func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
+	rtc := newTestTransport(t)
+	d := newDirectSRTP(testkit.Log(t))
+	api, err := rtc.NewAPI(APIOptions{direct: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, track := directSender(t, api, webrtc.Configuration{})
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var roleErr error
+	viewerAPI := testkit.PionAPIWith(t, base, func(se *webrtc.SettingEngine) { roleErr = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) })
+	if roleErr != nil {
+		t.Fatal(roleErr)
+	}
+	viewer, err := viewerAPI.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viewer.Close()
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	countRTP(viewer, &wg, &got)
+	negotiate(t, pc, viewer)
+	defer viewer.Close() // before wg.Wait: ends the reader
+	testkit.Eventually(t, 10*time.Second, "connected", func() bool {
+		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	if err := d.activate(rtc, pc); err == nil {
+		t.Fatal("Activate succeeded as DTLS client")
+	}
+	requirePionPath(t, d, track, &got)
+}
+
+// A session whose selected pair is relayed (TURN) cannot take direct
+// sends from our socket: Activate refuses and media flows through pion.
+func TestDirectSRTPRefusesRelayPath(t *testing.T) {
+	rtc := newTestTransport(t)
+	d := newDirectSRTP(testkit.Log(t))
+	api, err := rtc.NewAPI(APIOptions{direct: d, RelayOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	link, _, _ := testkit.TURN(t)
+	pc, track := directSender(t, api, webrtc.Configuration{ICEServers: testkit.TURNICEServers(link), ICETransportPolicy: webrtc.ICETransportPolicyRelay})
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewer, err := testkit.PionAPI(t, base).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got atomic.Int64
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer viewer.Close()
+	if _, err := viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	countRTP(viewer, &wg, &got)
+	negotiate(t, viewer, pc)
+	testkit.Eventually(t, 10*time.Second, "connected over the relay", func() bool {
+		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+	err = d.activate(rtc, pc)
+	if err == nil || !strings.Contains(err.Error(), "relay") {
+		t.Fatalf("Activate on a relayed pair: %v; want a refusal naming the relay", err)
+	}
+	requirePionPath(t, d, track, &got)
+}
+
+// The exporter over the captured secrets gives what pion's own DTLS state
+// exports, for every cipher suite pion's DTLS server may pick (the PRF hash
+// differs: SHA-384 for the AES-256-GCM suite) and with or without the
+// extended master secret.
+func TestHandshakeSecretsMatchPionsExporter(t *testing.T) {
+	cert, err := selfsign.GenerateSelfSigned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	suites := map[string]dtls.CipherSuiteID{
+		"AES_128_GCM_SHA256": dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		"AES_256_GCM_SHA384": dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		"AES_256_CBC_SHA":    dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
+		"CHACHA20_POLY1305":  dtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
+	for name, suite := range suites {
+		for _, ems := range []dtls.ExtendedMasterSecretType{dtls.RequireExtendedMasterSecret, dtls.DisableExtendedMasterSecret} {
+			t.Run(fmt.Sprintf("%s/ems=%d", name, ems), func(t *testing.T) {
+				var s handshakeSecrets
+				srvConn, cliConn := udpPair(t)
+				srv, err := dtls.Server(srvConn, cliConn.LocalAddr(), &dtls.Config{
+					Certificates: []tls.Certificate{cert}, CipherSuites: []dtls.CipherSuiteID{suite}, ExtendedMasterSecret: ems,
+					SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM},
+					KeyLogWriter:           keyLog{&s}, ServerHelloMessageHook: s.serverHello,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer srv.Close()
+				cli, err := dtls.Client(cliConn, srvConn.LocalAddr(), &dtls.Config{
+					Certificates: []tls.Certificate{cert}, CipherSuites: []dtls.CipherSuiteID{suite}, ExtendedMasterSecret: ems,
+					SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}, InsecureSkipVerify: true,
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cli.Close()
+				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+				defer cancel()
+				var wg sync.WaitGroup
+				var srvErr error
+				wg.Go(func() { srvErr = srv.HandshakeContext(ctx) })
+				if err := cli.HandshakeContext(ctx); err != nil {
+					t.Fatal(err)
+				}
+				wg.Wait()
+				if srvErr != nil {
+					t.Fatal(srvErr)
+				}
+				state, ok := srv.ConnectionState()
+				if !ok {
+					t.Fatal("no connection state")
+				}
+				want, err := state.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("exported %x, pion's state exports %x", got, want)
+				}
+				if s.profile != srtp.ProtectionProfileAeadAes128Gcm || s.suite != uint16(suite) {
+					t.Fatalf("saw profile %v suite %#x, want AEAD_AES_128_GCM and %#x", s.profile, s.suite, uint16(suite))
+				}
+			})
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package rtc
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+)
+
+// PeerOptions tune one session's PeerConnection on the transport.
+type PeerOptions struct {
+	// PionSRTP moves the session's media through pion's UDP mux, ICE
+	// connection and SRTP session instead of beneath them, which costs
+	// about twice the CPU per packet. Default false.
+	PionSRTP bool
+	// Log names the session in what the transport logs about it.
+	// Default: the transport's log.
+	Log *slog.Logger
+}
+
+func (o PeerOptions) log(t *Transport) *slog.Logger {
+	if o.Log == nil {
+		return t.log
+	}
+	return o.Log
+}
+
+// Ingest is one publisher's PeerConnection on the transport: the seam
+// between a WHIP session and what lies beneath pion. Its RTP is read
+// beneath pion where it can be (directIngest), its packets in flight count
+// in the shared socket's read gate, and ReadTrack moves a remote track's
+// packets on, telling the NACK generator what came through RTX.
+type Ingest struct {
+	t      *Transport
+	pc     *webrtc.PeerConnection
+	direct *directIngest // nil: pion's path for all
+	gate   *gatedPeer
+	once   sync.Once
+}
+
+// NewIngest makes the PeerConnection for a publisher's offer (not yet
+// applied) with conf. The caller applies the offer to PeerConnection() and
+// answers it; Close releases everything.
+func (t *Transport) NewIngest(offer *sdp.SessionDescription, conf webrtc.Configuration, opt PeerOptions) (*Ingest, error) {
+	var direct *directIngest
+	if beneath(offer, opt.PionSRTP) {
+		direct = newDirectIngest(opt.log(t))
+	}
+	pc, err := t.newPeer(conf, APIOptions{ingest: direct})
+	if err != nil {
+		return nil, err
+	}
+	if direct != nil {
+		direct.declare(offer)
+		if err := direct.watch(t, pc); err != nil {
+			_ = pc.Close()
+			return nil, fmt.Errorf("webrtc: %w", err)
+		}
+	}
+	return &Ingest{t: t, pc: pc, direct: direct, gate: t.gate.add(pc)}, nil
+}
+
+// PeerConnection is the publisher's PeerConnection.
+func (in *Ingest) PeerConnection() *webrtc.PeerConnection { return in.pc }
+
+// ReadTrack reads a remote track until it ends, calling write with each
+// packet: one buffer and one packet reused for every read, so at 10,000
+// packets/s nothing is allocated. The packet is valid only during write.
+func (in *Ingest) ReadTrack(t *webrtc.TrackRemote, write func(*rtp.Packet)) {
+	nacks := in.t.nacks.For(in.pc.ID()) // nil with pion's generator
+	buf := make([]byte, 1600)
+	var pkt rtp.Packet
+	in.gate.StartReader()
+	defer in.gate.StopReader()
+	for {
+		in.gate.Reading()
+		n, attrs, err := t.Read(buf)
+		if err != nil {
+			return
+		}
+		in.gate.delivered()
+		if err := pkt.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
+		if attrs != nil && attrs.Get(webrtc.AttributeRtxSsrc) != nil {
+			// Recovered through RTX, past the interceptors: the NACK
+			// generator would otherwise ask for it again.
+			nacks.Received(pkt.SSRC, pkt.SequenceNumber)
+		}
+		write(&pkt)
+	}
+}
+
+// IngestSRTP says how a publisher's media is read, for the API.
+type IngestSRTP struct {
+	// SRTP is "direct" when the publisher's media is read beneath pion,
+	// else "pion"; the counts are the direct path's.
+	SRTP                string `json:"srtp"`
+	DirectReceived      uint64 `json:"direct_received,omitempty"`
+	DirectDropped       uint64 `json:"direct_dropped,omitempty"`
+	DirectUndecryptable uint64 `json:"direct_undecryptable,omitempty"`
+}
+
+// Stats says which path the publisher's media takes.
+func (in *Ingest) Stats() IngestSRTP {
+	st := IngestSRTP{SRTP: "pion"}
+	if in.direct.isActive() {
+		st.SRTP = "direct"
+		st.DirectReceived, st.DirectDropped, st.DirectUndecryptable = in.direct.stats()
+	}
+	return st
+}
+
+// Close releases the read gate and the direct path and closes the
+// PeerConnection; idempotent.
+func (in *Ingest) Close() error {
+	var err error
+	in.once.Do(func() {
+		in.t.gate.remove(in.gate)
+		in.direct.unwatch(in.t)
+		err = in.pc.Close()
+	})
+	return err
+}

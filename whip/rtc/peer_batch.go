@@ -1,0 +1,121 @@
+package rtc
+
+import (
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/whip/rtc/udp"
+)
+
+// peerBatch batches one PeerConnection's sends on the shared port: Forward
+// opens it around each group of packets it writes. Sessions gathered on
+// their own sockets (NoMux) never reach the shared port, so for them it
+// queues nothing and costs one map lookup per group.
+type peerBatch struct {
+	pc    *webrtc.PeerConnection
+	rtc   *Transport
+	conn  *udp.Conn // the socket of the selected pair's local address
+	batch *udp.SendBatch
+	addr  netip.AddrPort
+	next  time.Time // when to ask ICE for the selected pair again
+	// sent and calls count what batches the peerBatch moved away from sent.
+	sent, calls uint64
+}
+
+// peerBatchRefresh is how often Open looks up the selected pair, which
+// pion builds afresh on every call. A stale address is harmless: packets
+// to the new one simply go out unbatched until the refresh.
+const peerBatchRefresh = 250 * time.Millisecond
+
+// newPeerBatch returns pc's batch, or nil (which batches nothing) when the
+// transport has no socket of ours to batch on.
+func (r *Transport) newPeerBatch(pc *webrtc.PeerConnection) *peerBatch {
+	if len(r.conns) == 0 || pc == nil {
+		return nil
+	}
+	return &peerBatch{pc: pc, rtc: r}
+}
+
+// Open starts gathering datagrams toward the selected candidate pair's
+// remote address; before a pair is selected it does nothing.
+func (p *peerBatch) open() {
+	if p == nil {
+		return
+	}
+	p.batch.Open(p.remote())
+}
+
+// Flush sends the gathered datagrams.
+func (p *peerBatch) flush() error {
+	if p == nil {
+		return nil
+	}
+	return p.batch.Flush()
+}
+
+// Close sends anything queued and stops batching; idempotent.
+func (p *peerBatch) close() error {
+	if p == nil {
+		return nil
+	}
+	return p.batch.Close()
+}
+
+// Stats returns datagrams sent in batches and the sendmmsg calls they took.
+func (p *peerBatch) stats() (datagrams, calls uint64) {
+	if p == nil {
+		return 0, 0
+	}
+	datagrams, calls = p.batch.Stats()
+	return datagrams + p.sent, calls + p.calls
+}
+
+// connFor is the socket that sends from local: the only one, or with a
+// socket per local address the one bound on local; nil for none (a NAT 1:1
+// address among several sockets).
+func (r *Transport) connFor(local netip.Addr) *udp.Conn {
+	if len(r.conns) == 1 {
+		return r.conns[0]
+	}
+	for _, bc := range r.conns {
+		if a, ok := bc.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
+			return bc
+		}
+	}
+	return nil
+}
+
+// remote is the selected pair's remote address; it also keeps the batch
+// on the socket of the pair's local address.
+func (p *peerBatch) remote() netip.AddrPort {
+	now := time.Now()
+	if p.addr.IsValid() && now.Before(p.next) {
+		return p.addr
+	}
+	p.next = now.Add(peerBatchRefresh)
+	local, remote := selectedPair(p.pc)
+	p.addr = remote // invalid for an mDNS name: sent unbatched
+	p.useConn(local)
+	return p.addr
+}
+
+// useConn moves the batch to the socket that sends from local: the only
+// one, or with a socket per local address the one bound on local. With
+// none (a NAT 1:1 address among several) the batch is dropped and
+// datagrams leave unbatched.
+func (p *peerBatch) useConn(local netip.Addr) {
+	c := p.rtc.connFor(local)
+	if c == p.conn {
+		return
+	}
+	_ = p.batch.Close()
+	sent, calls := p.batch.Stats()
+	p.sent, p.calls = p.sent+sent, p.calls+calls
+	p.conn, p.batch = c, nil
+	if c != nil {
+		p.batch = c.NewBatch()
+	}
+}

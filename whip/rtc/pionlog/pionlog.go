@@ -1,0 +1,43 @@
+package pionlog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// levelTrace sits below slog's Debug for pion's trace output.
+const levelTrace = slog.LevelDebug - 4
+
+// Factory is a pion logging.LoggerFactory that writes to Log.
+type Factory struct{ Log *slog.Logger }
+
+// NewLogger implements logging.LoggerFactory.
+func (f Factory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.Log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) logf(level slog.Level, format string, args ...any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+}
+
+func (l pionLogger) Trace(msg string)                  { l.logf(levelTrace, "%s", msg) }
+func (l pionLogger) Tracef(format string, args ...any) { l.logf(levelTrace, format, args...) }
+func (l pionLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
+func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
+func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelInfo, "%s", msg) }
+func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
+func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
+func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
+func (l pionLogger) Errorf(format string, args ...any) { l.logf(slog.LevelError, format, args...) }
+
+// Interface guards
+var _ logging.LoggerFactory = Factory{}

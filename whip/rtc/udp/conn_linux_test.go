@@ -1,0 +1,252 @@
+//go:build linux
+
+package udp
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"whipgate/internal/testkit"
+)
+
+// connPair is a Conn and a plain receiver on loopback.
+func connPair(t testing.TB, gso bool) (*Conn, *net.UDPConn) {
+	t.Helper()
+	s, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = r.SetReadBuffer(8 << 20)
+	_ = s.SetWriteBuffer(8 << 20)
+	t.Cleanup(func() { _ = s.Close(); _ = r.Close() })
+	c := New(s, testkit.PionLog(t), nil)
+	if gso && !c.gso.Load() {
+		t.Fatal("this kernel has no UDP GSO (Linux ≥ 4.18 needed); the GSO case cannot run")
+	}
+	c.gso.Store(gso)
+	return c, r
+}
+
+// datagram is datagram i: its index, then filler up to size.
+func datagram(i, size int) []byte {
+	p := bytes.Repeat([]byte{byte(i)}, size)
+	binary.BigEndian.PutUint32(p, uint32(i))
+	return p
+}
+
+// receive reads n datagrams and checks they are want(0..n-1) in order.
+func receive(t *testing.T, r *net.UDPConn, n int, want func(i int) []byte) {
+	t.Helper()
+	buf := make([]byte, 2048)
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for i := range n {
+		m, _, err := r.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d of %d: %v", i, n, err)
+		}
+		if w := want(i); !bytes.Equal(buf[:m], w) {
+			t.Fatalf("datagram %d: got %d bytes starting %x, want %d bytes starting %x", i, m, buf[:min(m, 4)], len(w), w[:4])
+		}
+	}
+}
+
+func TestBatchConnDeliversInOrder(t *testing.T) {
+	// Runs of equal sizes (one GSO message each), a shorter one ending a
+	// run, singles, a run longer than GSO's 64 segments, and more data
+	// than one batch holds (forces a flush mid-batch).
+	var sizes []int
+	for range 100 {
+		sizes = append(sizes, 1200)
+	}
+	sizes = append(sizes, 700, 1200, 1200, 90, 1300, 1300, 1300, 200, 200)
+	for range 300 {
+		sizes = append(sizes, 1100)
+	}
+	for _, gso := range []bool{false, true} {
+		t.Run(fmt.Sprintf("gso=%v", gso), func(t *testing.T) {
+			c, r := connPair(t, gso)
+			to := r.LocalAddr().(*net.UDPAddr).AddrPort()
+			b := c.NewBatch()
+			defer b.Close()
+			b.Open(to)
+			for i, n := range sizes {
+				if _, err := c.WriteToAddrPort(datagram(i, n), to); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			receive(t, r, len(sizes), func(i int) []byte { return datagram(i, sizes[i]) })
+			sent, calls := b.Stats()
+			if sent != uint64(len(sizes)) {
+				t.Errorf("got %d datagrams through the batch, want %d", sent, len(sizes))
+			}
+			t.Logf("%d datagrams in %d sendmmsg calls", sent, calls)
+
+			// Closed: writes go out at once.
+			if _, err := c.WriteToAddrPort(datagram(7, 100), to); err != nil {
+				t.Fatal(err)
+			}
+			receive(t, r, 1, func(int) []byte { return datagram(7, 100) })
+		})
+	}
+}
+
+// Another goroutine's datagram to the batch's address (an RTCP report, a
+// STUN check) joins the batch in order; one to another address is not held.
+func TestBatchConnOtherWriters(t *testing.T) {
+	c, r := connPair(t, c0gso(t))
+	_, r2 := connPair(t, false)
+	to := r.LocalAddr().(*net.UDPAddr).AddrPort()
+	other := r2.LocalAddr().(*net.UDPAddr).AddrPort()
+	b := c.NewBatch()
+	defer b.Close()
+	b.Open(netip.AddrPortFrom(netip.AddrFrom16(to.Addr().As16()), to.Port())) // v4-mapped form matches too
+	_, _ = c.WriteToAddrPort(datagram(0, 1200), to)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		_, _ = c.WriteToAddrPort(datagram(1, 80), to)
+		_, _ = c.WriteToAddrPort(datagram(9, 80), other)
+	})
+	wg.Wait()
+	receive(t, r2, 1, func(int) []byte { return datagram(9, 80) }) // not held by the open batch
+	_, _ = c.WriteToAddrPort(datagram(2, 1200), to)
+	if err := b.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]byte{datagram(0, 1200), datagram(1, 80), datagram(2, 1200)}
+	receive(t, r, 3, func(i int) []byte { return want[i] })
+}
+
+// Two batches to two addresses, filled concurrently, never mix.
+func TestBatchConnConcurrentSessions(t *testing.T) {
+	c, r1 := connPair(t, c0gso(t))
+	_, r2 := connPair(t, false)
+	var wg sync.WaitGroup
+	for k, r := range []*net.UDPConn{r1, r2} {
+		to := r.LocalAddr().(*net.UDPAddr).AddrPort()
+		wg.Go(func() {
+			b := c.NewBatch()
+			defer b.Close()
+			for g := range 20 {
+				b.Open(to)
+				for i := range 50 {
+					_, _ = c.WriteToAddrPort(datagram(k<<16|g*50+i, 1000+k), to)
+				}
+				_ = b.Flush()
+			}
+		})
+	}
+	wg.Wait()
+	for k, r := range []*net.UDPConn{r1, r2} {
+		receive(t, r, 1000, func(i int) []byte { return datagram(k<<16|i, 1000+k) })
+	}
+}
+
+// c0gso is whether this kernel does UDP GSO, so tests use it when it can.
+func c0gso(t testing.TB) bool {
+	s, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	return probeGSO(s)
+}
+
+// BenchmarkBatchConn is the kernel cost per 1200-byte datagram to a
+// loopback receiver: one sendto each, sendmmsg of the group, sendmmsg
+// with GSO. A reader drains the receiver so the socket never fills.
+func BenchmarkBatchConn(b *testing.B) {
+	for _, mode := range []string{"sendto", "sendmmsg", "gso"} {
+		b.Run(mode, func(b *testing.B) {
+			c, r := connPair(b, mode == "gso")
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				buf := make([]byte, 2048)
+				for {
+					if _, _, err := r.ReadFromUDPAddrPort(buf); err != nil {
+						return
+					}
+				}
+			})
+			defer func() { _ = r.Close(); wg.Wait() }()
+			to := r.LocalAddr().(*net.UDPAddr).AddrPort()
+			batch := c.NewBatch()
+			defer batch.Close()
+			p := make([]byte, 1200)
+			const group = 32
+			b.SetBytes(1200)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%group == 0 && mode != "sendto" {
+					_ = batch.Flush()
+					batch.Open(to)
+				}
+				if _, err := c.WriteToAddrPort(p, to); err != nil {
+					b.Fatal(err)
+				}
+			}
+			_ = batch.Flush()
+		})
+	}
+}
+
+// BenchmarkBatchConnRead is the reader's cost per 1200-byte datagram on
+// the shared socket (pion's ICE mux reading through ReadFromAddrPort):
+// one datagram per read, the same with UDP_GRO on (one more copy), and a
+// burst that arrives coalesced in messages of 32, as a NIC's GRO hands a
+// publisher's burst to a socket with UDP_GRO (here: a GSO sender on
+// loopback). The socket is filled before each timed stretch.
+func BenchmarkBatchConnRead(b *testing.B) {
+	for _, mode := range []string{"datagrams", "datagrams+gro", "coalesced+gro"} {
+		b.Run(mode, func(b *testing.B) {
+			tx, rx := connPair(b, true)
+			_ = rx.SetReadBuffer(8 << 20)
+			c := New(rx, testkit.PionLog(b), nil)
+			if mode == "datagrams" {
+				c.gro = nil
+			} else if c.gro == nil {
+				b.Fatal("this kernel has no UDP_GRO (Linux ≥ 5.0 needed)")
+			}
+			to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+			batch := tx.NewBatch()
+			defer batch.Close()
+			tx.gso.Store(mode == "coalesced+gro")
+			p := make([]byte, 1200)
+			buf := make([]byte, 8192) // pion's read buffer at the transport's receive MTU
+			const fill = 2048         // well inside the receive buffer
+			b.SetBytes(1200)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%fill == 0 {
+					b.StopTimer()
+					for j := range fill {
+						if j%32 == 0 {
+							_ = batch.Flush()
+							batch.Open(to)
+						}
+						if _, err := tx.WriteToAddrPort(p, to); err != nil {
+							b.Fatal(err)
+						}
+					}
+					_ = batch.Flush()
+					b.StartTimer()
+				}
+				if n, _, err := c.ReadFromAddrPort(buf); err != nil || n != len(p) {
+					b.Fatalf("read %d bytes: %v", n, err)
+				}
+			}
+		})
+	}
+}

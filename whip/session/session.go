@@ -1,0 +1,269 @@
+// Package session is the WHIP and WHEP session resource, the part of both
+// endpoints that is the same: the registry of live sessions and their
+// lifecycle, the session URL (PATCH for trickle and ICE restarts, DELETE),
+// the one answer path of a POST (offer in, answer with all our candidates
+// out, the session started), CORS, Bearer tokens, offer reading and Link
+// headers.
+//
+// It imports the transport (whip/rtc), sdpfrag and problem, never the hub
+// (gateway): what a session moves is its endpoint's business, given to
+// the registry as a run function.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/whip/problem"
+)
+
+// Session is one WHIP or WHEP resource: a PeerConnection and the goroutine
+// that moves its media, owned by the Registry.
+type Session struct {
+	ID      string
+	Kind    string // "whip" or "whep"
+	Stream  string
+	Layer   string
+	Remote  string
+	Created time.Time
+	// Token is the Bearer token the session's resource requires (the
+	// stream's), empty for none.
+	Token string
+	// Stats, if set, adds detail to the session's API view.
+	Stats func() any
+
+	pc        *webrtc.PeerConnection
+	cancel    context.CancelCauseFunc
+	done      chan struct{}
+	connected chan struct{}
+	connOnce  sync.Once
+	wg        sync.WaitGroup // helpers that end when the PeerConnection closes
+
+	mu   sync.Mutex // serializes PATCH (ICE restart) on the PeerConnection
+	etag string
+}
+
+// SessionInfo is the JSON view of a session.
+type SessionInfo struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	Stream    string    `json:"stream"`
+	Layer     string    `json:"layer,omitempty"`
+	Remote    string    `json:"remote,omitempty"`
+	Created   time.Time `json:"created"`
+	State     string    `json:"state"`
+	Candidate string    `json:"selected_candidate_pair,omitempty"`
+	Detail    any       `json:"detail,omitempty"`
+}
+
+// PeerConnection is the session's PeerConnection.
+func (s *Session) PeerConnection() *webrtc.PeerConnection { return s.pc }
+
+// Connected is closed once the PeerConnection is connected (DTLS up):
+// packets written earlier are lost, so senders wait for it.
+func (s *Session) Connected() <-chan struct{} { return s.connected }
+
+// Go runs f on a goroutine that the session waits for after closing its
+// PeerConnection, for loops (RTCP readers) that end only then.
+func (s *Session) Go(f func()) {
+	s.wg.Go(f)
+}
+
+// Done is closed once the session has ended and released everything.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// ETag is the entity tag of the session's current ICE session.
+func (s *Session) ETag() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.etag
+}
+
+// Info returns the session's JSON view.
+func (s *Session) Info() SessionInfo {
+	info := SessionInfo{ID: s.ID, Kind: s.Kind, Stream: s.Stream, Layer: s.Layer, Remote: s.Remote,
+		Created: s.Created, State: s.pc.ConnectionState().String()}
+	if s.Stats != nil {
+		info.Detail = s.Stats()
+	}
+	return info
+}
+
+// NewID returns an unguessable identifier (128 random bits): session URLs
+// must not be guessable (RFC 9725 §5).
+func NewID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func newETag() string { return `"` + NewID() + `"` }
+
+// Registry holds every live WHIP and WHEP session.
+type Registry struct {
+	log *slog.Logger
+
+	mu     sync.Mutex
+	m      map[string]*Session
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry(log *slog.Logger) *Registry {
+	return &Registry{log: log, m: make(map[string]*Session)}
+}
+
+// Errors a session's run sees as the cause of its context's end.
+var (
+	// ErrShuttingDown refuses new sessions once Close has begun.
+	ErrShuttingDown = errors.New("server is shutting down")
+	// ErrNeverConnected ends a session that did not connect in time.
+	ErrNeverConnected = errors.New("never connected")
+	// ErrEnded ends a session deleted by its client or kicked.
+	ErrEnded = errors.New("session ended")
+	// ErrPeerClosed ends a session whose PeerConnection failed or closed.
+	ErrPeerClosed = errors.New("peer connection failed or closed")
+)
+
+// Start registers s with pc and runs run(ctx) on a goroutine the registry
+// owns. When run returns, or the session is deleted or kicked, the
+// PeerConnection is closed and the session removed. The PeerConnection
+// ending (ICE failed, DTLS closed) cancels ctx, and so does not being
+// connected within connectTimeout: context.Cause says which.
+func (r *Registry) Start(s *Session, pc *webrtc.PeerConnection, connectTimeout time.Duration, run func(ctx context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	s.pc, s.cancel, s.done, s.connected = pc, cancel, make(chan struct{}), make(chan struct{})
+	s.etag = newETag()
+	if s.Created.IsZero() {
+		s.Created = time.Now()
+	}
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		cancel(ErrShuttingDown)
+		return ErrShuttingDown
+	}
+	r.m[s.ID] = s
+	r.wg.Add(1)
+	r.mu.Unlock()
+
+	connectBy := time.AfterFunc(connectTimeout, func() { cancel(ErrNeverConnected) })
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			connectBy.Stop()
+			s.connOnce.Do(func() { close(s.connected) })
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			cancel(ErrPeerClosed)
+		}
+	})
+	log := r.log.With("session", s.ID, "kind", s.Kind, "stream", s.Stream)
+	go func() {
+		defer r.wg.Done()
+		defer close(s.done)
+		err := run(ctx)
+		connectBy.Stop()
+		cancel(err)
+		if cerr := pc.Close(); cerr != nil {
+			log.Debug("close peer connection", "err", cerr)
+		}
+		s.wg.Wait()
+		r.mu.Lock()
+		delete(r.m, s.ID)
+		r.mu.Unlock()
+		log.Info("session ended", "reason", err)
+	}()
+	log.Info("session started", "layer", s.Layer, "remote", s.Remote)
+	return nil
+}
+
+// Get returns a live session.
+func (r *Registry) Get(id string) (*Session, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, ok := r.m[id]
+	return s, ok
+}
+
+// List returns every live session, oldest first.
+func (r *Registry) List() []*Session {
+	r.mu.Lock()
+	out := make([]*Session, 0, len(r.m))
+	for _, s := range r.m {
+		out = append(out, s)
+	}
+	r.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+// End stops a session and waits until it has released everything. It
+// reports whether the session existed.
+func (r *Registry) End(id string) bool {
+	s, ok := r.Get(id)
+	if !ok {
+		return false
+	}
+	s.cancel(ErrEnded)
+	<-s.done
+	return true
+}
+
+// Close ends every session and waits for them; later Starts fail.
+func (r *Registry) Close() {
+	r.mu.Lock()
+	r.closed = true
+	list := make([]*Session, 0, len(r.m))
+	for _, s := range r.m {
+		list = append(list, s)
+	}
+	r.mu.Unlock()
+	for _, s := range list {
+		s.cancel(ErrShuttingDown)
+	}
+	r.wg.Wait()
+}
+
+// ServeResource handles a session URL: PATCH (trickle, ICE restart),
+// DELETE, GET/HEAD and OPTIONS. id is the session id from the path.
+func (r *Registry) ServeResource(w http.ResponseWriter, req *http.Request, id string, origin string) {
+	CORS(w, origin)
+	w.Header().Set("Accept-Patch", "application/trickle-ice-sdpfrag")
+	if req.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	s, ok := r.Get(id)
+	if !ok {
+		problem.Write(w, problem.Errorf(http.StatusNotFound, "no session %q (it ended or never existed)", id))
+		return
+	}
+	if err := CheckBearer(req, s.Token); err != nil {
+		problem.Write(w, err)
+		return
+	}
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		w.WriteHeader(http.StatusNoContent)
+	case http.MethodDelete:
+		r.End(id)
+		w.WriteHeader(http.StatusOK)
+	case http.MethodPatch:
+		if err := s.patch(w, req); err != nil {
+			problem.Write(w, err)
+		}
+	default:
+		w.Header().Set("Allow", "OPTIONS, GET, HEAD, PATCH, DELETE")
+		problem.Write(w, problem.Errorf(http.StatusMethodNotAllowed, "method %s not allowed on a session", req.Method))
+	}
+}
