@@ -25,7 +25,7 @@ type EndpointConfig struct {
 	// GatherTimeout bounds candidate gathering before the answer. Default
 	// 5 s (OBS gives up on the POST after 8 s, FFmpeg after 5 s).
 	GatherTimeout time.Duration `yaml:"gather_timeout"`
-	// ConnectTimeout ends a session that never connects. Default 30 s.
+	// ConnectTimeout ends a session that never connects. Default 10 s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// PionSRTP moves the endpoint's media through pion's UDP mux, ICE
 	// connection and SRTP session instead of beneath them (whip/rtc),
@@ -39,7 +39,7 @@ func (c *EndpointConfig) ApplyDefaults() {
 		c.GatherTimeout = 5 * time.Second
 	}
 	if c.ConnectTimeout <= 0 {
-		c.ConnectTimeout = 30 * time.Second
+		c.ConnectTimeout = 10 * time.Second
 	}
 }
 
@@ -100,6 +100,17 @@ func (e *Endpoint) upperKind() string {
 	return "WHIP"
 }
 
+// NewSession makes the session of a POST to this endpoint and admits it
+// within the registry's limits (503 with Retry-After past one). If the
+// POST fails before Answer, give it back with Sessions.Release.
+func (e *Endpoint) NewSession(r *http.Request, stream, layer, token string) (*Session, error) {
+	s := &Session{ID: NewID(), Kind: e.Kind, Stream: stream, Layer: layer, Remote: r.RemoteAddr, Token: token}
+	if err := e.Sessions.Admit(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // Offer is a POST's SDP offer: as sent, and parsed.
 type Offer struct {
 	Raw string
@@ -107,8 +118,8 @@ type Offer struct {
 }
 
 // ReadOffer checks and parses an offer body read with ReadBody.
-func ReadOffer(body []byte) (*Offer, error) {
-	d, err := ParseOffer(body)
+func (l Limits) ReadOffer(body []byte) (*Offer, error) {
+	d, err := l.ParseOffer(body)
 	if err != nil {
 		return nil, err
 	}
@@ -123,10 +134,17 @@ func (e *Endpoint) PeerConfiguration() webrtc.Configuration {
 
 // Answer applies offer to pc, calls prepare (which may be nil) between the
 // remote description and the answer, answers with all our candidates (or
-// what was gathered within the gather timeout), and starts sess on pc with
-// run. It returns the answer SDP. On error nothing was started: the caller
-// releases pc and what prepare made; once started, run owns them.
-func (e *Endpoint) Answer(ctx context.Context, pc *webrtc.PeerConnection, offer *Offer, sess *Session, prepare func() error, run func(context.Context) error) (string, error) {
+// what was gathered within the gather timeout), and starts the admitted
+// sess on pc with run. It returns the answer SDP. On error nothing was
+// started and sess is released: the caller releases pc and what prepare
+// made; once started, run owns them.
+func (e *Endpoint) Answer(ctx context.Context, pc *webrtc.PeerConnection, offer *Offer, sess *Session, prepare func() error, run func(context.Context) error) (_ string, err error) {
+	defer func() {
+		if err != nil {
+			e.Sessions.Release(sess)
+		}
+	}()
+	sess.candidates = countCandidates(offer.SDP)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer.Raw}); err != nil {
 		return "", problem.Errorf(http.StatusBadRequest, "cannot apply the offer: %v", err)
 	}
@@ -152,7 +170,6 @@ func (e *Endpoint) Answer(ctx context.Context, pc *webrtc.PeerConnection, offer 
 	case <-ctx.Done():
 		return "", problem.ClientLeft(e.Who, ctx.Err())
 	}
-	sess.Kind = e.Kind
 	if err := e.Sessions.Start(sess, pc, e.Config.ConnectTimeout, run); err != nil {
 		return "", &problem.Error{Code: http.StatusServiceUnavailable, Msg: "shutting down", Err: err}
 	}
@@ -180,4 +197,17 @@ func (e *Endpoint) Created(w http.ResponseWriter, r *http.Request, sess *Session
 	w.WriteHeader(http.StatusCreated) // exactly 201: OBS fails on anything else
 	_, _ = w.Write([]byte(answer))
 	return nil
+}
+
+// countCandidates counts the candidates of an offer, all sections.
+func countCandidates(d *sdp.SessionDescription) int {
+	n := 0
+	for _, m := range d.MediaDescriptions {
+		for _, a := range m.Attributes {
+			if a.Key == "candidate" {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -4,10 +4,12 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -29,46 +31,57 @@ func CORS(w http.ResponseWriter, origin string) {
 }
 
 // CheckBearer compares the request's Bearer token with want in constant
-// time. An empty want means no token is needed.
+// time; the scheme is case-insensitive (RFC 9110 §11.1). An empty want
+// means no token is needed. A wrong token costs the caller a short random
+// wait, so that guessing is slow and its timing tells nothing.
 func CheckBearer(r *http.Request, want string) error {
 	if want == "" {
 		return nil
 	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return problem.Errorf(http.StatusUnauthorized, "this stream needs an Authorization: Bearer token")
+	scheme, got, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return problem.Errorf(http.StatusUnauthorized, "this resource needs an Authorization: Bearer token")
 	}
 	if subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
+		time.Sleep(failedTokenWait + rand.N(failedTokenWait))
 		return problem.Errorf(http.StatusUnauthorized, "wrong Bearer token")
 	}
 	return nil
 }
 
-// maxSDP bounds request bodies; real offers are a few kilobytes.
-const maxSDP = 256 << 10
+// failedTokenWait is the least a wrong token waits (up to twice that).
+const failedTokenWait = 50 * time.Millisecond
 
 // ReadBody checks the Content-Type (parameters such as charset are
-// tolerated) and reads a bounded body.
-func ReadBody(r *http.Request, wantType string) ([]byte, error) {
+// tolerated) and reads a body of at most MaxSDPBytes.
+func (l Limits) ReadBody(r *http.Request, wantType string) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || !strings.EqualFold(mt, wantType) {
 		return nil, problem.Errorf(http.StatusUnsupportedMediaType, "Content-Type must be %s, got %q", wantType, ct)
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxSDP+1))
+	max := l.MaxSDPBytes
+	if r.ContentLength > int64(max) {
+		return nil, problem.Errorf(http.StatusRequestEntityTooLarge, "body of %d bytes, larger than %d (limits.max_sdp_bytes)", r.ContentLength, max)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(max)+1))
 	if err != nil {
 		return nil, &problem.Error{Code: http.StatusBadRequest, Msg: "cannot read the request body", Err: err}
 	}
-	if len(body) > maxSDP {
-		return nil, problem.Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes", maxSDP)
+	if len(body) > max {
+		return nil, problem.Errorf(http.StatusRequestEntityTooLarge, "body larger than %d bytes (limits.max_sdp_bytes)", max)
 	}
 	return body, nil
 }
 
-// ParseOffer reads an SDP offer and says precisely what is wrong with a bad one.
-func ParseOffer(body []byte) (*sdp.SessionDescription, error) {
+// ParseOffer reads an SDP offer within the limits and says precisely what
+// is wrong with a bad one.
+func (l Limits) ParseOffer(body []byte) (*sdp.SessionDescription, error) {
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil, problem.Errorf(http.StatusBadRequest, "empty SDP offer")
+	}
+	if err := l.checkShape(body); err != nil {
+		return nil, err
 	}
 	var d sdp.SessionDescription
 	if err := d.UnmarshalString(string(body)); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"whipgate/whip/problem"
 	"whipgate/whip/sdpfrag"
@@ -23,13 +24,22 @@ const restartGatherWait = 5 * time.Second
 // new ETag). A trickle without If-Match is tolerated, since some players
 // send none; a restart needs one ("*" or the current tag).
 func (s *Session) patch(w http.ResponseWriter, r *http.Request) error {
-	body, err := ReadBody(r, "application/trickle-ice-sdpfrag")
+	limits := s.reg.limits
+	if !s.allowPatch() {
+		e := problem.Errorf(http.StatusTooManyRequests, "too many PATCHes on this session (limits.patch_rate: %g a second)", limits.PatchRate)
+		e.RetryAfter = 1
+		return e
+	}
+	body, err := limits.ReadBody(r, "application/trickle-ice-sdpfrag")
 	if err != nil {
 		return err
 	}
 	frag, err := sdpfrag.Parse(string(body))
 	if err != nil {
 		return problem.Errorf(http.StatusBadRequest, "malformed trickle-ice-sdpfrag: %v", err)
+	}
+	if n := len(frag.Candidates); n > limits.MaxPatchCandidates {
+		return problem.Errorf(http.StatusRequestEntityTooLarge, "%d candidates in one PATCH, more than %d (limits.max_patch_candidates)", n, limits.MaxPatchCandidates)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -42,6 +52,9 @@ func (s *Session) patch(w http.ResponseWriter, r *http.Request) error {
 		return problem.Errorf(http.StatusPreconditionFailed, "If-Match %s does not match the current ICE session %s", ifMatch, s.etag)
 	}
 	if !restart {
+		if s.candidates+len(frag.Candidates) > limits.MaxCandidates {
+			return problem.Errorf(http.StatusBadRequest, "this ICE session has %d remote candidates; %d more would pass %d (limits.max_candidates)", s.candidates, len(frag.Candidates), limits.MaxCandidates)
+		}
 		s.addCandidates(frag.Candidates)
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -58,10 +71,22 @@ func (s *Session) patch(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// addCandidates hands trickled candidates to ICE. Those we cannot use
-// (other transports, unresolvable names) are dropped silently, as RFC 8840
-// asks.
+// allowPatch takes one PATCH from the session's rate limit.
+func (s *Session) allowPatch() bool {
+	s.mu.Lock()
+	if s.patches == nil {
+		s.patches = rate.NewLimiter(rate.Limit(s.reg.limits.PatchRate), s.reg.limits.PatchBurst)
+	}
+	l := s.patches
+	s.mu.Unlock()
+	return l.Allow()
+}
+
+// addCandidates hands trickled candidates to ICE (s.mu held). Those we
+// cannot use (other transports, unresolvable names, addresses the
+// transport filters out) are dropped silently, as RFC 8840 asks.
 func (s *Session) addCandidates(cands []sdpfrag.Candidate) {
+	s.candidates += len(cands)
 	for _, c := range cands {
 		init := webrtc.ICECandidateInit{Candidate: c.Value}
 		if c.Mid != "" {
@@ -135,6 +160,7 @@ func (s *Session) restartICE(ctx context.Context, frag sdpfrag.Frag) (string, er
 	case <-ctx.Done():
 		return "", ctx.Err()
 	}
+	s.candidates = 0 // a new ICE session
 	s.addCandidates(frag.Candidates)
 	local := s.pc.LocalDescription()
 	if local == nil {

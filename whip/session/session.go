@@ -15,13 +15,18 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
+	"golang.org/x/time/rate"
 
 	"whipgate/whip/problem"
 )
@@ -41,6 +46,7 @@ type Session struct {
 	// Stats, if set, adds detail to the session's API view.
 	Stats func() any
 
+	reg       *Registry
 	pc        *webrtc.PeerConnection
 	cancel    context.CancelCauseFunc
 	done      chan struct{}
@@ -48,8 +54,13 @@ type Session struct {
 	connOnce  sync.Once
 	wg        sync.WaitGroup // helpers that end when the PeerConnection closes
 
-	mu   sync.Mutex // serializes PATCH (ICE restart) on the PeerConnection
-	etag string
+	// Registry's, under its mu.
+	admitted, isPending bool
+
+	mu         sync.Mutex // serializes PATCH (ICE restart) on the PeerConnection
+	etag       string
+	candidates int           // remote candidates of the current ICE session
+	patches    *rate.Limiter // PATCHes allowed
 }
 
 // SessionInfo is the JSON view of a session.
@@ -73,9 +84,13 @@ func (s *Session) PeerConnection() *webrtc.PeerConnection { return s.pc }
 func (s *Session) Connected() <-chan struct{} { return s.connected }
 
 // Go runs f on a goroutine that the session waits for after closing its
-// PeerConnection, for loops (RTCP readers) that end only then.
+// PeerConnection, for loops (RTCP readers, track readers) that end only
+// then. A panic in f ends this session only (see Registry.Start).
 func (s *Session) Go(f func()) {
-	s.wg.Go(f)
+	s.wg.Go(func() {
+		defer s.reg.recovered(s, "goroutine")
+		f()
+	})
 }
 
 // Done is closed once the session has ended and released everything.
@@ -108,20 +123,35 @@ func NewID() string {
 
 func newETag() string { return `"` + NewID() + `"` }
 
-// Registry holds every live WHIP and WHEP session.
+// Registry holds every live WHIP and WHEP session, and admits new ones
+// within its Limits.
 type Registry struct {
-	log *slog.Logger
+	log    *slog.Logger
+	limits Limits
 
-	mu     sync.Mutex
-	m      map[string]*Session
-	closed bool
-	wg     sync.WaitGroup
+	mu       sync.Mutex
+	m        map[string]*Session
+	admitted int            // sessions admitted, started or not
+	pending  map[string]int // client address → sessions not connected yet
+	viewers  map[string]int // stream → WHEP sessions
+	closed   bool
+	wg       sync.WaitGroup
+
+	panics atomic.Uint64
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry(log *slog.Logger) *Registry {
-	return &Registry{log: log, m: make(map[string]*Session)}
+// NewRegistry returns an empty registry admitting sessions within limits
+// (zero fields: the defaults).
+func NewRegistry(limits Limits, log *slog.Logger) *Registry {
+	limits.ApplyDefaults()
+	return &Registry{log: log, limits: limits, m: make(map[string]*Session), pending: map[string]int{}, viewers: map[string]int{}}
 }
+
+// Limits are the registry's limits, defaults applied.
+func (r *Registry) Limits() Limits { return r.limits }
+
+// Panics counts the panics recovered in sessions' goroutines.
+func (r *Registry) Panics() uint64 { return r.panics.Load() }
 
 // Errors a session's run sees as the cause of its context's end.
 var (
@@ -133,22 +163,118 @@ var (
 	ErrEnded = errors.New("session ended")
 	// ErrPeerClosed ends a session whose PeerConnection failed or closed.
 	ErrPeerClosed = errors.New("peer connection failed or closed")
+	// ErrPanicked ends a session one of whose goroutines panicked.
+	ErrPanicked = errors.New("session goroutine panicked")
 )
 
-// Start registers s with pc and runs run(ctx) on a goroutine the registry
-// owns. When run returns, or the session is deleted or kicked, the
-// PeerConnection is closed and the session removed. The PeerConnection
-// ending (ICE failed, DTLS closed) cancels ctx, and so does not being
-// connected within connectTimeout: context.Cause says which.
+// clientOf is the address part of a remote "host:port": sessions are
+// counted per client address, whatever port each came from.
+func clientOf(remote string) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil {
+		return host
+	}
+	return remote
+}
+
+// Admit counts s (Kind, Stream and Remote set) against the limits before
+// any work is done for it: 503 with Retry-After past a limit, 503 once
+// Close has begun. An admitted session is then either started (Start) or
+// given back (Release).
+func (r *Registry) Admit(s *Session) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closed:
+		return &problem.Error{Code: http.StatusServiceUnavailable, Msg: "shutting down", Err: ErrShuttingDown}
+	case r.admitted >= r.limits.MaxSessions:
+		return busy("the server has %d sessions, its limit (limits.max_sessions)", r.admitted)
+	case r.pending[clientOf(s.Remote)] >= r.limits.MaxPendingPerClient:
+		return busy("this client has %d sessions that have not connected yet, the limit (limits.max_pending_per_client)", r.pending[clientOf(s.Remote)])
+	case s.Kind == "whep" && r.viewers[s.Stream] >= r.limits.MaxViewersPerStream:
+		return busy("stream %q has %d viewers, its limit (limits.max_viewers_per_stream); watch it through an SFU", s.Stream, r.viewers[s.Stream])
+	}
+	r.admitted++
+	s.reg = r
+	r.pending[clientOf(s.Remote)]++
+	if s.Kind == "whep" {
+		r.viewers[s.Stream]++
+	}
+	s.admitted, s.isPending = true, true
+	return nil
+}
+
+// connectedLocked stops counting s as pending.
+func (r *Registry) connectedLocked(s *Session) {
+	if !s.isPending {
+		return
+	}
+	s.isPending = false
+	c := clientOf(s.Remote)
+	if r.pending[c]--; r.pending[c] <= 0 {
+		delete(r.pending, c)
+	}
+}
+
+// Release gives back an admitted session that was not started (its setup
+// failed). Idempotent.
+func (r *Registry) Release(s *Session) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.releaseLocked(s)
+}
+
+func (r *Registry) releaseLocked(s *Session) {
+	if !s.admitted {
+		return
+	}
+	s.admitted = false
+	r.connectedLocked(s)
+	r.admitted--
+	if s.Kind == "whep" {
+		if r.viewers[s.Stream]--; r.viewers[s.Stream] <= 0 {
+			delete(r.viewers, s.Stream)
+		}
+	}
+}
+
+// recovered turns a panic in one of s's goroutines into the end of s
+// alone: logged with its stack, counted, and the session cancelled. The
+// process and every other session go on. It must be deferred directly.
+func (r *Registry) recovered(s *Session, where string) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	r.panics.Add(1)
+	r.log.Error("panic in a session; ending that session only", "session", s.ID, "kind", s.Kind, "stream", s.Stream,
+		"where", where, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+	if s.cancel != nil {
+		s.cancel(fmt.Errorf("%w (%s): %v", ErrPanicked, where, v))
+	}
+}
+
+// Start runs an admitted session s on pc: run(ctx) on a goroutine the
+// registry owns. When run returns, or the session is deleted or kicked,
+// the PeerConnection is closed and the session removed. The
+// PeerConnection ending (ICE failed, DTLS closed) cancels ctx, and so does
+// not being connected within connectTimeout: context.Cause says which. A
+// panic in run or in a goroutine of s.Go ends the session only.
 func (r *Registry) Start(s *Session, pc *webrtc.PeerConnection, connectTimeout time.Duration, run func(ctx context.Context) error) error {
 	ctx, cancel := context.WithCancelCause(context.Background())
+	s.reg = r
 	s.pc, s.cancel, s.done, s.connected = pc, cancel, make(chan struct{}), make(chan struct{})
 	s.etag = newETag()
 	if s.Created.IsZero() {
 		s.Created = time.Now()
 	}
 	r.mu.Lock()
+	if !s.admitted {
+		r.mu.Unlock()
+		cancel(nil)
+		return errors.New("session: Start without Admit")
+	}
 	if r.closed {
+		r.releaseLocked(s)
 		r.mu.Unlock()
 		cancel(ErrShuttingDown)
 		return ErrShuttingDown
@@ -162,6 +288,9 @@ func (r *Registry) Start(s *Session, pc *webrtc.PeerConnection, connectTimeout t
 		switch st {
 		case webrtc.PeerConnectionStateConnected:
 			connectBy.Stop()
+			r.mu.Lock()
+			r.connectedLocked(s)
+			r.mu.Unlock()
 			s.connOnce.Do(func() { close(s.connected) })
 		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
 			cancel(ErrPeerClosed)
@@ -171,7 +300,10 @@ func (r *Registry) Start(s *Session, pc *webrtc.PeerConnection, connectTimeout t
 	go func() {
 		defer r.wg.Done()
 		defer close(s.done)
-		err := run(ctx)
+		err := func() (err error) {
+			defer r.recovered(s, "run")
+			return run(ctx)
+		}()
 		connectBy.Stop()
 		cancel(err)
 		if cerr := pc.Close(); cerr != nil {
@@ -180,7 +312,11 @@ func (r *Registry) Start(s *Session, pc *webrtc.PeerConnection, connectTimeout t
 		s.wg.Wait()
 		r.mu.Lock()
 		delete(r.m, s.ID)
+		r.releaseLocked(s)
 		r.mu.Unlock()
+		if err == nil {
+			err = context.Cause(ctx)
+		}
 		log.Info("session ended", "reason", err)
 	}()
 	log.Info("session started", "layer", s.Layer, "remote", s.Remote)
