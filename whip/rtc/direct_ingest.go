@@ -60,6 +60,7 @@ type directIngest struct {
 	ctx      *srtp.Context           // nil until the first packet or binding
 	failed   bool                    // no keys or no context: pion's way for all
 	hdr      rtp.Header
+	scratch  []byte // verifyLocked's
 
 	taken, dropped, undecryptable atomic.Uint64
 }
@@ -203,17 +204,29 @@ func (d *directIngest) learn(addr netip.AddrPort) {
 	}
 }
 
-// take reads one RTP datagram from the publisher: true when its SSRC is
-// read our way (queued, or dropped), false to hand it to pion. From an
+// auth is what the socket reader learnt of a datagram's origin, for the
+// read gate: only the publisher's own packets may hold the socket.
+type auth uint8
+
+const (
+	authUnknown auth = iota // not checked (no keys yet, not RTP, or no publisher of ours)
+	authOK                  // decrypted with the publisher's keys
+	authBad                 // did not decrypt: not the publisher's, or a replay
+)
+
+// take reads one RTP datagram from the publisher: taken when its SSRC is
+// read our way (queued, or dropped), else it is handed to pion. From an
 // address not yet known (known false) only a packet that decrypts is
-// taken, and its address learnt.
-func (d *directIngest) take(b []byte, from netip.AddrPort, known bool) bool {
+// taken, and its address learnt. A packet handed to pion is checked with
+// the session's keys all the same (a decryption into scratch), so that the
+// read gate counts only what authenticates.
+func (d *directIngest) take(b []byte, from netip.AddrPort, known bool) (bool, auth) {
 	ssrc := binary.BigEndian.Uint32(b[8:12])
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	q := d.queueLocked(ssrc)
 	if q == nil {
-		return false
+		return false, d.verifyLocked(b)
 	}
 	switch err := q.push(len(b), func(dst []byte) ([]byte, error) { return d.ctx.DecryptRTP(dst, b, &d.hdr) }); {
 	case err == nil:
@@ -221,15 +234,28 @@ func (d *directIngest) take(b []byte, from netip.AddrPort, known bool) bool {
 	case errors.Is(err, errQueueFull), errors.Is(err, io.ErrClosedPipe):
 		d.dropped.Add(1)
 	case !known:
-		return false // not the publisher's: pion's to judge
+		return false, authBad // not the publisher's: pion's to judge
 	default:
 		d.undecryptable.Add(1) // pion drops these too: failed auth, a replay
-		return true
+		return true, authBad
 	}
 	if !known {
 		d.learn(from)
 	}
-	return true
+	return true, authOK
+}
+
+// verifyLocked checks a packet pion will read with the session's keys, if
+// they are known: the packet itself is left as it is.
+func (d *directIngest) verifyLocked(b []byte) auth {
+	if d.ctx == nil && !d.readyLocked() {
+		return authUnknown
+	}
+	var err error
+	if d.scratch, err = d.ctx.DecryptRTP(d.scratch[:0], b, &d.hdr); err != nil {
+		return authBad
+	}
+	return authOK
 }
 
 // bind is the reader pion gets for a stream: ssrc's queue when ssrc is
@@ -360,12 +386,12 @@ func (q *ingestQueue) close() {
 type ingestTable struct{ cowList[*directIngest] }
 
 // take offers an RTP datagram read from the socket to its publisher's
-// directIngest, found by address or else by a declared SSRC: true when it
-// was taken.
-func (t *ingestTable) take(b []byte, from netip.AddrPort) bool {
+// directIngest, found by address or else by a declared SSRC: whether it
+// was taken, and what was learnt of its origin.
+func (t *ingestTable) take(b []byte, from netip.AddrPort) (bool, auth) {
 	list := t.load()
 	if len(list) == 0 || !IsRTP(b) {
-		return false
+		return false, authUnknown
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	for _, d := range list {
@@ -379,7 +405,7 @@ func (t *ingestTable) take(b []byte, from netip.AddrPort) bool {
 			return d.take(b, from, false)
 		}
 	}
-	return false
+	return false, authUnknown
 }
 
 // ingestFactory puts a directIngest innermost in an API's interceptor chain.

@@ -60,7 +60,7 @@ func (t *Transport) NewIngest(offer *sdp.SessionDescription, conf webrtc.Configu
 			return nil, fmt.Errorf("webrtc: %w", err)
 		}
 	}
-	return &Ingest{t: t, pc: pc, direct: direct, gate: t.gate.add(pc)}, nil
+	return &Ingest{t: t, pc: pc, direct: direct, gate: t.gate.add(pc, opt.log(t))}, nil
 }
 
 // PeerConnection is the publisher's PeerConnection.

@@ -112,7 +112,7 @@ func TestPeerBatchOnEveryAddress(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := rtc.gate.add(nil)
+		p := rtc.gate.add(nil, nil)
 		from := src.LocalAddr().(*net.UDPAddr).AddrPort()
 		p.addr.Store(&from)
 		rtp := []byte{0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}

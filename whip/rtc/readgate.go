@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"log/slog"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -53,8 +54,9 @@ type Backlog struct {
 	idleFor,
 	stall time.Duration
 
-	in, out  atomic.Int64
-	forgiven atomic.Int64
+	in, out    atomic.Int64
+	forgiven   atomic.Int64
+	forgivings atomic.Uint64 // times wait forgave
 	// readers counts the track readers, idle those waiting in Read.
 	readers, idle atomic.Int32
 	waiting       atomic.Bool
@@ -111,10 +113,12 @@ func (b *Backlog) wait() {
 			idleSince = now
 		case now.Sub(idleSince) >= b.idleFor:
 			b.forgiven.Store(b.in.Load() - out)
+			b.forgivings.Add(1)
 			return
 		}
 		if now.Sub(since) >= b.stall {
 			b.forgiven.Store(b.in.Load() - b.out.Load() - b.window/2)
+			b.forgivings.Add(1)
 			return
 		}
 	}
@@ -204,18 +208,23 @@ func (l *cowList[T]) remove(v T) {
 type gatedPeer struct {
 	*Backlog
 	pc      *webrtc.PeerConnection
+	log     *slog.Logger
 	addr    atomic.Pointer[netip.AddrPort]
 	lookups atomic.Uint32 // counts delivered packets: one address lookup per 1024
+
+	forgiveSince time.Time // the socket reader's
+	forgiveCount int
+	closing      atomic.Bool
 }
 
 // add registers a publisher's PeerConnection; its address is looked up
-// once it delivers packets (see delivered).
-func (g *readGate) add(pc *webrtc.PeerConnection) *gatedPeer {
+// once it delivers packets (see delivered). log may be nil.
+func (g *readGate) add(pc *webrtc.PeerConnection, log *slog.Logger) *gatedPeer {
 	idle, stall := ingestIdle, ingestStall
 	if g.stall != 0 {
 		idle, stall = min(idle, g.stall), g.stall
 	}
-	p := &gatedPeer{Backlog: NewBacklog(ingestWindow, idle, stall), pc: pc}
+	p := &gatedPeer{Backlog: NewBacklog(ingestWindow, idle, stall), pc: pc, log: log}
 	g.peers.add(p)
 	return p
 }
@@ -228,21 +237,53 @@ func (g *readGate) remove(p *gatedPeer) {
 
 // received counts a datagram read from the socket and, when it takes its
 // publisher over the window, waits until pion has taken packets out. It
-// runs on the socket's one reader goroutine.
-func (g *readGate) received(b []byte, from netip.AddrPort) {
+// runs on the socket's one reader goroutine. Only what may be the
+// publisher's counts: a packet that failed the session's keys (a, from the
+// ingest table) does not, so junk sent in the publisher's name cannot hold
+// the socket.
+func (g *readGate) received(b []byte, from netip.AddrPort, a auth) {
 	peers := g.peers.load()
 	// Padding is never handed on by pion (a browser's bandwidth probes are
 	// padding-only RTX packets): counting it would only cost stalls.
-	if len(peers) == 0 || !IsRTP(b) || b[0]&0x20 != 0 {
+	if len(peers) == 0 || a == authBad || !IsRTP(b) || b[0]&0x20 != 0 {
 		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	for _, p := range peers {
 		if a := p.addr.Load(); a != nil && *a == from {
+			before := p.forgivings.Load()
 			p.Received()
+			if p.forgivings.Load() != before {
+				p.forgave()
+			}
 			return
 		}
 	}
+}
+
+// A publisher the gate keeps having to forgive (its readers make no
+// progress with packets counted in) is broken or being impersonated; it
+// is closed, and reconnects, rather than stall the shared socket on and on.
+const (
+	maxForgivings   = 20
+	forgivingWindow = 10 * time.Second
+)
+
+// forgave notes one forgiveness, closing the publisher past the limit.
+// Socket reader only.
+func (p *gatedPeer) forgave() {
+	now := time.Now()
+	if now.Sub(p.forgiveSince) > forgivingWindow {
+		p.forgiveSince, p.forgiveCount = now, 0
+	}
+	p.forgiveCount++
+	if p.forgiveCount < maxForgivings || p.pc == nil || !p.closing.CompareAndSwap(false, true) {
+		return
+	}
+	if p.log != nil {
+		p.log.Warn("closing a publisher whose packets keep stalling the shared socket", "forgiven", p.forgiveCount, "within", forgivingWindow)
+	}
+	go func() { _ = p.pc.Close() }() // not on the socket reader
 }
 
 // delivered is Delivered for a publisher's track reader. Every so often it

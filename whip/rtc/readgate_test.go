@@ -57,8 +57,8 @@ func newGateRig(t *testing.T, stall time.Duration) *gateRig {
 	}
 	_ = tx.SetWriteBuffer(8 << 20)
 	r := &gateRig{gate: &readGate{stall: stall}, tx: tx, inside: make(chan []byte, 100000), done: make(chan struct{})}
-	r.conn = udp.New(rx, testkit.PionLog(t), func(d []byte, from netip.AddrPort) bool { r.gate.received(d, from); return false })
-	r.peer = r.gate.add(nil)
+	r.conn = udp.New(rx, testkit.PionLog(t), func(d []byte, from netip.AddrPort) bool { r.gate.received(d, from, authUnknown); return false })
+	r.peer = r.gate.add(nil, nil)
 	from := tx.LocalAddr().(*net.UDPAddr).AddrPort()
 	r.peer.addr.Store(&from)
 	go func() {

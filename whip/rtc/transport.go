@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -36,6 +38,8 @@ type Transport struct {
 	addr     *net.UDPAddr
 	loopback bool
 	nacks    *nack.GeneratorFactory // the NACK generators of every API built here
+
+	panics atomic.Uint64 // recovered in filter
 
 	apiOnce sync.Once
 	api     *webrtc.API // the default API, for sessions on pion's path
@@ -119,10 +123,24 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 // filter sees every datagram the shared sockets read, before pion: the
 // read gate counts a publisher's RTP, and a publisher read beneath pion
 // takes its own.
-func (r *Transport) filter(d []byte, from netip.AddrPort) bool {
-	r.gate.received(d, from)
-	return r.ingest.take(d, from)
+func (r *Transport) filter(d []byte, from netip.AddrPort) (taken bool) {
+	defer func() {
+		// The socket reader is every session's: a panic here (a bug on a
+		// datagram anyone can send) drops that datagram and is counted,
+		// and the reader reads on.
+		if v := recover(); v != nil {
+			r.panics.Add(1)
+			r.log.Error("panic in the shared socket's reader; datagram dropped", "from", from, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			taken = true
+		}
+	}()
+	taken, a := r.ingest.take(d, from)
+	r.gate.received(d, from, a)
+	return taken
 }
+
+// Panics counts the panics recovered on the shared socket's reader.
+func (r *Transport) Panics() uint64 { return r.panics.Load() }
 
 // beneath reports whether a session's media may go beneath pion: unless
 // the configuration says otherwise or the offer insists on being the DTLS
@@ -151,6 +169,11 @@ func (r *Transport) newPeer(conf webrtc.Configuration, opt APIOptions) (*webrtc.
 		return nil, fmt.Errorf("webrtc: new peer connection: %w", err)
 	}
 	return pc, nil
+}
+
+// usableRemote keeps the remote candidate addresses worth checking.
+func usableRemote(ip net.IP) bool {
+	return !ip.IsUnspecified() && !ip.IsMulticast() && !ip.IsLinkLocalUnicast() && !ip.IsLinkLocalMulticast() && !ip.Equal(net.IPv4bcast)
 }
 
 // localIPv4s lists the IPv4 addresses of the interfaces that are up, but
@@ -286,6 +309,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		se.SetICEUDPMux(r.mux)
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	// A remote candidate costs connectivity checks from the box: never to
+	// an address that is no one's (unspecified), everyone's (multicast,
+	// broadcast) or not routed (link-local).
+	se.SetRemoteIPFilter(usableRemote)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	if r.loopback {
 		se.SetIncludeLoopbackCandidate(true)

@@ -32,8 +32,11 @@ func (l pionLogger) Trace(msg string)                  { l.logf(levelTrace, "%s"
 func (l pionLogger) Tracef(format string, args ...any) { l.logf(levelTrace, format, args...) }
 func (l pionLogger) Debug(msg string)                  { l.logf(slog.LevelDebug, "%s", msg) }
 func (l pionLogger) Debugf(format string, args ...any) { l.logf(slog.LevelDebug, format, args...) }
-func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelInfo, "%s", msg) }
-func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelInfo, format, args...) }
+
+// pion's Info is chatter for an operator (its congestion controller logs
+// tens of lines a second per egress session, ICE two per retry): debug.
+func (l pionLogger) Info(msg string)                   { l.logf(slog.LevelDebug, "%s", msg) }
+func (l pionLogger) Infof(format string, args ...any)  { l.logf(slog.LevelDebug, format, args...) }
 func (l pionLogger) Warn(msg string)                   { l.logf(slog.LevelWarn, "%s", msg) }
 func (l pionLogger) Warnf(format string, args ...any)  { l.logf(slog.LevelWarn, format, args...) }
 func (l pionLogger) Error(msg string)                  { l.logf(slog.LevelError, "%s", msg) }
