@@ -9,11 +9,11 @@ package whep
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -58,7 +58,8 @@ func (h *Handler) ServeEndpoint(w http.ResponseWriter, r *http.Request, stream, 
 }
 
 func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer string) error {
-	body, err := session.ReadBody(r, "application/sdp")
+	limits := h.ep.Sessions.Limits()
+	body, err := limits.ReadBody(r, "application/sdp")
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer strin
 	if err := session.CheckBearer(r, token); err != nil {
 		return err
 	}
-	offer, err := session.ReadOffer(body)
+	offer, err := limits.ReadOffer(body)
 	if err != nil {
 		return err
 	}
@@ -89,29 +90,18 @@ func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer strin
 	if audio != nil && offerHas(offer.SDP, "audio", audio.Codec) {
 		infos = append(infos, *audio)
 	}
-	names := make([]string, len(infos))
-	for i, info := range infos {
-		names[i] = info.Name
+	sess, err := h.ep.NewSession(r, name, video.Name, token)
+	if err != nil {
+		return err
 	}
-	sub, err := h.hub.Subscribe(name, names, gateway.SubscribeOptions{Kind: "whep", Remote: r.RemoteAddr})
-	switch {
-	case errors.Is(err, gateway.ErrNoPublisher):
-		return noPublisher(name)
-	case errors.Is(err, gateway.ErrNotFound), errors.Is(err, gateway.ErrNoTrack):
-		return &problem.Error{Code: http.StatusNotFound, Msg: err.Error()}
-	case err != nil:
-		return fmt.Errorf("whep: subscribe: %w", err)
-	}
-	sess := &session.Session{ID: session.NewID(), Stream: name, Layer: video.Name, Remote: r.RemoteAddr, Token: token}
 	snd, err := h.t.NewSender(offer.SDP, h.ep.PeerConfiguration(), rtc.PeerOptions{PionSRTP: h.cfg.PionSRTP, Log: h.log.With("session", sess.ID)})
 	if err != nil {
-		sub.Close()
+		h.ep.Sessions.Release(sess)
 		return fmt.Errorf("whep: %w", err)
 	}
-	answer, err := h.answer(r.Context(), snd, sub, offer, sess, infos)
+	answer, err := h.answer(r.Context(), snd, offer, sess, infos)
 	if err != nil {
 		_ = snd.Close()
-		sub.Close()
 		return err
 	}
 	return h.ep.Created(w, r, sess, answer)
@@ -121,12 +111,14 @@ func noPublisher(name string) error {
 	return &problem.Error{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q has no live publisher; retry later", name), RetryAfter: 2}
 }
 
-// answer adds a track per subscribed hub track, answers the offer and
-// starts the session that forwards sub into the PeerConnection.
-func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, sub *gateway.Subscription, offer *session.Offer, sess *session.Session, infos []gateway.TrackInfo) (string, error) {
+// answer adds a track per hub track, answers the offer and starts the
+// session that subscribes to the hub once connected and forwards into the
+// PeerConnection.
+func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Offer, sess *session.Session, infos []gateway.TrackInfo) (string, error) {
 	pc := snd.PeerConnection()
 	writers := make([]rtc.RTPWriter, len(infos))
 	senders := make([]*webrtc.RTPSender, len(infos))
+	names := make([]string, len(infos))
 	for i, info := range infos {
 		t, err := webrtc.NewTrackLocalStaticRTP(rtc.Capability(info), info.Codec.Kind().String(), sess.Stream)
 		if err != nil {
@@ -136,23 +128,46 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, sub *gateway.Subs
 		if err != nil {
 			return "", fmt.Errorf("whep: add track: %w", err)
 		}
-		writers[i], senders[i] = t, tr.Sender()
+		writers[i], senders[i], names[i] = t, tr.Sender(), info.Name
 	}
-	sess.Stats = func() any { return SessionStats{SubscriberStats: sub.Stats(), SenderSRTP: snd.Stats()} }
-	run := func(ctx context.Context) error {
-		defer sub.Close()
-		for i, s := range senders {
-			sess.Go(func() { rtc.ReadRTCP(s, func() { sub.RequestKeyframe(i) }, nil) })
+	var sub atomic.Pointer[gateway.Subscription] // set once connected
+	sess.Stats = func() any {
+		st := SessionStats{SenderSRTP: snd.Stats()}
+		if s := sub.Load(); s != nil {
+			st.SubscriberStats = s.Stats()
 		}
-		// Packets written before DTLS is up are lost.
+		return st
+	}
+	run := func(ctx context.Context) error {
+		for i, s := range senders {
+			sess.Go(func() {
+				rtc.ReadRTCP(s, func() {
+					if sb := sub.Load(); sb != nil {
+						sb.RequestKeyframe(i)
+					}
+				}, nil)
+			})
+		}
+		// Packets written before DTLS is up are lost; and a viewer takes
+		// a hub queue only once connected, so one that never connects
+		// costs the hub nothing.
 		select {
 		case <-sess.Connected():
 		case <-ctx.Done():
 			return context.Cause(ctx)
-		case <-sub.Done():
-			return sub.Err()
 		}
-		return snd.Forward(ctx, sub, writers)
+		sb, err := h.hub.Subscribe(sess.Stream, names, gateway.SubscribeOptions{Kind: "whep", Remote: sess.Remote})
+		if err != nil {
+			return fmt.Errorf("whep: subscribe once connected: %w", err)
+		}
+		defer sb.Close()
+		for i, t := range sb.Tracks() {
+			if t.Codec != infos[i].Codec {
+				return fmt.Errorf("whep: layer %s changed codec from %s to %s before the viewer connected", t.Name, infos[i].Codec, t.Codec)
+			}
+		}
+		sub.Store(sb)
+		return snd.Forward(ctx, sb, writers)
 	}
 	return h.ep.Answer(ctx, pc, offer, sess, nil, run)
 }

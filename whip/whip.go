@@ -191,6 +191,14 @@ func offeredCodecs(m *sdp.MediaDescription, kind gateway.Kind) []offeredCodec {
 			MimeType: kind.String() + "/" + p.name, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
 			RTCPFeedback: append(slices.Clone(wildFB), p.fb...)}}
 	}
+	// RTX payload types by the payload type they repair (apt), in one
+	// pass: an offer's formats are bounded, but not small.
+	rtxFor := map[string]string{}
+	for id, p := range pts {
+		if apt, ok := strings.CutPrefix(p.fmtp, "apt="); ok && strings.EqualFold(p.name, "rtx") {
+			rtxFor[apt] = id
+		}
+	}
 	var out []offeredCodec
 	for _, id := range m.MediaName.Formats {
 		p, ok := pts[id]
@@ -202,11 +210,9 @@ func offeredCodecs(m *sdp.MediaDescription, kind gateway.Kind) []offeredCodec {
 			continue
 		}
 		oc := offeredCodec{codec: c, params: params(id, p)}
-		for rtxPT, r := range pts {
-			if strings.EqualFold(r.name, "rtx") && r.fmtp == "apt="+id {
-				x := params(rtxPT, r)
-				oc.rtx = &x
-			}
+		if rtxPT, ok := rtxFor[id]; ok {
+			x := params(rtxPT, pts[rtxPT])
+			oc.rtx = &x
 		}
 		out = append(out, oc)
 	}
@@ -288,7 +294,8 @@ func pickCodec(tr *webrtc.RTPTransceiver, offered []offeredCodec) (offeredCodec,
 }
 
 func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error {
-	body, err := session.ReadBody(r, "application/sdp")
+	limits := s.ep.Sessions.Limits()
+	body, err := limits.ReadBody(r, "application/sdp")
 	if err != nil {
 		return err
 	}
@@ -300,7 +307,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	} else if !open {
 		return problem.Errorf(http.StatusForbidden, "publishing to %q needs a stream key configured for it (streams.%s.publish_token), or open_publish: true", name, name)
 	}
-	offer, err := session.ReadOffer(body)
+	offer, err := limits.ReadOffer(body)
 	if err != nil {
 		return err
 	}
@@ -308,13 +315,17 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	if err != nil {
 		return err
 	}
-	log := s.log.With("stream", name)
+	sess, err := s.ep.NewSession(r, name, "", token)
+	if err != nil {
+		return err
+	}
+	log := s.log.With("stream", name, "session", sess.ID)
 	in, err := s.t.NewIngest(offer.SDP, s.ep.PeerConfiguration(), rtc.PeerOptions{PionSRTP: s.cfg.PionSRTP, Log: log})
 	if err != nil {
+		s.ep.Sessions.Release(sess)
 		return fmt.Errorf("whip: %w", err)
 	}
 	pc := in.PeerConnection()
-	sess := &session.Session{ID: session.NewID(), Stream: name, Remote: r.RemoteAddr, Token: token}
 	opts := gateway.PublishOptions{Kind: "whip", Remote: r.RemoteAddr, Takeover: takeover, StaleAfter: s.cfg.StaleAfter}
 	var pub *gateway.Publication
 	tracks := &ingestTracks{}
