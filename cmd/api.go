@@ -13,7 +13,7 @@ import (
 // apiRoutes is the control API. Every route is listed in the README with a
 // curl line that a test runs.
 func (a *App) apiRoutes(r chi.Router) {
-	r.Use(a.apiAuth)
+	r.Use(a.apiTrust, a.apiAuth)
 	r.Get("/streams", a.listStreams)
 	r.Get("/streams/{name}", a.getStream)
 	r.Post("/streams/{name}/keyframe", a.keyframe)

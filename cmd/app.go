@@ -12,7 +12,8 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
-	"time"
+
+	"golang.org/x/net/netutil"
 
 	"whipgate/certs"
 	"whipgate/gateway"
@@ -60,6 +61,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if cfg.OpenPublish && !IsLoopback(cfg.Listen) {
 		log.Warn("open_publish: anyone who can reach this server may publish to any stream that has no publish_token", "listen", cfg.Listen)
 	}
+	warnShortTokens(cfg, log)
 	a := &App{cfg: cfg, log: log, scheme: "http"}
 	defer func() {
 		if err != nil {
@@ -75,7 +77,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if a.rtc, err = rtc.New(cfg.WebRTC, log.With("component", "webrtc")); err != nil {
 		return nil, err
 	}
-	a.sessions = session.NewRegistry(log.With("component", "sessions"))
+	a.sessions = session.NewRegistry(cfg.Limits.Limits, log.With("component", "sessions"))
 	a.whep = whep.New(cfg.WHEP, a.hub, a.rtc, a.sessions, a.viewToken, log)
 	a.whip = whip.NewServer(cfg.WHIP, a.hub, a.rtc, a.sessions, a.publishPolicy, log)
 	if a.certs, err = certs.New(ctx, cfg.TLS, log); err != nil {
@@ -87,7 +89,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if err := a.startSources(sourceCtx); err != nil {
 		return nil, err
 	}
-	a.egress = egress.NewRegistry(a.hub, a.rtc, filepath.Join(cfg.StateDir, "egress.json"), log)
+	a.egress = egress.NewRegistry(a.hub, a.rtc, filepath.Join(cfg.StateDir, "egress.json"), cfg.Limits.MaxEgress, log)
 	if err := a.egress.Start(cfg.Egress); err != nil {
 		return nil, err
 	}
@@ -96,11 +98,14 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	a.ln = ln
+	a.ln = netutil.LimitListener(ln, cfg.HTTP.MaxConnections)
 	a.srv = &http.Server{
 		Handler:           a.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	if tc := a.certs.TLSConfig(); tc != nil {
@@ -111,9 +116,9 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	a.wg.Go(func() {
 		var err error
 		if a.scheme == "https" {
-			err = a.srv.ServeTLS(ln, "", "")
+			err = a.srv.ServeTLS(a.ln, "", "")
 		} else {
-			err = a.srv.Serve(ln)
+			err = a.srv.Serve(a.ln)
 		}
 		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server stopped", "err", err)
@@ -206,4 +211,23 @@ func (a *App) viewToken(stream string) string { return a.cfg.Streams[stream].Vie
 func (a *App) publishPolicy(stream string) (string, bool, bool) {
 	sc := a.cfg.Streams[stream]
 	return sc.PublishToken, a.cfg.OpenPublish || IsLoopback(a.cfg.Listen), sc.Takeover
+}
+
+// minTokenLen is the shortest token not warned about: 16 random characters
+// resist guessing even at the API's pace.
+const minTokenLen = 16
+
+// warnShortTokens warns about tokens that are easy to guess, naming the
+// setting, never the token.
+func warnShortTokens(cfg Config, log *slog.Logger) {
+	short := func(setting, token string) {
+		if token != "" && len(token) < minTokenLen {
+			log.Warn("a token shorter than 16 characters is easy to guess", "setting", setting)
+		}
+	}
+	short("api_token", cfg.APIToken)
+	for name, sc := range cfg.Streams {
+		short("streams."+name+".publish_token", sc.PublishToken)
+		short("streams."+name+".view_token", sc.ViewToken)
+	}
 }

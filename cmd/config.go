@@ -22,6 +22,7 @@ import (
 	"whipgate/whip"
 	"whipgate/whip/egress"
 	"whipgate/whip/rtc"
+	"whipgate/whip/session"
 )
 
 // Config is whipgate's whole configuration: a YAML file, then flags on top.
@@ -50,6 +51,13 @@ type Config struct {
 	// ShutdownGrace bounds the graceful stop. Default 2.5 s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
+	// HTTP bounds what an HTTP client may cost and says whom the control
+	// API trusts (timeouts, header size, connections, allowed hosts and
+	// origins).
+	HTTP HTTPConfig `yaml:"http"`
+	// Limits bound sessions, offers, candidates and egresses.
+	Limits LimitsConfig `yaml:"limits"`
+
 	// TLS says where the HTTPS certificate comes from. Default: off on
 	// loopback, self-signed elsewhere. tls.https_port defaults to Listen's
 	// port rather than 443.
@@ -70,6 +78,14 @@ type Config struct {
 	// TestSource is the built-in synthetic stream. On by default when no
 	// config file is given.
 	TestSource *TestSourceConfig `yaml:"test_source"`
+}
+
+// LimitsConfig is every limit but the HTTP server's: the session
+// registry's (whip/session.Limits) and the egress count.
+type LimitsConfig struct {
+	session.Limits `yaml:",inline"`
+	// MaxEgress caps the egresses, configured and API-created. Default 32.
+	MaxEgress int `yaml:"max_egress"`
 }
 
 // StreamConfig is one stream's settings.
@@ -145,6 +161,11 @@ func (c *Config) applyDefaults(getenv func(string) string) {
 			c.TLS.ListenHost = host
 		}
 	}
+	c.HTTP.applyDefaults()
+	c.Limits.ApplyDefaults()
+	if c.Limits.MaxEgress <= 0 {
+		c.Limits.MaxEgress = 32
+	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 2500 * time.Millisecond
 	}
@@ -180,6 +201,15 @@ func (c *Config) Validate() error {
 	var errs []error
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.Egress) > c.Limits.MaxEgress {
+		errs = append(errs, fmt.Errorf("egress: %d entries, more than limits.max_egress (%d)", len(c.Egress), c.Limits.MaxEgress))
 	}
 	if err := c.WebRTC.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("webrtc: %w", err))

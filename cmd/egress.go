@@ -42,7 +42,7 @@ func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		code := http.StatusBadRequest
 		switch {
-		case errors.Is(err, egress.ErrExists):
+		case errors.Is(err, egress.ErrExists), errors.Is(err, egress.ErrLimit):
 			code = http.StatusConflict
 		case errors.Is(err, egress.ErrClosed):
 			code = http.StatusServiceUnavailable

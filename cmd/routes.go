@@ -22,7 +22,7 @@ var webFS embed.FS
 // operators' bookmarks and player settings: keep them stable.
 func (a *App) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(a.logRequests)
+	r.Use(a.logRequests, securityHeaders)
 
 	r.HandleFunc("/whep/{stream}", func(w http.ResponseWriter, r *http.Request) {
 		a.whep.ServeEndpoint(w, r, chi.URLParam(r, "stream"), "")
@@ -39,7 +39,7 @@ func (a *App) routes() http.Handler {
 
 	r.Route("/api/v1", a.apiRoutes)
 
-	r.With(a.apiAuth).Handle("/metrics", newMetricsHandler(a))
+	r.With(a.apiTrust, a.apiAuth).Handle("/metrics", newMetricsHandler(a))
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))
@@ -62,6 +62,24 @@ func (a *App) routes() http.Handler {
 		problem.Write(w, problem.Errorf(http.StatusMethodNotAllowed, "method %s not allowed on %s", r.Method, r.URL.Path))
 	})
 	return r
+}
+
+// contentSecurityPolicy lets the pages load only their own scripts and
+// styles, talk only to this server, and never be framed: data shown on a
+// page (stream names, rids, errors) cannot become script.
+const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
+	"media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
+// securityHeaders sends the CSP on every response (pages and API), and
+// keeps a token in a page's URL out of Referer headers.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		next.ServeHTTP(w, r)
+	})
 }
 
 // statusRecorder remembers the status for the access log.

@@ -71,7 +71,8 @@ func printWelcome(w io.Writer, app *App) {
 	fmt.Fprintf(w, "  publish (OBS, WHIP):   %s/whip/{name}\n", base)
 	auth := ""
 	if app.cfg.APIToken != "" {
-		auth = " -H 'Authorization: Bearer " + app.cfg.APIToken + "'"
+		// Never the token itself: the banner ends up in logs and terminals.
+		auth = ` -H "Authorization: Bearer $WHIPGATE_API_TOKEN"`
 	}
 	insecure := ""
 	if app.certs.Mode() == "self-signed" {

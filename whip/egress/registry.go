@@ -21,6 +21,8 @@ var (
 	ErrExists = errors.New("an egress with this id exists")
 	// ErrClosed refuses new egresses once Close has begun.
 	ErrClosed = errors.New("egress registry is shutting down")
+	// ErrLimit refuses an egress past the registry's maximum.
+	ErrLimit = errors.New("too many egresses")
 )
 
 // Registry owns every running egress: those from the config file and those
@@ -31,6 +33,7 @@ type Registry struct {
 	t     *rtc.Transport
 	log   *slog.Logger
 	state string // path of the state file
+	max   int    // egresses at most
 
 	mu     sync.Mutex
 	m      map[string]*entry
@@ -46,10 +49,11 @@ type entry struct {
 	done    chan struct{}
 }
 
-// NewRegistry returns an empty registry whose API-created egresses are
-// kept in the file statePath. Nothing runs before Start.
-func NewRegistry(hub *gateway.Hub, t *rtc.Transport, statePath string, log *slog.Logger) *Registry {
-	return &Registry{hub: hub, t: t, log: log, state: statePath, m: make(map[string]*entry)}
+// NewRegistry returns an empty registry of at most max egresses whose
+// API-created ones are kept in the file statePath. Nothing runs before
+// Start.
+func NewRegistry(hub *gateway.Hub, t *rtc.Transport, statePath string, max int, log *slog.Logger) *Registry {
+	return &Registry{hub: hub, t: t, log: log, state: statePath, max: max, m: make(map[string]*entry)}
 }
 
 // Start launches the configured egresses and those the state file kept.
@@ -88,6 +92,9 @@ func (g *Registry) Add(cfg Config, persist bool) (*Egress, error) {
 	}
 	if _, ok := g.m[id]; ok {
 		return nil, fmt.Errorf("%w: %q", ErrExists, id)
+	}
+	if len(g.m) >= g.max {
+		return nil, fmt.Errorf("%w: %d is the limit (limits.max_egress)", ErrLimit, g.max)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &entry{e: e, cfg: cfg, persist: persist, cancel: cancel, done: make(chan struct{})}
