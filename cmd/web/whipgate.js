@@ -1,9 +1,34 @@
 // whipgate's browser side: a WHEP player and a WHIP publisher, no build step.
 "use strict";
 
+// The token: a ?token= in the address is taken once into sessionStorage
+// and removed from the address bar (so it is not bookmarked, shared or
+// kept in history); after that, what the token field stored.
+const tokenKey = "whipgate-token";
+(function takeTokenFromURL() {
+  const q = new URLSearchParams(location.search);
+  const t = q.get("token");
+  if (!t) return;
+  sessionStorage.setItem(tokenKey, t);
+  q.delete("token");
+  const rest = q.toString();
+  history.replaceState(null, "", location.pathname + (rest ? "?" + rest : "") + location.hash);
+})();
+
+function setToken(t) {
+  if (t) sessionStorage.setItem(tokenKey, t);
+  else sessionStorage.removeItem(tokenKey);
+}
+
 function authHeaders() {
-  const t = new URLSearchParams(location.search).get("token") || localStorage.getItem("whipgate-token");
+  const t = sessionStorage.getItem(tokenKey);
   return t ? { Authorization: "Bearer " + t } : {};
+}
+
+// tokenField wires an <input> to the stored token; changed calls back.
+function tokenField(input, changed) {
+  input.value = sessionStorage.getItem(tokenKey) || "";
+  input.addEventListener("change", () => { setToken(input.value.trim()); if (changed) changed(); });
 }
 
 function waitGathering(pc, ms) {
@@ -111,5 +136,13 @@ function renderStats(table, s) {
     ["packets lost", s.packetsLost ?? "–"], ["NACK / PLI", (s.nack ?? "–") + " / " + (s.pli ?? "–")],
     ["RTT", s.rttMs !== undefined ? s.rttMs + " ms" : "–"],
   ];
-  table.innerHTML = rows.map(([k, v]) => "<tr><td>" + k + "</td><td>" + (v ?? "–") + "</td></tr>").join("");
+  table.replaceChildren(...rows.map(([k, v]) => {
+    const tr = document.createElement("tr");
+    for (const text of [k, v ?? "–"]) {
+      const td = document.createElement("td");
+      td.textContent = String(text);
+      tr.append(td);
+    }
+    return tr;
+  }));
 }
