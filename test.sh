@@ -34,6 +34,12 @@ go vet ./...
 for target in darwin/arm64 linux/arm64; do
 	GOOS=${target%/*} GOARCH=${target#*/} go build -o /dev/null ./...
 done
+# The release binaries (static, linux/amd64 and linux/arm64) build as the
+# release script makes them.
+release_dir=$(mktemp -d)
+scripts/release.sh ci-check "$release_dir" >/dev/null
+test -x "$release_dir/whipgate-ci-check-linux-arm64" && test -s "$release_dir/SHA256SUMS"
+rm -rf "$release_dir"
 # With the race detector: the media path is all goroutines, and a race in
 # the trickle PATCH handler showed only under it (about 2 minutes either way).
 go test -race -count=1 -timeout 15m "$@" ./...
