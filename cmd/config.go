@@ -3,7 +3,6 @@ package cmd
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -249,51 +248,4 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// parseFlags reads the command line: a -config file first, then flags
-// that override it.
-func parseFlags(args []string, stderr io.Writer) (Config, error) {
-	fs := flag.NewFlagSet("whipgate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML config `file` (unknown keys are errors)")
-	listen := fs.String("listen", "", "HTTP listen `address` (default 127.0.0.1:8080)")
-	udp := fs.String("udp", "", "WebRTC UDP `address` for all media (default: listen host, port 8189)")
-	publicIP := fs.String("public-ip", "", "comma-separated `IPs` to advertise in ICE candidates (NAT 1:1)")
-	publicURL := fs.String("public-url", "", "external base `URL` for Location headers")
-	apiToken := fs.String("api-token", "", "Bearer `token` for /api/v1")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	stateDir := fs.String("state-dir", "", "`directory` for state kept across restarts")
-	noTest := fs.Bool("no-test-source", false, "do not start the built-in test stream")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg := DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = LoadConfig(*configPath); err != nil {
-			return cfg, err
-		}
-	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&cfg.Listen, *listen)
-	set(&cfg.WebRTC.UDPListen, *udp)
-	set(&cfg.PublicURL, *publicURL)
-	set(&cfg.APIToken, *apiToken)
-	set(&cfg.LogLevel, *logLevel)
-	set(&cfg.StateDir, *stateDir)
-	if *publicIP != "" {
-		cfg.WebRTC.PublicIPs = strings.Split(*publicIP, ",")
-	}
-	if *noTest {
-		cfg.TestSource = nil
-	}
-	return cfg, nil
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-
-	"whipgate/cmd/bench"
 )
 
 // Run is whipgate's command line: it parses args, starts the server, prints
@@ -34,19 +32,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	<-ctx.Done()
 	log.Info("shutting down")
 	return app.Close(context.WithoutCancel(ctx))
-}
-
-func runSubcommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	switch args[0] {
-	case "hwaccel":
-		return runHwaccel(ctx, args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "whipgate (development build)")
-		return nil
-	case "bench":
-		return bench.Run(ctx, args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown command %q (commands: version, bench; or flags, see -h)", args[0])
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
