@@ -74,8 +74,8 @@ func writeUsage(w io.Writer, fs *flag.FlagSet) error {
 type serverFlags struct {
 	fs *flag.FlagSet
 
-	config, listen, udp, publicIP, publicURL, apiToken, logLevel, stateDir string
-	noTestSource                                                           bool
+	configFile, listen, udp, publicIP, publicURL, apiToken, logLevel, stateDir string
+	noTestSource, version                                                      bool
 }
 
 func newServerFlags(stderr io.Writer) *serverFlags {
@@ -83,7 +83,7 @@ func newServerFlags(stderr io.Writer) *serverFlags {
 	fs := f.fs
 	fs.SetOutput(stderr)
 	fs.Usage = func() { _ = writeUsage(stderr, fs) }
-	fs.StringVar(&f.config, "config", "", "YAML config `file` (unknown keys are errors)")
+	fs.StringVar(&f.configFile, "config", "", "YAML config `file` (unknown keys are errors)")
 	fs.StringVar(&f.listen, "listen", "", "HTTP listen `address` (default 127.0.0.1:8080)")
 	fs.StringVar(&f.udp, "udp", "", "WebRTC UDP `address` for all media (default: listen host, port 8189)")
 	fs.StringVar(&f.publicIP, "public-ip", "", "comma-separated `IPs` to advertise in ICE candidates (NAT 1:1)")
@@ -92,23 +92,28 @@ func newServerFlags(stderr io.Writer) *serverFlags {
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` for state kept across restarts")
 	fs.BoolVar(&f.noTestSource, "no-test-source", false, "do not start the built-in test stream")
+	fs.BoolVar(&f.version, "version", false, "print the version (as `whipgate version`) and exit")
 	return f
 }
 
-// parseFlags reads the command line: a -config file first, then flags
-// that override it.
-func parseFlags(args []string, stderr io.Writer) (Config, error) {
-	f := newServerFlags(stderr)
+// parse reads the command line into f.
+func (f *serverFlags) parse(args []string) error {
 	if err := f.fs.Parse(args); err != nil {
-		return Config{}, err
+		return err
 	}
 	if f.fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
+		return fmt.Errorf("unexpected argument %q", f.fs.Arg(0))
 	}
+	return nil
+}
+
+// config is the configuration the command line asks for: the -config
+// file (or the embedded default), then the flags given on top.
+func (f *serverFlags) config() (Config, error) {
 	cfg := DefaultConfig()
-	if f.config != "" {
+	if f.configFile != "" {
 		var err error
-		if cfg, err = LoadConfig(f.config); err != nil {
+		if cfg, err = LoadConfig(f.configFile); err != nil {
 			return cfg, err
 		}
 	}
@@ -148,6 +153,5 @@ func runVersion(_ context.Context, args []string, _ func(string) string, stdout,
 	if fs.NArg() > 0 {
 		return fmt.Errorf("version: unexpected argument %q", fs.Arg(0))
 	}
-	_, err := fmt.Fprintln(stdout, "whipgate (development build)")
-	return err
+	return ReadBuildInfo().Write(stdout)
 }

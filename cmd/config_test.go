@@ -385,7 +385,11 @@ func TestParseFlagsOverFileOverDefaults(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := parseFlags(tc.args, io.Discard)
+			f := newServerFlags(io.Discard)
+			if err := f.parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			c, err := f.config()
 			if err != nil {
 				t.Fatal(err)
 			}

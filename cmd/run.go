@@ -16,10 +16,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		return runSubcommand(ctx, args, getenv, stdout, stderr)
 	}
-	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
+	f := newServerFlags(stderr)
+	if err := f.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
 	}
+	if f.version {
+		return ReadBuildInfo().Write(stdout)
+	}
+	cfg, err := f.config()
 	if err != nil {
 		return err
 	}
