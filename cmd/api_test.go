@@ -6,13 +6,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"whipgate/whip/egress"
 )
 
 // Everything under /api/v1 and /metrics needs the token once one is set;
 // /healthz never does.
 func TestAPIAuth(t *testing.T) {
 	app := startApp(t, func(c *Config) { c.APIToken = "tok" })
-	for _, path := range []string{"/api/v1/streams", "/api/v1/sessions", "/api/v1/egress", "/metrics"} {
+	for _, path := range []string{"/api/v1/info", "/api/v1/streams", "/api/v1/sessions", "/api/v1/egress", "/metrics"} {
 		for _, tc := range []struct {
 			token string
 			want  int
@@ -144,5 +146,82 @@ func TestAPIKeyframeWithPublisher(t *testing.T) {
 			t.Fatalf("got %d %s, want 202 once the test source publishes", code, body)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAPIInfo(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		mutate     func(c *Config)
+		testSource string // stream, "" for none
+		encoder    string // "stream backend", "" for none
+		egress     int
+	}{
+		{name: "bare", mutate: func(c *Config) {}},
+		{
+			name: "test source and an egress",
+			mutate: func(c *Config) {
+				c.TestSource = &TestSourceConfig{}
+				c.Egress = []egress.Config{{ID: "up", Stream: "test", URL: "http://127.0.0.1:1/whip"}}
+			},
+			testSource: "test",
+			egress:     1,
+		},
+		{
+			// The zero hwaccel section is a software encode of a test
+			// pattern (ffmpeg).
+			name:    "encoder",
+			mutate:  func(c *Config) { c.Encoder = &EncoderConfig{} },
+			encoder: "box software",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := startApp(t, tc.mutate)
+			code, body := request(t, "GET", app.URL()+"/api/v1/info", "", "")
+			if code != http.StatusOK {
+				t.Fatalf("got %d %s, want 200", code, body)
+			}
+			var doc struct {
+				Version       string   `json:"version"`
+				Revision      *string  `json:"revision"`
+				Time          *string  `json:"time"`
+				Modified      *bool    `json:"modified"`
+				GoVersion     string   `json:"go_version"`
+				UptimeSeconds *float64 `json:"uptime_seconds"`
+				Features      struct {
+					TLS        string `json:"tls"`
+					TestSource *struct {
+						Stream string `json:"stream"`
+					} `json:"test_source"`
+					Encoder *struct {
+						Stream  string `json:"stream"`
+						Backend string `json:"backend"`
+					} `json:"encoder"`
+					Egress int `json:"egress"`
+				} `json:"features"`
+			}
+			if err := json.Unmarshal([]byte(body), &doc); err != nil {
+				t.Fatalf("%v in %s", err, body)
+			}
+			want := ReadBuildInfo()
+			if doc.Version != want.Version || doc.GoVersion != want.GoVersion || doc.Revision == nil || doc.Time == nil || doc.Modified == nil {
+				t.Errorf("got %s, want version %q, go_version %q and revision, time, modified", body, want.Version, want.GoVersion)
+			}
+			if doc.UptimeSeconds == nil || *doc.UptimeSeconds < 0 || *doc.UptimeSeconds > 60 {
+				t.Errorf("got uptime_seconds %v, want a few seconds at most", doc.UptimeSeconds)
+			}
+			f := doc.Features
+			gotSource := ""
+			if f.TestSource != nil {
+				gotSource = f.TestSource.Stream
+			}
+			gotEncoder := ""
+			if f.Encoder != nil {
+				gotEncoder = f.Encoder.Stream + " " + f.Encoder.Backend
+			}
+			if f.TLS != "off" || gotSource != tc.testSource || gotEncoder != tc.encoder || f.Egress != tc.egress {
+				t.Errorf("got features %s, want tls off, test_source %q, encoder %q, %d egress", body, tc.testSource, tc.encoder, tc.egress)
+			}
+		})
 	}
 }

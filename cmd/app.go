@@ -41,6 +41,9 @@ type App struct {
 	srv    *http.Server
 	scheme string
 
+	build   BuildInfo // read once: it cannot change while the process runs
+	started time.Time
+
 	stopSources context.CancelFunc
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -60,7 +63,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if cfg.OpenPublish && !IsLoopback(cfg.Listen) {
 		log.Warn("open_publish: anyone who can reach this server may publish to any stream that has no publish_token", "listen", cfg.Listen)
 	}
-	a := &App{cfg: cfg, log: log, scheme: "http"}
+	a := &App{cfg: cfg, log: log, scheme: "http", build: ReadBuildInfo(), started: time.Now()}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))
