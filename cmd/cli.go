@@ -24,9 +24,7 @@ type subcommand struct {
 func subcommands() []subcommand {
 	return []subcommand{
 		{"hwaccel", "hwaccel probe [flags]", "test which hardware encoders work on this machine",
-			func(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
-				return runHwaccel(ctx, args, stdout, stderr)
-			}},
+			runHwaccel},
 		{"bench", "bench [flags]", "measure WHIP-to-WHEP fan-out (BENCHMARKS.md)",
 			func(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
 				return bench.Run(ctx, args, stdout, stderr)
@@ -66,6 +64,16 @@ func writeUsage(w io.Writer, fs *flag.FlagSet) error {
 	fs.SetOutput(&b)
 	fs.PrintDefaults()
 	fs.SetOutput(prev)
+	b.WriteString(`
+environment:
+  Every config key with a single value or a list of them is also a variable:
+  WHIPGATE_ and the key's path in capitals, dots as _. For example
+  listen → WHIPGATE_LISTEN, tls.mode → WHIPGATE_TLS_MODE,
+  webrtc.udp_listen → WHIPGATE_WEBRTC_UDP_LISTEN (or WHIPGATE_UDP_LISTEN),
+  webrtc.public_ips → WHIPGATE_WEBRTC_PUBLIC_IPS=203.0.113.7,198.51.100.2.
+  WHIPGATE_CONFIG names the config file. streams and egress come only from
+  the file. Flags win over the environment, the environment over the file.
+`)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -92,7 +100,7 @@ func newServerFlags(stderr io.Writer) *serverFlags {
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` for state kept across restarts")
 	fs.BoolVar(&f.noTestSource, "no-test-source", false, "do not start the built-in test stream")
-	fs.BoolVar(&f.version, "version", false, "print the version (as `whipgate version`) and exit")
+	fs.BoolVar(&f.version, "version", false, "print the version, as the version command does, and exit")
 	return f
 }
 
@@ -107,34 +115,53 @@ func (f *serverFlags) parse(args []string) error {
 	return nil
 }
 
-// config is the configuration the command line asks for: the -config
-// file (or the embedded default), then the flags given on top.
-func (f *serverFlags) config() (Config, error) {
+// config is the configuration the command line asks for, each layer over
+// the one before: the embedded default or the config file (-config, else
+// $WHIPGATE_CONFIG), then the WHIPGATE_* environment, then the flags given.
+func (f *serverFlags) config(getenv func(string) string) (Config, error) {
+	path := getenv(envConfigFile)
+	if f.isSet("config") {
+		path = f.configFile
+	}
 	cfg := DefaultConfig()
-	if f.configFile != "" {
+	if path != "" {
 		var err error
-		if cfg, err = LoadConfig(f.configFile); err != nil {
+		if cfg, err = LoadConfig(path); err != nil {
 			return cfg, err
 		}
 	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return cfg, fmt.Errorf("environment: %w", err)
+	}
+	f.fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "listen":
+			cfg.Listen = f.listen
+		case "udp":
+			cfg.WebRTC.UDPListen = f.udp
+		case "public-ip":
+			cfg.WebRTC.PublicIPs = strings.Split(f.publicIP, ",")
+		case "public-url":
+			cfg.PublicURL = f.publicURL
+		case "api-token":
+			cfg.APIToken = f.apiToken
+		case "log-level":
+			cfg.LogLevel = f.logLevel
+		case "state-dir":
+			cfg.StateDir = f.stateDir
+		case "no-test-source":
+			if f.noTestSource {
+				cfg.TestSource = nil
+			}
 		}
-	}
-	set(&cfg.Listen, f.listen)
-	set(&cfg.WebRTC.UDPListen, f.udp)
-	set(&cfg.PublicURL, f.publicURL)
-	set(&cfg.APIToken, f.apiToken)
-	set(&cfg.LogLevel, f.logLevel)
-	set(&cfg.StateDir, f.stateDir)
-	if f.publicIP != "" {
-		cfg.WebRTC.PublicIPs = strings.Split(f.publicIP, ",")
-	}
-	if f.noTestSource {
-		cfg.TestSource = nil
-	}
+	})
 	return cfg, nil
+}
+
+func (f *serverFlags) isSet(name string) bool {
+	set := false
+	f.fs.Visit(func(fl *flag.Flag) { set = set || fl.Name == name })
+	return set
 }
 
 // runVersion is `whipgate version`.

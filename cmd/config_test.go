@@ -342,58 +342,37 @@ func TestValidStreamName(t *testing.T) {
 	}
 }
 
-func TestParseFlagsOverFileOverDefaults(t *testing.T) {
-	file := writeFile(t, "box.yaml", "listen: 127.0.0.1:9000\napi_token: from-file\nlog_level: warn\ntest_source: {stream: t2}\n")
+// Each flag sets its field; TestConfigPrecedence has flags against the
+// other layers.
+func TestServerFlags(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
 		args  []string
-		check func(t *testing.T, c Config)
+		check func(c Config) bool
 	}{
-		{
-			name: "defaults",
-			check: func(t *testing.T, c Config) {
-				if c.Listen != "" || c.APIToken != "" || !c.TestSource.On() {
-					t.Errorf("got listen %q, api_token %q, test source %v; want empty, empty, on", c.Listen, c.APIToken, c.TestSource.On())
-				}
-			},
-		},
-		{
-			name: "file over defaults",
-			args: []string{"-config", file},
-			check: func(t *testing.T, c Config) {
-				if c.Listen != "127.0.0.1:9000" || c.APIToken != "from-file" || c.LogLevel != "warn" || c.TestSource.Stream != "t2" {
-					t.Errorf("got %+v, want the file's values", c)
-				}
-			},
-		},
-		{
-			name: "flags over file",
-			args: []string{"-config", file, "-listen", "127.0.0.1:9001", "-api-token", "from-flag", "-udp", "127.0.0.1:9002",
-				"-public-ip", "203.0.113.7,203.0.113.8", "-public-url", "https://box", "-state-dir", "/s", "-no-test-source"},
-			check: func(t *testing.T, c Config) {
-				if c.Listen != "127.0.0.1:9001" || c.APIToken != "from-flag" || c.WebRTC.UDPListen != "127.0.0.1:9002" ||
-					c.PublicURL != "https://box" || c.StateDir != "/s" || c.TestSource != nil {
-					t.Errorf("got %+v, want the flags' values", c)
-				}
-				if want := []string{"203.0.113.7", "203.0.113.8"}; !reflect.DeepEqual(c.WebRTC.PublicIPs, want) {
-					t.Errorf("got public_ips %q, want %q", c.WebRTC.PublicIPs, want)
-				}
-				if c.LogLevel != "warn" {
-					t.Errorf("got log_level %q, want the file's warn (no flag given)", c.LogLevel)
-				}
-			},
-		},
+		{[]string{"-listen", "127.0.0.1:9001"}, func(c Config) bool { return c.Listen == "127.0.0.1:9001" }},
+		{[]string{"-udp", "127.0.0.1:9002"}, func(c Config) bool { return c.WebRTC.UDPListen == "127.0.0.1:9002" }},
+		{[]string{"-public-ip", "203.0.113.7,203.0.113.8"}, func(c Config) bool {
+			return reflect.DeepEqual(c.WebRTC.PublicIPs, []string{"203.0.113.7", "203.0.113.8"})
+		}},
+		{[]string{"-public-url", "https://box"}, func(c Config) bool { return c.PublicURL == "https://box" }},
+		{[]string{"-api-token", "tok"}, func(c Config) bool { return c.APIToken == "tok" }},
+		{[]string{"-log-level", "debug"}, func(c Config) bool { return c.LogLevel == "debug" }},
+		{[]string{"-state-dir", "/s"}, func(c Config) bool { return c.StateDir == "/s" }},
+		{[]string{"-no-test-source"}, func(c Config) bool { return c.TestSource == nil }},
+		{[]string{"-no-test-source=false"}, func(c Config) bool { return c.TestSource.On() }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			f := newServerFlags(io.Discard)
 			if err := f.parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			c, err := f.config()
+			c, err := f.config(env(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc.check(t, c)
+			if !tc.check(c) {
+				t.Fatalf("got %+v, want the flag's value set", c)
+			}
 		})
 	}
 }

@@ -17,7 +17,9 @@ import (
 // runHwaccel is `whipgate hwaccel probe [-config file] [-backends a,b]`: it
 // checks device files, then encoders, then a short real encode of both
 // layers for each backend, prints a table, and fails when nothing works.
-func runHwaccel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// The hwaccel section comes from the config file and the environment, as
+// the server's does.
+func runHwaccel(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	const usage = "usage: whipgate hwaccel probe [-config file] [-backends nvenc,vaapi,…] [-timeout 20s]"
 	if len(args) == 0 {
 		return errors.New(usage)
@@ -35,7 +37,7 @@ func runHwaccel(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "%s\n\nflags:\n", usage)
 		fs.PrintDefaults()
 	}
-	configPath := fs.String("config", "", "whipgate config `file` whose hwaccel section sets sizes and codecs")
+	configPath := fs.String("config", "", "whipgate config `file` whose hwaccel section sets sizes and codecs (default $WHIPGATE_CONFIG)")
 	backends := fs.String("backends", "", "comma-separated backends to probe (default: all)")
 	timeout := fs.Duration("timeout", 20*time.Second, "time limit for each test encode")
 	verbose := fs.Bool("v", false, "log each probe step")
@@ -45,15 +47,23 @@ func runHwaccel(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		return err
 	}
-	var hw hwaccel.Config
+	path := getenv(envConfigFile)
 	if *configPath != "" {
-		cfg, err := LoadConfig(*configPath)
-		if err != nil {
+		path = *configPath
+	}
+	var cfg Config
+	if path != "" {
+		var err error
+		if cfg, err = LoadConfig(path); err != nil {
 			return err
 		}
-		if cfg.Encoder != nil {
-			hw = cfg.Encoder.Config
-		}
+	}
+	if err := applyEnv(&cfg, getenv); err != nil {
+		return fmt.Errorf("environment: %w", err)
+	}
+	var hw hwaccel.Config
+	if cfg.Encoder != nil {
+		hw = cfg.Encoder.Config
 	}
 	opt := hwaccel.ProbeOptions{Timeout: *timeout}
 	if *backends != "" {

@@ -26,7 +26,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if f.version {
 		return ReadBuildInfo().Write(stdout)
 	}
-	cfg, err := f.config()
+	cfg, err := f.config(getenv)
 	if err != nil {
 		return err
 	}
