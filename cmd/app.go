@@ -57,6 +57,9 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 		getenv = func(string) string { return "" }
 	}
 	cfg.applyDefaults(getenv)
+	if err := cfg.readSecretFiles(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}

@@ -144,7 +144,7 @@ func (f *serverFlags) config(getenv func(string) string) (Config, error) {
 		case "public-url":
 			cfg.PublicURL = f.publicURL
 		case "api-token":
-			cfg.APIToken = f.apiToken
+			cfg.APIToken, cfg.APITokenFile = f.apiToken, "" // the flag replaces a token file below it
 		case "log-level":
 			cfg.LogLevel = f.logLevel
 		case "state-dir":

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -34,6 +36,10 @@ type Config struct {
 	// APIToken protects /api/v1 with a Bearer token. Required when listening
 	// beyond loopback; optional on loopback.
 	APIToken string `yaml:"api_token"`
+	// APITokenFile is a file that holds APIToken (a systemd credential, a
+	// container secret), read at Start, the trailing newline trimmed.
+	// Giving both is an error.
+	APITokenFile string `yaml:"api_token_file"`
 	// OpenPublish allows WHIP publishing without a stream key beyond
 	// loopback. On loopback publishing is open by default.
 	OpenPublish bool `yaml:"open_publish"`
@@ -64,8 +70,11 @@ type Config struct {
 	// convert → encode main + preview) and publishes it. Default none.
 	Encoder *EncoderConfig `yaml:"hwaccel"`
 	// Egress publishes streams to WHIP targets (Sora, any WHIP ingest) from
-	// boot on. Egress created through the API are added to these.
-	Egress []egress.Config `yaml:"egress"`
+	// boot on. Egress created through the API are added to these. In a
+	// file an entry may give token_file instead of token: LoadConfig reads
+	// it (see fileConfig), so the key is not in egress.Config, which the
+	// API's JSON shares.
+	Egress []egress.Config `yaml:"-"`
 	// TestSource is the built-in synthetic stream. On by default when no
 	// config file is given.
 	TestSource *TestSourceConfig `yaml:"test_source"`
@@ -75,8 +84,12 @@ type Config struct {
 type StreamConfig struct {
 	// PublishToken is the WHIP stream key (Bearer token).
 	PublishToken string `yaml:"publish_token"`
+	// PublishTokenFile is a file that holds PublishToken, read at Start.
+	PublishTokenFile string `yaml:"publish_token_file"`
 	// ViewToken is the Bearer token WHEP viewers need. Default none.
 	ViewToken string `yaml:"view_token"`
+	// ViewTokenFile is a file that holds ViewToken, read at Start.
+	ViewTokenFile string `yaml:"view_token_file"`
 	// Takeover lets a new WHIP publisher replace a live one instead of
 	// getting 409.
 	Takeover bool `yaml:"takeover"`
@@ -100,19 +113,106 @@ type EncoderConfig struct {
 func (t *TestSourceConfig) On() bool { return t != nil && (t.Enabled == nil || *t.Enabled) }
 
 // LoadConfig reads a YAML file strictly: an unknown key is an error that
-// names the key and its line.
+// names the key and its line. An egress entry's token_file is read here.
 func LoadConfig(path string) (Config, error) {
-	var c Config
+	c, tokenFiles, err := decodeConfigFile(path)
+	if err != nil {
+		return c, err
+	}
+	var errs []error
+	for i, f := range tokenFiles {
+		if f == "" {
+			continue
+		}
+		if c.Egress[i].Token != "" {
+			errs = append(errs, fmt.Errorf("config %s: egress[%d]: token and token_file are both set; give one", path, i))
+			continue
+		}
+		if c.Egress[i].Token, err = readSecretFile(f); err != nil {
+			errs = append(errs, fmt.Errorf("config %s: egress[%d]: token_file: %w", path, i, err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// fileConfig is Config as a file spells it: egress entries may have a
+// token_file.
+type fileConfig struct {
+	Config `yaml:",inline"`
+	Egress []struct {
+		egress.Config `yaml:",inline"`
+		TokenFile     string `yaml:"token_file"`
+	} `yaml:"egress"`
+}
+
+// decodeConfigFile reads a YAML file strictly; tokenFiles[i] is egress
+// entry i's token_file. hwaccel probe uses it without LoadConfig: the
+// probe needs no egress secret, and may run where it cannot read one.
+func decodeConfigFile(path string) (c Config, tokenFiles []string, _ error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("read config: %w", err)
+		return c, nil, fmt.Errorf("read config: %w", err)
 	}
+	var f fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("config %s: %w", path, err)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return c, nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, nil
+	c = f.Config
+	for _, e := range f.Egress {
+		c.Egress = append(c.Egress, e.Config)
+		tokenFiles = append(tokenFiles, e.TokenFile)
+	}
+	return c, tokenFiles, nil
+}
+
+// readSecretFile reads a token from a file, such as a systemd credential
+// or a container secret. The trailing newline that editors and echo add is
+// not part of it; an empty file is an error, since an empty token would
+// leave a stream or the API open.
+func readSecretFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(raw), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// readSecretFiles reads api_token_file and the streams' token files into
+// their values. Start calls it once, on its own copy of the config; the
+// *_file settings stay, so that the welcome text can point at the file
+// instead of printing the secret.
+func (c *Config) readSecretFiles() error {
+	var errs []error
+	read := func(what string, value *string, file string) {
+		if file == "" {
+			return
+		}
+		if *value != "" {
+			errs = append(errs, fmt.Errorf("%s and %s_file are both set; give one", what, what))
+			return
+		}
+		var err error
+		if *value, err = readSecretFile(file); err != nil {
+			errs = append(errs, fmt.Errorf("%s_file: %w", what, err))
+		}
+	}
+	read("api_token", &c.APIToken, c.APITokenFile)
+	// The map is the caller's too: change a copy.
+	streams := maps.Clone(c.Streams)
+	for _, name := range slices.Sorted(maps.Keys(streams)) {
+		sc := streams[name]
+		read("streams."+name+".publish_token", &sc.PublishToken, sc.PublishTokenFile)
+		read("streams."+name+".view_token", &sc.ViewToken, sc.ViewTokenFile)
+		streams[name] = sc
+	}
+	c.Streams = streams
+	return errors.Join(errs...)
 }
 
 // DefaultConfig is what runs with no config file: loopback, the test stream.
@@ -184,7 +284,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("webrtc: %w", err))
 	}
 	if !IsLoopback(c.Listen) && c.APIToken == "" {
-		errs = append(errs, fmt.Errorf("listening on %s beyond loopback needs api_token (or -api-token) to protect the control API", c.Listen))
+		errs = append(errs, fmt.Errorf("listening on %s beyond loopback needs api_token (or api_token_file, WHIPGATE_API_TOKEN, -api-token) to protect the control API", c.Listen))
 	}
 	for name := range c.Streams {
 		if err := ValidStreamName(name); err != nil {

@@ -127,7 +127,8 @@ func applyEnv(c *Config, getenv func(string) string) error {
 	root := reflect.ValueOf(c).Elem()
 	setBy := map[string]string{} // key → the variable that set it
 	var errs []error
-	for _, v := range envVars() {
+	vars := envVars()
+	for _, v := range vars {
 		s := getenv(v.name)
 		if s == "" {
 			continue
@@ -141,6 +142,35 @@ func applyEnv(c *Config, getenv func(string) string) error {
 			continue
 		}
 		setBy[v.key] = v.name
+	}
+	// A key and the same key with _file are one secret: a variable for
+	// either replaces both from the file below (WHIPGATE_API_TOKEN over the
+	// file's api_token_file), and setting both variables is an error.
+	byKey := map[string]envVar{}
+	for _, v := range vars {
+		if _, ok := byKey[v.key]; !ok {
+			byKey[v.key] = v
+		}
+	}
+	for _, v := range vars {
+		if setBy[v.key] != v.name {
+			continue
+		}
+		partner, isFile := strings.CutSuffix(v.key, "_file")
+		if !isFile {
+			partner = v.key + "_file"
+		}
+		p, ok := byKey[partner]
+		if !ok {
+			continue
+		}
+		if other, both := setBy[partner]; both {
+			if isFile {
+				errs = append(errs, fmt.Errorf("%s and %s are both set; give one", other, v.name))
+			}
+			continue
+		}
+		fieldByIndexAlloc(root, p.index).SetZero()
 	}
 	return errors.Join(errs...)
 }

@@ -1,7 +1,6 @@
 package cmd
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -316,65 +315,42 @@ func TestRunBadEnvironment(t *testing.T) {
 }
 
 // The done-when: WHIPGATE_API_TOKEN alone, no flag and no file,
-// protects the API of the server Run starts. Everything else comes from
-// the environment too, to keep the run on loopback ports of its own.
+// protects the API of the server Run starts; so does
+// WHIPGATE_API_TOKEN_FILE. Everything else comes from the environment too,
+// to keep the run on loopback ports of its own.
 func TestRunEnvAPITokenProtectsAPI(t *testing.T) {
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	getenv := env(map[string]string{
-		"WHIPGATE_API_TOKEN":           "from-env",
-		"WHIPGATE_LISTEN":              "127.0.0.1:0",
-		"WHIPGATE_UDP_LISTEN":          "127.0.0.1:0",
-		"WHIPGATE_STATE_DIR":           t.TempDir(),
-		"WHIPGATE_TEST_SOURCE_ENABLED": "false",
-	})
-	var stdout, stderr syncBuffer
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, nil, getenv, &stdout, &stderr) }()
-
-	const prefix = "whipgate is running at "
-	var base string
-	for deadline := time.Now().Add(10 * time.Second); base == ""; {
-		for l := range strings.Lines(stdout.String()) {
-			if u, ok := strings.CutPrefix(l, prefix); ok {
-				base = strings.TrimSpace(u)
-			}
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned %v before serving; stderr:\n%s", err, stderr.String())
-		default:
-		}
-		if base == "" && time.Now().After(deadline) {
-			t.Fatalf("no %q line within 10 s; stdout:\n%s\nstderr:\n%s", prefix, stdout.String(), stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-
+	tokenFile := writeFile(t, "api-token", "from-env-file\n")
 	for _, tc := range []struct {
-		path, token string
-		want        int
+		name, variable, value, token, wantWelcome string
 	}{
-		{"/api/v1/streams", "", http.StatusUnauthorized},
-		{"/api/v1/streams", "wrong", http.StatusUnauthorized},
-		{"/api/v1/streams", "from-env", http.StatusOK},
-		{"/metrics", "", http.StatusUnauthorized},
-		{"/metrics", "from-env", http.StatusOK},
+		{"WHIPGATE_API_TOKEN", "WHIPGATE_API_TOKEN", "from-env", "from-env", "Bearer from-env"},
+		{"WHIPGATE_API_TOKEN_FILE", "WHIPGATE_API_TOKEN_FILE", tokenFile, "from-env-file", "Bearer $(cat '" + tokenFile + "')"},
 	} {
-		if code, body := request(t, "GET", base+tc.path, tc.token, ""); code != tc.want {
-			t.Errorf("GET %s with token %q: got %d %s, want %d", tc.path, tc.token, code, body, tc.want)
-		}
-	}
-	if !strings.Contains(stdout.String(), "Bearer from-env") {
-		t.Errorf("got welcome text\n%s\nwant its curl line to carry the token", stdout.String())
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run: got %v, want a clean stop", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return 10 s after its context ended")
+		t.Run(tc.name, func(t *testing.T) {
+			base, stdout := runServer(t, nil, env(map[string]string{
+				tc.variable:                    tc.value,
+				"WHIPGATE_LISTEN":              "127.0.0.1:0",
+				"WHIPGATE_UDP_LISTEN":          "127.0.0.1:0",
+				"WHIPGATE_STATE_DIR":           t.TempDir(),
+				"WHIPGATE_TEST_SOURCE_ENABLED": "false",
+			}))
+			for _, r := range []struct {
+				path, token string
+				want        int
+			}{
+				{"/api/v1/streams", "", http.StatusUnauthorized},
+				{"/api/v1/streams", "wrong", http.StatusUnauthorized},
+				{"/api/v1/streams", tc.token, http.StatusOK},
+				{"/metrics", "", http.StatusUnauthorized},
+				{"/metrics", tc.token, http.StatusOK},
+			} {
+				if code, body := request(t, "GET", base+r.path, r.token, ""); code != r.want {
+					t.Errorf("GET %s with token %q: got %d %s, want %d", r.path, r.token, code, body, r.want)
+				}
+			}
+			if !strings.Contains(stdout.String(), tc.wantWelcome) {
+				t.Errorf("got welcome text\n%s\nwant its curl line to contain %s", stdout.String(), tc.wantWelcome)
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"whipgate/whip/rtc"
 )
@@ -108,6 +109,46 @@ func checkErr(t testing.TB, err error, want string) {
 		t.Fatalf("got no error, want one containing %q", want)
 	case want != "" && !strings.Contains(err.Error(), want):
 		t.Fatalf("got error %q, want one containing %q", err, want)
+	}
+}
+
+// runServer calls Run on a goroutine, as main does, and returns the URL
+// its welcome text names, and its stdout. When the test ends, Run's context
+// ends and Run must return nil.
+func runServer(t testing.TB, args []string, getenv func(string) string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, args, getenv, &stdout, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: got %v, want a clean stop", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return 10 s after its context ended")
+		}
+	})
+
+	const prefix = "whipgate is running at "
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for l := range strings.Lines(stdout.String()) {
+			if u, ok := strings.CutPrefix(l, prefix); ok {
+				return strings.TrimSpace(u), &stdout
+			}
+		}
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("Run returned %v before serving; stderr:\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q line within 10 s; stdout:\n%s\nstderr:\n%s", prefix, stdout.String(), stderr.String())
+		}
 	}
 }
 

@@ -54,7 +54,7 @@ func runHwaccel(ctx context.Context, args []string, getenv func(string) string, 
 	var cfg Config
 	if path != "" {
 		var err error
-		if cfg, err = LoadConfig(path); err != nil {
+		if cfg, _, err = decodeConfigFile(path); err != nil {
 			return err
 		}
 	}

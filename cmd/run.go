@@ -62,7 +62,11 @@ func printWelcome(w io.Writer, app *App) {
 	fmt.Fprintf(w, "  all streams:           %s/\n", base)
 	fmt.Fprintf(w, "  publish (OBS, WHIP):   %s/whip/{name}\n", base)
 	auth := ""
-	if app.cfg.APIToken != "" {
+	switch {
+	case app.cfg.APITokenFile != "":
+		// A token from a file is a secret kept out of logs: name the file.
+		auth = ` -H "Authorization: Bearer $(cat ` + shellQuote(app.cfg.APITokenFile) + `)"`
+	case app.cfg.APIToken != "":
 		auth = " -H 'Authorization: Bearer " + app.cfg.APIToken + "'"
 	}
 	insecure := ""
@@ -71,4 +75,9 @@ func printWelcome(w io.Writer, app *App) {
 		fmt.Fprintf(w, "  TLS certificate SHA-256: %s\n", app.certs.Fingerprint())
 	}
 	fmt.Fprintf(w, "  try: curl -s%s%s %s/api/v1/streams\n", insecure, auth, base)
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
