@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"os"
@@ -50,7 +51,7 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
-	// LogFormat is json or text. Default text on a terminal-less default run too.
+	// LogFormat is json or text. Default text.
 	LogFormat string `yaml:"log_format"`
 	// ShutdownGrace bounds the graceful stop. Default 2.5 s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -282,6 +283,15 @@ func (c *Config) Validate() error {
 	}
 	if err := c.WebRTC.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("webrtc: %w", err))
+	}
+	// newLogger would fall back to info and text without a word: a typo in
+	// WHIPGATE_LOG_LEVEL must not hide the debug log someone asked for.
+	var level slog.Level
+	if c.LogLevel != "" && level.UnmarshalText([]byte(c.LogLevel)) != nil {
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "" && c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log_format %q: want text or json", c.LogFormat))
 	}
 	if !IsLoopback(c.Listen) && c.APIToken == "" {
 		errs = append(errs, fmt.Errorf("listening on %s beyond loopback needs api_token (or api_token_file, WHIPGATE_API_TOKEN, -api-token) to protect the control API", c.Listen))
