@@ -23,8 +23,7 @@ type subcommand struct {
 
 func subcommands() []subcommand {
 	return []subcommand{
-		{"hwaccel", "hwaccel probe [flags]", "test which hardware encoders work on this machine",
-			runHwaccel},
+		{"hwaccel", "hwaccel probe [flags]", "test which hardware encoders work on this machine", runHwaccel},
 		{"bench", "bench [flags]", "measure WHIP-to-WHEP fan-out (BENCHMARKS.md)",
 			func(ctx context.Context, args []string, _ func(string) string, stdout, stderr io.Writer) error {
 				return bench.Run(ctx, args, stdout, stderr)
@@ -73,6 +72,8 @@ environment:
   webrtc.public_ips → WHIPGATE_WEBRTC_PUBLIC_IPS=203.0.113.7,198.51.100.2.
   WHIPGATE_CONFIG names the config file. streams and egress come only from
   the file. Flags win over the environment, the environment over the file.
+  Tokens can come from files: api_token_file (WHIPGATE_API_TOKEN_FILE), and
+  publish_token_file, view_token_file and token_file in the file.
 `)
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -17,7 +17,8 @@ func TestRunHelp(t *testing.T) {
 		wantStdout []string
 		wantStderr []string
 	}{
-		{args: []string{"-h"}, wantStderr: append([]string{"whipgate [flags]", "run the server (the default)", "-listen address", "-config file", "whipgate hwaccel probe [flags]"}, names...)},
+		{args: []string{"-h"}, wantStderr: append([]string{"whipgate [flags]", "run the server (the default)", "-listen address", "-config file",
+			"tls.mode → WHIPGATE_TLS_MODE", "WHIPGATE_API_TOKEN_FILE"}, names...)},
 		{args: []string{"-help"}, wantStderr: names},
 		{args: []string{"--help"}, wantStderr: names},
 		{args: []string{"help"}, wantStdout: append([]string{"-api-token token"}, names...)},
