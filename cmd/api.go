@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -14,6 +15,7 @@ import (
 // curl line that a test runs.
 func (a *App) apiRoutes(r chi.Router) {
 	r.Use(a.apiTrust, a.apiAuth)
+	r.Get("/info", a.getInfo)
 	r.Get("/streams", a.listStreams)
 	r.Get("/streams/{name}", a.getStream)
 	r.Post("/streams/{name}/keyframe", a.keyframe)
@@ -106,4 +108,44 @@ func (a *App) getEncoder(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, a.encoder.Status())
+}
+
+// info is GET /api/v1/info: which build runs, for how long, and what it
+// was started with, so a bug report or a dashboard needs no shell on the
+// box.
+type info struct {
+	BuildInfo
+	UptimeSeconds float64  `json:"uptime_seconds"`
+	Features      features `json:"features"`
+}
+
+// features are the parts of the configuration that change what the box
+// does; null means off.
+type features struct {
+	TLS        string         `json:"tls"`
+	TestSource *sourceFeature `json:"test_source"`
+	Encoder    *sourceFeature `json:"encoder"`
+	// Egress counts the egress, from the config file and the API.
+	Egress int `json:"egress"`
+}
+
+type sourceFeature struct {
+	Stream string `json:"stream"`
+	// Backend is the encoder backend running now (it may be a fallback).
+	Backend string `json:"backend,omitempty"`
+}
+
+func (a *App) getInfo(w http.ResponseWriter, _ *http.Request) {
+	doc := info{
+		BuildInfo:     a.build,
+		UptimeSeconds: time.Since(a.started).Round(time.Millisecond).Seconds(),
+		Features:      features{TLS: a.certs.Mode(), Egress: len(a.egress.List())},
+	}
+	if t := a.cfg.TestSource; t.On() {
+		doc.Features.TestSource = &sourceFeature{Stream: t.Stream}
+	}
+	if a.encoder != nil {
+		doc.Features.Encoder = &sourceFeature{Stream: a.cfg.Encoder.Stream, Backend: a.encoder.Status().Backend}
+	}
+	writeJSON(w, http.StatusOK, doc)
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"golang.org/x/net/netutil"
 
@@ -42,6 +43,9 @@ type App struct {
 	srv    *http.Server
 	scheme string
 
+	build   BuildInfo // read once: it cannot change while the process runs
+	started time.Time
+
 	stopSources context.CancelFunc
 	wg          sync.WaitGroup
 	closeOnce   sync.Once
@@ -55,6 +59,9 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 		getenv = func(string) string { return "" }
 	}
 	cfg.applyDefaults(getenv)
+	if err := cfg.readSecretFiles(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
@@ -62,7 +69,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 		log.Warn("open_publish: anyone who can reach this server may publish to any stream that has no publish_token", "listen", cfg.Listen)
 	}
 	warnShortTokens(cfg, log)
-	a := &App{cfg: cfg, log: log, scheme: "http"}
+	a := &App{cfg: cfg, log: log, scheme: "http", build: ReadBuildInfo(), started: time.Now()}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))

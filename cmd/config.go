@@ -3,11 +3,13 @@ package cmd
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +38,10 @@ type Config struct {
 	// APIToken protects /api/v1 with a Bearer token. Required when listening
 	// beyond loopback; optional on loopback.
 	APIToken string `yaml:"api_token"`
+	// APITokenFile is a file that holds APIToken (a systemd credential, a
+	// container secret), read at Start, the trailing newline trimmed.
+	// Giving both is an error.
+	APITokenFile string `yaml:"api_token_file"`
 	// OpenPublish allows WHIP publishing without a stream key beyond
 	// loopback. On loopback publishing is open by default.
 	OpenPublish bool `yaml:"open_publish"`
@@ -46,7 +52,7 @@ type Config struct {
 	StateDir string `yaml:"state_dir"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `yaml:"log_level"`
-	// LogFormat is json or text. Default text on a terminal-less default run too.
+	// LogFormat is json or text. Default text.
 	LogFormat string `yaml:"log_format"`
 	// ShutdownGrace bounds the graceful stop. Default 2.5 s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -73,8 +79,11 @@ type Config struct {
 	// convert → encode main + preview) and publishes it. Default none.
 	Encoder *EncoderConfig `yaml:"hwaccel"`
 	// Egress publishes streams to WHIP targets (Sora, any WHIP ingest) from
-	// boot on. Egress created through the API are added to these.
-	Egress []egress.Config `yaml:"egress"`
+	// boot on. Egress created through the API are added to these. In a
+	// file an entry may give token_file instead of token: LoadConfig reads
+	// it (see fileConfig), so the key is not in egress.Config, which the
+	// API's JSON shares.
+	Egress []egress.Config `yaml:"-"`
 	// TestSource is the built-in synthetic stream. On by default when no
 	// config file is given.
 	TestSource *TestSourceConfig `yaml:"test_source"`
@@ -92,8 +101,12 @@ type LimitsConfig struct {
 type StreamConfig struct {
 	// PublishToken is the WHIP stream key (Bearer token).
 	PublishToken string `yaml:"publish_token"`
+	// PublishTokenFile is a file that holds PublishToken, read at Start.
+	PublishTokenFile string `yaml:"publish_token_file"`
 	// ViewToken is the Bearer token WHEP viewers need. Default none.
 	ViewToken string `yaml:"view_token"`
+	// ViewTokenFile is a file that holds ViewToken, read at Start.
+	ViewTokenFile string `yaml:"view_token_file"`
 	// Takeover lets a new WHIP publisher replace a live one instead of
 	// getting 409.
 	Takeover bool `yaml:"takeover"`
@@ -117,19 +130,106 @@ type EncoderConfig struct {
 func (t *TestSourceConfig) On() bool { return t != nil && (t.Enabled == nil || *t.Enabled) }
 
 // LoadConfig reads a YAML file strictly: an unknown key is an error that
-// names the key and its line.
+// names the key and its line. An egress entry's token_file is read here.
 func LoadConfig(path string) (Config, error) {
-	var c Config
+	c, tokenFiles, err := decodeConfigFile(path)
+	if err != nil {
+		return c, err
+	}
+	var errs []error
+	for i, f := range tokenFiles {
+		if f == "" {
+			continue
+		}
+		if c.Egress[i].Token != "" {
+			errs = append(errs, fmt.Errorf("config %s: egress[%d]: token and token_file are both set; give one", path, i))
+			continue
+		}
+		if c.Egress[i].Token, err = readSecretFile(f); err != nil {
+			errs = append(errs, fmt.Errorf("config %s: egress[%d]: token_file: %w", path, i, err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// fileConfig is Config as a file spells it: egress entries may have a
+// token_file.
+type fileConfig struct {
+	Config `yaml:",inline"`
+	Egress []struct {
+		egress.Config `yaml:",inline"`
+		TokenFile     string `yaml:"token_file"`
+	} `yaml:"egress"`
+}
+
+// decodeConfigFile reads a YAML file strictly; tokenFiles[i] is egress
+// entry i's token_file. hwaccel probe uses it without LoadConfig: the
+// probe needs no egress secret, and may run where it cannot read one.
+func decodeConfigFile(path string) (c Config, tokenFiles []string, _ error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		return c, fmt.Errorf("read config: %w", err)
+		return c, nil, fmt.Errorf("read config: %w", err)
 	}
+	var f fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return c, fmt.Errorf("config %s: %w", path, err)
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
+		return c, nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	return c, nil
+	c = f.Config
+	for _, e := range f.Egress {
+		c.Egress = append(c.Egress, e.Config)
+		tokenFiles = append(tokenFiles, e.TokenFile)
+	}
+	return c, tokenFiles, nil
+}
+
+// readSecretFile reads a token from a file, such as a systemd credential
+// or a container secret. The trailing newline that editors and echo add is
+// not part of it; an empty file is an error, since an empty token would
+// leave a stream or the API open.
+func readSecretFile(path string) (string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	s := strings.TrimRight(string(raw), "\r\n")
+	if s == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return s, nil
+}
+
+// readSecretFiles reads api_token_file and the streams' token files into
+// their values. Start calls it once, on its own copy of the config; the
+// *_file settings stay, so that the welcome text can point at the file
+// instead of printing the secret.
+func (c *Config) readSecretFiles() error {
+	var errs []error
+	read := func(what string, value *string, file string) {
+		if file == "" {
+			return
+		}
+		if *value != "" {
+			errs = append(errs, fmt.Errorf("%s and %s_file are both set; give one", what, what))
+			return
+		}
+		var err error
+		if *value, err = readSecretFile(file); err != nil {
+			errs = append(errs, fmt.Errorf("%s_file: %w", what, err))
+		}
+	}
+	read("api_token", &c.APIToken, c.APITokenFile)
+	// The map is the caller's too: change a copy.
+	streams := maps.Clone(c.Streams)
+	for _, name := range slices.Sorted(maps.Keys(streams)) {
+		sc := streams[name]
+		read("streams."+name+".publish_token", &sc.PublishToken, sc.PublishTokenFile)
+		read("streams."+name+".view_token", &sc.ViewToken, sc.ViewTokenFile)
+		streams[name] = sc
+	}
+	c.Streams = streams
+	return errors.Join(errs...)
 }
 
 // DefaultConfig is what runs with no config file: loopback, the test stream.
@@ -214,8 +314,17 @@ func (c *Config) Validate() error {
 	if err := c.WebRTC.Validate(); err != nil {
 		errs = append(errs, fmt.Errorf("webrtc: %w", err))
 	}
+	// newLogger would fall back to info and text without a word: a typo in
+	// WHIPGATE_LOG_LEVEL must not hide the debug log someone asked for.
+	var level slog.Level
+	if c.LogLevel != "" && level.UnmarshalText([]byte(c.LogLevel)) != nil {
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "" && c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log_format %q: want text or json", c.LogFormat))
+	}
 	if !IsLoopback(c.Listen) && c.APIToken == "" {
-		errs = append(errs, fmt.Errorf("listening on %s beyond loopback needs api_token (or -api-token) to protect the control API", c.Listen))
+		errs = append(errs, fmt.Errorf("listening on %s beyond loopback needs api_token (or api_token_file, WHIPGATE_API_TOKEN, -api-token) to protect the control API", c.Listen))
 	}
 	for name := range c.Streams {
 		if err := ValidStreamName(name); err != nil {
@@ -279,51 +388,4 @@ func IsLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// parseFlags reads the command line: a -config file first, then flags
-// that override it.
-func parseFlags(args []string, stderr io.Writer) (Config, error) {
-	fs := flag.NewFlagSet("whipgate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "YAML config `file` (unknown keys are errors)")
-	listen := fs.String("listen", "", "HTTP listen `address` (default 127.0.0.1:8080)")
-	udp := fs.String("udp", "", "WebRTC UDP `address` for all media (default: listen host, port 8189)")
-	publicIP := fs.String("public-ip", "", "comma-separated `IPs` to advertise in ICE candidates (NAT 1:1)")
-	publicURL := fs.String("public-url", "", "external base `URL` for Location headers")
-	apiToken := fs.String("api-token", "", "Bearer `token` for /api/v1")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error")
-	stateDir := fs.String("state-dir", "", "`directory` for state kept across restarts")
-	noTest := fs.Bool("no-test-source", false, "do not start the built-in test stream")
-	if err := fs.Parse(args); err != nil {
-		return Config{}, err
-	}
-	if fs.NArg() > 0 {
-		return Config{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	cfg := DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = LoadConfig(*configPath); err != nil {
-			return cfg, err
-		}
-	}
-	set := func(dst *string, v string) {
-		if v != "" {
-			*dst = v
-		}
-	}
-	set(&cfg.Listen, *listen)
-	set(&cfg.WebRTC.UDPListen, *udp)
-	set(&cfg.PublicURL, *publicURL)
-	set(&cfg.APIToken, *apiToken)
-	set(&cfg.LogLevel, *logLevel)
-	set(&cfg.StateDir, *stateDir)
-	if *publicIP != "" {
-		cfg.WebRTC.PublicIPs = strings.Split(*publicIP, ",")
-	}
-	if *noTest {
-		cfg.TestSource = nil
-	}
-	return cfg, nil
 }

@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-
-	"whipgate/cmd/bench"
 )
 
 // Run is whipgate's command line: it parses args, starts the server, prints
@@ -18,10 +16,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		return runSubcommand(ctx, args, getenv, stdout, stderr)
 	}
-	cfg, err := parseFlags(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
+	f := newServerFlags(stderr)
+	if err := f.parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
 	}
+	if f.version {
+		return ReadBuildInfo().Write(stdout)
+	}
+	cfg, err := f.config(getenv)
 	if err != nil {
 		return err
 	}
@@ -34,19 +39,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	<-ctx.Done()
 	log.Info("shutting down")
 	return app.Close(context.WithoutCancel(ctx))
-}
-
-func runSubcommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	switch args[0] {
-	case "hwaccel":
-		return runHwaccel(ctx, args[1:], stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "whipgate (development build)")
-		return nil
-	case "bench":
-		return bench.Run(ctx, args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("unknown command %q (commands: version, bench; or flags, see -h)", args[0])
 }
 
 func newLogger(cfg Config, w io.Writer) *slog.Logger {
@@ -70,7 +62,11 @@ func printWelcome(w io.Writer, app *App) {
 	fmt.Fprintf(w, "  all streams:           %s/\n", base)
 	fmt.Fprintf(w, "  publish (OBS, WHIP):   %s/whip/{name}\n", base)
 	auth := ""
-	if app.cfg.APIToken != "" {
+	switch {
+	case app.cfg.APITokenFile != "":
+		// A token from a file is a secret kept out of logs: name the file.
+		auth = ` -H "Authorization: Bearer $(cat ` + shellQuote(app.cfg.APITokenFile) + `)"`
+	case app.cfg.APIToken != "":
 		// Never the token itself: the banner ends up in logs and terminals.
 		auth = ` -H "Authorization: Bearer $WHIPGATE_API_TOKEN"`
 	}
@@ -80,4 +76,9 @@ func printWelcome(w io.Writer, app *App) {
 		fmt.Fprintf(w, "  TLS certificate SHA-256: %s\n", app.certs.Fingerprint())
 	}
 	fmt.Fprintf(w, "  try: curl -s%s%s %s/api/v1/streams\n", insecure, auth, base)
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -1,0 +1,227 @@
+package cmd
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"whipgate/whip/egress"
+)
+
+// Everything under /api/v1 and /metrics needs the token once one is set;
+// /healthz never does.
+func TestAPIAuth(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.APIToken = "tok" })
+	for _, path := range []string{"/api/v1/info", "/api/v1/streams", "/api/v1/sessions", "/api/v1/egress", "/metrics"} {
+		for _, tc := range []struct {
+			token string
+			want  int
+		}{{"", http.StatusUnauthorized}, {"wrong", http.StatusUnauthorized}, {"tok", http.StatusOK}} {
+			t.Run(path+" token="+tc.token, func(t *testing.T) {
+				req, err := http.NewRequestWithContext(t.Context(), "GET", app.URL()+path, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.token != "" {
+					req.Header.Set("Authorization", "Bearer "+tc.token)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != tc.want {
+					t.Fatalf("got %d, want %d", resp.StatusCode, tc.want)
+				}
+				if tc.want == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
+					t.Fatalf("got a 401 without WWW-Authenticate")
+				}
+			})
+		}
+	}
+	if code, body := request(t, "GET", app.URL()+"/healthz", "", ""); code != http.StatusOK || body != "ok\n" {
+		t.Fatalf("/healthz: got %d %q, want 200 \"ok\\n\"", code, body)
+	}
+}
+
+// On loopback without a token the API is open.
+func TestAPIOpenOnLoopbackWithoutToken(t *testing.T) {
+	app := startApp(t, nil)
+	if code, body := request(t, "GET", app.URL()+"/api/v1/streams", "", ""); code != http.StatusOK {
+		t.Fatalf("got %d %s, want 200", code, body)
+	}
+}
+
+func TestAPIRoutes(t *testing.T) {
+	app := startApp(t, func(c *Config) {
+		c.APIToken = "tok"
+		c.Streams = map[string]StreamConfig{"box": {}}
+	})
+	for _, tc := range []struct {
+		method, path, body string
+		want               int
+		wantBody           string
+	}{
+		{"GET", "/api/v1/streams", "", 200, `"name": "box"`},
+		{"GET", "/api/v1/streams/box", "", 200, `"name": "box"`},
+		{"GET", "/api/v1/streams/nope", "", 404, `no stream \"nope\"`},
+		{"POST", "/api/v1/streams/box/keyframe", "", 409, `stream \"box\"`},
+		{"POST", "/api/v1/streams/nope/keyframe", "", 404, `no stream \"nope\"`},
+		{"GET", "/api/v1/sessions", "", 200, `"sessions": []`},
+		{"GET", "/api/v1/sessions/nope", "", 404, `no session \"nope\"`},
+		{"DELETE", "/api/v1/sessions/nope", "", 404, `no session \"nope\"`},
+		{"GET", "/api/v1/encoder", "", 404, "no encoder configured"},
+		{"GET", "/api/v1/egress", "", 200, `"egress": []`},
+		{"GET", "/api/v1/egress/nope", "", 404, `no egress \"nope\"`},
+		{"DELETE", "/api/v1/egress/nope", "", 404, `no egress \"nope\"`},
+		{"POST", "/api/v1/egress", `{`, 400, "bad egress JSON"},
+		{"POST", "/api/v1/egress", `{"stream": "box", "url": "http://127.0.0.1:1/whip", "colour": "red"}`, 400, `unknown field \"colour\"`},
+		{"POST", "/api/v1/egress", `{"stream": "box", "url": "http://127.0.0.1:1/whip"} {}`, 400, "more than one object"},
+		{"POST", "/api/v1/egress", `{"stream": "box"}`, 400, "url is required"},
+		{"POST", "/api/v1/egress", `{"stream": "a b", "url": "http://127.0.0.1:1/whip"}`, 400, `stream name \"a b\"`},
+		{"POST", "/api/v1/egress", `{"stream": "nope", "url": "http://127.0.0.1:1/whip"}`, 404, `no stream \"nope\"`},
+		{"PUT", "/api/v1/streams", "", 405, "method PUT not allowed"},
+		{"GET", "/nope", "", 404, "no route for GET /nope"},
+		{"GET", "/metrics", "", 200, `whipgate_stream_live{stream="box"} 0`},
+		{"GET", "/", "", 200, "<html"},
+		{"GET", "/play/box", "", 200, "<html"},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			code, body := request(t, tc.method, app.URL()+tc.path, "tok", tc.body)
+			if code != tc.want || !strings.Contains(body, tc.wantBody) {
+				t.Fatalf("got %d %s\nwant %d and a body containing %s", code, body, tc.want, tc.wantBody)
+			}
+			// The handlers' errors are {"error", "status"}; chi's 405 comes
+			// from the router's problem+json handler instead.
+			if code >= 400 && code != http.StatusMethodNotAllowed && strings.HasPrefix(tc.path, "/api/") {
+				var doc struct {
+					Error  string `json:"error"`
+					Status int    `json:"status"`
+				}
+				if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.Error == "" || doc.Status != code {
+					t.Fatalf("got error body %s (%v), want {\"error\": ..., \"status\": %d}", body, err, code)
+				}
+			}
+		})
+	}
+}
+
+// An egress made through the API is listed, refuses a second one with
+// the same id, and goes away with DELETE.
+func TestAPIEgressLifecycle(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Streams = map[string]StreamConfig{"box": {}} })
+	api := app.URL() + "/api/v1/egress"
+	const body = `{"id": "up", "stream": "box", "url": "http://127.0.0.1:1/whip/x"}`
+	for _, step := range []struct {
+		method, url, body string
+		want              int
+		wantBody          string
+	}{
+		{"POST", api, body, 201, `"id": "up"`},
+		{"POST", api, body, 409, "up"},
+		{"GET", api, "", 200, `"id": "up"`},
+		{"GET", api + "/up", "", 200, `"stream": "box"`},
+		{"DELETE", api + "/up", "", 204, ""},
+		{"GET", api + "/up", "", 404, `no egress \"up\"`},
+	} {
+		code, got := request(t, step.method, step.url, "", step.body)
+		if code != step.want || !strings.Contains(got, step.wantBody) {
+			t.Fatalf("%s %s: got %d %s\nwant %d and a body containing %s", step.method, step.url, code, got, step.want, step.wantBody)
+		}
+	}
+}
+
+// With a publisher the keyframe request is accepted.
+func TestAPIKeyframeWithPublisher(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.TestSource = &TestSourceConfig{} })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body := request(t, "POST", app.URL()+"/api/v1/streams/test/keyframe", "", "")
+		if code == http.StatusAccepted && strings.Contains(body, `"keyframe": "requested"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d %s, want 202 once the test source publishes", code, body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestAPIInfo(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		mutate     func(c *Config)
+		testSource string // stream, "" for none
+		encoder    string // "stream backend", "" for none
+		egress     int
+	}{
+		{name: "bare", mutate: func(c *Config) {}},
+		{
+			name: "test source and an egress",
+			mutate: func(c *Config) {
+				c.TestSource = &TestSourceConfig{}
+				c.Egress = []egress.Config{{ID: "up", Stream: "test", URL: "http://127.0.0.1:1/whip"}}
+			},
+			testSource: "test",
+			egress:     1,
+		},
+		{
+			// The zero hwaccel section is a software encode of a test
+			// pattern (ffmpeg).
+			name:    "encoder",
+			mutate:  func(c *Config) { c.Encoder = &EncoderConfig{} },
+			encoder: "box software",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			app := startApp(t, tc.mutate)
+			code, body := request(t, "GET", app.URL()+"/api/v1/info", "", "")
+			if code != http.StatusOK {
+				t.Fatalf("got %d %s, want 200", code, body)
+			}
+			var doc struct {
+				Version       string   `json:"version"`
+				Revision      *string  `json:"revision"`
+				Time          *string  `json:"time"`
+				Modified      *bool    `json:"modified"`
+				GoVersion     string   `json:"go_version"`
+				UptimeSeconds *float64 `json:"uptime_seconds"`
+				Features      struct {
+					TLS        string `json:"tls"`
+					TestSource *struct {
+						Stream string `json:"stream"`
+					} `json:"test_source"`
+					Encoder *struct {
+						Stream  string `json:"stream"`
+						Backend string `json:"backend"`
+					} `json:"encoder"`
+					Egress int `json:"egress"`
+				} `json:"features"`
+			}
+			if err := json.Unmarshal([]byte(body), &doc); err != nil {
+				t.Fatalf("%v in %s", err, body)
+			}
+			want := ReadBuildInfo()
+			if doc.Version != want.Version || doc.GoVersion != want.GoVersion || doc.Revision == nil || doc.Time == nil || doc.Modified == nil {
+				t.Errorf("got %s, want version %q, go_version %q and revision, time, modified", body, want.Version, want.GoVersion)
+			}
+			if doc.UptimeSeconds == nil || *doc.UptimeSeconds < 0 || *doc.UptimeSeconds > 60 {
+				t.Errorf("got uptime_seconds %v, want a few seconds at most", doc.UptimeSeconds)
+			}
+			f := doc.Features
+			gotSource := ""
+			if f.TestSource != nil {
+				gotSource = f.TestSource.Stream
+			}
+			gotEncoder := ""
+			if f.Encoder != nil {
+				gotEncoder = f.Encoder.Stream + " " + f.Encoder.Backend
+			}
+			if f.TLS != "off" || gotSource != tc.testSource || gotEncoder != tc.encoder || f.Egress != tc.egress {
+				t.Errorf("got features %s, want tls off, test_source %q, encoder %q, %d egress", body, tc.testSource, tc.encoder, tc.egress)
+			}
+		})
+	}
+}

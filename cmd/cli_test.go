@@ -1,0 +1,71 @@
+package cmd
+
+import (
+	"context"
+	"strings"
+	"testing"
+)
+
+// Every help asked for exits 0 and says what the command does.
+func TestRunHelp(t *testing.T) {
+	var names []string
+	for _, c := range subcommands() {
+		names = append(names, "whipgate "+c.synopsis)
+	}
+	for _, tc := range []struct {
+		args       []string
+		wantStdout []string
+		wantStderr []string
+	}{
+		{args: []string{"-h"}, wantStderr: append([]string{"whipgate [flags]", "run the server (the default)", "-listen address", "-config file",
+			"tls.mode → WHIPGATE_TLS_MODE", "WHIPGATE_API_TOKEN_FILE"}, names...)},
+		{args: []string{"-help"}, wantStderr: names},
+		{args: []string{"--help"}, wantStderr: names},
+		{args: []string{"help"}, wantStdout: append([]string{"-api-token token"}, names...)},
+		{args: []string{"hwaccel", "-h"}, wantStderr: []string{"usage: whipgate hwaccel probe", "nvenc", "software"}},
+		{args: []string{"hwaccel", "probe", "-h"}, wantStderr: []string{"usage: whipgate hwaccel probe", "-backends", "-timeout"}},
+		{args: []string{"bench", "-h"}, wantStderr: []string{"usage: whipgate bench"}},
+		{args: []string{"version", "-h"}, wantStderr: []string{"usage: whipgate version"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr syncBuffer
+			if err := Run(t.Context(), tc.args, env(nil), &stdout, &stderr); err != nil {
+				t.Fatalf("got error %v, want none (exit 0)", err)
+			}
+			for _, w := range []struct {
+				name string
+				got  string
+				want []string
+			}{{"stdout", stdout.String(), tc.wantStdout}, {"stderr", stderr.String(), tc.wantStderr}} {
+				for _, want := range w.want {
+					if !strings.Contains(w.got, want) {
+						t.Errorf("got %s\n%s\nwant it to contain %q", w.name, w.got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRunCommandErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		wantErr []string
+	}{
+		// hwaccel is named explicitly: the message once forgot it.
+		{[]string{"nope"}, []string{`unknown command "nope"`, "hwaccel", "bench", "version", "help", "see -h"}},
+		{[]string{"hwaccel"}, []string{"usage: whipgate hwaccel probe"}},
+		{[]string{"hwaccel", "list"}, []string{`unknown command "list" for hwaccel (commands: probe)`}},
+		{[]string{"version", "extra"}, []string{`unexpected argument "extra"`}},
+		{[]string{"-listen", "127.0.0.1:0", "extra"}, []string{`unexpected argument "extra"`}},
+		{[]string{"-no-such-flag"}, []string{"flag provided but not defined: -no-such-flag"}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr syncBuffer
+			err := Run(context.Background(), tc.args, env(nil), &stdout, &stderr)
+			for _, want := range tc.wantErr {
+				checkErr(t, err, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,172 @@
+package cmd
+
+// The test kit of package cmd: how a test starts a whipgate, talks to it,
+// writes config files and fakes the environment. Every test in the package
+// uses these; keep them few and plain.
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"whipgate/whip/rtc"
+)
+
+// testLog writes the app's log into the test's output, so a failure shows
+// what the server did.
+func testLog(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+// loopbackConfig is a config that binds only ephemeral loopback ports and
+// keeps its state in the test's directory, so tests run in parallel and
+// leave nothing behind. It runs no test source: a test that wants one says so.
+func loopbackConfig(t testing.TB) Config {
+	return Config{
+		Listen:   "127.0.0.1:0",
+		StateDir: t.TempDir(),
+		WebRTC:   rtc.Config{UDPListen: "127.0.0.1:0"},
+	}
+}
+
+// startApp starts whipgate on loopbackConfig, changed by mutate (may be
+// nil), and closes it when the test ends.
+func startApp(t testing.TB, mutate func(*Config)) *App {
+	t.Helper()
+	cfg := loopbackConfig(t)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	app, err := Start(t.Context(), cfg, nil, testLog(t))
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := app.Close(context.Background()); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return app
+}
+
+// request sends method url with an optional Bearer token and body, and
+// returns the status and the body.
+func request(t testing.TB, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, url, err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// writeFile writes content to name in a fresh temporary directory and
+// returns its path.
+func writeFile(t testing.TB, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// env is a fake environment for the getenv that Run and Start take.
+func env(kv map[string]string) func(string) string {
+	return func(k string) string { return kv[k] }
+}
+
+// checkErr fails unless err matches want: nil for "", otherwise an error
+// whose text contains want.
+func checkErr(t testing.TB, err error, want string) {
+	t.Helper()
+	switch {
+	case want == "" && err != nil:
+		t.Fatalf("got error %q, want none", err)
+	case want != "" && err == nil:
+		t.Fatalf("got no error, want one containing %q", want)
+	case want != "" && !strings.Contains(err.Error(), want):
+		t.Fatalf("got error %q, want one containing %q", err, want)
+	}
+}
+
+// runServer calls Run on a goroutine, as main does, and returns the URL
+// its welcome text names, and its stdout. When the test ends, Run's context
+// ends and Run must return nil.
+func runServer(t testing.TB, args []string, getenv func(string) string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, args, getenv, &stdout, &stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: got %v, want a clean stop", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return 10 s after its context ended")
+		}
+	})
+
+	const prefix = "whipgate is running at "
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for l := range strings.Lines(stdout.String()) {
+			if u, ok := strings.CutPrefix(l, prefix); ok {
+				return strings.TrimSpace(u), &stdout
+			}
+		}
+		select {
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("Run returned %v before serving; stderr:\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q line within 10 s; stdout:\n%s\nstderr:\n%s", prefix, stdout.String(), stderr.String())
+		}
+	}
+}
+
+// syncBuffer is an io.Writer that Run writes from its goroutine while the
+// test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
