@@ -39,6 +39,11 @@ done
 release_dir=$(mktemp -d)
 scripts/release.sh ci-check "$release_dir" >/dev/null
 test -x "$release_dir/whipgate-ci-check-linux-arm64" && test -s "$release_dir/SHA256SUMS"
+# ... and name the commit they were built from.
+if rev=$(git rev-parse HEAD 2>/dev/null); then
+	"$release_dir/whipgate-ci-check-linux-amd64" version | grep -q "revision $rev" ||
+		{ echo "the release binary does not name commit $rev" >&2; exit 1; }
+fi
 rm -rf "$release_dir"
 # With the race detector: the media path is all goroutines, and a race in
 # the trickle PATCH handler showed only under it (about 2 minutes either way).

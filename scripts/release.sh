@@ -18,7 +18,7 @@ for target in linux/amd64 linux/arm64; do
 	os=${target%/*} arch=${target#*/}
 	bin="$out/whipgate-$version-$os-$arch"
 	echo "building $bin"
-	CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath \
+	CGO_ENABLED=0 GOOS=$os GOARCH=$arch go build -trimpath -buildvcs=true \
 		-ldflags "-s -w -X whipgate/cmd.version=$version" \
 		-o "$bin" ./cmd/whipgate
 done
