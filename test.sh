@@ -10,6 +10,7 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v gst-launch-1.0 >/dev/null || need_apt+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly)
 command -v chromium >/dev/null || need_apt+=(chromium)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v systemd-analyze >/dev/null || need_apt+=(systemd) # verifies examples/systemd
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev) # the race detector needs cgo
 if [ ${#need_apt[@]} -gt 0 ]; then
 	sudo=""

@@ -16,6 +16,7 @@ import (
 func (a *App) apiRoutes(r chi.Router) {
 	r.Use(a.apiTrust, a.apiAuth)
 	r.Get("/info", a.getInfo)
+	r.Post("/reload", a.reload)
 	r.Get("/streams", a.listStreams)
 	r.Get("/streams/{name}", a.getStream)
 	r.Post("/streams/{name}/keyframe", a.keyframe)
@@ -33,7 +34,7 @@ func (a *App) apiRoutes(r chi.Router) {
 // loopback: Validate refuses otherwise).
 func (a *App) apiAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := session.CheckBearer(r, a.cfg.APIToken); err != nil {
+		if err := session.CheckBearer(r, a.conf().APIToken); err != nil {
 			apiError(w, err)
 			return
 		}
@@ -103,11 +104,12 @@ func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
 // getEncoder shows the supervised encoder: backend, state, restarts, fps
 // per layer and the tail of its stderr.
 func (a *App) getEncoder(w http.ResponseWriter, _ *http.Request) {
-	if a.encoder == nil {
+	sup := a.Encoder()
+	if sup == nil {
 		apiError(w, problem.Errorf(http.StatusNotFound, "no encoder configured (hwaccel section)"))
 		return
 	}
-	writeJSON(w, http.StatusOK, a.encoder.Status())
+	writeJSON(w, http.StatusOK, sup.Status())
 }
 
 // info is GET /api/v1/info: which build runs, for how long, and what it
@@ -144,8 +146,8 @@ func (a *App) getInfo(w http.ResponseWriter, _ *http.Request) {
 	if t := a.cfg.TestSource; t.On() {
 		doc.Features.TestSource = &sourceFeature{Stream: t.Stream}
 	}
-	if a.encoder != nil {
-		doc.Features.Encoder = &sourceFeature{Stream: a.cfg.Encoder.Stream, Backend: a.encoder.Status().Backend}
+	if sup, c := a.Encoder(), a.conf(); sup != nil && c.Encoder != nil {
+		doc.Features.Encoder = &sourceFeature{Stream: c.Encoder.Stream, Backend: sup.Status().Backend}
 	}
 	writeJSON(w, http.StatusOK, doc)
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/netutil"
@@ -36,8 +37,16 @@ type App struct {
 	whep     *whep.Handler
 	whip     *whip.Server
 	certs    *certs.Manager
-	encoder  *hwaccel.Supervisor // nil without an hwaccel section
 	egress   *egress.Registry
+
+	// live is the configuration requests read (tokens, streams): a reload
+	// replaces it. cfg is what the App started with.
+	live      atomic.Pointer[Config]
+	encoderMu sync.Mutex
+	encoder   *encoderRun // nil without an hwaccel section
+	sourceCtx context.Context
+	reloader  reloader
+	getenv    func(string) string
 
 	ln     net.Listener
 	srv    *http.Server
@@ -69,7 +78,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 		log.Warn("open_publish: anyone who can reach this server may publish to any stream that has no publish_token", "listen", cfg.Listen)
 	}
 	warnShortTokens(cfg, log)
-	a := &App{cfg: cfg, log: log, scheme: "http", build: ReadBuildInfo(), started: time.Now()}
+	a := &App{cfg: cfg, log: log, scheme: "http", build: ReadBuildInfo(), started: time.Now(), getenv: getenv}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))
@@ -91,8 +100,9 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 		return nil, fmt.Errorf("tls: %w", err)
 	}
 
+	a.live.Store(&cfg)
 	sourceCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	a.stopSources = stop
+	a.sourceCtx, a.stopSources = sourceCtx, stop
 	if err := a.startSources(sourceCtx); err != nil {
 		return nil, err
 	}
@@ -131,6 +141,9 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 			log.Error("http server stopped", "err", err)
 		}
 	})
+	if w := tlsWarning(cfg.Listen, a.certs.Mode()); w != "" {
+		log.Warn(w, "listen", cfg.Listen)
+	}
 	log.Info("whipgate started", "url", a.URL(), "webrtc_udp", a.rtc.Addr().String(), "tls", a.certs.Mode())
 	return a, nil
 }
@@ -158,7 +171,23 @@ func (a *App) Sessions() *session.Registry { return a.sessions }
 func (a *App) RTC() *rtc.Transport { return a.rtc }
 
 // Encoder is the hwaccel supervisor, nil without an hwaccel section.
-func (a *App) Encoder() *hwaccel.Supervisor { return a.encoder }
+func (a *App) Encoder() *hwaccel.Supervisor {
+	a.encoderMu.Lock()
+	defer a.encoderMu.Unlock()
+	if a.encoder == nil {
+		return nil
+	}
+	return a.encoder.sup
+}
+
+// conf is the live configuration: the one the App started with, or the
+// last reload's.
+func (a *App) conf() *Config {
+	if c := a.live.Load(); c != nil {
+		return c
+	}
+	return &a.cfg
+}
 
 // Certs is the certificate manager (mode off when TLS is off).
 func (a *App) Certs() *certs.Manager { return a.certs }
@@ -211,13 +240,14 @@ func (a *App) Close(ctx context.Context) error {
 	return a.closeErr
 }
 
-func (a *App) viewToken(stream string) string { return a.cfg.Streams[stream].ViewToken }
+func (a *App) viewToken(stream string) string { return a.conf().Streams[stream].ViewToken }
 
 // publishPolicy: a configured key is always required; without one,
 // publishing is open on loopback or with open_publish.
 func (a *App) publishPolicy(stream string) (string, bool, bool) {
-	sc := a.cfg.Streams[stream]
-	return sc.PublishToken, a.cfg.OpenPublish || IsLoopback(a.cfg.Listen), sc.Takeover
+	c := a.conf()
+	sc := c.Streams[stream]
+	return sc.PublishToken, c.OpenPublish || IsLoopback(c.Listen), sc.Takeover
 }
 
 // minTokenLen is the shortest token not warned about: 16 random characters
@@ -237,4 +267,16 @@ func warnShortTokens(cfg Config, log *slog.Logger) {
 		short("streams."+name+".publish_token", sc.PublishToken)
 		short("streams."+name+".view_token", sc.ViewToken)
 	}
+}
+
+// tlsWarning is what to tell an operator about the TLS mode a listen
+// address gets: OBS (and browsers, without an exception) refuse a
+// certificate no CA vouches for, so WHIP from the LAN fails before it
+// starts.
+func tlsWarning(listen, mode string) string {
+	if mode != certs.ModeSelfSigned || IsLoopback(listen) {
+		return ""
+	}
+	return "serving WHIP beyond loopback with a self-signed certificate: OBS cannot publish to it; " +
+		"use tls.mode acme with a domain name, or manual files from a CA the publishers trust (README, TLS)"
 }

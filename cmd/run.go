@@ -7,12 +7,18 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 // Run is whipgate's command line: it parses args, starts the server, prints
 // where to look, and stops cleanly when ctx ends (SIGINT/SIGTERM in main).
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		return runSubcommand(ctx, args, getenv, stdout, stderr)
 	}
@@ -30,25 +36,51 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg, stderr)
+	log, level := newLogger(cfg, stderr)
 	app, err := Start(ctx, cfg, getenv, log)
 	if err != nil {
 		return err
 	}
+	app.setReloadSource(func() (Config, error) { return f.config(getenv) }, level)
 	printWelcome(stdout, app)
-	<-ctx.Done()
-	log.Info("shutting down")
-	return app.Close(context.WithoutCancel(ctx))
+	sd := newServiceManager(log)
+	sd.ready()
+	stopWatchdog := sd.watchdog(app.healthy)
+	defer stopWatchdog()
+
+	// SIGHUP re-reads the configuration, as POST /api/v1/reload does.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			sd.reloading()
+			if res, err := app.Reload(); err != nil {
+				log.Error("reload refused; the running configuration stays", "err", err)
+			} else {
+				app.logReload(res)
+			}
+			sd.ready()
+		case <-ctx.Done():
+			sd.stopping()
+			log.Info("shutting down")
+			return app.Close(context.WithoutCancel(ctx))
+		}
+	}
 }
 
-func newLogger(cfg Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+// newLogger makes the process's logger; its level can change on reload.
+func newLogger(cfg Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(cfg.LogLevel)) // validated; "" is info
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
 }
 
 // printWelcome tells a newcomer where the player is and gives a curl line

@@ -93,7 +93,7 @@ func (a *App) apiTrust(next http.Handler) http.Handler {
 }
 
 func (a *App) trusted(r *http.Request) error {
-	if a.cfg.APIToken == "" {
+	if a.conf().APIToken == "" {
 		if !remoteLoopback(r.RemoteAddr) {
 			return problem.Errorf(http.StatusForbidden, "without an api_token the API answers loopback clients only")
 		}

@@ -86,3 +86,20 @@ func TestAPITrust(t *testing.T) {
 		})
 	}
 }
+
+func TestTLSWarning(t *testing.T) {
+	for _, tc := range []struct {
+		listen, mode string
+		warn         bool
+	}{
+		{"0.0.0.0:8443", "self-signed", true},
+		{"192.0.2.1:443", "self-signed", true},
+		{"127.0.0.1:8443", "self-signed", false},
+		{"0.0.0.0:443", "acme", false},
+		{"0.0.0.0:443", "manual", false},
+	} {
+		if got := tlsWarning(tc.listen, tc.mode) != ""; got != tc.warn {
+			t.Errorf("listen %s, tls %s: warned %v, want %v", tc.listen, tc.mode, got, tc.warn)
+		}
+	}
+}
