@@ -35,7 +35,7 @@ func (a *App) apiRoutes(r chi.Router) {
 func (a *App) apiAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := session.CheckBearer(r, a.conf().APIToken); err != nil {
-			apiError(w, err)
+			a.apiError(w, err)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -50,7 +50,7 @@ func (a *App) stream(w http.ResponseWriter, r *http.Request) (*gateway.Stream, b
 	name := chi.URLParam(r, "name")
 	s, ok := a.hub.Stream(name)
 	if !ok {
-		apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", name))
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", name))
 	}
 	return s, ok
 }
@@ -67,7 +67,7 @@ func (a *App) keyframe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.RequestKeyframe(); err != nil {
-		apiError(w, problem.Errorf(http.StatusConflict, "stream %q: %v", s.Name(), err))
+		a.apiError(w, problem.Errorf(http.StatusConflict, "stream %q: %v", s.Name(), err))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, map[string]any{"stream": s.Name(), "keyframe": "requested"})
@@ -86,7 +86,7 @@ func (a *App) getSession(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	s, ok := a.sessions.Get(id)
 	if !ok {
-		apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.Info())
@@ -95,7 +95,7 @@ func (a *App) getSession(w http.ResponseWriter, r *http.Request) {
 func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if !a.sessions.End(id) {
-		apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -106,7 +106,7 @@ func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
 func (a *App) getEncoder(w http.ResponseWriter, _ *http.Request) {
 	sup := a.Encoder()
 	if sup == nil {
-		apiError(w, problem.Errorf(http.StatusNotFound, "no encoder configured (hwaccel section)"))
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no encoder configured (hwaccel section)"))
 		return
 	}
 	writeJSON(w, http.StatusOK, sup.Status())

@@ -93,15 +93,17 @@ func TestAPIRoutes(t *testing.T) {
 			if code != tc.want || !strings.Contains(body, tc.wantBody) {
 				t.Fatalf("got %d %s\nwant %d and a body containing %s", code, body, tc.want, tc.wantBody)
 			}
-			// The handlers' errors are {"error", "status"}; chi's 405 comes
-			// from the router's problem+json handler instead.
-			if code >= 400 && code != http.StatusMethodNotAllowed && strings.HasPrefix(tc.path, "/api/") {
+			// Every error, the handlers' and the router's, is RFC 9457
+			// problem+json.
+			if code >= 400 {
 				var doc struct {
-					Error  string `json:"error"`
+					Type   string `json:"type"`
+					Title  string `json:"title"`
+					Detail string `json:"detail"`
 					Status int    `json:"status"`
 				}
-				if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.Error == "" || doc.Status != code {
-					t.Fatalf("got error body %s (%v), want {\"error\": ..., \"status\": %d}", body, err, code)
+				if err := json.Unmarshal([]byte(body), &doc); err != nil || doc.Detail == "" || doc.Status != code || doc.Title == "" {
+					t.Fatalf("got error body %s (%v), want problem+json with status %d", body, err, code)
 				}
 			}
 		})

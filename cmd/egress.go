@@ -19,23 +19,23 @@ func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
 	dec.DisallowUnknownFields()
 	var cfg egress.Config
 	if err := dec.Decode(&cfg); err != nil {
-		apiError(w, problem.Errorf(http.StatusBadRequest, "bad egress JSON: %v", err))
+		a.apiError(w, problem.Errorf(http.StatusBadRequest, "bad egress JSON: %v", err))
 		return
 	}
 	if dec.More() {
-		apiError(w, problem.Errorf(http.StatusBadRequest, "bad egress JSON: more than one object"))
+		a.apiError(w, problem.Errorf(http.StatusBadRequest, "bad egress JSON: more than one object"))
 		return
 	}
 	if err := cfg.Validate(); err != nil {
-		apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
+		a.apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
 	if err := ValidStreamName(cfg.Stream); err != nil {
-		apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
+		a.apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
 		return
 	}
 	if _, ok := a.hub.Stream(cfg.Stream); !ok {
-		apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", cfg.Stream))
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", cfg.Stream))
 		return
 	}
 	e, err := a.egress.Add(cfg, true)
@@ -47,7 +47,7 @@ func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, egress.ErrClosed):
 			code = http.StatusServiceUnavailable
 		}
-		apiError(w, problem.Errorf(code, "%v", err))
+		a.apiError(w, problem.Errorf(code, "%v", err))
 		return
 	}
 	if err := a.egress.Save(); err != nil {
@@ -65,7 +65,7 @@ func (a *App) getEgress(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	e, ok := a.egress.Get(id)
 	if !ok {
-		apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
 		return
 	}
 	writeJSON(w, http.StatusOK, e.Status())
@@ -75,7 +75,7 @@ func (a *App) deleteEgress(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	ok, err := a.egress.Remove(id)
 	if !ok {
-		apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
 		return
 	}
 	if err != nil {

@@ -224,7 +224,7 @@ func (a *App) reload(w http.ResponseWriter, _ *http.Request) {
 	res, err := a.Reload()
 	if err != nil {
 		a.log.Error("reload refused; the running configuration stays", "err", err)
-		apiError(w, problem.Errorf(http.StatusUnprocessableEntity, "%v", err))
+		a.apiError(w, problem.Errorf(http.StatusUnprocessableEntity, "%v", err))
 		return
 	}
 	a.logReload(res)

@@ -121,14 +121,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// apiError is a JSON error body: {"error": "..."}.
-func apiError(w http.ResponseWriter, err error) {
-	he, ok := errors.AsType[*problem.Error](err)
-	if !ok {
-		he = &problem.Error{Code: http.StatusInternalServerError, Msg: "internal error: " + err.Error()}
+// apiError answers an API error as RFC 9457 problem+json, like every
+// other surface (WHIP, WHEP, the router): one format for programs to read.
+// A failure of ours (not a *problem.Error) is logged with its cause and
+// answered without it.
+func (a *App) apiError(w http.ResponseWriter, err error) {
+	if he, ok := errors.AsType[*problem.Error](err); !ok || he.Code >= 500 {
+		a.log.Error("api request failed", "err", err)
 	}
-	if he.Code == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="whipgate-api"`)
-	}
-	writeJSON(w, he.Code, map[string]any{"error": he.Msg, "status": he.Code})
+	problem.Write(w, err)
 }

@@ -17,7 +17,7 @@ func TestAPIStreamsSessionsKeyframe(t *testing.T) {
 	auth := map[string]string{"Authorization": "Bearer tok"}
 
 	resp, body := do(t, "GET", base+"/api/v1/streams", "", "", nil)
-	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, `"error"`) {
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(body, `"detail"`) {
 		t.Fatalf("without token: %d %s", resp.StatusCode, body)
 	}
 
