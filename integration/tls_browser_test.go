@@ -8,6 +8,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"whipgate/certs"
+	"whipgate/certs/certstest"
 )
 
 // TestTLSBrowserPlaysOverHTTPS: headless Chromium, trusting the self-signed
@@ -19,7 +20,7 @@ func TestTLSBrowserPlaysOverHTTPS(t *testing.T) {
 		t.Fatalf("URL %s is not https", app.URL())
 	}
 	waitLive(t, app, "test")
-	leaf := servedLeaf(t, hostPort(t, app.URL()), "")
+	leaf := certstest.ServedLeaf(t, hostPort(t, app.URL()), "", nil)
 	browser := newBrowser(t, chromedp.Flag("ignore-certificate-errors-spki-list", spkiPin(leaf)))
 	tab := newTab(t, browser)
 	if _, err := chromedp.Run(tab, chromedp.Navigate(app.URL()+"/play/test")); err != nil {
