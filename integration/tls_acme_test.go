@@ -54,7 +54,7 @@ test_source: {}
 		t.Fatalf("served certificate is for %v %v, want the IP 127.0.0.1", leaf.DNSNames, leaf.IPAddresses)
 	}
 
-	v, _ := watchOver(t, client, base+"/whep/test/main")
+	v := watchWith(t, base+"/whep/test/main", watchOptions{client: client})
 	v.waitFrames(30, 10*time.Second)
 	v.close()
 

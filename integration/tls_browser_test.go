@@ -9,13 +9,14 @@ import (
 
 	"whipgate/certs"
 	"whipgate/certs/certstest"
+	"whipgate/cmd"
 )
 
 // TestTLSBrowserPlaysOverHTTPS: headless Chromium, trusting the self-signed
 // certificate by its public key only, opens the player over HTTPS and decodes
 // frames from WHEP driven by the page's own fetch over that connection.
 func TestTLSBrowserPlaysOverHTTPS(t *testing.T) {
-	app, _ := startTLSGateway(t, certs.Config{Mode: certs.ModeSelfSigned})
+	app := startGateway(t, func(c *cmd.Config) { c.TLS = certs.Config{Mode: certs.ModeSelfSigned} })
 	if !strings.HasPrefix(app.URL(), "https://") {
 		t.Fatalf("URL %s is not https", app.URL())
 	}

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,33 +12,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"whipgate/certs"
-	"whipgate/certs/certstest"
-	"whipgate/cmd"
 )
-
-// startTLSGateway is startGateway with the given TLS config and a copy of the
-// log the test can search.
-func startTLSGateway(t *testing.T, tc certs.Config) (*cmd.App, *certstest.LogTap) {
-	t.Helper()
-	log, logs := certstest.NewLog(t)
-	cfg := cmd.DefaultConfig()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.WebRTC.UDPListen = "127.0.0.1:0"
-	cfg.StateDir = t.TempDir()
-	cfg.TLS = tc
-	app, err := cmd.Start(t.Context(), cfg, nil, log)
-	if err != nil {
-		t.Fatalf("start whipgate with tls mode %s: %v", tc.Mode, err)
-	}
-	t.Cleanup(func() {
-		if err := app.Close(context.Background()); err != nil {
-			t.Errorf("close whipgate: %v", err)
-		}
-	})
-	return app, logs
-}
 
 // hostPort is the host:port of a base URL such as app.URL().
 func hostPort(t *testing.T, baseURL string) string {
@@ -90,17 +63,6 @@ func getHTTP2(t *testing.T, client *http.Client, url string) (*http.Response, st
 		t.Fatalf("GET %s: no verified chain", url)
 	}
 	return resp, string(body)
-}
-
-// watchOver is watch over an HTTP client of the test's choosing, for WHEP
-// over HTTPS (watch uses http.DefaultClient, which trusts only the system roots).
-func watchOver(t *testing.T, client *http.Client, url string) (*viewer, *http.Response) {
-	t.Helper()
-	v, resp := tryWatchWith(t, client, url, nil)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHEP POST %s: got %s %s, want 201", url, resp.Status, v.answer)
-	}
-	return v, resp
 }
 
 // replaceFile writes data beside path and renames it over path, as a careful

@@ -8,6 +8,7 @@ import (
 
 	"whipgate/certs"
 	"whipgate/certs/certstest"
+	"whipgate/cmd"
 )
 
 // TestTLSManualReloadWithoutRestart: whipgate in manual mode serves the files'
@@ -20,9 +21,10 @@ func TestTLSManualReloadWithoutRestart(t *testing.T) {
 	replaceFile(t, keyFile, keyA)
 	replaceFile(t, certFile, certA)
 
-	app, logs := startTLSGateway(t, certs.Config{
-		Mode: certs.ModeManual, CertFile: certFile, KeyFile: keyFile, ReloadInterval: 20 * time.Millisecond,
+	app := startGateway(t, func(c *cmd.Config) {
+		c.TLS = certs.Config{Mode: certs.ModeManual, CertFile: certFile, KeyFile: keyFile, ReloadInterval: 20 * time.Millisecond}
 	})
+	logs := app.log
 	addr := hostPort(t, app.URL())
 	served := func() string { return certs.Fingerprint(certstest.ServedLeaf(t, addr, "", nil)) }
 	if got, want := served(), certs.Fingerprint(a); got != want {
@@ -44,7 +46,7 @@ func TestTLSManualReloadWithoutRestart(t *testing.T) {
 	// A client that trusts only the new certificate gets the whole service.
 	trustB := httpsClient(t, certstest.PoolOf(b))
 	getHTTP2(t, trustB, app.URL()+"/api/v1/streams")
-	watchOver(t, trustB, app.URL()+"/whep/test/preview")
+	watchWith(t, app.URL()+"/whep/test/preview", watchOptions{client: trustB})
 
 	logs.Reset()
 	replaceFile(t, certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))

@@ -121,7 +121,7 @@ func TestTLSSelfSignedExampleRun(t *testing.T) {
 	if _, page := getHTTP2(t, client, first.url+"/play/test"); !strings.Contains(strings.ToLower(page), "<html") {
 		t.Fatalf("/play/test is not a page: %.200q", page)
 	}
-	v, _ := watchOver(t, client, first.url+"/whep/test/preview")
+	v := watchWith(t, first.url+"/whep/test/preview", watchOptions{client: client})
 	v.waitFrames(30, 10*time.Second)
 	v.close()
 	// An idle HTTP/2 connection still open at shutdown costs the server's
