@@ -127,6 +127,7 @@ func NewLog(t testing.TB) (*slog.Logger, *LogTap) {
 	return slog.New(slog.NewTextHandler(tap, nil)), tap
 }
 
+// Write keeps p, and copies it to the test's output while that is open.
 func (l *LogTap) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
