@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +19,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
+	"whipgate/whip"
 )
 
 // publishOptions shape a test publisher's tracks and offer.
@@ -29,6 +32,8 @@ type publishOptions struct {
 	// rtx offers RTX with the video codec (payload type rtxPT, apt videoPT),
 	// as browsers and GStreamer do; OBS retransmits without it.
 	rtx bool
+
+	// For postOffer only, which shapes the request by hand:
 	// contentType replaces application/sdp.
 	contentType string
 	// noCandidates posts the offer before gathering, as OBS does.
@@ -56,22 +61,70 @@ type publisher struct {
 	sender *webrtc.RTPSender // of the video
 	rids   []string
 
-	resp     *http.Response
-	offer    string // as posted
-	answer   string // or the error body
-	resource string
-	etag     string
-	took     time.Duration // POST to response
+	resource string        // the session URL
+	answer   string        // or, from postOffer, the error body
+	took     time.Duration // the POST (publish: all of the negotiation)
+	// postOffer's exchange, for the tests of WHIP's HTTP rules.
+	resp  *http.Response
+	offer string // as posted
+	etag  string
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
 
-// postOffer POSTs an offer shaped by opt to a WHIP endpoint and applies the
-// answer if it got 201; other statuses leave resp and the body for the test.
+// publish publishes through whipgate's own WHIP client, as OBS-style
+// clients do (offer, 201, trickle), and waits until it is connected.
+func publish(t testing.TB, url string, opt publishOptions) *publisher {
+	t.Helper()
+	p, err := tryPublish(t, url, opt)
+	if err != nil {
+		t.Fatalf("WHIP publish to %s: %v", url, err)
+	}
+	p.waitConnected()
+	return p
+}
+
+// tryPublish is publish that returns the client's error instead of failing
+// and does not wait for the connection.
+func tryPublish(t testing.TB, url string, opt publishOptions) (*publisher, error) {
+	t.Helper()
+	log, _ := certstest.NewLog(t)
+	client, err := whip.NewClient(whip.ClientConfig{URL: url, Token: opt.token}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	p := newPublisher(t, opt, client.PeerConfiguration())
+	start := time.Now()
+	s, err := client.Publish(t.Context(), p.pc)
+	p.took = time.Since(start)
+	if err != nil {
+		p.close()
+		return p, err
+	}
+	// DELETE, and wait for the trickle goroutine, before the PeerConnection
+	// closes (cleanups run last-in first-out).
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	p.resource, p.answer = s.Resource(), p.pc.RemoteDescription().SDP
+	return p, nil
+}
+
+// httpStatus is the status the server answered a failed Publish with, 0
+// when it failed otherwise.
+func httpStatus(err error) int {
+	if he, ok := errors.AsType[*whip.ClientHTTPError](err); ok {
+		return he.Status
+	}
+	return 0
+}
+
+// postOffer publishes by hand, for the tests of WHIP's HTTP rules: it POSTs
+// an offer shaped by opt and applies the answer if it got 201; other
+// statuses leave resp and the body for the test.
 func postOffer(t testing.TB, url string, opt publishOptions) *publisher {
 	t.Helper()
-	p := newPublisher(t, opt)
+	p := newPublisher(t, opt, webrtc.Configuration{})
 	offer, err := p.pc.CreateOffer(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -124,13 +177,13 @@ func (p *publisher) requireCreated() *publisher {
 
 // newPublisher makes the PeerConnection with opt's tracks and starts reading
 // their RTCP; nothing is negotiated yet.
-func newPublisher(t testing.TB, opt publishOptions) *publisher {
+func newPublisher(t testing.TB, opt publishOptions, conf webrtc.Configuration) *publisher {
 	t.Helper()
 	api := opt.api
 	if api == nil {
 		api = clientAPI(t)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	pc, err := api.NewPeerConnection(conf)
 	if err != nil {
 		t.Fatal(err)
 	}

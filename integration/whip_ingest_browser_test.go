@@ -27,7 +27,7 @@ func TestWHIPIngestBrowser(t *testing.T) {
 	t.Run("pion VP8 to Chromium", func(t *testing.T) {
 		const w, h, n = 320, 240, 90
 		frames := encodeTestVideo(t, webrtc.MimeTypeVP8, w, h, n)
-		pub := postOffer(t, app.URL()+"/whip/vp8", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}).requireCreated()
+		pub := publish(t, app.URL()+"/whip/vp8", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}})
 		rv := watch(t, app.URL()+"/whep/vp8")
 		tab := newTab(t, browser)
 		if _, err := chromedp.Run(tab, chromedp.Navigate(app.URL()+"/play/vp8")); err != nil {

@@ -23,8 +23,8 @@ func TestWHIPIngestPionSRTP(t *testing.T) {
 				c.TestSource = nil
 				c.WHIP.PionSRTP = pionSRTP
 			})
-			pub := postOffer(t, app.URL()+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}).requireCreated()
+			pub := publish(t, app.URL()+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
 			v := watch(t, app.URL()+"/whep/cam")
 			video := newSendStream(pub.video[0], &codecs.H264Payloader{})
 			i := 0

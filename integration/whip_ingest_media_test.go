@@ -36,10 +36,10 @@ func TestWHIPIngestCodecs(t *testing.T) {
 			if tc.mime != webrtc.MimeTypeH264 {
 				frames = encodeTestVideo(t, tc.mime, w, h, n)
 			}
-			pub := postOffer(t, app.URL()+"/whip/"+stream, publishOptions{
+			pub := publish(t, app.URL()+"/whip/"+stream, publishOptions{
 				video: webrtc.RTPCodecCapability{MimeType: tc.mime, ClockRate: 90000, SDPFmtpLine: tc.fmtp},
 				audio: tc.mime == webrtc.MimeTypeH264,
-			}).requireCreated()
+			})
 			rv := watch(t, app.URL()+"/whep/"+stream)
 			if tc.mime == webrtc.MimeTypeH264 {
 				runH264AndOpus(t, app.URL()+"/whep/"+stream, pub, rv)

@@ -38,7 +38,7 @@ func TestWHIPIngestPublishPolicy(t *testing.T) {
 	requireProblem(t, p.resp, p.answer, http.StatusForbidden, "open_publish")
 	keyed := opt
 	keyed.token = "k3y"
-	postOffer(t, app.URL()+"/whip/keyed", keyed).requireCreated()
+	publish(t, app.URL()+"/whip/keyed", keyed)
 	p = postOffer(t, app.URL()+"/whip/keyed", opt)
 	requireProblem(t, p.resp, p.answer, http.StatusUnauthorized, "Bearer")
 
@@ -46,7 +46,7 @@ func TestWHIPIngestPublishPolicy(t *testing.T) {
 	if !strings.Contains(open.log.String(), warning) {
 		t.Fatalf("open_publish beyond loopback started without a warning; log:\n%s", open.log)
 	}
-	postOffer(t, open.URL()+"/whip/free", opt).requireCreated()
+	publish(t, open.URL()+"/whip/free", opt)
 	p = postOffer(t, open.URL()+"/whip/keyed", opt)
 	requireProblem(t, p.resp, p.answer, http.StatusUnauthorized, "Bearer")
 }

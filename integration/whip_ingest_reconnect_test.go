@@ -75,7 +75,7 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		return nil
 	}
 
-	first := postOffer(t, url, opt).requireCreated()
+	first := publish(t, url, opt)
 	v := watch(t, app.URL()+"/whep/relive")
 	viewerID := sessionID(v.resource)
 	sent := run(first, "one", 30, false)
@@ -83,26 +83,25 @@ func TestWHIPIngestReconnect(t *testing.T) {
 
 	// 1: the PeerConnection goes away without DELETE.
 	first.close()
-	second := postOffer(t, url, opt)
+	second, err := tryPublish(t, url, opt)
 	retries := 0
-	for deadline := time.Now().Add(5 * time.Second); second.resp.StatusCode == http.StatusConflict && time.Now().Before(deadline); retries++ {
+	for deadline := time.Now().Add(5 * time.Second); httpStatus(err) == http.StatusConflict && time.Now().Before(deadline); retries++ {
 		time.Sleep(50 * time.Millisecond) // until whipgate has seen the PeerConnection close
-		second = postOffer(t, url, opt)
+		second, err = tryPublish(t, url, opt)
 	}
-	if second.resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST after the publisher vanished: %d %s", second.resp.StatusCode, second.answer)
+	if err != nil {
+		t.Fatalf("POST after the publisher vanished: %v", err)
 	}
 	second.waitConnected()
 	sent = append(sent, fromKey(run(second, "two", 30, false))...)
 	v.waitFrames(len(sent), 5*time.Second)
 
 	// 2: the publisher stops sending but its PeerConnection stays up.
-	third := postOffer(t, url, opt)
-	if third.resp.StatusCode != http.StatusConflict {
-		t.Fatalf("POST while the publisher is live: %d, want 409", third.resp.StatusCode)
+	if _, err := tryPublish(t, url, opt); httpStatus(err) != http.StatusConflict {
+		t.Fatalf("POST while the publisher is live: %v, want 409", err)
 	}
 	time.Sleep(stale)
-	third = postOffer(t, url, opt).requireCreated()
+	third := publish(t, url, opt)
 	certstest.Eventually(t, 5*time.Second, "the stale publisher's session ends", func() bool {
 		_, ok := app.Sessions().Get(sessionID(second.resource))
 		return !ok

@@ -132,12 +132,12 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 		for _, l := range layers {
 			rids = append(rids, l.rid)
 		}
-		pub := postOffer(t, app.URL()+"/whip/sim", publishOptions{
+		pub := publish(t, app.URL()+"/whip/sim", publishOptions{
 			video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
 			rids:  rids,
 			audio: true,
-		}).requireCreated()
+		})
 		if len(pub.video) != 3 {
 			t.Fatalf("publisher has %d encodings", len(pub.video))
 		}
