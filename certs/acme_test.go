@@ -10,17 +10,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"whipgate/certs/certstest"
 )
 
-func acmeConfig(t *testing.T, p *pebble, domain string) Config {
+func acmeConfig(t *testing.T, p *certstest.Pebble, domain string) Config {
 	return Config{
 		Mode:       ModeACME,
 		Domains:    []string{domain},
-		CA:         p.dirURL,
-		CARoot:     p.caRoot,
+		CA:         p.DirURL,
+		CARoot:     p.CARoot,
 		Storage:    t.TempDir(),
-		HTTPPort:   freePort(t),
-		HTTPSPort:  freePort(t),
+		HTTPPort:   certstest.FreePort(t),
+		HTTPSPort:  certstest.FreePort(t),
 		ListenHost: "127.0.0.1",
 	}
 }
@@ -29,8 +31,8 @@ func acmeConfig(t *testing.T, p *pebble, domain string) Config {
 // is reused from storage by the next Manager with the CA gone.
 func TestACMEObtainThenReuseWithoutCA(t *testing.T) {
 	checkLeaks(t)
-	peb := startPebble(t, pebbleOptions{alwaysValid: true})
-	log, _ := testLog(t)
+	peb := certstest.StartPebble(t, certstest.PebbleOptions{AlwaysValid: true})
+	log, _ := certstest.NewLog(t)
 	const name = "whipgate.test"
 	cfg := acmeConfig(t, peb, name)
 
@@ -39,8 +41,8 @@ func TestACMEObtainThenReuseWithoutCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serveHTTPS(t, first.TLSConfig())
-	getOverHTTPS(t, addr, name, peb.issuerRoots)
-	leaf := peerLeaf(t, addr, name, peb.issuerRoots)
+	getOverHTTPS(t, addr, name, peb.IssuerRoots)
+	leaf := certstest.ServedLeaf(t, addr, name, peb.IssuerRoots)
 	if got, want := Fingerprint(leaf), first.Fingerprint(); got != want {
 		t.Fatalf("served leaf %s, Manager reports %s", got, want)
 	}
@@ -55,14 +57,14 @@ func TestACMEObtainThenReuseWithoutCA(t *testing.T) {
 	}
 
 	// With Pebble gone, a new order would fail; the certificate must come from storage.
-	peb.stop()
+	peb.Stop()
 	second, err := New(t.Context(), cfg, log)
 	if err != nil {
 		t.Fatalf("restart on the same storage without the CA: %v", err)
 	}
 	defer second.Close()
 	addr = serveHTTPS(t, second.TLSConfig())
-	if got, want := Fingerprint(peerLeaf(t, addr, name, peb.issuerRoots)), Fingerprint(leaf); got != want {
+	if got, want := Fingerprint(certstest.ServedLeaf(t, addr, name, peb.IssuerRoots)), Fingerprint(leaf); got != want {
 		t.Fatalf("after restart the server sends %s, want the stored certificate %s", got, want)
 	}
 }
@@ -71,9 +73,9 @@ func TestACMEObtainThenReuseWithoutCA(t *testing.T) {
 // requests to HTTPS.
 func TestACMEHTTP01(t *testing.T) {
 	checkLeaks(t)
-	httpPort := freePort(t)
-	peb := startPebble(t, pebbleOptions{httpPort: httpPort})
-	log, _ := testLog(t)
+	httpPort := certstest.FreePort(t)
+	peb := certstest.StartPebble(t, certstest.PebbleOptions{HTTPPort: httpPort})
+	log, _ := certstest.NewLog(t)
 	// An IP identifier (RFC 8738) lets Pebble's validator connect without DNS.
 	cfg := acmeConfig(t, peb, "127.0.0.1")
 	cfg.HTTPPort = httpPort
@@ -93,7 +95,7 @@ func TestACMEHTTP01(t *testing.T) {
 	}
 	addr := serveHTTPS(t, m.TLSConfig())
 	// No SNI for an IP; the certificate must still verify for the IP.
-	getOverHTTPS(t, addr, "127.0.0.1", peb.issuerRoots)
+	getOverHTTPS(t, addr, "127.0.0.1", peb.IssuerRoots)
 
 	client := &http.Client{
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -115,9 +117,9 @@ func TestACMEHTTP01(t *testing.T) {
 // then, for a forced renewal, by an HTTPS server using TLSConfig on the HTTPS port.
 func TestACMETLSALPN01(t *testing.T) {
 	checkLeaks(t)
-	httpsPort := freePort(t)
-	peb := startPebble(t, pebbleOptions{tlsPort: httpsPort})
-	log, _ := testLog(t)
+	httpsPort := certstest.FreePort(t)
+	peb := certstest.StartPebble(t, certstest.PebbleOptions{TLSPort: httpsPort})
+	log, _ := certstest.NewLog(t)
 	cfg := acmeConfig(t, peb, "127.0.0.1")
 	cfg.HTTPSPort = httpsPort
 	cfg.DisableHTTPChallenge = true
@@ -145,7 +147,7 @@ func TestACMETLSALPN01(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := serveHTTPSOn(t, ln, tc)
-	getOverHTTPS(t, addr, "127.0.0.1", peb.issuerRoots)
+	getOverHTTPS(t, addr, "127.0.0.1", peb.IssuerRoots)
 
 	// The port is ours now, so certmagic cannot listen there itself and Pebble's
 	// validator (with no authz reuse) has to complete acme-tls/1 with our server.
@@ -166,14 +168,14 @@ func TestACMETLSALPN01(t *testing.T) {
 // or bound.
 func TestACMEUnreachableCAFailsNew(t *testing.T) {
 	checkLeaks(t)
-	log, _ := testLog(t)
+	log, _ := certstest.NewLog(t)
 	cfg := Config{
 		Mode:       ModeACME,
 		Domains:    []string{"whipgate.test"},
-		CA:         fmt.Sprintf("https://127.0.0.1:%d/dir", freePort(t)),
+		CA:         fmt.Sprintf("https://127.0.0.1:%d/dir", certstest.FreePort(t)),
 		Storage:    t.TempDir(),
-		HTTPPort:   freePort(t),
-		HTTPSPort:  freePort(t),
+		HTTPPort:   certstest.FreePort(t),
+		HTTPSPort:  certstest.FreePort(t),
 		ListenHost: "127.0.0.1",
 	}
 	start := time.Now()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"whipgate/certs/certstest"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -67,7 +69,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 }
 
 func TestNewRejectsInvalidConfig(t *testing.T) {
-	log, _ := testLog(t)
+	log, _ := certstest.NewLog(t)
 	if _, err := New(t.Context(), Config{Mode: "tls"}, log); err == nil {
 		t.Fatal("New accepted an unknown mode")
 	}

@@ -1,7 +1,6 @@
 package certs
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
@@ -11,43 +10,11 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 )
-
-// testLog logs to the test's output and keeps a copy that tests can search.
-func testLog(t *testing.T) (*slog.Logger, *logBuffer) {
-	t.Helper()
-	buf := &logBuffer{}
-	h := slog.NewTextHandler(io.MultiWriter(t.Output(), buf), nil)
-	return slog.New(h), buf
-}
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.b.Reset()
-}
 
 // checkLeaks fails the test if goroutines started during it are still running once all
 // of its cleanups are done. Call it first, so its cleanup runs last.
@@ -98,18 +65,6 @@ func serveHTTPSOn(t *testing.T, ln net.Listener, tc *tls.Config) string {
 	return ln.Addr().String()
 }
 
-// peerLeaf completes a handshake with addr as serverName, verified against roots, and
-// returns the leaf the server sent. With nil roots it only looks and verifies nothing.
-func peerLeaf(t *testing.T, addr, serverName string, roots *x509.CertPool) *x509.Certificate {
-	t.Helper()
-	conn, err := tls.Dial("tcp", addr, &tls.Config{ServerName: serverName, RootCAs: roots, InsecureSkipVerify: roots == nil})
-	if err != nil {
-		t.Fatalf("handshake with %s as %q: %v", addr, serverName, err)
-	}
-	defer conn.Close()
-	return conn.ConnectionState().PeerCertificates[0]
-}
-
 // getOverHTTPS makes a GET to addr as serverName and checks that it was served over
 // HTTP/2 with a 200.
 func getOverHTTPS(t *testing.T, addr, serverName string, roots *x509.CertPool) {
@@ -141,39 +96,6 @@ func parseCertPEM(t *testing.T, certPEM []byte) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return cert
-}
-
-func poolOf(certs ...*x509.Certificate) *x509.CertPool {
-	p := x509.NewCertPool()
-	for _, c := range certs {
-		p.AddCert(c)
-	}
-	return p
-}
-
-// freePort returns a loopback port that was free a moment ago, for the configs (Pebble's,
-// the ACME ports) that need a number before anything listens.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// waitFor polls cond until it holds or a generous deadline passes; the deadline is a
-// hang guard, not a speed assertion.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func mustContain(t *testing.T, got, want string) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"whipgate/certs/certstest"
 )
 
 // writePair writes a fresh self-signed certificate for 127.0.0.1 to the two files and
@@ -29,7 +31,7 @@ func writePair(t *testing.T, certFile, keyFile string) *x509.Certificate {
 
 func TestManualReloadsReplacedFilesAndKeepsOldOnBrokenOnes(t *testing.T) {
 	checkLeaks(t)
-	log, logs := testLog(t)
+	log, logs := certstest.NewLog(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	a := writePair(t, certFile, keyFile)
@@ -42,14 +44,14 @@ func TestManualReloadsReplacedFilesAndKeepsOldOnBrokenOnes(t *testing.T) {
 	}
 	defer m.Close()
 	addr := serveHTTPS(t, m.TLSConfig())
-	getOverHTTPS(t, addr, "127.0.0.1", poolOf(a))
-	served := func() string { return Fingerprint(peerLeaf(t, addr, "127.0.0.1", nil)) }
+	getOverHTTPS(t, addr, "127.0.0.1", certstest.PoolOf(a))
+	served := func() string { return Fingerprint(certstest.ServedLeaf(t, addr, "127.0.0.1", nil)) }
 	if served() != Fingerprint(a) || m.Fingerprint() != Fingerprint(a) {
 		t.Fatalf("serving %s (Manager says %s), want the file's %s", served(), m.Fingerprint(), Fingerprint(a))
 	}
 
 	b := writePair(t, certFile, keyFile)
-	waitFor(t, "the replaced certificate to be served", func() bool { return served() == Fingerprint(b) })
+	certstest.Eventually(t, 10*time.Second, "the replaced certificate is served", func() bool { return served() == Fingerprint(b) })
 	if m.Fingerprint() != Fingerprint(b) {
 		t.Fatalf("Manager reports %s, want %s", m.Fingerprint(), Fingerprint(b))
 	}
@@ -59,7 +61,7 @@ func TestManualReloadsReplacedFilesAndKeepsOldOnBrokenOnes(t *testing.T) {
 	if err := writeFileAtomic(certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "an error about the broken file", func() bool {
+	certstest.Eventually(t, 10*time.Second, "an error about the broken file is logged", func() bool {
 		return strings.Contains(logs.String(), "level=ERROR msg=\"keeping the previous certificate\"")
 	})
 	if got := served(); got != Fingerprint(b) {
@@ -71,11 +73,11 @@ func TestManualReloadsReplacedFilesAndKeepsOldOnBrokenOnes(t *testing.T) {
 
 	// Repairing the files is picked up like any other change.
 	c := writePair(t, certFile, keyFile)
-	waitFor(t, "the repaired certificate to be served", func() bool { return served() == Fingerprint(c) })
+	certstest.Eventually(t, 10*time.Second, "the repaired certificate is served", func() bool { return served() == Fingerprint(c) })
 }
 
 func TestManualUnusableFilesFailNew(t *testing.T) {
-	log, _ := testLog(t)
+	log, _ := certstest.NewLog(t)
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if _, err := New(t.Context(), Config{Mode: ModeManual, CertFile: certFile, KeyFile: keyFile}, log); err == nil {

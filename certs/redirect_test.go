@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"whipgate/certs/certstest"
 )
 
 func TestRedirectToHTTPS(t *testing.T) {
@@ -34,7 +36,7 @@ func TestRedirectToHTTPS(t *testing.T) {
 
 func TestModeOff(t *testing.T) {
 	checkLeaks(t)
-	log, _ := testLog(t)
+	log, _ := certstest.NewLog(t)
 	m, err := New(t.Context(), Config{}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +65,7 @@ func TestModeOff(t *testing.T) {
 }
 
 func TestHTTPHandlerRedirectsInSelfSignedMode(t *testing.T) {
-	log, _ := testLog(t)
+	log, _ := certstest.NewLog(t)
 	m, err := New(t.Context(), Config{Mode: ModeSelfSigned, Dir: t.TempDir(), HTTPSPort: 8443}, log)
 	if err != nil {
 		t.Fatal(err)

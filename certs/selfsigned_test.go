@@ -8,11 +8,13 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"whipgate/certs/certstest"
 )
 
 func TestSelfSignedFingerprintSANsAndRestart(t *testing.T) {
 	checkLeaks(t)
-	log, _ := testLog(t)
+	log, _ := certstest.NewLog(t)
 	cfg := Config{Mode: ModeSelfSigned, Dir: filepath.Join(t.TempDir(), "state"), Names: []string{"box.lan", "192.0.2.10"}}
 	m, err := New(t.Context(), cfg, log)
 	if err != nil {
@@ -23,11 +25,11 @@ func TestSelfSignedFingerprintSANsAndRestart(t *testing.T) {
 		t.Fatalf("fingerprint %q is not 32 colon-separated upper-case hex bytes", fp)
 	}
 	addr := serveHTTPS(t, m.TLSConfig())
-	leaf := peerLeaf(t, addr, "127.0.0.1", nil)
-	trust := poolOf(leaf)
+	leaf := certstest.ServedLeaf(t, addr, "127.0.0.1", nil)
+	trust := certstest.PoolOf(leaf)
 	// The handshakes verify the names: by IP without SNI, and by each configured name.
 	for _, name := range []string{"127.0.0.1", "box.lan", "localhost", "192.0.2.10"} {
-		if got := Fingerprint(peerLeaf(t, addr, name, trust)); got != fp {
+		if got := Fingerprint(certstest.ServedLeaf(t, addr, name, trust)); got != fp {
 			t.Fatalf("served as %q: fingerprint %s, Manager reports %s", name, got, fp)
 		}
 	}
@@ -56,7 +58,7 @@ func TestSelfSignedFingerprintSANsAndRestart(t *testing.T) {
 }
 
 func TestSelfSignedRegeneratesWhenStale(t *testing.T) {
-	log, _ := testLog(t)
+	log, _ := certstest.NewLog(t)
 	dir := t.TempDir()
 	cfg := Config{Mode: ModeSelfSigned, Dir: dir, Names: []string{"box.lan"}}
 	first, err := New(t.Context(), cfg, log)

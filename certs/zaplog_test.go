@@ -6,11 +6,13 @@ import (
 	"testing"
 	"time"
 
+	"whipgate/certs/certstest"
+
 	"go.uber.org/zap"
 )
 
 func TestZapLoggerWritesToSlog(t *testing.T) {
-	log, logs := testLog(t)
+	log, logs := certstest.NewLog(t)
 	zl := zapLogger(log).Named("obtain").With(zap.String("issuer", "pebble"))
 	zl.Error("could not get certificate", zap.Error(errors.New("boom")),
 		zap.Strings("identifiers", []string{"a.example"}), zap.Duration("after", 2*time.Second))

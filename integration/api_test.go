@@ -40,9 +40,9 @@ func TestAPIStreamsSessionsKeyframe(t *testing.T) {
 		t.Fatalf("streams body %s (%v)", body, err)
 	}
 
-	v := watch(t, base+"/whep/test/preview", nil)
+	v := watch(t, base+"/whep/test/preview")
 	v.waitFrames(1, 5*time.Second)
-	id := v.resource[strings.LastIndex(v.resource, "/")+1:]
+	id := sessionID(v.resource)
 
 	resp, body = do(t, "GET", base+"/api/v1/streams/test", "", "", auth)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"bitrate_bps"`) || !strings.Contains(body, `"kind": "whep"`) {

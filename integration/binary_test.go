@@ -165,7 +165,7 @@ func TestSIGTERMDeletesEgress(t *testing.T) {
 	}
 }
 
-func whipSessions(app *cmd.App) int {
+func whipSessions(app *instance) int {
 	n := 0
 	for _, s := range app.Sessions().List() {
 		if s.Kind == "whip" {

@@ -2,44 +2,42 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 	"whipgate/whip/egress"
 )
 
 // waitEgress polls the API until the egress reaches state.
-func waitEgress(t testing.TB, app *cmd.App, id, state string, within time.Duration, hdr ...map[string]string) egress.Status {
+func waitEgress(t testing.TB, app *instance, id, state string, within time.Duration, hdr ...map[string]string) egress.Status {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var st egress.Status
-	for time.Now().Before(deadline) {
-		var h map[string]string
-		if len(hdr) > 0 {
-			h = hdr[0]
-		}
-		resp, body := do(t, "GET", app.URL()+"/api/v1/egress/"+id, "", "", h)
-		if resp.StatusCode == 200 {
-			if err := json.Unmarshal([]byte(body), &st); err != nil {
-				t.Fatal(err)
-			}
-			if st.State == state {
-				return st
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+	var h map[string]string
+	if len(hdr) > 0 {
+		h = hdr[0]
 	}
-	t.Fatalf("egress %s not %s within %v: %+v", id, state, within, st)
+	var st egress.Status
+	certstest.Eventually(t, within, fmt.Sprintf("egress %s is %s", id, state), func() bool {
+		resp, body := do(t, "GET", app.URL()+"/api/v1/egress/"+id, "", "", h)
+		if resp.StatusCode != 200 {
+			return false
+		}
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.State == state
+	})
 	return st
 }
 
 // decodeLayer watches a layer on app and checks a clean decode at w×h.
-func decodeLayer(t *testing.T, app *cmd.App, path string, w, h int) {
+func decodeLayer(t *testing.T, app *instance, path string, w, h int) {
 	t.Helper()
-	v := watch(t, app.URL()+path, nil)
+	v := watch(t, app.URL()+path)
 	aus := v.waitFrames(40, 15*time.Second)
 	gw, gh, n := decodeClean(t, annexB(t, aus))
 	if gw != w || gh != h || n < 30 {
@@ -143,16 +141,10 @@ func TestEgressAPI(t *testing.T) {
 		t.Fatalf("delete: %d %s", resp.StatusCode, body)
 	}
 	// DELETE went upstream: B's publisher is gone.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if s, ok := b.Hub().Stream("api-preview"); !ok || !s.Live() {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if s, ok := b.Hub().Stream("api-preview"); ok && s.Live() {
-		t.Fatal("target still has the publisher after DELETE")
-	}
+	certstest.Eventually(t, 5*time.Second, "the target drops the publisher after DELETE", func() bool {
+		s, ok := b.Hub().Stream("api-preview")
+		return !ok || !s.Live()
+	})
 	resp, _ = do(t, "GET", a2.URL()+"/api/v1/egress/to-b", "", "", nil)
 	if resp.StatusCode != 404 {
 		t.Fatalf("deleted egress still there: %d", resp.StatusCode)

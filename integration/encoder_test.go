@@ -3,7 +3,6 @@ package integration
 import (
 	"encoding/json"
 	"net"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -13,7 +12,7 @@ import (
 )
 
 // softwareBox loads examples/software-box.yaml onto ephemeral ports.
-func softwareBox(t *testing.T, mutate func(*cmd.Config)) *cmd.App {
+func softwareBox(t *testing.T, mutate func(*cmd.Config)) *instance {
 	t.Helper()
 	needTool(t, "ffmpeg", "apt-get install ffmpeg")
 	cfg, err := cmd.LoadConfig("../examples/software-box.yaml")
@@ -39,12 +38,12 @@ func softwareBox(t *testing.T, mutate func(*cmd.Config)) *cmd.App {
 // viewers, and ffmpeg decodes what they received without an error.
 func TestSoftwareBoxDecodes(t *testing.T) {
 	app := softwareBox(t, nil)
-	waitLiveWithin(t, app, "box", 15*time.Second)
+	waitKeyframe(t, app, "box", 15*time.Second)
 	for _, tc := range []struct {
 		layer string
 		w, h  int
 	}{{"main", 1280, 720}, {"preview", 320, 180}} {
-		v := watch(t, app.URL()+"/whep/box/"+tc.layer, nil)
+		v := watch(t, app.URL()+"/whep/box/"+tc.layer)
 		aus := v.waitFrames(45, 15*time.Second)
 		if w, h, n := decodeClean(t, annexB(t, aus)); w != tc.w || h != tc.h || n < 30 {
 			t.Fatalf("%s: decoded %d frames %dx%d, want >= 30 at %dx%d", tc.layer, n, w, h, tc.w, tc.h)
@@ -64,11 +63,11 @@ func TestSoftwareBoxH265Main(t *testing.T) {
 		c.Encoder.Layers[0].Codec = hwaccel.H265
 		c.Encoder.Layers[0].Width, c.Encoder.Layers[0].Height = 640, 360
 	})
-	waitLiveWithin(t, app, "box", 15*time.Second)
-	v := watch(t, app.URL()+"/whep/box/main", nil)
+	waitKeyframe(t, app, "box", 15*time.Second)
+	v := watch(t, app.URL()+"/whep/box/main")
 	aus := v.waitFrames(45, 20*time.Second)
-	if v.codec != "video/H265" {
-		t.Fatalf("viewer negotiated %s", v.codec)
+	if v.codec() != "video/H265" {
+		t.Fatalf("viewer negotiated %s", v.codec())
 	}
 	if w, h, n := decodeClean(t, annexB(t, aus)); w != 640 || h != 360 || n < 30 {
 		t.Fatalf("decoded %d frames %dx%d", n, w, h)
@@ -80,8 +79,8 @@ func TestSoftwareBoxH265Main(t *testing.T) {
 // decodes again from the new encoder's first keyframe.
 func TestEncoderKilledViewerContinues(t *testing.T) {
 	app := softwareBox(t, nil)
-	waitLiveWithin(t, app, "box", 15*time.Second)
-	v := watch(t, app.URL()+"/whep/box/preview", nil)
+	waitKeyframe(t, app, "box", 15*time.Second)
+	v := watch(t, app.URL()+"/whep/box/preview")
 	v.waitFrames(30, 15*time.Second)
 	st := app.Encoder().Status()
 	if st.PID == 0 {
@@ -111,18 +110,16 @@ func TestEncoderKilledViewerContinues(t *testing.T) {
 		t.Fatalf("after the restart: decoded %d frames %dx%d", n, w, h)
 	}
 	// Same session throughout.
-	id := v.resource[strings.LastIndex(v.resource, "/")+1:]
+	id := sessionID(v.resource)
 	if _, ok := app.Sessions().Get(id); !ok {
 		t.Fatal("the viewer's session ended with the encoder")
 	}
 	// Sequence numbers continue across the restart (no jump a decoder would
 	// read as thousands of lost packets).
-	v.mu.Lock()
-	seqs := append([]uint16(nil), v.seqs...)
-	v.mu.Unlock()
-	for i := 1; i < len(seqs); i++ {
-		if d := seqs[i] - seqs[i-1]; d > 100 && d < 65000 {
-			t.Fatalf("sequence jumps from %d to %d", seqs[i-1], seqs[i])
+	pkts, _ := v.packets()
+	for i := 1; i < len(pkts); i++ {
+		if a, b := pkts[i-1].SequenceNumber, pkts[i].SequenceNumber; b-a > 100 && b-a < 65000 {
+			t.Fatalf("sequence jumps from %d to %d", a, b)
 		}
 	}
 }
@@ -161,7 +158,7 @@ func TestGStreamerPLIKeyframe(t *testing.T) {
 		l.Transport = hwaccel.TransportRTP
 		l.Port, l.RTCPPort, l.FeedbackPort = p[0], p[1], p[2]
 	})
-	waitLiveWithin(t, app, "box", 15*time.Second)
+	waitKeyframe(t, app, "box", 15*time.Second)
 	s, _ := app.Hub().Stream("box")
 	keyframes := func() uint64 { return s.Stats().Tracks[0].Keyframes }
 	time.Sleep(500 * time.Millisecond) // past the first IDR

@@ -37,9 +37,9 @@ func TestREADMECurlLines(t *testing.T) {
 	target := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
 	app := startGateway(t, func(c *cmd.Config) { c.APIToken = "readme-token" })
 	waitLive(t, app, "test")
-	v := watch(t, app.URL()+"/whep/test/preview", nil)
+	v := watch(t, app.URL()+"/whep/test/preview")
 	v.waitFrames(1, 5*time.Second)
-	session := v.resource[strings.LastIndex(v.resource, "/")+1:]
+	session := sessionID(v.resource)
 
 	const soraURL = "https://sora.example.com/whip/my-channel"
 	covered := map[string]bool{}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"whipgate/certs"
+	"whipgate/certs/certstest"
 )
 
 // TestTLSACMEWithPebble: whipgate, configured only through its config file,
@@ -19,8 +20,8 @@ import (
 // restart with the CA gone serves the stored certificate without a new order.
 func TestTLSACMEWithPebble(t *testing.T) {
 	bin := buildWhipgate(t)
-	httpPort, httpsPort := freeLoopbackPort(t), freeLoopbackPort(t)
-	peb := startPebble(t, httpPort, httpsPort)
+	httpPort, httpsPort := certstest.FreePort(t), certstest.FreePort(t)
+	peb := certstest.StartPebble(t, certstest.PebbleOptions{HTTPPort: httpPort, TLSPort: httpsPort})
 
 	// https_port is left to its default, listen's port: that is where Pebble
 	// sends TLS-ALPN-01 validations and where the redirects must point.
@@ -35,7 +36,7 @@ tls:
   http_port: %d
   listen_host: 127.0.0.1
 test_source: {}
-`, httpsPort, peb.dirURL, peb.caRoot, t.TempDir(), httpPort))
+`, httpsPort, peb.DirURL, peb.CARoot, t.TempDir(), httpPort))
 	args := []string{"-config", config, "-udp", "127.0.0.1:0", "-state-dir", t.TempDir()}
 
 	first := startWhipgateProcess(t, "first", bin, args...)
@@ -46,14 +47,14 @@ test_source: {}
 	if !strings.Contains(first.stderr.String(), `msg="certificate obtained successfully"`) {
 		t.Fatalf("first start did not log an obtained certificate")
 	}
-	client := httpsClient(t, peb.issuerRoots)
+	client := httpsClient(t, peb.IssuerRoots)
 	resp, _ := getHTTP2(t, client, base+"/healthz")
 	leaf := resp.TLS.PeerCertificates[0]
 	if len(leaf.IPAddresses) != 1 || !leaf.IPAddresses[0].Equal(net.IPv4(127, 0, 0, 1)) {
 		t.Fatalf("served certificate is for %v %v, want the IP 127.0.0.1", leaf.DNSNames, leaf.IPAddresses)
 	}
 
-	v, _ := watchOver(t, client, base+"/whep/test/main")
+	v := watchWith(t, base+"/whep/test/main", watchOptions{client: client})
 	v.waitFrames(30, 10*time.Second)
 	v.close()
 
@@ -76,7 +77,7 @@ test_source: {}
 	first.stop(t)
 
 	// Without the CA any new order would fail and whipgate would not start.
-	peb.stop()
+	peb.Stop()
 	second := startWhipgateProcess(t, "second", bin, args...)
 	if strings.Contains(second.stderr.String(), `msg="obtaining certificate"`) {
 		t.Fatalf("restart started a new order instead of using the stored certificate")

@@ -8,18 +8,20 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"whipgate/certs"
+	"whipgate/certs/certstest"
+	"whipgate/cmd"
 )
 
 // TestTLSBrowserPlaysOverHTTPS: headless Chromium, trusting the self-signed
 // certificate by its public key only, opens the player over HTTPS and decodes
 // frames from WHEP driven by the page's own fetch over that connection.
 func TestTLSBrowserPlaysOverHTTPS(t *testing.T) {
-	app, _ := startTLSGateway(t, certs.Config{Mode: certs.ModeSelfSigned})
+	app := startGateway(t, func(c *cmd.Config) { c.TLS = certs.Config{Mode: certs.ModeSelfSigned} })
 	if !strings.HasPrefix(app.URL(), "https://") {
 		t.Fatalf("URL %s is not https", app.URL())
 	}
 	waitLive(t, app, "test")
-	leaf := servedLeaf(t, hostPort(t, app.URL()), "")
+	leaf := certstest.ServedLeaf(t, hostPort(t, app.URL()), "", nil)
 	browser := newBrowser(t, chromedp.Flag("ignore-certificate-errors-spki-list", spkiPin(leaf)))
 	tab := newTab(t, browser)
 	if _, err := chromedp.Run(tab, chromedp.Navigate(app.URL()+"/play/test")); err != nil {

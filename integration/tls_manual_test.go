@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"whipgate/certs"
+	"whipgate/certs/certstest"
+	"whipgate/cmd"
 )
 
 // TestTLSManualReloadWithoutRestart: whipgate in manual mode serves the files'
@@ -15,40 +17,41 @@ import (
 func TestTLSManualReloadWithoutRestart(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
-	certA, keyA, a := newKeyPair(t)
+	certA, keyA, a := certstest.KeyPair(t)
 	replaceFile(t, keyFile, keyA)
 	replaceFile(t, certFile, certA)
 
-	app, logs := startTLSGateway(t, certs.Config{
-		Mode: certs.ModeManual, CertFile: certFile, KeyFile: keyFile, ReloadInterval: 20 * time.Millisecond,
+	app := startGateway(t, func(c *cmd.Config) {
+		c.TLS = certs.Config{Mode: certs.ModeManual, CertFile: certFile, KeyFile: keyFile, ReloadInterval: 20 * time.Millisecond}
 	})
+	logs := app.log
 	addr := hostPort(t, app.URL())
-	served := func() string { return certs.Fingerprint(servedLeaf(t, addr, "")) }
+	served := func() string { return certs.Fingerprint(certstest.ServedLeaf(t, addr, "", nil)) }
 	if got, want := served(), certs.Fingerprint(a); got != want {
 		t.Fatalf("serving %s, want the file's %s", got, want)
 	}
-	getHTTP2(t, httpsClient(t, poolOf(a)), app.URL()+"/healthz")
+	getHTTP2(t, httpsClient(t, certstest.PoolOf(a)), app.URL()+"/healthz")
 
 	// Key first, then certificate, each replaced atomically: the loop may see the
 	// new key with the old certificate for a moment, which it must ride out.
-	certB, keyB, b := newKeyPair(t)
+	certB, keyB, b := certstest.KeyPair(t)
 	replaceFile(t, keyFile, keyB)
 	replaceFile(t, certFile, certB)
-	waitUntil(t, 10*time.Second, "the replaced certificate to be served", func() bool {
+	certstest.Eventually(t, 10*time.Second, "the replaced certificate is served", func() bool {
 		return served() == certs.Fingerprint(b)
 	})
 	if got := app.Certs().Fingerprint(); got != certs.Fingerprint(b) {
 		t.Fatalf("the certs manager reports %s, want %s", got, certs.Fingerprint(b))
 	}
 	// A client that trusts only the new certificate gets the whole service.
-	trustB := httpsClient(t, poolOf(b))
+	trustB := httpsClient(t, certstest.PoolOf(b))
 	getHTTP2(t, trustB, app.URL()+"/api/v1/streams")
-	watchOver(t, trustB, app.URL()+"/whep/test/preview")
+	watchWith(t, app.URL()+"/whep/test/preview", watchOptions{client: trustB})
 
 	logs.Reset()
 	replaceFile(t, certFile, []byte("-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n"))
 	const keepMsg = `level=ERROR msg="keeping the previous certificate"`
-	waitUntil(t, 10*time.Second, "an error about the broken file", func() bool {
+	certstest.Eventually(t, 10*time.Second, "an error about the broken file is logged", func() bool {
 		return strings.Contains(logs.String(), keepMsg)
 	})
 	if got := served(); got != certs.Fingerprint(b) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"whipgate/certs"
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 )
 
@@ -38,7 +39,7 @@ type runResult struct {
 func runExample(t *testing.T, stateDir string) (runResult, func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &lockedBuffer{}, &lockedBuffer{}
+	stdout, stderr := &certstest.LogTap{}, &certstest.LogTap{}
 	args := []string{"-config", selfSignedExample, "-listen", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-state-dir", stateDir}
 	done := make(chan error, 1)
 	go func() {
@@ -98,7 +99,7 @@ func runExample(t *testing.T, stateDir string) (runResult, func()) {
 func TestTLSSelfSignedExampleRun(t *testing.T) {
 	stateDir := t.TempDir()
 	first, stop := runExample(t, stateDir)
-	leaf := servedLeaf(t, hostPort(t, first.url), "")
+	leaf := certstest.ServedLeaf(t, hostPort(t, first.url), "", nil)
 	if got := certs.Fingerprint(leaf); got != first.fingerprint {
 		t.Fatalf("printed fingerprint %s, served certificate %s", first.fingerprint, got)
 	}
@@ -107,7 +108,7 @@ func TestTLSSelfSignedExampleRun(t *testing.T) {
 	}
 	// A client that has pinned the certificate (trusts exactly it) verifies it
 	// for 127.0.0.1 and talks HTTP/2.
-	client := httpsClient(t, poolOf(leaf))
+	client := httpsClient(t, certstest.PoolOf(leaf))
 	_, body := getHTTP2(t, client, first.url+"/api/v1/streams")
 	var doc struct {
 		Streams []struct {
@@ -120,7 +121,7 @@ func TestTLSSelfSignedExampleRun(t *testing.T) {
 	if _, page := getHTTP2(t, client, first.url+"/play/test"); !strings.Contains(strings.ToLower(page), "<html") {
 		t.Fatalf("/play/test is not a page: %.200q", page)
 	}
-	v, _ := watchOver(t, client, first.url+"/whep/test/preview")
+	v := watchWith(t, first.url+"/whep/test/preview", watchOptions{client: client})
 	v.waitFrames(30, 10*time.Second)
 	v.close()
 	// An idle HTTP/2 connection still open at shutdown costs the server's
@@ -134,8 +135,8 @@ func TestTLSSelfSignedExampleRun(t *testing.T) {
 		t.Fatalf("after a restart on the same state dir the fingerprint is %s, want the kept %s",
 			second.fingerprint, first.fingerprint)
 	}
-	if got := certs.Fingerprint(servedLeaf(t, hostPort(t, second.url), "")); got != first.fingerprint {
+	if got := certs.Fingerprint(certstest.ServedLeaf(t, hostPort(t, second.url), "", nil)); got != first.fingerprint {
 		t.Fatalf("after a restart the server sends %s, want the kept %s", got, first.fingerprint)
 	}
-	getHTTP2(t, httpsClient(t, poolOf(leaf)), second.url+"/healthz")
+	getHTTP2(t, httpsClient(t, certstest.PoolOf(leaf)), second.url+"/healthz")
 }

@@ -2,7 +2,7 @@ package integration
 
 import (
 	"encoding/json"
-	"io"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -11,31 +11,10 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 	"whipgate/whip/rtc"
 )
-
-// do sends a request and returns the response with its body read.
-func do(t testing.TB, method, url, ctype, body string, hdr map[string]string) (*http.Response, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ctype != "" {
-		req.Header.Set("Content-Type", ctype)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(b)
-}
 
 // problemDetail decodes an RFC 9457 body and returns its detail.
 func problemDetail(t testing.TB, resp *http.Response, body string) string {
@@ -53,29 +32,6 @@ func problemDetail(t testing.TB, resp *http.Response, body string) string {
 	return p.Detail
 }
 
-// offerSDP makes a real recvonly offer from a pion peer.
-func offerSDP(t testing.TB) (string, *webrtc.PeerConnection) {
-	t.Helper()
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { pc.Close() })
-	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
-	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-g
-	return pc.LocalDescription().SDP, pc
-}
-
 func TestWHEPConformance(t *testing.T) {
 	app := startGateway(t, func(c *cmd.Config) {
 		c.WebRTC.ICEServers = []rtc.ICEServer{
@@ -91,7 +47,7 @@ func TestWHEPConformance(t *testing.T) {
 	base := app.URL()
 
 	t.Run("201 with Location, ETag and one Link per ICE server", func(t *testing.T) {
-		sdp, _ := offerSDP(t)
+		sdp := offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
 		resp, body := do(t, "POST", base+"/whep/test", "application/sdp", sdp, nil)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("status %d: %s", resp.StatusCode, body)
@@ -127,14 +83,14 @@ func TestWHEPConformance(t *testing.T) {
 	})
 
 	t.Run("a second session gets another unguessable URL", func(t *testing.T) {
-		a, b := watch(t, base+"/whep/test", nil), watch(t, base+"/whep/test/preview", nil)
+		a, b := watch(t, base+"/whep/test"), watch(t, base+"/whep/test/preview")
 		if a.resource == b.resource {
 			t.Fatalf("two sessions share %s", a.resource)
 		}
 	})
 
 	t.Run("PATCH trickle 204 with or without If-Match", func(t *testing.T) {
-		v := watch(t, base+"/whep/test", nil)
+		v := watch(t, base+"/whep/test")
 		frag := "a=ice-ufrag:" + iceUfrag(t, v.pc) + "\r\na=ice-pwd:" + icePwd(t, v.pc) + "\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
 		resp, body := do(t, "PATCH", v.resource, "application/trickle-ice-sdpfrag", frag, map[string]string{"If-Match": v.etag})
 		if resp.StatusCode != http.StatusNoContent || body != "" || resp.Header.Get("ETag") != "" {
@@ -147,7 +103,7 @@ func TestWHEPConformance(t *testing.T) {
 	})
 
 	t.Run("PATCH 412 wrong If-Match, 428 restart without If-Match, 415 wrong type, 400 garbage", func(t *testing.T) {
-		v := watch(t, base+"/whep/test", nil)
+		v := watch(t, base+"/whep/test")
 		restart := "a=ice-ufrag:newufrag1\r\na=ice-pwd:newpasswordnewpasswordxx\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
 		resp, body := do(t, "PATCH", v.resource, "application/trickle-ice-sdpfrag", restart, map[string]string{"If-Match": `"nope"`})
 		if resp.StatusCode != http.StatusPreconditionFailed {
@@ -169,7 +125,7 @@ func TestWHEPConformance(t *testing.T) {
 	})
 
 	t.Run("ICE restart 200 with sdpfrag and a new ETag", func(t *testing.T) {
-		v := watch(t, base+"/whep/test", nil)
+		v := watch(t, base+"/whep/test")
 		v.waitFrames(1, 5*time.Second)
 		restart := "a=ice-ufrag:newufrag1\r\na=ice-pwd:newpasswordnewpasswordxx\r\nm=video 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
 		resp, body := do(t, "PATCH", v.resource, "application/trickle-ice-sdpfrag", restart, map[string]string{"If-Match": "*"})
@@ -193,7 +149,7 @@ func TestWHEPConformance(t *testing.T) {
 	})
 
 	t.Run("DELETE 200 then 404, and the session is gone", func(t *testing.T) {
-		v := watch(t, base+"/whep/test", nil)
+		v := watch(t, base+"/whep/test")
 		v.waitFrames(1, 5*time.Second)
 		before := subscribers(t, app, "test")
 		resp, body := do(t, "DELETE", v.resource, "", "", nil)
@@ -211,18 +167,14 @@ func TestWHEPConformance(t *testing.T) {
 	})
 
 	t.Run("session ends when the viewer closes its PeerConnection", func(t *testing.T) {
-		v := watch(t, base+"/whep/test", nil)
+		v := watch(t, base+"/whep/test")
 		v.waitFrames(1, 5*time.Second)
-		id := v.resource[strings.LastIndex(v.resource, "/")+1:]
+		id := sessionID(v.resource)
 		v.pc.Close() // DTLS close_notify
-		deadline := time.Now().Add(10 * time.Second)
-		for time.Now().Before(deadline) {
-			if _, ok := app.Sessions().Get(id); !ok {
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("session %s still registered 10 s after the viewer left", id)
+		certstest.Eventually(t, 10*time.Second, fmt.Sprintf("session %s ends after the viewer left", id), func() bool {
+			_, ok := app.Sessions().Get(id)
+			return !ok
+		})
 	})
 
 	t.Run("OPTIONS with CORS and Accept-Post", func(t *testing.T) {
@@ -262,7 +214,7 @@ func TestWHEPConformance(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			body := tc.body
 			if body == "" {
-				body, _ = offerSDP(t)
+				body = offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
 			}
 			method := "POST"
 			if tc.want == 405 {
@@ -286,7 +238,7 @@ func TestWHEPConformance(t *testing.T) {
 
 	t.Run("201 with the stream's token", func(t *testing.T) {
 		// "private" has no publisher: a valid token gets past auth to 409.
-		sdp, _ := offerSDP(t)
+		sdp := offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
 		resp, body := do(t, "POST", base+"/whep/private", "application/sdp", sdp, map[string]string{"Authorization": "Bearer s3cret"})
 		if resp.StatusCode != http.StatusConflict {
 			t.Fatalf("with token: %d %s", resp.StatusCode, body)
@@ -294,7 +246,7 @@ func TestWHEPConformance(t *testing.T) {
 	})
 }
 
-func subscribers(t testing.TB, app *cmd.App, stream string) int {
+func subscribers(t testing.TB, app *instance, stream string) int {
 	t.Helper()
 	s, ok := app.Hub().Stream(stream)
 	if !ok {

@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
-
-	"whipgate/cmd"
 )
 
 // TestWHEPLayersDecode: a pion WHEP viewer per layer of the built-in test
@@ -19,7 +17,7 @@ func TestWHEPLayersDecode(t *testing.T) {
 		w, h  int
 	}{{"main", 1280, 720}, {"preview", 320, 180}} {
 		t.Run(tc.layer, func(t *testing.T) {
-			v := watch(t, app.URL()+"/whep/test/"+tc.layer, nil)
+			v := watch(t, app.URL()+"/whep/test/"+tc.layer)
 			first := v.waitFrames(1, 5*time.Second)
 			if !first[0].key {
 				t.Fatalf("first access unit is not a keyframe: the GOP cache should start a viewer at once")
@@ -49,7 +47,7 @@ func TestWHEPLayersDecode(t *testing.T) {
 
 // requireDirectSRTP checks that every WHEP session of app sealed its media
 // beneath pion (whip/rtc): what the viewer decoded came that way.
-func requireDirectSRTP(t testing.TB, app *cmd.App) {
+func requireDirectSRTP(t testing.TB, app *instance) {
 	t.Helper()
 	for id, raw := range sessionDetails(t, app, "whep") {
 		var st struct {
@@ -67,7 +65,7 @@ func requireDirectSRTP(t testing.TB, app *cmd.App) {
 
 // sessionDetails is the API detail of app's sessions of a kind, by ID;
 // at least one, or the test fails.
-func sessionDetails(t testing.TB, app *cmd.App, kind string) map[string]json.RawMessage {
+func sessionDetails(t testing.TB, app *instance, kind string) map[string]json.RawMessage {
 	t.Helper()
 	out := map[string]json.RawMessage{}
 	for _, s := range app.Sessions().List() {

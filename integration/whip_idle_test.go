@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -15,36 +14,7 @@ import (
 // "connected" channel once made every ingest session burn a whole core.
 func TestWHIPSessionDoesNotSpin(t *testing.T) {
 	app := startGateway(t, nil)
-	pc, err := clientAPI(t).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "idle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pc.AddTrack(track); err != nil {
-		t.Fatal(err)
-	}
-	connected := make(chan struct{})
-	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
-		if s == webrtc.PeerConnectionStateConnected {
-			close(connected)
-		}
-	})
-	resp, answer := do(t, "POST", app.URL()+"/whip/idle", "application/sdp", gatheredOffer(t, pc), nil)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("WHIP POST: %d %s", resp.StatusCode, answer)
-	}
-	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("publisher never connected")
-	}
+	p := publish(t, app.URL()+"/whip/idle", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}})
 	time.Sleep(200 * time.Millisecond) // the server side is connected too
 	cpu := func() time.Duration {
 		var ru syscall.Rusage
@@ -61,7 +31,7 @@ func TestWHIPSessionDoesNotSpin(t *testing.T) {
 	if used > wall/2 {
 		t.Fatalf("an idle WHIP session used %v of CPU in %v", used, wall)
 	}
-	if !strings.Contains(answer, "a=recvonly") {
+	if !strings.Contains(p.answer, "a=recvonly") {
 		t.Fatalf("answer is not recvonly")
 	}
 }

@@ -1,8 +1,6 @@
 package integration
 
 import (
-	"fmt"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 )
 
@@ -28,8 +27,8 @@ func TestWHIPIngestBrowser(t *testing.T) {
 	t.Run("pion VP8 to Chromium", func(t *testing.T) {
 		const w, h, n = 320, 240, 90
 		frames := encodeTestVideo(t, webrtc.MimeTypeVP8, w, h, n)
-		pub := whipPublish(t, app.URL()+"/whip/vp8", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}})
-		rv := watchPayloads(t, app.URL()+"/whep/vp8", nil)
+		pub := publish(t, app.URL()+"/whip/vp8", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}})
+		rv := watch(t, app.URL()+"/whep/vp8")
 		tab := newTab(t, browser)
 		if _, err := chromedp.Run(tab, chromedp.Navigate(app.URL()+"/play/vp8")); err != nil {
 			t.Fatal(err)
@@ -44,7 +43,7 @@ func TestWHIPIngestBrowser(t *testing.T) {
 			t.Fatalf("Chromium decoded %dx%d, want %dx%d", s.Width, s.Height, w, h)
 		}
 		sent := video.frames()
-		got := waitAllPackets(t, rv, sent, nil)
+		got := rv.waitPackets(sent, nil)
 		requireSameFrames(t, "VP8", sent, groupRTPFrames(got, false))
 		requireContinuous(t, "VP8", got, true)
 		file := depacketizeToFile(t, webrtc.MimeTypeVP8, got)
@@ -76,13 +75,13 @@ func TestWHIPIngestBrowser(t *testing.T) {
 			t.Fatalf("player decodes %q at %dx%d, want VP8", in.Codec, in.Width, in.Height)
 		}
 
-		rv := watchPayloads(t, app.URL()+"/whep/test2", nil)
-		ingestWait(t, 5*time.Second, "pion viewer gets video and Opus", func() bool {
+		rv := watch(t, app.URL()+"/whep/test2")
+		certstest.Eventually(t, 5*time.Second, "pion viewer gets video and Opus", func() bool {
 			v, a := rv.packets()
 			return len(v) > 0 && len(a) > 0
 		})
-		if rv.codec != webrtc.MimeTypeVP8 {
-			t.Fatalf("pion viewer negotiated %s, want VP8", rv.codec)
+		if rv.codec() != webrtc.MimeTypeVP8 {
+			t.Fatalf("pion viewer negotiated %s, want VP8", rv.codec())
 		}
 		// Chromium sends from whichever of its host candidates it prefers,
 		// not always the pair pion selected: read beneath pion all the same.
@@ -113,7 +112,7 @@ func TestWHIPIngestBrowser(t *testing.T) {
 		// r2 is checked for that keyframe, r0 and r1 for a stream.
 		var widths []int
 		for _, rid := range []string{"r0", "r1", "r2"} {
-			v := watchPayloads(t, app.URL()+"/whep/bsim/"+rid, nil)
+			v := watch(t, app.URL()+"/whep/bsim/"+rid)
 			want := 30
 			if rid == "r2" {
 				want = 1
@@ -121,7 +120,7 @@ func TestWHIPIngestBrowser(t *testing.T) {
 			// Complete frames only: a keyframe caught half-way (the GOP cache
 			// is replayed at a multiple of its pace, not all at once) would
 			// leave nothing to decode.
-			ingestWait(t, 8*time.Second, rid+" frames at the viewer", func() bool {
+			certstest.Eventually(t, 8*time.Second, rid+" frames at the viewer", func() bool {
 				got, _ := v.packets()
 				return completeFrames(got) >= want
 			})
@@ -136,22 +135,6 @@ func TestWHIPIngestBrowser(t *testing.T) {
 			t.Fatalf("layer widths %v: want r0 (1/4 size) < r1 (1/2 size) < r2 (full size)", widths)
 		}
 	})
-}
-
-// firstFrameSize is the size of the first decoded picture (an IVF header
-// holds only what the writer guessed).
-func firstFrameSize(t testing.TB, path string) (w, h int) {
-	t.Helper()
-	probe := needTool(t, "ffprobe", "apt-get install ffmpeg")
-	out, err := exec.Command(probe, "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1",
-		"-show_entries", "frame=width,height", "-of", "csv=p=0", path).Output()
-	if err != nil {
-		t.Fatalf("ffprobe %s: %v", path, err)
-	}
-	if _, err := fmt.Sscanf(strings.TrimSpace(string(out)), "%d,%d", &w, &h); err != nil {
-		t.Fatalf("ffprobe frame size %q: %v", out, err)
-	}
-	return w, h
 }
 
 // browserSimulcastJS publishes the fake camera with three simulcast

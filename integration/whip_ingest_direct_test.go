@@ -23,9 +23,9 @@ func TestWHIPIngestPionSRTP(t *testing.T) {
 				c.TestSource = nil
 				c.WHIP.PionSRTP = pionSRTP
 			})
-			pub := whipPublish(t, app.URL()+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			pub := publish(t, app.URL()+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
-			v := watchPayloads(t, app.URL()+"/whep/cam", nil)
+			v := watch(t, app.URL()+"/whep/cam")
 			video := newSendStream(pub.video[0], &codecs.H264Payloader{})
 			i := 0
 			playSources(t, pacedSource{stream: video, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
@@ -36,7 +36,7 @@ func TestWHIPIngestPionSRTP(t *testing.T) {
 				return fakeNAL(0x41, 4000), i <= 30
 			}})
 			sent := video.frames()
-			requireSameFrames(t, want, sent, groupRTPFrames(waitAllPackets(t, v, sent, nil), false))
+			requireSameFrames(t, want, sent, groupRTPFrames(v.waitPackets(sent, nil), false))
 			requireIngestSRTP(t, app, want)
 		})
 	}
@@ -44,7 +44,7 @@ func TestWHIPIngestPionSRTP(t *testing.T) {
 
 // requireIngestSRTP checks how every WHIP session of app read its
 // publisher's media: "direct" (with packets) or "pion".
-func requireIngestSRTP(t testing.TB, app *cmd.App, want string) {
+func requireIngestSRTP(t testing.TB, app *instance, want string) {
 	t.Helper()
 	for id, raw := range sessionDetails(t, app, "whip") {
 		var st struct {

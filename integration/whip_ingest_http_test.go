@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 	"whipgate/ingest/h264synth"
 	"whipgate/whip/problem"
@@ -45,7 +46,7 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	av := publishOptions{video: h264, audio: true}
 
 	t.Run("201 Location ETag Link", func(t *testing.T) {
-		p := whipPublish(t, base+"/whip/created", av)
+		p := postOffer(t, base+"/whip/created", av).requireCreated()
 		if p.resp.StatusCode != http.StatusCreated {
 			t.Fatalf("status %d, want exactly 201", p.resp.StatusCode)
 		}
@@ -87,7 +88,7 @@ func TestWHIPIngestHTTP(t *testing.T) {
 
 	t.Run("public URL in Location", func(t *testing.T) {
 		other := startGateway(t, func(c *cmd.Config) { c.TestSource = nil; c.PublicURL = "https://box.example:8443/" })
-		p := tryWHIPPublish(t, other.URL()+"/whip/pub", av)
+		p := postOffer(t, other.URL()+"/whip/pub", av)
 		if p.resp.StatusCode != http.StatusCreated || !strings.HasPrefix(p.resource, "https://box.example:8443/session/") {
 			t.Fatalf("status %d Location %q, want 201 and a Location under the public URL", p.resp.StatusCode, p.resource)
 		}
@@ -96,64 +97,64 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	t.Run("charset parameter", func(t *testing.T) {
 		o := av
 		o.contentType = "application/sdp; charset=utf-8"
-		whipPublish(t, base+"/whip/charset", o)
+		postOffer(t, base+"/whip/charset", o).requireCreated()
 	})
 
 	t.Run("415 wrong content type", func(t *testing.T) {
-		resp, body := ingestDo(t, http.MethodPost, base+"/whip/x", nil, "text/plain", sendonlyOffer(t, webrtc.RTPCodecTypeVideo))
+		resp, body := do(t, http.MethodPost, base+"/whip/x", "text/plain", offerFor(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo), nil)
 		requireProblem(t, resp, body, http.StatusUnsupportedMediaType, "Content-Type must be application/sdp")
 	})
 
 	t.Run("400 malformed SDP", func(t *testing.T) {
-		resp, body := ingestDo(t, http.MethodPost, base+"/whip/x", nil, "application/sdp", "v=0\r\nthis is not SDP\r\n")
+		resp, body := do(t, http.MethodPost, base+"/whip/x", "application/sdp", "v=0\r\nthis is not SDP\r\n", nil)
 		requireProblem(t, resp, body, http.StatusBadRequest, "malformed SDP offer")
-		noICE := regexp.MustCompile(`(?m)^a=ice-(ufrag|pwd):.*\r\n`).ReplaceAllString(sendonlyOffer(t, webrtc.RTPCodecTypeVideo), "")
-		resp, body = ingestDo(t, http.MethodPost, base+"/whip/x", nil, "application/sdp", noICE)
+		noICE := regexp.MustCompile(`(?m)^a=ice-(ufrag|pwd):.*\r\n`).ReplaceAllString(offerFor(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo), "")
+		resp, body = do(t, http.MethodPost, base+"/whip/x", "application/sdp", noICE, nil)
 		requireProblem(t, resp, body, http.StatusBadRequest, "has no a=ice-ufrag")
 	})
 
 	t.Run("422 two video tracks", func(t *testing.T) {
-		resp, body := ingestDo(t, http.MethodPost, base+"/whip/x", nil, "application/sdp",
-			sendonlyOffer(t, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeVideo))
+		resp, body := do(t, http.MethodPost, base+"/whip/x", "application/sdp",
+			offerFor(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeVideo), nil)
 		requireProblem(t, resp, body, http.StatusUnprocessableEntity, "at most one audio and one video track")
 	})
 
 	t.Run("422 two audio tracks", func(t *testing.T) {
-		resp, body := ingestDo(t, http.MethodPost, base+"/whip/x", nil, "application/sdp",
-			sendonlyOffer(t, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeAudio))
+		resp, body := do(t, http.MethodPost, base+"/whip/x", "application/sdp",
+			offerFor(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeAudio), nil)
 		requireProblem(t, resp, body, http.StatusUnprocessableEntity, "at most one audio and one video track")
 	})
 
 	t.Run("401 stream key", func(t *testing.T) {
-		p := tryWHIPPublish(t, base+"/whip/keyed", av)
+		p := postOffer(t, base+"/whip/keyed", av)
 		requireProblem(t, p.resp, p.answer, http.StatusUnauthorized, "needs an Authorization: Bearer token")
 		if !strings.HasPrefix(p.resp.Header.Get("WWW-Authenticate"), "Bearer") {
 			t.Fatalf("401 without a Bearer WWW-Authenticate challenge")
 		}
 		o := av
 		o.token = "wrong"
-		p = tryWHIPPublish(t, base+"/whip/keyed", o)
+		p = postOffer(t, base+"/whip/keyed", o)
 		requireProblem(t, p.resp, p.answer, http.StatusUnauthorized, "wrong Bearer token")
 		o.token = "s3cret"
-		p = whipPublish(t, base+"/whip/keyed", o)
+		p = publish(t, base+"/whip/keyed", o)
 		// The session resource needs the stream key too.
-		resp, body := ingestDo(t, http.MethodDelete, p.resource, nil, "", "")
+		resp, body := do(t, http.MethodDelete, p.resource, "", "", nil)
 		requireProblem(t, resp, body, http.StatusUnauthorized, "Bearer")
-		if resp, _ := ingestDo(t, http.MethodDelete, p.resource, bearerAuth("s3cret"), "", ""); resp.StatusCode != http.StatusOK {
+		if resp, _ := do(t, http.MethodDelete, p.resource, "", "", map[string]string{"Authorization": "Bearer s3cret"}); resp.StatusCode != http.StatusOK {
 			t.Fatalf("DELETE with the stream key: %d, want 200", resp.StatusCode)
 		}
 	})
 
 	t.Run("404 unknown session", func(t *testing.T) {
 		for _, m := range []string{http.MethodPatch, http.MethodDelete} {
-			resp, body := ingestDo(t, m, base+"/session/0123456789abcdef0123456789abcdef", nil, "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n")
+			resp, body := do(t, m, base+"/session/0123456789abcdef0123456789abcdef", "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n", nil)
 			requireProblem(t, resp, body, http.StatusNotFound, "no session")
 		}
 	})
 
 	t.Run("409 second live publisher", func(t *testing.T) {
-		whipPublish(t, base+"/whip/busy", av)
-		p := tryWHIPPublish(t, base+"/whip/busy", av)
+		publish(t, base+"/whip/busy", av)
+		p := postOffer(t, base+"/whip/busy", av)
 		requireProblem(t, p.resp, p.answer, http.StatusConflict, "already has a live publisher")
 		if p.resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("409 without Retry-After")
@@ -161,16 +162,16 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	})
 
 	t.Run("takeover replaces", func(t *testing.T) {
-		first := whipPublish(t, base+"/whip/take", av)
-		second := whipPublish(t, base+"/whip/take", av)
-		ingestWait(t, 5*time.Second, "the first publisher's session ends", func() bool {
+		first := publish(t, base+"/whip/take", av)
+		second := publish(t, base+"/whip/take", av)
+		certstest.Eventually(t, 5*time.Second, "the first publisher's session ends", func() bool {
 			_, ok := app.Sessions().Get(sessionID(first.resource))
 			return !ok
 		})
 		if _, ok := app.Sessions().Get(sessionID(second.resource)); !ok {
 			t.Fatalf("the new publisher's session is gone")
 		}
-		if resp, _ := ingestDo(t, http.MethodDelete, first.resource, nil, "", ""); resp.StatusCode != http.StatusNotFound {
+		if resp, _ := do(t, http.MethodDelete, first.resource, "", "", nil); resp.StatusCode != http.StatusNotFound {
 			t.Fatalf("DELETE of the replaced session: %d, want 404", resp.StatusCode)
 		}
 	})
@@ -178,25 +179,25 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	t.Run("PATCH trickle 204", func(t *testing.T) {
 		o := av
 		o.noCandidates = true
-		p := whipPublish(t, base+"/whip/trickle", o)
-		resp, body := ingestDo(t, http.MethodPatch, p.resource, http.Header{"If-Match": {p.etag}},
-			"application/trickle-ice-sdpfrag", trickleFrag(p.pc.LocalDescription().SDP))
+		p := postOffer(t, base+"/whip/trickle", o).requireCreated()
+		resp, body := do(t, http.MethodPatch, p.resource, "application/trickle-ice-sdpfrag",
+			trickleFrag(p.pc.LocalDescription().SDP), map[string]string{"If-Match": p.etag})
 		if resp.StatusCode != http.StatusNoContent || body != "" || resp.Header.Get("ETag") != "" {
 			t.Fatalf("trickle PATCH: %d ETag %q body %q, want 204, no ETag, no body", resp.StatusCode, resp.Header.Get("ETag"), body)
 		}
 	})
 
 	t.Run("412 wrong If-Match", func(t *testing.T) {
-		p := whipPublish(t, base+"/whip/ifmatch", av)
-		resp, body := ingestDo(t, http.MethodPatch, p.resource, http.Header{"If-Match": {`"not-the-etag"`}},
-			"application/trickle-ice-sdpfrag", trickleFrag(p.pc.LocalDescription().SDP))
+		p := publish(t, base+"/whip/ifmatch", av)
+		resp, body := do(t, http.MethodPatch, p.resource, "application/trickle-ice-sdpfrag",
+			trickleFrag(p.pc.LocalDescription().SDP), map[string]string{"If-Match": `"not-the-etag"`})
 		requireProblem(t, resp, body, http.StatusPreconditionFailed, "does not match")
 	})
 
 	t.Run("428 restart without If-Match", func(t *testing.T) {
-		p := whipPublish(t, base+"/whip/restart428", av)
+		p := publish(t, base+"/whip/restart428", av)
 		frag := "a=ice-ufrag:newufrag1\r\na=ice-pwd:newpasswordnewpassword12\r\n"
-		resp, body := ingestDo(t, http.MethodPatch, p.resource, nil, "application/trickle-ice-sdpfrag", frag)
+		resp, body := do(t, http.MethodPatch, p.resource, "application/trickle-ice-sdpfrag", frag, nil)
 		requireProblem(t, resp, body, http.StatusPreconditionRequired, "needs an If-Match")
 	})
 
@@ -205,23 +206,23 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	})
 
 	t.Run("DELETE 200 then 404", func(t *testing.T) {
-		p := whipPublish(t, base+"/whip/deleted", av)
-		if resp, body := ingestDo(t, http.MethodDelete, p.resource, nil, "", ""); resp.StatusCode != http.StatusOK {
+		p := publish(t, base+"/whip/deleted", av)
+		if resp, body := do(t, http.MethodDelete, p.resource, "", "", nil); resp.StatusCode != http.StatusOK {
 			t.Fatalf("DELETE: %d %s, want 200 (OBS warns on anything else)", resp.StatusCode, body)
 		}
 		if s, ok := app.Hub().Stream("deleted"); ok && s.Live() {
 			t.Fatalf("stream still live after DELETE")
 		}
 		for _, m := range []string{http.MethodDelete, http.MethodPatch} {
-			resp, body := ingestDo(t, m, p.resource, nil, "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n")
+			resp, body := do(t, m, p.resource, "application/trickle-ice-sdpfrag", "a=end-of-candidates\r\n", nil)
 			requireProblem(t, resp, body, http.StatusNotFound, "no session")
 		}
 	})
 
 	t.Run("GET 2xx empty", func(t *testing.T) {
-		p := whipPublish(t, base+"/whip/get", av)
+		p := publish(t, base+"/whip/get", av)
 		for _, u := range []string{base + "/whip/get", base + "/whip/nothing-here", p.resource} {
-			resp, body := ingestDo(t, http.MethodGet, u, nil, "", "")
+			resp, body := do(t, http.MethodGet, u, "", "", nil)
 			if resp.StatusCode/100 != 2 || body != "" {
 				t.Fatalf("GET %s: %d %q, want 2xx with no content (RFC 9725 §4.1)", u, resp.StatusCode, body)
 			}
@@ -229,11 +230,11 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	})
 
 	t.Run("OPTIONS CORS Accept-Post", func(t *testing.T) {
-		resp, _ := ingestDo(t, http.MethodOptions, base+"/whip/any", http.Header{
-			"Origin":                         {"https://studio.example"},
-			"Access-Control-Request-Method":  {"POST"},
-			"Access-Control-Request-Headers": {"authorization, content-type"},
-		}, "", "")
+		resp, _ := do(t, http.MethodOptions, base+"/whip/any", "", "", map[string]string{
+			"Origin":                         "https://studio.example",
+			"Access-Control-Request-Method":  "POST",
+			"Access-Control-Request-Headers": "authorization, content-type",
+		})
 		h := resp.Header
 		switch {
 		case resp.StatusCode/100 != 2:
@@ -255,7 +256,7 @@ func TestWHIPIngestHTTP(t *testing.T) {
 		t.Run("a=setup:"+setup, func(t *testing.T) {
 			o := av
 			o.munge = func(sdp string) string { return strings.ReplaceAll(sdp, "a=setup:actpass", "a=setup:"+setup) }
-			p := whipPublish(t, base+"/whip/setup-"+setup, o)
+			p := postOffer(t, base+"/whip/setup-"+setup, o).requireCreated()
 			want := map[string]string{"passive": "a=setup:active", "active": "a=setup:passive"}[setup]
 			if !strings.Contains(p.answer, want) {
 				t.Fatalf("answer to a=setup:%s lacks %s:\n%s", setup, want, p.answer)
@@ -266,7 +267,7 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	t.Run("offer without candidates", func(t *testing.T) {
 		o := av
 		o.noCandidates = true
-		p := whipPublish(t, base+"/whip/nocands", o)
+		p := postOffer(t, base+"/whip/nocands", o).requireCreated()
 		if strings.Contains(p.offer, "a=candidate") {
 			t.Fatalf("the test posted candidates")
 		}
@@ -275,7 +276,7 @@ func TestWHIPIngestHTTP(t *testing.T) {
 	t.Run("H.264 High 6.1 fmtp", func(t *testing.T) {
 		o := av
 		o.video.SDPFmtpLine = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=64003d"
-		p := whipPublish(t, base+"/whip/high61", o)
+		p := publish(t, base+"/whip/high61", o)
 		if !strings.Contains(p.answer, "H264/90000") {
 			t.Fatalf("answer has no H.264:\n%s", p.answer)
 		}
@@ -315,11 +316,6 @@ func containsAll(s string, subs ...string) bool {
 	return true
 }
 
-// sessionID is the last path segment of a session URL.
-func sessionID(resource string) string {
-	return resource[strings.LastIndexByte(resource, '/')+1:]
-}
-
 // sdpValue returns the first a=key: value of an SDP.
 func sdpValue(sdp, key string) string {
 	m := regexp.MustCompile(`(?m)^a=` + key + `:(\S+)`).FindStringSubmatch(sdp)
@@ -347,10 +343,10 @@ func trickleFrag(sdp string) string {
 // fragment: the client goes through ICE checking again, a trickle with the
 // old ETag then fails with 412, and media sent after the restart reaches
 // a viewer.
-func testICERestart(t *testing.T, app *cmd.App) {
-	p := whipPublish(t, app.URL()+"/whip/restart", publishOptions{video: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
-	v := watchPayloads(t, app.URL()+"/whep/restart", nil)
+func testICERestart(t *testing.T, app *instance) {
+	p := postOffer(t, app.URL()+"/whip/restart", publishOptions{video: webrtc.RTPCodecCapability{
+		MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}).requireCreated()
+	v := watch(t, app.URL()+"/whep/restart")
 	enc, err := h264synth.New(h264synth.Config{Width: 160, Height: 96, FPS: 30})
 	if err != nil {
 		t.Fatal(err)
@@ -388,7 +384,7 @@ func testICERestart(t *testing.T, app *cmd.App) {
 	if sdpValue(local, "ice-ufrag") == sdpValue(p.offer, "ice-ufrag") {
 		t.Fatalf("pion did not make new ICE credentials")
 	}
-	resp, frag := ingestDo(t, http.MethodPatch, p.resource, http.Header{"If-Match": {"*"}}, "application/trickle-ice-sdpfrag", trickleFrag(local))
+	resp, frag := do(t, http.MethodPatch, p.resource, "application/trickle-ice-sdpfrag", trickleFrag(local), map[string]string{"If-Match": "*"})
 	switch {
 	case resp.StatusCode != http.StatusOK:
 		t.Fatalf("restart PATCH: %d %s, want 200", resp.StatusCode, frag)
@@ -404,19 +400,19 @@ func testICERestart(t *testing.T, app *cmd.App) {
 	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: applyFrag(p.answer, frag)}); err != nil {
 		t.Fatalf("apply the restart answer: %v", err)
 	}
-	ingestWait(t, 10*time.Second, "ICE checks again and connects after the restart", func() bool {
+	certstest.Eventually(t, 10*time.Second, "ICE checks again and connects after the restart", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		i := slices.Index(states, webrtc.ICEConnectionStateChecking)
 		return i >= 0 && slices.Contains(states[i:], webrtc.ICEConnectionStateConnected)
 	})
 
-	stale, body := ingestDo(t, http.MethodPatch, p.resource, http.Header{"If-Match": {p.etag}}, "application/trickle-ice-sdpfrag", trickleFrag(local))
+	stale, body := do(t, http.MethodPatch, p.resource, "application/trickle-ice-sdpfrag", trickleFrag(local), map[string]string{"If-Match": p.etag})
 	requireProblem(t, stale, body, http.StatusPreconditionFailed, "does not match")
 
 	playSources(t, frames(15))
 	sent := video.frames()
-	got := waitAllPackets(t, v, sent, nil)
+	got := v.waitPackets(sent, nil)
 	requireSameFrames(t, "across the ICE restart", sent, groupRTPFrames(got, false))
 	mu.Lock()
 	t.Logf("restart answered in 200 with ETag %s; client ICE states after it: %v; %d frames intact", resp.Header.Get("ETag"), states, len(sent))
@@ -451,13 +447,13 @@ func BenchmarkWHIPIngestPost(b *testing.B) {
 				servers = []rtc.ICEServer{{URLs: []string{ice.stun}}, {URLs: []string{ice.turn}, Username: ice.user, Credential: ice.pass}}
 			}
 			app := startGateway(b, func(c *cmd.Config) { c.TestSource = nil; c.WebRTC.ICEServers = servers })
-			offer := sendonlyOffer(b, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
+			offer := offerFor(b, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo)
 			for b.Loop() {
-				resp, body := ingestDo(b, http.MethodPost, app.URL()+"/whip/bench", nil, "application/sdp", offer)
+				resp, body := do(b, http.MethodPost, app.URL()+"/whip/bench", "application/sdp", offer, nil)
 				if resp.StatusCode != http.StatusCreated {
 					b.Fatalf("POST: %d %s", resp.StatusCode, body)
 				}
-				if resp, _ := ingestDo(b, http.MethodDelete, resp.Header.Get("Location"), nil, "", ""); resp.StatusCode != http.StatusOK {
+				if resp, _ := do(b, http.MethodDelete, resp.Header.Get("Location"), "", "", nil); resp.StatusCode != http.StatusOK {
 					b.Fatalf("DELETE: %d", resp.StatusCode)
 				}
 			}
@@ -474,13 +470,10 @@ func TestPOSTClientLeavesEarly(t *testing.T) {
 	if src == nil {
 		t.Fatal("the default config has no test source to watch")
 	}
-	app, tap, err := startIngestGateway(t, func(c *cmd.Config) { c.TestSource = src })
-	if err != nil {
-		t.Fatal(err)
-	}
-	whepOffer, _ := offerSDP(t)
+	app := startGateway(t, func(c *cmd.Config) { c.TestSource = src }) // Start fills in src.Stream
+	whepOffer := offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo)
 	for _, c := range []struct{ path, offer string }{
-		{"/whip/left", sendonlyOffer(t, webrtc.RTPCodecTypeVideo)},
+		{"/whip/left", offerFor(t, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo)},
 		{"/whep/" + src.Stream, whepOffer},
 	} {
 		conn, err := net.Dial("tcp", strings.TrimPrefix(app.URL(), "http://"))
@@ -490,14 +483,12 @@ func TestPOSTClientLeavesEarly(t *testing.T) {
 		fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: %d\r\n\r\n%s", c.path, len(c.offer), c.offer)
 		_ = conn.Close()
 		line := fmt.Sprintf("path=%s status=%d", c.path, problem.StatusClientClosed)
-		ingestWait(t, 5*time.Second, "access log "+line, func() bool { return strings.Contains(tap.String(), line) })
+		certstest.Eventually(t, 5*time.Second, "access log "+line, func() bool { return strings.Contains(app.log.String(), line) })
 		if n := len(app.Sessions().List()); n != 0 {
 			t.Fatalf("%s: %d sessions left after the client hung up", c.path, n)
 		}
 	}
-	p := whipPublish(t, app.URL()+"/whip/left", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+	// The next publisher gets 201 (publish fails on anything else).
+	publish(t, app.URL()+"/whip/left", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
-	if p.resp.StatusCode != http.StatusCreated {
-		t.Fatalf("the next publisher got %d, want 201", p.resp.StatusCode)
-	}
 }

@@ -36,11 +36,11 @@ func TestWHIPIngestCodecs(t *testing.T) {
 			if tc.mime != webrtc.MimeTypeH264 {
 				frames = encodeTestVideo(t, tc.mime, w, h, n)
 			}
-			pub := whipPublish(t, app.URL()+"/whip/"+stream, publishOptions{
+			pub := publish(t, app.URL()+"/whip/"+stream, publishOptions{
 				video: webrtc.RTPCodecCapability{MimeType: tc.mime, ClockRate: 90000, SDPFmtpLine: tc.fmtp},
 				audio: tc.mime == webrtc.MimeTypeH264,
 			})
-			rv := watchPayloads(t, app.URL()+"/whep/"+stream, nil)
+			rv := watch(t, app.URL()+"/whep/"+stream)
 			if tc.mime == webrtc.MimeTypeH264 {
 				runH264AndOpus(t, app.URL()+"/whep/"+stream, pub, rv)
 				return
@@ -57,11 +57,11 @@ func TestWHIPIngestCodecs(t *testing.T) {
 			video := newSendStream(pub.video[0], payloader)
 			playSources(t, pacedSource{stream: video, interval: time.Second / 30, ticks: 3000, next: framesOnce(frames)})
 			sent := video.frames()
-			got := waitAllPackets(t, rv, sent, nil)
+			got := rv.waitPackets(sent, nil)
 			requireSameFrames(t, tc.name, sent, groupRTPFrames(got, false))
 			requireContinuous(t, tc.name, got, true)
-			if rv.codec != tc.mime {
-				t.Fatalf("viewer negotiated %s, want %s", rv.codec, tc.mime)
+			if rv.codec() != tc.mime {
+				t.Fatalf("viewer negotiated %s, want %s", rv.codec(), tc.mime)
 			}
 			file := depacketizeToFile(t, tc.mime, got)
 			_, _, df := decodeClean(t, file)
@@ -76,14 +76,11 @@ func TestWHIPIngestCodecs(t *testing.T) {
 }
 
 // runH264AndOpus sends the h264synth pattern (honouring PLI) with Opus
-// audio. Two viewers watch: one compares RTP payloads, the other (the
-// harness viewer) whole access units; mid-stream the first sends a burst
-// of PLIs, which must reach the publisher merged.
-func runH264AndOpus(t *testing.T, url string, pub *whipPublisher, rv *payloadViewer) {
-	hv := watch(t, url, nil)
-	ingestWait(t, 10*time.Second, "second viewer connected", func() bool {
-		return hv.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
-	})
+// audio. Two viewers watch: one compares RTP payloads, the other whole
+// access units; mid-stream the first sends a burst of PLIs, which must
+// reach the publisher merged.
+func runH264AndOpus(t *testing.T, url string, pub *publisher, rv *viewer) {
+	hv := watch(t, url)
 	enc, err := h264synth.New(h264synth.Config{Width: 320, Height: 240, FPS: 30, GOP: 45, Label: "whip"})
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +118,7 @@ func runH264AndOpus(t *testing.T, url string, pub *whipPublisher, rv *payloadVie
 		pacedSource{stream: audio, interval: 20 * time.Millisecond, ticks: 960, next: framesOnce(opus)})
 
 	sentV, sentA := video.frames(), audio.frames()
-	gotV := waitAllPackets(t, rv, sentV, sentA)
+	gotV := rv.waitPackets(sentV, sentA)
 	_, gotA := rv.packets()
 	requireSameFrames(t, "H.264", sentV, groupRTPFrames(gotV, false))
 	requireSameFrames(t, "Opus", sentA, groupRTPFrames(gotA, true))
@@ -130,7 +127,7 @@ func runH264AndOpus(t *testing.T, url string, pub *whipPublisher, rv *payloadVie
 
 	got := hv.waitFrames(n, 5*time.Second)
 	if len(got) != n {
-		t.Fatalf("harness viewer assembled %d access units, want %d", len(got), n)
+		t.Fatalf("second viewer assembled %d access units, want %d", len(got), n)
 	}
 	for k := range aus {
 		if !bytes.Equal(got[k].data, aus[k]) {
@@ -152,29 +149,4 @@ func runH264AndOpus(t *testing.T, url string, pub *whipPublisher, rv *payloadVie
 		t.Fatalf("publisher got %d PLIs for one burst of 5; they should be merged", plis)
 	}
 	t.Logf("H.264+Opus: %d access units and %d Opus packets identical at two viewers; publisher got %d PLI for 5 sent", n, len(sentA), plis)
-}
-
-// waitAllPackets waits until the viewer has as many packets as were sent,
-// and returns the video packets.
-func waitAllPackets(t testing.TB, v *payloadViewer, video, audio []rtpFrame) []*rtp.Packet {
-	t.Helper()
-	count := func(fs []rtpFrame) int {
-		n := 0
-		for _, f := range fs {
-			n += len(f)
-		}
-		return n
-	}
-	wantV, wantA := count(video), count(audio)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		gv, ga := v.packets()
-		if len(gv) >= wantV && len(ga) >= wantA {
-			return gv
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("viewer got %d/%d video and %d/%d audio packets", len(gv), wantV, len(ga), wantA)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

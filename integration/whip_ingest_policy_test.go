@@ -21,6 +21,7 @@ func TestWHIPIngestPublishPolicy(t *testing.T) {
 	wide := func(open bool) func(*cmd.Config) {
 		return func(c *cmd.Config) {
 			c.Listen = "0.0.0.0:0"
+			c.TestSource = nil
 			c.TLS.Mode = "off"
 			c.APIToken = "api-secret"
 			c.OpenPublish = open
@@ -29,29 +30,23 @@ func TestWHIPIngestPublishPolicy(t *testing.T) {
 	}
 	const warning = "open_publish: anyone who can reach this server may publish"
 
-	app, log, err := startIngestGateway(t, wide(false))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(log.String(), warning) {
+	app := startGateway(t, wide(false))
+	if strings.Contains(app.log.String(), warning) {
 		t.Fatalf("warned about open_publish without it")
 	}
-	p := tryWHIPPublish(t, app.URL()+"/whip/free", opt)
+	p := postOffer(t, app.URL()+"/whip/free", opt)
 	requireProblem(t, p.resp, p.answer, http.StatusForbidden, "open_publish")
 	keyed := opt
 	keyed.token = "k3y"
-	whipPublish(t, app.URL()+"/whip/keyed", keyed)
-	p = tryWHIPPublish(t, app.URL()+"/whip/keyed", opt)
+	publish(t, app.URL()+"/whip/keyed", keyed)
+	p = postOffer(t, app.URL()+"/whip/keyed", opt)
 	requireProblem(t, p.resp, p.answer, http.StatusUnauthorized, "Bearer")
 
-	open, log, err := startIngestGateway(t, wide(true))
-	if err != nil {
-		t.Fatal(err)
+	open := startGateway(t, wide(true))
+	if !strings.Contains(open.log.String(), warning) {
+		t.Fatalf("open_publish beyond loopback started without a warning; log:\n%s", open.log)
 	}
-	if !strings.Contains(log.String(), warning) {
-		t.Fatalf("open_publish beyond loopback started without a warning; log:\n%s", log)
-	}
-	whipPublish(t, open.URL()+"/whip/free", opt)
-	p = tryWHIPPublish(t, open.URL()+"/whip/keyed", opt)
+	publish(t, open.URL()+"/whip/free", opt)
+	p = postOffer(t, open.URL()+"/whip/keyed", opt)
 	requireProblem(t, p.resp, p.answer, http.StatusUnauthorized, "Bearer")
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 	"whipgate/ingest/h264synth"
 )
@@ -39,7 +40,7 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		data []byte
 		key  bool
 	}
-	run := func(p *whipPublisher, label string, n int, skipIDR bool) []au {
+	run := func(p *publisher, label string, n int, skipIDR bool) []au {
 		enc, err := h264synth.New(h264synth.Config{Width: 320, Height: 240, FPS: 30, GOP: 300, Label: label})
 		if err != nil {
 			t.Fatal(err)
@@ -74,36 +75,34 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		return nil
 	}
 
-	first := whipPublish(t, url, opt)
-	v := watch(t, app.URL()+"/whep/relive", nil)
-	ingestWait(t, 10*time.Second, "viewer connected", func() bool { return v.pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
+	first := publish(t, url, opt)
+	v := watch(t, app.URL()+"/whep/relive")
 	viewerID := sessionID(v.resource)
 	sent := run(first, "one", 30, false)
 	v.waitFrames(len(sent), 5*time.Second)
 
 	// 1: the PeerConnection goes away without DELETE.
 	first.close()
-	second := tryWHIPPublish(t, url, opt)
+	second, err := tryPublish(t, url, opt)
 	retries := 0
-	for deadline := time.Now().Add(5 * time.Second); second.resp.StatusCode == http.StatusConflict && time.Now().Before(deadline); retries++ {
+	for deadline := time.Now().Add(5 * time.Second); httpStatus(err) == http.StatusConflict && time.Now().Before(deadline); retries++ {
 		time.Sleep(50 * time.Millisecond) // until whipgate has seen the PeerConnection close
-		second = tryWHIPPublish(t, url, opt)
+		second, err = tryPublish(t, url, opt)
 	}
-	if second.resp.StatusCode != http.StatusCreated {
-		t.Fatalf("POST after the publisher vanished: %d %s", second.resp.StatusCode, second.answer)
+	if err != nil {
+		t.Fatalf("POST after the publisher vanished: %v", err)
 	}
 	second.waitConnected()
 	sent = append(sent, fromKey(run(second, "two", 30, false))...)
 	v.waitFrames(len(sent), 5*time.Second)
 
 	// 2: the publisher stops sending but its PeerConnection stays up.
-	third := tryWHIPPublish(t, url, opt)
-	if third.resp.StatusCode != http.StatusConflict {
-		t.Fatalf("POST while the publisher is live: %d, want 409", third.resp.StatusCode)
+	if _, err := tryPublish(t, url, opt); httpStatus(err) != http.StatusConflict {
+		t.Fatalf("POST while the publisher is live: %v, want 409", err)
 	}
 	time.Sleep(stale)
-	third = whipPublish(t, url, opt)
-	ingestWait(t, 5*time.Second, "the stale publisher's session ends", func() bool {
+	third := publish(t, url, opt)
+	certstest.Eventually(t, 5*time.Second, "the stale publisher's session ends", func() bool {
 		_, ok := app.Sessions().Get(sessionID(second.resource))
 		return !ok
 	})
@@ -125,12 +124,10 @@ func TestWHIPIngestReconnect(t *testing.T) {
 			t.Fatalf("access unit %d differs at the viewer", i)
 		}
 	}
-	v.mu.Lock()
-	seqs := append([]uint16(nil), v.seqs...)
-	v.mu.Unlock()
-	for i := 1; i < len(seqs); i++ {
-		if seqs[i] != seqs[i-1]+1 {
-			t.Fatalf("viewer sequence number jumps %d -> %d at packet %d", seqs[i-1], seqs[i], i)
+	pkts, _ := v.packets()
+	for i := 1; i < len(pkts); i++ {
+		if a, b := pkts[i-1].SequenceNumber, pkts[i].SequenceNumber; b != a+1 {
+			t.Fatalf("viewer sequence number jumps %d -> %d at packet %d", a, b, i)
 		}
 	}
 	for i := 1; i < len(got); i++ {
@@ -146,5 +143,5 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		t.Fatalf("the publisher that started mid-GOP got %d PLIs, want 1: the viewer waiting for a keyframe needs one request", n)
 	}
 	t.Logf("one viewer session (%s) across 3 publishers: %d access units identical, %d packets with continuous sequence numbers, decoded cleanly; %d POSTs got 409 after the abrupt close",
-		viewerID, len(got), len(seqs), retries)
+		viewerID, len(got), len(pkts), retries)
 }

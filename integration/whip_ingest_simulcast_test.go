@@ -92,7 +92,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 	app := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
 
 	t.Run("OBS offer", func(t *testing.T) {
-		resp, answer := ingestDo(t, http.MethodPost, app.URL()+"/whip/obs", nil, "application/sdp", obsOffer(t))
+		resp, answer := do(t, http.MethodPost, app.URL()+"/whip/obs", "application/sdp", obsOffer(t), nil)
 		if resp.StatusCode != http.StatusCreated {
 			t.Fatalf("OBS offer: %d %s, want exactly 201", resp.StatusCode, answer)
 		}
@@ -118,7 +118,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 		if got, want := hubTracks(t, app, "obs"), "0=video/H264 1=video/H264 2=video/H264 audio=audio/opus"; got != want {
 			t.Fatalf("hub tracks %q, want %q", got, want)
 		}
-		if resp, _ := ingestDo(t, http.MethodDelete, resp.Header.Get("Location"), nil, "", ""); resp.StatusCode != http.StatusOK {
+		if resp, _ := do(t, http.MethodDelete, resp.Header.Get("Location"), "", "", nil); resp.StatusCode != http.StatusOK {
 			t.Fatalf("DELETE: %d, want 200", resp.StatusCode)
 		}
 	})
@@ -132,7 +132,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 		for _, l := range layers {
 			rids = append(rids, l.rid)
 		}
-		pub := whipPublish(t, app.URL()+"/whip/sim", publishOptions{
+		pub := publish(t, app.URL()+"/whip/sim", publishOptions{
 			video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
 				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
 			rids:  rids,
@@ -146,10 +146,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 		}
 		viewers := make([]*viewer, len(layers))
 		for i, l := range layers {
-			viewers[i] = watch(t, app.URL()+"/whep/sim/"+l.rid, nil)
-		}
-		for _, v := range viewers {
-			ingestWait(t, 10*time.Second, "viewer connected", func() bool { return v.pc.ConnectionState() == webrtc.PeerConnectionStateConnected })
+			viewers[i] = watch(t, app.URL()+"/whep/sim/"+l.rid)
 		}
 		const n = 60
 		sent := make([][][]byte, len(layers))
@@ -195,9 +192,8 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 			if w != l.w || h != l.h || frames != n {
 				t.Fatalf("layer %s: ffmpeg decoded %d frames of %dx%d, want %d of %dx%d", l.rid, frames, w, h, n, l.w, l.h)
 			}
-			viewers[i].mu.Lock()
-			audio := viewers[i].audio
-			viewers[i].mu.Unlock()
+			_, audioPkts := viewers[i].packets()
+			audio := len(audioPkts)
 			if audio == 0 {
 				t.Fatalf("layer %s: the viewer got no audio", l.rid)
 			}
@@ -207,7 +203,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 }
 
 // hubTracks lists a stream's live tracks as "name=codec", in order.
-func hubTracks(t testing.TB, app *cmd.App, stream string) string {
+func hubTracks(t testing.TB, app *instance, stream string) string {
 	t.Helper()
 	s, ok := app.Hub().Stream(stream)
 	if !ok {

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"whipgate/certs/certstest"
 )
 
 // buildWhipgate builds cmd/whipgate into a temporary directory. The packages are
@@ -30,8 +32,8 @@ func buildWhipgate(t *testing.T) string {
 type whipgateProcess struct {
 	name   string
 	cmd    *exec.Cmd
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *certstest.LogTap
+	stderr *certstest.LogTap
 	done   chan struct{}
 	err    error // Wait's result once done is closed
 	url    string
@@ -44,8 +46,8 @@ func startWhipgateProcess(t *testing.T, name, bin string, args ...string) *whipg
 	p := &whipgateProcess{
 		name:   name,
 		cmd:    exec.Command(bin, args...),
-		stdout: &lockedBuffer{},
-		stderr: &lockedBuffer{},
+		stdout: &certstest.LogTap{},
+		stderr: &certstest.LogTap{},
 		done:   make(chan struct{}),
 	}
 	p.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
@@ -68,7 +70,7 @@ func startWhipgateProcess(t *testing.T, name, bin string, args ...string) *whipg
 			t.Logf("%s whipgate stdout:\n%s\nstderr:\n%s", p.name, p.stdout, p.stderr)
 		}
 	})
-	waitUntil(t, 30*time.Second, name+" whipgate to print its URL", func() bool {
+	certstest.Eventually(t, 30*time.Second, name+" whipgate prints its URL", func() bool {
 		select {
 		case <-p.done:
 			t.Fatalf("%s whipgate exited before it was ready: %v\nstderr:\n%s", name, p.err, p.stderr)

@@ -1,0 +1,443 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+
+	"whipgate/certs/certstest"
+	"whipgate/whip/client"
+)
+
+// publishOptions shape a test publisher's tracks and offer.
+type publishOptions struct {
+	api   *webrtc.API               // nil: clientAPI
+	video webrtc.RTPCodecCapability // MimeType "" = no video
+	rids  []string                  // simulcast encodings, full size first; none = one plain track
+	audio bool
+	token string
+	// rtx offers RTX with the video codec (payload type rtxPT, apt videoPT),
+	// as browsers and GStreamer do; OBS retransmits without it.
+	rtx bool
+
+	// For postOffer only, which shapes the request by hand:
+	// contentType replaces application/sdp.
+	contentType string
+	// noCandidates posts the offer before gathering, as OBS does.
+	noCandidates bool
+	// munge rewrites the offer as posted (the PeerConnection keeps its own).
+	munge func(string) string
+}
+
+// With the default codecs, H.264 42e01f packetization mode 1 is payload
+// type 106 and its RTX 107.
+const videoPT, rtxPT = 106, 107
+
+// publisher is a pion WHIP publisher: local tracks to send on, and the
+// RTCP its senders receive.
+type publisher struct {
+	t       testing.TB
+	pc      *webrtc.PeerConnection
+	video   []*webrtc.TrackLocalStaticRTP
+	audio   *webrtc.TrackLocalStaticRTP
+	pli     []atomic.Int64 // PLIs received per video layer
+	wantKey []atomic.Bool  // a PLI not yet acted on, per video layer
+	nackMu  sync.Mutex
+	nacked  map[uint16]int // NACKs received per video sequence number
+
+	sender *webrtc.RTPSender // of the video
+	rids   []string
+
+	resource string        // the session URL
+	answer   string        // or, from postOffer, the error body
+	took     time.Duration // the POST (publish: all of the negotiation)
+	// postOffer's exchange, for the tests of WHIP's HTTP rules.
+	resp  *http.Response
+	offer string // as posted
+	etag  string
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+// publish publishes through whipgate's own WHIP client, as OBS-style
+// clients do (offer, 201, trickle), and waits until it is connected.
+func publish(t testing.TB, url string, opt publishOptions) *publisher {
+	t.Helper()
+	p, err := tryPublish(t, url, opt)
+	if err != nil {
+		t.Fatalf("WHIP publish to %s: %v", url, err)
+	}
+	p.waitConnected()
+	return p
+}
+
+// tryPublish is publish that returns the client's error instead of failing
+// and does not wait for the connection.
+func tryPublish(t testing.TB, url string, opt publishOptions) (*publisher, error) {
+	t.Helper()
+	log, _ := certstest.NewLog(t)
+	client, err := client.New(client.Config{URL: url, Token: opt.token}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	p := newPublisher(t, opt, client.PeerConfiguration())
+	start := time.Now()
+	s, err := client.Publish(t.Context(), p.pc)
+	p.took = time.Since(start)
+	if err != nil {
+		p.close()
+		return p, err
+	}
+	// DELETE, and wait for the trickle goroutine, before the PeerConnection
+	// closes (cleanups run last-in first-out).
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	p.resource, p.answer = s.Resource(), p.pc.RemoteDescription().SDP
+	return p, nil
+}
+
+// httpStatus is the status the server answered a failed Publish with, 0
+// when it failed otherwise.
+func httpStatus(err error) int {
+	if he, ok := errors.AsType[*client.HTTPError](err); ok {
+		return he.Status
+	}
+	return 0
+}
+
+// postOffer publishes by hand, for the tests of WHIP's HTTP rules: it POSTs
+// an offer shaped by opt and applies the answer if it got 201; other
+// statuses leave resp and the body for the test.
+func postOffer(t testing.TB, url string, opt publishOptions) *publisher {
+	t.Helper()
+	p := newPublisher(t, opt, webrtc.Configuration{})
+	offer, err := p.pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(p.pc)
+	if err := p.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	p.offer = offer.SDP
+	if !opt.noCandidates {
+		<-gathered
+		p.offer = p.pc.LocalDescription().SDP
+	}
+	if opt.munge != nil {
+		p.offer = opt.munge(p.offer)
+	}
+	var hdr map[string]string
+	if opt.token != "" {
+		hdr = map[string]string{"Authorization": "Bearer " + opt.token}
+	}
+	ct := opt.contentType
+	if ct == "" {
+		ct = "application/sdp"
+	}
+	start := time.Now()
+	p.resp, p.answer = do(t, http.MethodPost, url, ct, p.offer, hdr)
+	p.took = time.Since(start)
+	if p.resp.StatusCode != http.StatusCreated {
+		p.close()
+		return p
+	}
+	p.resource = p.resp.Header.Get("Location")
+	p.etag = p.resp.Header.Get("ETag")
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: p.answer}); err != nil {
+		t.Fatalf("publisher: apply answer: %v\n%s", err, p.answer)
+	}
+	return p
+}
+
+// requireCreated fails unless postOffer got 201, then waits until the
+// publisher is connected.
+func (p *publisher) requireCreated() *publisher {
+	p.t.Helper()
+	if p.resp.StatusCode != http.StatusCreated {
+		p.t.Fatalf("WHIP POST: %d %s", p.resp.StatusCode, p.answer)
+	}
+	p.waitConnected()
+	return p
+}
+
+// newPublisher makes the PeerConnection with opt's tracks and starts reading
+// their RTCP; nothing is negotiated yet.
+func newPublisher(t testing.TB, opt publishOptions, conf webrtc.Configuration) *publisher {
+	t.Helper()
+	api := opt.api
+	if api == nil {
+		api = clientAPI(t)
+	}
+	pc, err := api.NewPeerConnection(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &publisher{t: t, pc: pc}
+	t.Cleanup(p.close)
+	if opt.video.MimeType != "" {
+		rids := opt.rids
+		if len(rids) == 0 {
+			rids = []string{""}
+		}
+		p.pli = make([]atomic.Int64, len(rids))
+		p.wantKey = make([]atomic.Bool, len(rids))
+		var sender *webrtc.RTPSender
+		for i, rid := range rids {
+			var opts []func(*webrtc.TrackLocalStaticRTP)
+			if rid != "" {
+				opts = append(opts, webrtc.WithRTPStreamID(rid))
+			}
+			tr, err := webrtc.NewTrackLocalStaticRTP(opt.video, "video", "whipgate-test", opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p.video = append(p.video, tr)
+			if i == 0 {
+				x, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+				if err != nil {
+					t.Fatal(err)
+				}
+				// A pion offer lists every codec it knows, VP8 first; like a
+				// browser's setCodecPreferences, this offers what the track
+				// sends, which is what whipgate answers with.
+				c := opt.video
+				c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+				prefs := []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
+				if opt.rtx {
+					prefs[0].PayloadType = videoPT
+					prefs = append(prefs, webrtc.RTPCodecParameters{PayloadType: rtxPT, RTPCodecCapability: webrtc.RTPCodecCapability{
+						MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", videoPT)}})
+				}
+				if err := x.SetCodecPreferences(prefs); err != nil {
+					t.Fatalf("codec preferences: %v", err)
+				}
+				sender = x.Sender()
+			} else if err := sender.AddEncoding(tr); err != nil {
+				t.Fatalf("add simulcast encoding %q: %v", rid, err)
+			}
+		}
+		for i, rid := range rids {
+			p.wg.Go(func() { p.readRTCP(sender, i, rid) })
+		}
+		p.sender, p.rids = sender, opt.rids
+	}
+	if opt.audio {
+		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "whipgate-test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		x, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.audio = tr
+		p.wg.Go(func() { p.readRTCP(x.Sender(), -1, "") })
+	}
+	return p
+}
+
+func (p *publisher) waitConnected() {
+	p.t.Helper()
+	certstest.Eventually(p.t, 10*time.Second, "publisher connected", func() bool {
+		return p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected
+	})
+}
+
+// close drops the PeerConnection without DELETE, as a crashed or
+// disconnected client would.
+func (p *publisher) close() {
+	p.closeOnce.Do(func() {
+		_ = p.pc.Close()
+		p.wg.Wait()
+	})
+}
+
+// rtpExt is one RTP header extension element.
+type rtpExt struct {
+	id    uint8
+	value []byte
+}
+
+// ridExtensions are the header extensions video layer i must carry: pion
+// leaves putting MID and RID on simulcast packets to the application, and
+// a receiver tells the layers apart only by them.
+func (p *publisher) ridExtensions(i int) []rtpExt {
+	p.t.Helper()
+	if len(p.rids) == 0 {
+		return nil
+	}
+	var mid string
+	for _, tr := range p.pc.GetTransceivers() {
+		if tr.Sender() == p.sender {
+			mid = tr.Mid()
+		}
+	}
+	var out []rtpExt
+	for _, e := range p.sender.GetParameters().HeaderExtensions {
+		switch e.URI {
+		case sdp.SDESMidURI:
+			out = append(out, rtpExt{uint8(e.ID), []byte(mid)})
+		case sdp.SDESRTPStreamIDURI:
+			out = append(out, rtpExt{uint8(e.ID), []byte(p.rids[i])})
+		}
+	}
+	if len(out) != 2 || mid == "" {
+		p.t.Fatalf("publisher: MID and RID header extensions not negotiated (%v, mid %q)", out, mid)
+	}
+	return out
+}
+
+// readRTCP counts PLIs for video layer i until the sender stops; reading
+// is also what lets pion's NACK responder see the viewers' NACKs.
+func (p *publisher) readRTCP(s *webrtc.RTPSender, i int, rid string) {
+	for {
+		var pkts []rtcp.Packet
+		var err error
+		if rid != "" {
+			pkts, _, err = s.ReadSimulcastRTCP(rid)
+		} else {
+			pkts, _, err = s.ReadRTCP()
+		}
+		if err != nil {
+			return
+		}
+		for _, pkt := range pkts {
+			switch pkt := pkt.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				if i >= 0 {
+					p.pli[i].Add(1)
+					p.wantKey[i].Store(true)
+				}
+			case *rtcp.TransportLayerNack:
+				p.nackMu.Lock()
+				if p.nacked == nil {
+					p.nacked = map[uint16]int{}
+				}
+				for _, pair := range pkt.Nacks {
+					for _, seq := range pair.PacketList() {
+						p.nacked[seq]++
+					}
+				}
+				p.nackMu.Unlock()
+			}
+		}
+	}
+}
+
+// rtpFrame is one frame as the publisher put it on the wire.
+type rtpFrame [][]byte
+
+// sendStream packetizes frames onto one local track and keeps what it sent.
+type sendStream struct {
+	out       interface{ WriteRTP(*rtp.Packet) error } // the track, or something in front of it
+	payloader rtp.Payloader
+	audio     bool
+	ext       []rtpExt // put on every packet
+	seq       uint16
+	ts        uint32
+
+	mu   sync.Mutex
+	sent []rtpFrame
+}
+
+func newSendStream(track *webrtc.TrackLocalStaticRTP, payloader rtp.Payloader) *sendStream {
+	return &sendStream{out: track, payloader: payloader, seq: uint16(rand.Uint32()), ts: rand.Uint32(),
+		audio: strings.HasPrefix(track.Codec().MimeType, "audio/")}
+}
+
+// write sends one frame and advances the clock by ticks.
+func (s *sendStream) write(data []byte, ticks uint32) error {
+	payloads := s.payloader.Payload(1200, data)
+	frame := make(rtpFrame, 0, len(payloads))
+	for i, pl := range payloads {
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: s.seq, Timestamp: s.ts,
+			Marker: !s.audio && i == len(payloads)-1}, Payload: pl}
+		s.seq++
+		for _, e := range s.ext {
+			if err := pkt.Header.SetExtension(e.id, e.value); err != nil {
+				return fmt.Errorf("rtp header extension: %w", err)
+			}
+		}
+		frame = append(frame, slices.Clone(pl))
+		if err := s.out.WriteRTP(pkt); err != nil {
+			return fmt.Errorf("write rtp: %w", err)
+		}
+	}
+	s.ts += ticks
+	s.mu.Lock()
+	s.sent = append(s.sent, frame)
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *sendStream) frames() []rtpFrame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.sent)
+}
+
+// pacedSource feeds a sendStream in real time: next returns the next frame, or
+// false when there is none left.
+type pacedSource struct {
+	stream   *sendStream
+	interval time.Duration
+	ticks    uint32
+	next     func() ([]byte, bool)
+}
+
+// playSources runs every source at its own pace, each on a goroutine it waits
+// for, until all have run out of frames.
+func playSources(t testing.TB, srcs ...pacedSource) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(srcs))
+	for i, src := range srcs {
+		wg.Go(func() {
+			start := time.Now()
+			for n := 0; ; n++ {
+				data, ok := src.next()
+				if !ok {
+					return
+				}
+				if err := src.stream.write(data, src.ticks); err != nil {
+					errs[i] = err
+					return
+				}
+				time.Sleep(time.Until(start.Add(time.Duration(n+1) * src.interval)))
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatalf("publisher: %v", err)
+		}
+	}
+}
+
+// framesOnce serves pre-encoded frames once.
+func framesOnce(frames [][]byte) func() ([]byte, bool) {
+	i := 0
+	return func() ([]byte, bool) {
+		if i >= len(frames) {
+			return nil, false
+		}
+		i++
+		return frames[i-1], true
+	}
+}
