@@ -156,6 +156,22 @@ func (m *Manager) Fingerprint() string {
 	return Fingerprint(m.served.Load().Leaf)
 }
 
+// Leaf is the certificate being served (for acme, the one for the first
+// domain), nil in mode off or before one is loaded: its NotAfter is what
+// an operator watches.
+func (m *Manager) Leaf() *x509.Certificate {
+	if m == nil || m.mode == ModeOff {
+		return nil
+	}
+	if m.acme != nil {
+		return m.acme.leaf()
+	}
+	if c := m.served.Load(); c != nil {
+		return c.Leaf
+	}
+	return nil
+}
+
 // Fingerprint formats the SHA-256 of cert's DER bytes as colon-separated upper-case hex,
 // the form browsers show; empty for nil.
 func Fingerprint(cert *x509.Certificate) string {

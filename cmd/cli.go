@@ -83,7 +83,7 @@ environment:
 type serverFlags struct {
 	fs *flag.FlagSet
 
-	configFile, listen, udp, publicIP, publicURL, apiToken, logLevel, stateDir string
+	configFile, listen, udp, publicIP, publicURL, apiToken, logLevel, logFormat, stateDir string
 	noTestSource, version                                                      bool
 }
 
@@ -99,6 +99,7 @@ func newServerFlags(stderr io.Writer) *serverFlags {
 	fs.StringVar(&f.publicURL, "public-url", "", "external base `URL` for Location headers")
 	fs.StringVar(&f.apiToken, "api-token", "", "Bearer `token` for /api/v1 and /metrics")
 	fs.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "", "text or json")
 	fs.StringVar(&f.stateDir, "state-dir", "", "`directory` for state kept across restarts")
 	fs.BoolVar(&f.noTestSource, "no-test-source", false, "do not start the built-in test stream")
 	fs.BoolVar(&f.version, "version", false, "print the version, as the version command does, and exit")
@@ -148,6 +149,8 @@ func (f *serverFlags) config(getenv func(string) string) (Config, error) {
 			cfg.APIToken, cfg.APITokenFile = f.apiToken, "" // the flag replaces a token file below it
 		case "log-level":
 			cfg.LogLevel = f.logLevel
+		case "log-format":
+			cfg.LogFormat = f.logFormat
 		case "state-dir":
 			cfg.StateDir = f.stateDir
 		case "no-test-source":

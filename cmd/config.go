@@ -54,6 +54,10 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is json or text. Default text.
 	LogFormat string `yaml:"log_format"`
+	// ReadyGrace is how long an egress may be down (starting, or a brief
+	// reconnect) or the encoder starting before /readyz says not ready.
+	// Default 5 s.
+	ReadyGrace time.Duration `yaml:"ready_grace"`
 	// ShutdownGrace bounds the graceful stop. Default 2.5 s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 
@@ -265,6 +269,9 @@ func (c *Config) applyDefaults(getenv func(string) string) {
 	c.Limits.ApplyDefaults()
 	if c.Limits.MaxEgress <= 0 {
 		c.Limits.MaxEgress = 32
+	}
+	if c.ReadyGrace <= 0 {
+		c.ReadyGrace = 5 * time.Second
 	}
 	if c.ShutdownGrace <= 0 {
 		c.ShutdownGrace = 2500 * time.Millisecond

@@ -361,6 +361,7 @@ func TestServerFlags(t *testing.T) {
 		{[]string{"-public-url", "https://box"}, func(c Config) bool { return c.PublicURL == "https://box" }},
 		{[]string{"-api-token", "tok"}, func(c Config) bool { return c.APIToken == "tok" }},
 		{[]string{"-log-level", "debug"}, func(c Config) bool { return c.LogLevel == "debug" }},
+		{[]string{"-log-format", "json"}, func(c Config) bool { return c.LogFormat == "json" }},
 		{[]string{"-state-dir", "/s"}, func(c Config) bool { return c.StateDir == "/s" }},
 		{[]string{"-no-test-source"}, func(c Config) bool { return c.TestSource == nil }},
 		{[]string{"-no-test-source=false"}, func(c Config) bool { return c.TestSource.On() }},

@@ -62,7 +62,7 @@ type EgressChanges struct {
 // other top-level key that changes is reported as needing one.
 var liveKeys = map[string]bool{
 	"api_token": true, "api_token_file": true, "open_publish": true, "log_level": true,
-	"streams": true, "egress": true, "hwaccel": true,
+	"streams": true, "egress": true, "hwaccel": true, "ready_grace": true,
 }
 
 // Reload re-reads the configuration and applies what changed: streams and

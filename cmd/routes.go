@@ -40,6 +40,7 @@ func (a *App) routes() http.Handler {
 	r.Route("/api/v1", a.apiRoutes)
 
 	r.With(a.apiTrust, a.apiAuth).Handle("/metrics", newMetricsHandler(a))
+	r.Get("/readyz", a.readyz)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok\n"))

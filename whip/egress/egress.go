@@ -50,6 +50,7 @@ type Egress struct {
 
 	mu      sync.Mutex
 	state   string // before the legs exist, and after Run
+	created time.Time
 	lastErr string
 	legs    []*egressLeg
 	layers  []string
@@ -70,7 +71,7 @@ func New(cfg Config, hub *gateway.Hub, t *rtc.Transport, log *slog.Logger) (*Egr
 		hub:   hub,
 		t:     t,
 		log:   log.With("component", "egress", "egress", cfg.ID, "stream", cfg.Stream),
-		state: StateConnecting,
+		state: StateConnecting, created: time.Now(),
 	}, nil
 }
 
@@ -218,4 +219,38 @@ func (e *Egress) setStopped() {
 	for _, l := range e.legs {
 		l.setState(StateStopped)
 	}
+}
+
+// Ready reports whether the egress does its job: every session connected,
+// or down for less than grace (starting, or a brief reconnect, which an
+// operator need not be paged for). Otherwise it says why not.
+func (e *Egress) Ready(grace time.Duration, now time.Time) (bool, string) {
+	e.mu.Lock()
+	legs, state, lastErr, created := e.legs, e.state, e.lastErr, e.created
+	e.mu.Unlock()
+	if len(legs) == 0 {
+		if state != StateStopped && now.Sub(created) < grace {
+			return true, ""
+		}
+		return false, fmt.Sprintf("%s: %s", state, lastErr)
+	}
+	for _, l := range legs {
+		l.mu.Lock()
+		st, since, up, lerr := l.state, l.lastUp, l.lastUp, l.lastErr
+		l.mu.Unlock()
+		if st == StateConnected {
+			continue
+		}
+		if since.IsZero() {
+			since = created // never up: count from the start
+		}
+		if now.Sub(since) >= grace || st == StateFailed || st == StateStopped {
+			down := "never connected"
+			if !up.IsZero() {
+				down = "down since " + up.Format(time.RFC3339)
+			}
+			return false, fmt.Sprintf("session for %s %s, %s: %s", strings.Join(l.layers, ","), st, down, lerr)
+		}
+	}
+	return true, ""
 }

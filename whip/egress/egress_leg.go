@@ -30,6 +30,8 @@ type egressLeg struct {
 
 	mu             sync.Mutex
 	state          string
+	stateSince     time.Time // when state was entered
+	lastUp         time.Time // when the leg was last connected; zero: never
 	lastErr        string
 	lastErrAt      time.Time
 	retries        int
@@ -45,7 +47,7 @@ func newEgressLeg(e *Egress, c *client.Client, url string, layers, rids []string
 	return &egressLeg{
 		e: e, client: c, url: url, layers: layers, rids: rids, audio: audio,
 		log:   e.log.With("layers", layers, "url", client.Redact(url)),
-		state: StateConnecting,
+		state: StateConnecting, stateSince: time.Now(),
 	}
 }
 
@@ -73,7 +75,8 @@ func (l *egressLeg) run(ctx context.Context) {
 			state = StateFailed
 		}
 		l.mu.Lock()
-		l.state, l.lastErr, l.lastErrAt = state, err.Error(), time.Now()
+		l.enterLocked(state, time.Now())
+		l.lastErr, l.lastErrAt = err.Error(), time.Now()
 		l.bitrate = 0
 		if !waiting {
 			l.retries++
@@ -97,10 +100,20 @@ func (l *egressLeg) run(ctx context.Context) {
 	}
 }
 
+// enterLocked moves the leg to state s at now (l.mu held).
+func (l *egressLeg) enterLocked(s string, now time.Time) {
+	if l.state == StateConnected && s != StateConnected {
+		l.lastUp = now
+	}
+	if s != l.state {
+		l.state, l.stateSince = s, now
+	}
+}
+
 func (l *egressLeg) setState(s string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.state = s
+	l.enterLocked(s, time.Now())
 	if s == StateConnected && l.connectedSince.IsZero() {
 		l.connectedSince = time.Now()
 	}

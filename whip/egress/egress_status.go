@@ -20,6 +20,8 @@ type Status struct {
 	Mode   string   `json:"mode"`
 	Target string   `json:"target"`
 	State  string   `json:"state"`
+	// Since is when the egress entered State.
+	Since *time.Time `json:"since,omitempty"`
 	// LastError is the most recent failure of any session, kept after
 	// recovery so an operator sees why the last retry happened.
 	LastError      string     `json:"last_error,omitempty"`
@@ -54,8 +56,14 @@ func (e *Egress) Status() Status {
 	var last time.Time
 	var since time.Time
 	states := map[string]int{}
+	entered := map[string]time.Time{} // per state, the latest a leg entered it
 	for _, l := range legs {
 		s, errAt := l.status()
+		l.mu.Lock()
+		if t := l.stateSince; t.After(entered[l.state]) {
+			entered[l.state] = t
+		}
+		l.mu.Unlock()
 		out.Sessions = append(out.Sessions, s)
 		states[s.State]++
 		out.Retries += s.Retries
@@ -81,6 +89,9 @@ func (e *Egress) Status() Status {
 		out.ConnectedSince = &since // when the last session came up
 	default:
 		out.State = StateConnecting
+	}
+	if t, ok := entered[out.State]; ok {
+		out.Since = &t
 	}
 	return out
 }
