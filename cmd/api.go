@@ -124,9 +124,12 @@ type info struct {
 // features are the parts of the configuration that change what the box
 // does; null means off.
 type features struct {
-	TLS        string         `json:"tls"`
-	TestSource *sourceFeature `json:"test_source"`
-	Encoder    *sourceFeature `json:"encoder"`
+	TLS string `json:"tls"`
+	// TLSNotAfter is when the served certificate expires; absent without
+	// TLS.
+	TLSNotAfter *time.Time     `json:"tls_not_after,omitempty"`
+	TestSource  *sourceFeature `json:"test_source"`
+	Encoder     *sourceFeature `json:"encoder"`
 	// Egress counts the egress, from the config file and the API.
 	Egress int `json:"egress"`
 }
@@ -142,6 +145,10 @@ func (a *App) getInfo(w http.ResponseWriter, _ *http.Request) {
 		BuildInfo:     a.build,
 		UptimeSeconds: time.Since(a.started).Round(time.Millisecond).Seconds(),
 		Features:      features{TLS: a.certs.Mode(), Egress: len(a.egress.List())},
+	}
+	if leaf := a.certs.Leaf(); leaf != nil {
+		t := leaf.NotAfter.UTC()
+		doc.Features.TLSNotAfter = &t
 	}
 	if t := a.cfg.TestSource; t.On() {
 		doc.Features.TestSource = &sourceFeature{Stream: t.Stream}
