@@ -17,6 +17,7 @@ func (a *App) apiRoutes(r chi.Router) {
 	r.Use(a.apiTrust, a.apiAuth)
 	r.Get("/info", a.getInfo)
 	r.Post("/reload", a.reload)
+	r.Get("/events", a.eventStream)
 	r.Get("/streams", a.listStreams)
 	r.Get("/streams/{name}", a.getStream)
 	r.Post("/streams/{name}/keyframe", a.keyframe)

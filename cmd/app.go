@@ -48,6 +48,9 @@ type App struct {
 	reloader  reloader
 	getenv    func(string) string
 
+	events     *events
+	eventsDone chan struct{} // closed when Close begins: event streams end
+
 	ln     net.Listener
 	srv    *http.Server
 	scheme string
@@ -77,8 +80,12 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if cfg.OpenPublish && !IsLoopback(cfg.Listen) {
 		log.Warn("open_publish: anyone who can reach this server may publish to any stream that has no publish_token", "listen", cfg.Listen)
 	}
+	// Warnings from every component also go out as events.
+	ev := newEvents(cfg.HTTP.MaxEventStreams)
+	log = slog.New(eventHandler{Handler: log.Handler(), ev: ev})
 	warnShortTokens(cfg, log)
-	a := &App{cfg: cfg, log: log, scheme: "http", build: ReadBuildInfo(), started: time.Now(), getenv: getenv}
+	a := &App{cfg: cfg, log: log, scheme: "http", build: ReadBuildInfo(), started: time.Now(), getenv: getenv,
+		events: ev, eventsDone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))
@@ -94,6 +101,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 		return nil, err
 	}
 	a.sessions = session.NewRegistry(cfg.Limits.Limits, log.With("component", "sessions"))
+	a.sessions.Notify(a.sessionEvent)
 	a.whep = whep.New(cfg.WHEP, a.hub, a.rtc, a.sessions, a.viewToken, log)
 	a.whip = whip.NewServer(cfg.WHIP, a.hub, a.rtc, a.sessions, a.publishPolicy, log)
 	if a.certs, err = certs.New(ctx, cfg.TLS, log); err != nil {
@@ -110,6 +118,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if err := a.egress.Start(cfg.Egress); err != nil {
 		return nil, err
 	}
+	a.wg.Go(func() { a.watchStates(sourceCtx) })
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -198,6 +207,9 @@ func (a *App) Certs() *certs.Manager { return a.certs }
 func (a *App) Close(ctx context.Context) error {
 	a.closeOnce.Do(func() {
 		var errs []error
+		// Event streams never go idle: end them, or Shutdown waits out
+		// its grace period for them.
+		close(a.eventsDone)
 		if a.srv != nil {
 			sctx, cancel := context.WithTimeoutCause(ctx, a.cfg.ShutdownGrace, errors.New("shutdown grace period over"))
 			if err := a.srv.Shutdown(sctx); err != nil {

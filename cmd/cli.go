@@ -84,7 +84,7 @@ type serverFlags struct {
 	fs *flag.FlagSet
 
 	configFile, listen, udp, publicIP, publicURL, apiToken, logLevel, logFormat, stateDir string
-	noTestSource, version                                                      bool
+	noTestSource, version                                                                 bool
 }
 
 func newServerFlags(stderr io.Writer) *serverFlags {

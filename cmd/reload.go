@@ -233,6 +233,7 @@ func (a *App) reload(w http.ResponseWriter, _ *http.Request) {
 
 // logReload says what a reload did, and what waits for a restart.
 func (a *App) logReload(res ReloadResult) {
+	a.events.publish("reload", res)
 	a.log.Info("configuration reloaded", "applied", res.Applied, "closed_sessions", len(res.ClosedSessions),
 		"egress_started", res.Egress.Started, "egress_stopped", res.Egress.Stopped, "egress_restarted", res.Egress.Restarted,
 		"encoder", res.Encoder)

@@ -30,6 +30,8 @@ type HTTPConfig struct {
 	// MaxConnections caps open HTTP connections; more wait to be
 	// accepted. Default 1024.
 	MaxConnections int `yaml:"max_connections"`
+	// MaxEventStreams caps the open GET /api/v1/events streams. Default 16.
+	MaxEventStreams int `yaml:"max_event_streams"`
 	// AllowedHosts are more Host names the API answers to without an
 	// api_token (besides the listen host, localhost, 127.0.0.1, [::1] and
 	// public_url's host): a defence against DNS rebinding. Default none.
@@ -55,6 +57,9 @@ func (c *HTTPConfig) applyDefaults() {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 1024
+	}
+	if c.MaxEventStreams <= 0 {
+		c.MaxEventStreams = 16
 	}
 }
 

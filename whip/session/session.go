@@ -138,6 +138,17 @@ type Registry struct {
 	wg       sync.WaitGroup
 
 	panics atomic.Uint64
+	notify atomic.Pointer[func(started bool, s *Session, reason error)]
+}
+
+// Notify has f called as each session starts (started, nil reason) and
+// ends (the reason it ended); f must not block.
+func (r *Registry) Notify(f func(started bool, s *Session, reason error)) { r.notify.Store(&f) }
+
+func (r *Registry) tell(started bool, s *Session, reason error) {
+	if f := r.notify.Load(); f != nil {
+		(*f)(started, s, reason)
+	}
 }
 
 // NewRegistry returns an empty registry admitting sessions within limits
@@ -318,8 +329,10 @@ func (r *Registry) Start(s *Session, pc *webrtc.PeerConnection, connectTimeout t
 			err = context.Cause(ctx)
 		}
 		log.Info("session ended", "reason", err)
+		r.tell(false, s, err)
 	}()
 	log.Info("session started", "layer", s.Layer, "remote", s.Remote)
+	r.tell(true, s, nil)
 	return nil
 }
 
