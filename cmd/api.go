@@ -28,6 +28,7 @@ func (a *App) apiRoutes(r chi.Router) {
 	r.Post("/egress", a.createEgress)
 	r.Get("/egress", a.listEgress)
 	r.Get("/egress/{id}", a.getEgress)
+	r.Patch("/egress/{id}", a.patchEgress)
 	r.Delete("/egress/{id}", a.deleteEgress)
 }
 

@@ -3,6 +3,9 @@ package cmd
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -225,5 +228,44 @@ func TestAPIInfo(t *testing.T) {
 				t.Errorf("got features %s, want tls off, test_source %q, encoder %q, %d egress", body, tc.testSource, tc.encoder, tc.egress)
 			}
 		})
+	}
+}
+
+// PATCH changes an API-made egress in place: its id stays, the fields given
+// replace its own, and the state file keeps the change.
+func TestAPIPatchEgress(t *testing.T) {
+	app := startApp(t, func(c *Config) {
+		c.Streams = map[string]StreamConfig{"box": {}}
+		c.Egress = []egress.Config{{ID: "file", Stream: "box", URL: "http://127.0.0.1:9/whip"}}
+	})
+	api := app.URL() + "/api/v1/egress"
+	if code, body := request(t, "POST", api, "", `{"id": "sfu", "stream": "box", "url": "http://127.0.0.1:9/whip", "layers": ["main"]}`); code != http.StatusCreated {
+		t.Fatalf("create: %d %s", code, body)
+	}
+	code, body := request(t, "PATCH", api+"/sfu", "", `{"url": "http://127.0.0.1:10/whip/{layer}", "token": "new-token"}`)
+	if code != http.StatusOK || !strings.Contains(body, "127.0.0.1:10") {
+		t.Fatalf("patch: %d %s", code, body)
+	}
+	cfg, _, _ := app.egress.Given("sfu")
+	if cfg.URL != "http://127.0.0.1:10/whip/{layer}" || cfg.Token != "new-token" || !slices.Equal(cfg.Layers, []string{"main"}) {
+		t.Fatalf("after the patch: %+v", cfg)
+	}
+	state, err := os.ReadFile(filepath.Join(app.cfg.StateDir, "egress.json"))
+	if err != nil || !strings.Contains(string(state), "127.0.0.1:10") {
+		t.Fatalf("state file not saved: %v %s", err, state)
+	}
+	for _, tc := range []struct {
+		path, body string
+		want       int
+	}{
+		{"/sfu", `{"id": "other"}`, http.StatusBadRequest},
+		{"/sfu", `{"colour": "red"}`, http.StatusBadRequest},
+		{"/sfu", `{"url": "ftp://x"}`, http.StatusBadRequest},
+		{"/nope", `{}`, http.StatusNotFound},
+		{"/file", `{"token": "x"}`, http.StatusConflict},
+	} {
+		if code, body := request(t, "PATCH", api+tc.path, "", tc.body); code != tc.want {
+			t.Errorf("PATCH %s %s: got %d %s, want %d", tc.path, tc.body, code, body, tc.want)
+		}
 	}
 }

@@ -14,40 +14,67 @@ import (
 
 // API handlers.
 
-func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
-	dec := json.NewDecoder(io.LimitReader(r.Body, 64<<10))
+// maxJSONBody bounds an API request body: an egress is a few hundred bytes.
+const maxJSONBody = 64 << 10
+
+// decodeEgress reads an egress JSON object onto cfg (fields it leaves out
+// keep cfg's values), strictly: unknown fields and trailing data are 400.
+func decodeEgress(r *http.Request, cfg *egress.Config) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody))
 	dec.DisallowUnknownFields()
-	var cfg egress.Config
-	if err := dec.Decode(&cfg); err != nil {
-		a.apiError(w, problem.Errorf(http.StatusBadRequest, "bad egress JSON: %v", err))
-		return
+	if err := dec.Decode(cfg); err != nil {
+		return problem.Errorf(http.StatusBadRequest, "bad egress JSON: %v", err)
 	}
 	if dec.More() {
-		a.apiError(w, problem.Errorf(http.StatusBadRequest, "bad egress JSON: more than one object"))
-		return
+		return problem.Errorf(http.StatusBadRequest, "bad egress JSON: more than one object")
 	}
+	return nil
+}
+
+// checkEgress validates an egress from the API: its settings, the names in
+// it, and that its stream exists.
+func (a *App) checkEgress(cfg egress.Config) error {
 	if err := cfg.Validate(); err != nil {
-		a.apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
-		return
+		return problem.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	if err := ValidStreamName(cfg.Stream); err != nil {
-		a.apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
-		return
+	for _, name := range []string{cfg.Stream, cfg.EffectiveID()} {
+		if err := ValidStreamName(name); err != nil {
+			return problem.Errorf(http.StatusBadRequest, "egress: %v", err)
+		}
 	}
 	if _, ok := a.hub.Stream(cfg.Stream); !ok {
-		a.apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", cfg.Stream))
+		return problem.Errorf(http.StatusNotFound, "no stream %q", cfg.Stream)
+	}
+	return nil
+}
+
+// egressError is the status of an egress registry error.
+func egressError(err error) error {
+	code := http.StatusBadRequest
+	switch {
+	case errors.Is(err, egress.ErrExists), errors.Is(err, egress.ErrLimit):
+		code = http.StatusConflict
+	case errors.Is(err, egress.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, egress.ErrClosed):
+		code = http.StatusServiceUnavailable
+	}
+	return problem.Errorf(code, "%v", err)
+}
+
+func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
+	var cfg egress.Config
+	if err := decodeEgress(r, &cfg); err != nil {
+		a.apiError(w, err)
+		return
+	}
+	if err := a.checkEgress(cfg); err != nil {
+		a.apiError(w, err)
 		return
 	}
 	e, err := a.egress.Add(cfg, true)
 	if err != nil {
-		code := http.StatusBadRequest
-		switch {
-		case errors.Is(err, egress.ErrExists), errors.Is(err, egress.ErrLimit):
-			code = http.StatusConflict
-		case errors.Is(err, egress.ErrClosed):
-			code = http.StatusServiceUnavailable
-		}
-		a.apiError(w, problem.Errorf(code, "%v", err))
+		a.apiError(w, egressError(err))
 		return
 	}
 	if err := a.egress.Save(); err != nil {
@@ -55,6 +82,41 @@ func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/egress/"+e.Config().ID)
 	writeJSON(w, http.StatusCreated, e.Status())
+}
+
+// patchEgress is PATCH /api/v1/egress/{id}: the fields given (url, token,
+// layers, mode, …) replace the egress's, which restarts with them; the id
+// stays. Only an egress the API made: one from the config file is changed
+// there (and reloaded).
+func (a *App) patchEgress(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	cfg, api, ok := a.egress.Given(id)
+	if !ok {
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
+		return
+	}
+	if !api {
+		a.apiError(w, problem.Errorf(http.StatusConflict, "egress %q comes from the config file: change it there and reload", id))
+		return
+	}
+	if err := decodeEgress(r, &cfg); err != nil {
+		a.apiError(w, err)
+		return
+	}
+	if cfg.EffectiveID() != id {
+		a.apiError(w, problem.Errorf(http.StatusBadRequest, "an egress's id cannot change (%q to %q)", id, cfg.EffectiveID()))
+		return
+	}
+	if err := a.checkEgress(cfg); err != nil {
+		a.apiError(w, err)
+		return
+	}
+	e, err := a.egress.Replace(id, cfg)
+	if err != nil {
+		a.apiError(w, egressError(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, e.Status())
 }
 
 func (a *App) listEgress(w http.ResponseWriter, _ *http.Request) {

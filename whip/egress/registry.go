@@ -23,6 +23,8 @@ var (
 	ErrClosed = errors.New("egress registry is shutting down")
 	// ErrLimit refuses an egress past the registry's maximum.
 	ErrLimit = errors.New("too many egresses")
+	// ErrNotFound: no egress has that id.
+	ErrNotFound = errors.New("no such egress")
 )
 
 // Registry owns every running egress: those from the config file and those
@@ -127,6 +129,45 @@ func (g *Registry) Remove(id string) (bool, error) {
 		return true, g.Save()
 	}
 	return true, nil
+}
+
+// Given is the configuration an egress was added with, and whether the
+// API made it (and so the state file keeps it).
+func (g *Registry) Given(id string) (cfg Config, api bool, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	r, ok := g.m[id]
+	if !ok {
+		return Config{}, false, false
+	}
+	return r.cfg, r.persist, true
+}
+
+// Replace stops egress id and starts cfg in its place, keeping whether the
+// state file keeps it (and saving the file if so). cfg is checked first:
+// an invalid one changes nothing.
+func (g *Registry) Replace(id string, cfg Config) (*Egress, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.EffectiveID() != id {
+		return nil, fmt.Errorf("egress %s: the id cannot change", id)
+	}
+	_, persist, ok := g.Given(id)
+	if !ok {
+		return nil, fmt.Errorf("egress %s: %w", id, ErrNotFound)
+	}
+	if _, err := g.Remove(id); err != nil {
+		g.log.Error("egress state not saved", "err", err)
+	}
+	e, err := g.Add(cfg, persist)
+	if err != nil {
+		return nil, err
+	}
+	if persist {
+		return e, g.Save()
+	}
+	return e, nil
 }
 
 // Get returns a running egress.
