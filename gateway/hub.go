@@ -11,6 +11,9 @@
 // publisher took over), so the viewer sees a continuous stream and the
 // source and other viewers never slow down.
 //
+// Stream names follow ValidStreamName and track (layer) names
+// ValidLayerName; the hub refuses others with ErrBadName.
+//
 // The hub knows nothing of HTTP or PeerConnections.
 package gateway
 
@@ -79,8 +82,11 @@ func (h *Hub) now() int64 { return int64(time.Since(h.start)) }
 
 // Pin keeps a stream registered even when nothing publishes or watches it,
 // so viewers of a configured stream get "no publisher yet" instead of "not
-// found". It returns the stream.
+// found". It returns the stream, or fails with ErrBadName.
 func (h *Hub) Pin(name string) (*Stream, error) {
+	if err := ValidStreamName(name); err != nil {
+		return nil, fmt.Errorf("pin: %w", err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -127,8 +133,13 @@ func (h *Hub) Streams() []StreamStats {
 }
 
 // Publish makes p the publisher of the named stream, creating the stream if
-// needed. Tracks are addressed by their index in tracks from then on.
+// needed. Tracks are addressed by their index in tracks from then on. A
+// stream or track name that breaks its rule fails with ErrBadName; an
+// unusable track list with ErrBadTracks.
 func (h *Hub) Publish(name string, tracks []TrackInfo, opt PublishOptions) (*Publication, error) {
+	if err := ValidStreamName(name); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
 	if err := validateTracks(tracks); err != nil {
 		return nil, fmt.Errorf("publish %q: %w", name, err)
 	}
@@ -144,8 +155,11 @@ func (h *Hub) Publish(name string, tracks []TrackInfo, opt PublishOptions) (*Pub
 }
 
 // Subscribe attaches a subscriber to the named tracks of a stream. It fails
-// with ErrNotFound, ErrNoPublisher or ErrNoTrack.
+// with ErrBadName, ErrNotFound, ErrNoPublisher or ErrNoTrack.
 func (h *Hub) Subscribe(name string, trackNames []string, opt SubscribeOptions) (*Subscription, error) {
+	if err := ValidStreamName(name); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
 	s, ok := h.Stream(name)
 	if !ok {
 		return nil, fmt.Errorf("subscribe %q: %w", name, ErrNotFound)
@@ -192,8 +206,8 @@ func validateTracks(tracks []TrackInfo) error {
 	}
 	seen := make(map[string]bool, len(tracks))
 	for _, t := range tracks {
-		if t.Name == "" {
-			return fmt.Errorf("%w: a track has no name", ErrBadTracks)
+		if err := ValidLayerName(t.Name); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadTracks, err)
 		}
 		if seen[t.Name] {
 			return fmt.Errorf("%w: track %q twice", ErrBadTracks, t.Name)
