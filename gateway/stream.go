@@ -123,7 +123,7 @@ func (s *Stream) publish(id uint64, infos []TrackInfo, opt PublishOptions) (*Pub
 		info.Codec, _ = ParseCodec(string(info.Codec)) // validated by the hub
 		t, ok := s.tracks[info.Name]
 		if !ok {
-			t = newTrack(s.hub)
+			t = newTrack(s.hub, s.name)
 			s.tracks[info.Name] = t
 			s.order = append(s.order, info.Name)
 		}
@@ -191,7 +191,7 @@ func (s *Stream) removeTrackLocked(name string, t *track) {
 }
 
 func (s *Stream) subscribe(names []string, opt SubscribeOptions) (*Subscription, error) {
-	if len(names) == 0 || len(names) > 255 {
+	if len(names) == 0 || len(names) > maxTracks {
 		return nil, fmt.Errorf("subscribe %q: %w: %d tracks", s.name, ErrBadTracks, len(names))
 	}
 	s.mu.Lock()
