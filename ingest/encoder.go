@@ -149,6 +149,9 @@ func (s *EncoderSource) run(ctx context.Context, run *hwaccel.Run) error {
 		switch o.Transport {
 		case hwaccel.TransportRTP:
 			r := s.rtp[rtpKey(o)]
+			// A new encoder process sends from new ports; the last one
+			// has exited, so its address need not fall silent first.
+			r.ReleaseSource()
 			wg.Go(func() { errs <- r.Run(ctx, pub, i) })
 		default:
 			in, ok := run.Outputs[o.Layer]
