@@ -73,6 +73,9 @@ func (c RTPConfig) withDefaults() (RTPConfig, error) {
 	if c.Layer == "" {
 		c.Layer = "main"
 	}
+	if err := gateway.ValidLayerName(c.Layer); err != nil {
+		return c, fmt.Errorf("ingest: rtp: %w", err)
+	}
 	if c.Codec == "" {
 		return c, fmt.Errorf("ingest: rtp %s: codec is required", c.Layer)
 	}
