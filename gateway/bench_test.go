@@ -139,3 +139,59 @@ func benchFanout(b *testing.B, subs int) {
 	// slab's chunks, amortised over the packets cut from them).
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/pkt")
 }
+
+// BenchmarkPublish is the publisher's own cost per packet with nobody
+// watching: copy into the slab, classify, GOP cache (with its hub-wide
+// accounting). The same 8K-like stream as BenchmarkFanout, on one
+// goroutine, so it varies less with the machine's load.
+func BenchmarkPublish(b *testing.B) {
+	const (
+		size       = 1200
+		gop        = 60
+		keyPackets = 1000
+		framePkts  = 160
+	)
+	hub := NewHub(Config{}, slog.New(slog.DiscardHandler))
+	defer hub.Close()
+	pub, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: H264}}, PublishOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	payload := func(fuIndicator, fuHeader byte) []byte {
+		p := make([]byte, size)
+		p[0], p[1] = fuIndicator, fuHeader
+		return p
+	}
+	keyFU := [3][]byte{payload(0x7c, 0x85), payload(0x7c, 0x05), payload(0x7c, 0x45)}
+	deltaFU := [3][]byte{payload(0x5c, 0x81), payload(0x5c, 0x01), payload(0x5c, 0x41)}
+	var pkt rtp.Packet
+	pkt.Header = rtp.Header{Version: 2, PayloadType: 102, SSRC: 1}
+	frame, inFrame, frameLen := 0, 0, keyPackets
+	b.ReportAllocs()
+	b.SetBytes(size)
+	for b.Loop() {
+		fu := &deltaFU
+		if frame%gop == 0 {
+			fu = &keyFU
+		}
+		switch inFrame {
+		case 0:
+			pkt.Payload = fu[0]
+		case frameLen - 1:
+			pkt.Payload = fu[2]
+		default:
+			pkt.Payload = fu[1]
+		}
+		pkt.Marker = inFrame == frameLen-1
+		pub.WriteRTP(0, &pkt)
+		pkt.SequenceNumber++
+		if inFrame++; inFrame == frameLen {
+			frame++
+			inFrame, frameLen = 0, framePkts
+			if frame%gop == 0 {
+				frameLen = keyPackets
+			}
+			pkt.Timestamp += 1500
+		}
+	}
+}

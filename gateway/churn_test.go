@@ -100,6 +100,9 @@ func TestConcurrentChurn(t *testing.T) {
 	if st := hub.Streams(); len(st) != 0 {
 		t.Errorf("streams left with nothing attached: %+v", st)
 	}
+	if n := hub.GOPCacheBytes(); n != 0 {
+		t.Errorf("the hub counts %d GOP bytes with no tracks left, want 0", n)
+	}
 }
 
 // checkContinuity reads sub until it ends and checks each track's sequence

@@ -15,6 +15,9 @@ var (
 	ErrUnsupportedCodec = errors.New("unsupported codec")
 	// ErrBadTracks means a publication's track list is unusable.
 	ErrBadTracks = errors.New("invalid track list")
+	// ErrBadName means a stream or layer name breaks its rule (see
+	// ValidStreamName and ValidLayerName).
+	ErrBadName = errors.New("invalid name")
 	// ErrClosed means the subscription, publication or hub was closed.
 	ErrClosed = errors.New("closed")
 	// ErrReplaced means a newer publisher took the stream over.

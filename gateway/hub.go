@@ -11,6 +11,9 @@
 // publisher took over), so the viewer sees a continuous stream and the
 // source and other viewers never slow down.
 //
+// Stream names follow ValidStreamName and track (layer) names
+// ValidLayerName; the hub refuses others with ErrBadName.
+//
 // The hub knows nothing of HTTP or PeerConnections.
 package gateway
 
@@ -33,11 +36,25 @@ type Config struct {
 	// keyframe, which lets a new subscriber start at once. Default 32 MiB
 	// (over 2 s at 100 Mbps). Negative disables the cache.
 	GOPCacheBytes int `yaml:"gop_cache_bytes"`
+	// MaxGOPBytesTotal bounds the GOP caches of all tracks of the hub
+	// together. A track whose cache would grow past it drops its own
+	// cache instead (counted as gop_dropped in its stats) and caches
+	// again from its next keyframe; its joiners wait for a keyframe
+	// meanwhile. The publisher is never held up. Default 256 MiB.
+	// Negative means no limit beyond GOPCacheBytes per track.
+	MaxGOPBytesTotal int `yaml:"max_gop_bytes_total"`
+	// MaxTracksPerStream bounds the tracks (layers) of one publication;
+	// Publish refuses more with ErrBadTracks. Default 16, at most 255.
+	MaxTracksPerStream int `yaml:"max_tracks_per_stream"`
 	// KeyframeInterval is the shortest gap between two keyframe requests
 	// sent to a publisher for one track; requests in between are merged.
 	// Default 500 ms.
 	KeyframeInterval time.Duration `yaml:"keyframe_interval"`
 }
+
+// maxTracks is the most tracks a publication or a subscription may have:
+// a subscription's queue entries name their track in a byte.
+const maxTracks = 255
 
 func (c *Config) applyDefaults() {
 	if c.QueuePackets <= 0 {
@@ -46,6 +63,13 @@ func (c *Config) applyDefaults() {
 	if c.GOPCacheBytes == 0 {
 		c.GOPCacheBytes = 32 << 20
 	}
+	if c.MaxGOPBytesTotal == 0 {
+		c.MaxGOPBytesTotal = 256 << 20
+	}
+	if c.MaxTracksPerStream <= 0 {
+		c.MaxTracksPerStream = 16
+	}
+	c.MaxTracksPerStream = min(c.MaxTracksPerStream, maxTracks)
 	if c.KeyframeInterval <= 0 {
 		c.KeyframeInterval = 500 * time.Millisecond
 	}
@@ -60,6 +84,9 @@ type Hub struct {
 	log    *slog.Logger
 	start  time.Time
 	nextID atomic.Uint64 // atomic: taken under a stream's mutex, which nests inside mu
+	// gopBytes is what all tracks' GOP caches hold together. Tracks add
+	// to it under their own mutexes, one atomic add per cached packet.
+	gopBytes atomic.Int64
 
 	mu      sync.Mutex
 	streams map[string]*Stream
@@ -77,10 +104,28 @@ func NewHub(cfg Config, log *slog.Logger) *Hub {
 
 func (h *Hub) now() int64 { return int64(time.Since(h.start)) }
 
+// GOPCacheBytes is what the GOP caches of all tracks hold together, the
+// figure MaxGOPBytesTotal bounds.
+func (h *Hub) GOPCacheBytes() int64 { return h.gopBytes.Load() }
+
+// reserveGOP accounts n more bytes of GOP cache, unless that would pass
+// MaxGOPBytesTotal.
+func (h *Hub) reserveGOP(n int) bool {
+	total := h.gopBytes.Add(int64(n))
+	if limit := h.cfg.MaxGOPBytesTotal; limit > 0 && total > int64(limit) {
+		h.gopBytes.Add(-int64(n))
+		return false
+	}
+	return true
+}
+
 // Pin keeps a stream registered even when nothing publishes or watches it,
 // so viewers of a configured stream get "no publisher yet" instead of "not
-// found". It returns the stream.
+// found". It returns the stream, or fails with ErrBadName.
 func (h *Hub) Pin(name string) (*Stream, error) {
+	if err := ValidStreamName(name); err != nil {
+		return nil, fmt.Errorf("pin: %w", err)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -127,9 +172,14 @@ func (h *Hub) Streams() []StreamStats {
 }
 
 // Publish makes p the publisher of the named stream, creating the stream if
-// needed. Tracks are addressed by their index in tracks from then on.
+// needed. Tracks are addressed by their index in tracks from then on. A
+// stream or track name that breaks its rule fails with ErrBadName; an
+// unusable track list with ErrBadTracks.
 func (h *Hub) Publish(name string, tracks []TrackInfo, opt PublishOptions) (*Publication, error) {
-	if err := validateTracks(tracks); err != nil {
+	if err := ValidStreamName(name); err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	if err := validateTracks(tracks, h.cfg.MaxTracksPerStream); err != nil {
 		return nil, fmt.Errorf("publish %q: %w", name, err)
 	}
 	h.mu.Lock()
@@ -144,8 +194,11 @@ func (h *Hub) Publish(name string, tracks []TrackInfo, opt PublishOptions) (*Pub
 }
 
 // Subscribe attaches a subscriber to the named tracks of a stream. It fails
-// with ErrNotFound, ErrNoPublisher or ErrNoTrack.
+// with ErrBadName, ErrNotFound, ErrNoPublisher or ErrNoTrack.
 func (h *Hub) Subscribe(name string, trackNames []string, opt SubscribeOptions) (*Subscription, error) {
+	if err := ValidStreamName(name); err != nil {
+		return nil, fmt.Errorf("subscribe: %w", err)
+	}
 	s, ok := h.Stream(name)
 	if !ok {
 		return nil, fmt.Errorf("subscribe %q: %w", name, ErrNotFound)
@@ -183,17 +236,17 @@ func (h *Hub) forget(s *Stream) {
 	}
 }
 
-func validateTracks(tracks []TrackInfo) error {
+func validateTracks(tracks []TrackInfo, most int) error {
 	if len(tracks) == 0 {
 		return fmt.Errorf("%w: no tracks", ErrBadTracks)
 	}
-	if len(tracks) > 255 {
-		return fmt.Errorf("%w: %d tracks", ErrBadTracks, len(tracks))
+	if len(tracks) > most {
+		return fmt.Errorf("%w: %d tracks, at most %d (max_tracks_per_stream)", ErrBadTracks, len(tracks), most)
 	}
 	seen := make(map[string]bool, len(tracks))
 	for _, t := range tracks {
-		if t.Name == "" {
-			return fmt.Errorf("%w: a track has no name", ErrBadTracks)
+		if err := ValidLayerName(t.Name); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadTracks, err)
 		}
 		if seen[t.Name] {
 			return fmt.Errorf("%w: track %q twice", ErrBadTracks, t.Name)

@@ -37,7 +37,10 @@ type TrackStats struct {
 	KeyframeRequests uint64  `json:"keyframe_requests"`
 	GOPCacheBytes    int     `json:"gop_cache_bytes"`
 	GOPCachePackets  int     `json:"gop_cache_packets"`
-	Subscribers      int     `json:"subscribers"`
+	// GOPDropped counts the GOP caches dropped for passing the track's
+	// gop_cache_bytes or the hub's max_gop_bytes_total.
+	GOPDropped  uint64 `json:"gop_dropped"`
+	Subscribers int    `json:"subscribers"`
 }
 
 // SubscriberStats is a snapshot of one subscription.
@@ -98,6 +101,7 @@ func (t *track) stats() TrackStats {
 		KeyframeRequests: t.keyReqs,
 		GOPCacheBytes:    t.gopBytes,
 		GOPCachePackets:  len(t.gop),
+		GOPDropped:       t.gopDropped,
 		Subscribers:      len(t.subs),
 	}
 }

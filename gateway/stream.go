@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 )
@@ -122,7 +123,7 @@ func (s *Stream) publish(id uint64, infos []TrackInfo, opt PublishOptions) (*Pub
 		info.Codec, _ = ParseCodec(string(info.Codec)) // validated by the hub
 		t, ok := s.tracks[info.Name]
 		if !ok {
-			t = newTrack(s.hub)
+			t = newTrack(s.hub, s.name)
 			s.tracks[info.Name] = t
 			s.order = append(s.order, info.Name)
 		}
@@ -132,13 +133,7 @@ func (s *Stream) publish(id uint64, infos []TrackInfo, opt PublishOptions) (*Pub
 	if old != nil {
 		// The replaced publisher may write on until it notices; layers the
 		// new one does not publish must not take those writes either.
-		for _, t := range old.tracks {
-			t.mu.Lock()
-			if t.owner == old {
-				t.owner = nil
-			}
-			t.mu.Unlock()
-		}
+		s.disownLocked(old)
 	}
 	s.pub = p
 	s.mu.Unlock()
@@ -154,19 +149,49 @@ func (s *Stream) unpublish(p *Publication) {
 	if s.pub == p {
 		s.pub = nil
 	}
+	s.disownLocked(p)
 	s.mu.Unlock()
-	for _, t := range p.tracks {
-		t.mu.Lock()
-		if t.owner == p {
-			t.owner = nil
-		}
-		t.mu.Unlock()
-	}
 	s.hub.forget(s)
 }
 
+// disownLocked takes p's tracks from it. A track nobody watches is removed
+// from the stream; one with subscribers stays for them (a publisher that
+// restarts takes it up again) until the last of them leaves. Either way
+// its GOP cache goes: it serves only joiners of a live track. Called with
+// s.mu held.
+func (s *Stream) disownLocked(p *Publication) {
+	for _, t := range p.tracks {
+		t.mu.Lock()
+		if t.owner != p {
+			t.mu.Unlock()
+			continue
+		}
+		t.owner = nil
+		t.resetGOP()
+		t.slab = slab{}
+		unused := len(t.subs) == 0
+		name := t.info.Name
+		t.mu.Unlock()
+		if unused {
+			s.removeTrackLocked(name, t)
+		}
+	}
+}
+
+// removeTrackLocked forgets track t, registered as name. Called with s.mu
+// held, once nothing owns or uses t.
+func (s *Stream) removeTrackLocked(name string, t *track) {
+	if s.tracks[name] != t {
+		return
+	}
+	delete(s.tracks, name)
+	if i := slices.Index(s.order, name); i >= 0 {
+		s.order = slices.Delete(s.order, i, i+1)
+	}
+}
+
 func (s *Stream) subscribe(names []string, opt SubscribeOptions) (*Subscription, error) {
-	if len(names) == 0 || len(names) > 255 {
+	if len(names) == 0 || len(names) > maxTracks {
 		return nil, fmt.Errorf("subscribe %q: %w: %d tracks", s.name, ErrBadTracks, len(names))
 	}
 	s.mu.Lock()
@@ -204,12 +229,19 @@ func (s *Stream) subscribe(names []string, opt SubscribeOptions) (*Subscription,
 }
 
 func (s *Stream) unsubscribe(sub *Subscription) {
-	for _, st := range sub.tracks {
-		st.t.mu.Lock()
-		st.t.detach(st)
-		st.t.mu.Unlock()
-	}
 	s.mu.Lock()
+	for _, st := range sub.tracks {
+		t := st.t
+		t.mu.Lock()
+		t.detach(st)
+		unused := t.owner == nil && len(t.subs) == 0
+		name := t.info.Name
+		t.mu.Unlock()
+		if unused {
+			// The last subscriber of a track its publisher left.
+			s.removeTrackLocked(name, t)
+		}
+	}
 	delete(s.subs, sub)
 	s.mu.Unlock()
 	s.hub.forget(s)

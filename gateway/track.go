@@ -15,7 +15,8 @@ const maxReorder = 5
 // track is one named track of a stream. It outlives publications, so that
 // subscribers stay attached while a publisher restarts.
 type track struct {
-	hub *Hub
+	hub    *Hub
+	stream string // the stream's name, for logs
 
 	mu       sync.Mutex
 	info     TrackInfo
@@ -27,13 +28,15 @@ type track struct {
 	epoch    uint32 // counts publications, so subscribers see a publisher change
 
 	// Frame boundaries and the GOP cache.
-	haveTS     bool
-	lastTS     uint32
-	frameStart int  // index in gop of the current frame's first packet
-	frameKey   bool // the current frame holds a keyframe
-	gop        []*Packet
-	gopBytes   int
-	gopValid   bool
+	haveTS      bool
+	lastTS      uint32
+	frameStart  int  // index in gop of the current frame's first packet
+	frameKey    bool // the current frame holds a keyframe
+	gop         []*Packet
+	gopBytes    int // accounted in hub.gopBytes too
+	gopValid    bool
+	gopDropped  uint64
+	lastGOPWarn int64 // hub clock; the dropped-cache warning is rate-limited
 
 	// Keyframe requests toward the publisher.
 	keyPending bool
@@ -52,7 +55,9 @@ type track struct {
 	fps                               float64
 }
 
-func newTrack(h *Hub) *track { return &track{hub: h, lastKeyReq: -1 << 62, lastBigKeyWarn: -1 << 62} }
+func newTrack(h *Hub, stream string) *track {
+	return &track{hub: h, stream: stream, lastKeyReq: -1 << 62, lastBigKeyWarn: -1 << 62, lastGOPWarn: -1 << 62}
+}
 
 // begin hands the track to a new publication. Subscribers stay and resume at
 // the new publisher's first keyframe; ones that negotiated another codec end.
@@ -79,9 +84,25 @@ func (t *track) begin(p *Publication, idx int, info TrackInfo, now int64) {
 func (t *track) resetGOP() {
 	clear(t.gop)
 	t.gop = t.gop[:0]
+	if t.gopBytes != 0 {
+		t.hub.gopBytes.Add(-int64(t.gopBytes))
+	}
 	t.gopBytes = 0
 	t.gopValid = false
 	t.frameStart = 0
+}
+
+// dropGOP empties a cache that hit limit (the name of its config key);
+// caching starts again at the next keyframe.
+func (t *track) dropGOP(limit string, now int64) {
+	t.gopDropped++
+	if now-t.lastGOPWarn >= int64(time.Minute) {
+		t.lastGOPWarn = now
+		t.hub.log.Warn("GOP cache dropped: new viewers of this layer wait for its next keyframe",
+			"stream", t.stream, "layer", t.info.Name, "limit", limit, "cache_bytes", t.gopBytes,
+			"hub_cache_bytes", t.hub.gopBytes.Load(), "dropped_so_far", t.gopDropped)
+	}
+	t.resetGOP()
 }
 
 // attach adds a subscriber and queues the GOP cache for it, so it can start
@@ -149,10 +170,12 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 			n := copy(t.gop, t.gop[t.frameStart:])
 			clear(t.gop[n:])
 			t.gop = t.gop[:n]
-			t.gopBytes = 0
+			kept := 0
 			for _, q := range t.gop {
-				t.gopBytes += len(q.Payload)
+				kept += len(q.Payload)
 			}
+			t.hub.gopBytes.Add(int64(kept - t.gopBytes))
+			t.gopBytes = kept
 			t.frameStart = 0
 		}
 		t.gopValid = true
@@ -162,11 +185,17 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 		t.curFramePackets++
 	}
 	if t.kind == KindVideo && t.gopValid && t.hub.cfg.GOPCacheBytes > 0 {
-		t.gop = append(t.gop, p)
-		t.gopBytes += len(p.Payload)
-		if t.gopBytes > t.hub.cfg.GOPCacheBytes {
-			// A GOP too long to cache: joiners wait for the next keyframe.
-			t.resetGOP()
+		// A GOP too long to cache, or too much cached hub-wide: joiners
+		// wait for the next keyframe.
+		n := len(p.Payload)
+		switch {
+		case t.gopBytes+n > t.hub.cfg.GOPCacheBytes:
+			t.dropGOP("gop_cache_bytes", now)
+		case !t.hub.reserveGOP(n):
+			t.dropGOP("max_gop_bytes_total", now)
+		default:
+			t.gop = append(t.gop, p)
+			t.gopBytes += n
 		}
 	}
 

@@ -60,6 +60,9 @@ func Build(cfg Config) (*Pipeline, error) {
 // BuildBackend renders the pipeline cfg would run on backend with tool
 // ("" for the backend's preferred tool), ignoring cfg.Backend and Fallback.
 func BuildBackend(cfg Config, backend string, tool Tool) (*Pipeline, error) {
+	if err := checkControlChars(cfg); err != nil {
+		return nil, err
+	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validateGeneric(); err != nil {
 		return nil, err
@@ -69,6 +72,9 @@ func BuildBackend(cfg Config, backend string, tool Tool) (*Pipeline, error) {
 
 // candidates renders Backend then every Fallback, in order.
 func (c Config) candidates() ([]*Pipeline, error) {
+	if err := checkControlChars(c); err != nil {
+		return nil, err
+	}
 	c = c.withDefaults()
 	if err := c.validateGeneric(); err != nil {
 		return nil, err

@@ -3,15 +3,83 @@ package hwaccel
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"strings"
 )
 
-// Validate reports the first problem with c, after defaults: unknown names,
-// impossible sizes, codecs or transports a backend cannot produce (for
-// example H.264 wider than 4096 on nvenc, vaapi or qsv), clashing ports.
-// Every backend in Fallback is checked as well.
+// Validate reports the first problem with c, after defaults: control
+// characters in any string, unknown names, impossible sizes, codecs or
+// transports a backend cannot produce (for example H.264 wider than 4096
+// on nvenc, vaapi or qsv), clashing ports. Every backend in Fallback is
+// checked as well.
 func (c Config) Validate() error {
 	_, err := c.candidates()
 	return err
+}
+
+// checkControlChars refuses a control character (a byte below 0x20, or
+// 0x7f) in any string of c, naming the field by its YAML path: every
+// string may reach an encoder's argv, and in a GStreamer pipeline
+// description or a device path a newline or an escape changes what runs
+// or hides it in the log. It walks the struct, so a field added later is
+// covered too.
+func checkControlChars(c Config) error {
+	return walkStrings(reflect.ValueOf(c), "", func(path, s string) error {
+		if i := strings.IndexFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }); i >= 0 {
+			return fmt.Errorf("hwaccel: %s %q: control character %#02x at byte %d; only printable characters are allowed", path, s, s[i], i)
+		}
+		return nil
+	})
+}
+
+// walkStrings calls f with every string in v (structs, slices, arrays,
+// maps and pointers followed) and its YAML path, such as
+// "fallback[0].layers[1].profile".
+func walkStrings(v reflect.Value, path string, f func(path, s string) error) error {
+	switch v.Kind() {
+	case reflect.String:
+		return f(path, v.String())
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return walkStrings(v.Elem(), path, f)
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if err := walkStrings(v.Index(i), fmt.Sprintf("%s[%d]", path, i), f); err != nil {
+				return err
+			}
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			p := fmt.Sprintf("%s[%q]", path, fmt.Sprint(k.Interface()))
+			if err := walkStrings(k, p, f); err != nil {
+				return err
+			}
+			if err := walkStrings(v.MapIndex(k), p, f); err != nil {
+				return err
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+			if !sf.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(sf.Name)
+			}
+			if path != "" {
+				name = path + "." + name
+			}
+			if err := walkStrings(v.Field(i), name, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // validateGeneric checks what does not depend on the backend; c has defaults.

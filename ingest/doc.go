@@ -9,7 +9,8 @@
 //   - RTPReceiver and RTPSource: RTP over UDP from an encoder process
 //     (ffmpeg -f rtp, GStreamer udpsink), with RTCP receiver reports and
 //     PLI back to the sender so that GStreamer encoders produce an IDR on
-//     demand.
+//     demand. Only the encoder's address is heard: the first sender (or
+//     the configured source) is locked in until it falls silent.
 //
 // The per-layer pieces (PipeReader.Ingest, RTPReceiver.Run) write into any
 // TrackWriter at a given track index, so one publication can mix transports,

@@ -39,6 +39,18 @@ type EncoderSource struct {
 // NewEncoderSource binds the RTP ports the pipelines send to. Close, or
 // Run until ctx ends, releases them.
 func NewEncoderSource(stream string, sup *hwaccel.Supervisor, hub *gateway.Hub, log *slog.Logger) (*EncoderSource, error) {
+	if err := gateway.ValidStreamName(stream); err != nil {
+		return nil, fmt.Errorf("encoder source: %w", err)
+	}
+	// The layers become the publication's tracks: a bad name would fail
+	// every run, long after the start.
+	for _, p := range sup.Pipelines() {
+		for _, o := range p.Outputs {
+			if err := gateway.ValidLayerName(o.Layer); err != nil {
+				return nil, fmt.Errorf("encoder source: %s (%s): %w", p.Backend, p.Tool, err)
+			}
+		}
+	}
 	s := &EncoderSource{stream: stream, hub: hub, sup: sup, log: log, rtp: make(map[string]*RTPReceiver), pipes: make(map[string]*PipeReader)}
 	for _, p := range sup.Pipelines() {
 		for _, o := range p.Outputs {
@@ -149,6 +161,9 @@ func (s *EncoderSource) run(ctx context.Context, run *hwaccel.Run) error {
 		switch o.Transport {
 		case hwaccel.TransportRTP:
 			r := s.rtp[rtpKey(o)]
+			// A new encoder process sends from new ports; the last one
+			// has exited, so its address need not fall silent first.
+			r.ReleaseSource()
 			wg.Go(func() { errs <- r.Run(ctx, pub, i) })
 		default:
 			in, ok := run.Outputs[o.Layer]

@@ -64,6 +64,9 @@ func (c PipeConfig) withDefaults() (PipeConfig, error) {
 	if c.Layer == "" {
 		c.Layer = "main"
 	}
+	if err := gateway.ValidLayerName(c.Layer); err != nil {
+		return c, fmt.Errorf("ingest: pipe: %w", err)
+	}
 	if c.Codec == "" {
 		return c, errors.New("ingest: pipe: codec is required")
 	}

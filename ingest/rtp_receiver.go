@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +36,15 @@ type RTPConfig struct {
 	// PLIs go to; GStreamer's rtpbin reads RTCP on a udpsrc port of its own.
 	// Default 0: the port the RTP comes from.
 	RTCPPort int `yaml:"rtcp_port"`
+	// Source is the only sender accepted: an address with its port
+	// ("192.0.2.7:5004"), or an IP address or host name for any port on
+	// it. A host name is resolved once, when the receiver is made.
+	// Default: any. Either way the first sender heard is locked in, and
+	// datagrams from any other address are dropped (counted as foreign)
+	// until it has been silent for 2 s, as an encoder that was restarted
+	// sends from a new port. RTCP is taken from any port of the locked
+	// sender's host.
+	Source string `yaml:"source"`
 	// ReadBuffer is the socket receive buffer (SO_RCVBUF) to ask for, in
 	// bytes. The kernel caps it at net.core.rmem_max, with a warning in the
 	// log. Default 4 MiB, over 300 ms at 100 Mbps.
@@ -62,6 +73,9 @@ func (c RTPConfig) withDefaults() (RTPConfig, error) {
 	if c.Layer == "" {
 		c.Layer = "main"
 	}
+	if err := gateway.ValidLayerName(c.Layer); err != nil {
+		return c, fmt.Errorf("ingest: rtp: %w", err)
+	}
 	if c.Codec == "" {
 		return c, fmt.Errorf("ingest: rtp %s: codec is required", c.Layer)
 	}
@@ -75,6 +89,9 @@ func (c RTPConfig) withDefaults() (RTPConfig, error) {
 	}
 	if c.RTCPPort < 0 || c.RTCPPort > 65535 {
 		return c, fmt.Errorf("ingest: rtp %s: rtcp_port %d out of range", c.Layer, c.RTCPPort)
+	}
+	if _, _, err := parseSource(c.Source); err != nil {
+		return c, fmt.Errorf("ingest: rtp %s: %w", c.Layer, err)
 	}
 	if c.ReadBuffer == 0 {
 		c.ReadBuffer = 4 << 20
@@ -109,7 +126,97 @@ type RTPStats struct {
 	Late      uint64 `json:"late"`      // late or duplicate, dropped
 	Reordered uint64 `json:"reordered"` // held back to restore the order
 	PLIs      uint64 `json:"plis"`
-	Senders   uint64 `json:"senders"` // distinct SSRCs seen in turn
+	Senders   uint64 `json:"senders"` // senders seen in turn: a new SSRC or source address
+	// Foreign counts datagrams dropped for coming from another address
+	// than the locked sender (or the configured Source).
+	Foreign uint64 `json:"foreign"`
+	// Source is the locked sender's address, once one is.
+	Source string `json:"source,omitempty"`
+}
+
+// sourceSilence is how long the locked sender must have sent nothing
+// before another address may take its place: the hwaccel supervisor
+// restarts an encoder after at least its backoff (500 ms by default), and
+// the new process sends from a new port.
+const sourceSilence = 2 * time.Second
+
+// foreignLogEvery rate-limits the line about dropped foreign datagrams.
+const foreignLogEvery = 10 * time.Second
+
+// sourceFilter is a resolved RTPConfig.Source.
+type sourceFilter struct {
+	ips  []netip.Addr // any when empty
+	port uint16       // any when 0
+}
+
+func (f sourceFilter) allows(a netip.AddrPort) bool {
+	return (f.port == 0 || a.Port() == f.port) && (len(f.ips) == 0 || slices.Contains(f.ips, a.Addr()))
+}
+
+// parseSource splits an RTPConfig.Source into a host (an IP address or a
+// name) and a port, 0 for any.
+func parseSource(s string) (host string, port uint16, err error) {
+	if s == "" {
+		return "", 0, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().String(), 0, nil
+	}
+	host, ps, err := net.SplitHostPort(s)
+	if err != nil {
+		host, ps = s, ""
+	}
+	if ps != "" {
+		n, err := strconv.ParseUint(ps, 10, 16)
+		if err != nil || n == 0 {
+			return "", 0, fmt.Errorf("source %q: port %q: want 1 to 65535", s, ps)
+		}
+		port = uint16(n)
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		return a.Unmap().String(), port, nil
+	}
+	if !validHostName(host) {
+		return "", 0, fmt.Errorf("source %q: want an IP address or host name, with or without a port", s)
+	}
+	return host, port, nil
+}
+
+// validHostName accepts letters, digits, - and . up to 253 characters.
+func validHostName(h string) bool {
+	if h == "" || len(h) > 253 || h[0] == '-' || h[0] == '.' {
+		return false
+	}
+	for i := range len(h) {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// resolveSource turns an RTPConfig.Source into the addresses it allows.
+func resolveSource(s string) (sourceFilter, error) {
+	host, port, err := parseSource(s)
+	if err != nil || host == "" {
+		return sourceFilter{}, err
+	}
+	f := sourceFilter{port: port}
+	if a, err := netip.ParseAddr(host); err == nil {
+		f.ips = []netip.Addr{a}
+		return f, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return sourceFilter{}, fmt.Errorf("source %q: %w", s, err)
+	}
+	for _, a := range ips {
+		f.ips = append(f.ips, a.Unmap())
+	}
+	return f, nil
 }
 
 // RTPReceiver receives one layer as RTP over UDP from an encoder process
@@ -130,6 +237,13 @@ type RTPReceiver struct {
 	rtcpAddr   netip.AddrPort
 
 	running sync.Mutex // held by Run
+	// The sender's address is locked in (see RTPConfig.Source). Run's,
+	// kept across calls.
+	allowed        sourceFilter
+	source         netip.AddrPort // invalid until the first RTP packet
+	sourceHeard    time.Time      // the last datagram from source
+	release        atomic.Bool    // ReleaseSource was called
+	lastForeignLog time.Time
 	// State of Run, kept across calls so that output stays continuous.
 	reo      *reorder
 	stats    recvStats
@@ -150,7 +264,7 @@ type RTPReceiver struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	packets, bytes, frames, plis, senders atomic.Uint64
+	packets, bytes, frames, plis, senders, foreign atomic.Uint64
 }
 
 // NewRTPReceiver validates cfg and binds the UDP socket, so the port is
@@ -159,6 +273,10 @@ func NewRTPReceiver(cfg RTPConfig, log *slog.Logger) (*RTPReceiver, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	allowed, err := resolveSource(cfg.Source)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: rtp %s: %w", cfg.Layer, err)
 	}
 	addr, err := net.ResolveUDPAddr("udp", cfg.Listen)
 	if err != nil {
@@ -172,6 +290,7 @@ func NewRTPReceiver(cfg RTPConfig, log *slog.Logger) (*RTPReceiver, error) {
 		cfg:      cfg,
 		log:      log.With("component", "ingest", "layer", cfg.Layer, "rtp", conn.LocalAddr().String()),
 		conn:     conn,
+		allowed:  allowed,
 		ssrc:     rand.Uint32(),
 		rebase:   true,
 		clockRef: time.Now(),
@@ -221,12 +340,23 @@ func (r *RTPReceiver) Config() RTPConfig { return r.cfg }
 
 // Stats returns the receiver's counters.
 func (r *RTPReceiver) Stats() RTPStats {
-	return RTPStats{
+	st := RTPStats{
 		Packets: r.packets.Load(), Bytes: r.bytes.Load(), Frames: r.frames.Load(),
 		Lost: r.reo.lost.Load(), Late: r.reo.late.Load(), Reordered: r.reo.reordered.Load(),
-		PLIs: r.plis.Load(), Senders: r.senders.Load(),
+		PLIs: r.plis.Load(), Senders: r.senders.Load(), Foreign: r.foreign.Load(),
 	}
+	r.mu.Lock()
+	if r.haveSender {
+		st.Source = r.senderAddr.String()
+	}
+	r.mu.Unlock()
+	return st
 }
+
+// ReleaseSource lets the next RTP packet from any allowed address lock
+// the source in, without waiting for the locked sender's silence: for a
+// caller that knows the encoder behind the port was replaced.
+func (r *RTPReceiver) ReleaseSource() { r.release.Store(true) }
 
 // Close releases the socket; a Run in progress returns. It is idempotent.
 func (r *RTPReceiver) Close() error {
@@ -325,15 +455,45 @@ func (r *RTPReceiver) runErr(ctx context.Context, err error) error {
 
 // receive handles one datagram: RTP, or RTCP from the sender sharing the
 // port (rtcp-mux, RFC 5761: RTCP packet types 192-223 in the second byte).
+// Only the locked source's datagrams get through (see RTPConfig.Source).
 func (r *RTPReceiver) receive(b []byte, from netip.AddrPort, now time.Time) {
+	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if r.release.Load() && r.release.Swap(false) {
+		r.source = netip.AddrPort{}
+	}
+	if from == r.source {
+		r.sourceHeard = now
+	}
 	if len(b) >= 2 && b[1] >= 192 && b[1] <= 223 {
-		r.receiveRTCP(b, now)
+		switch {
+		case r.source.IsValid() && from.Addr() == r.source.Addr():
+			// rtpbin sends its reports from a socket of their own.
+			r.receiveRTCP(b, now)
+		case r.source.IsValid() || !r.allowed.allows(from):
+			r.dropForeign(from, now)
+		}
 		return
+	}
+	lock := false
+	if from != r.source {
+		if !r.allowed.allows(from) || r.source.IsValid() && now.Sub(r.sourceHeard) < sourceSilence {
+			r.dropForeign(from, now)
+			return
+		}
+		lock = true
 	}
 	var h rtp.Header
 	hl, err := h.Unmarshal(b)
 	if err != nil || h.Version != 2 {
 		return
+	}
+	if lock {
+		// The first lock shows as the "RTP sender" line below.
+		if r.source.IsValid() {
+			r.log.Info("RTP source changed after the last one's silence", "from", from.String(), "was", r.source.String(),
+				"silent_for", now.Sub(r.sourceHeard).Round(time.Millisecond))
+		}
+		r.source, r.sourceHeard = from, now
 	}
 	payload := b[hl:]
 	if h.Padding && len(payload) > 0 {
@@ -344,15 +504,15 @@ func (r *RTPReceiver) receive(b []byte, from netip.AddrPort, now time.Time) {
 		payload = payload[:len(payload)-pad]
 	}
 	r.mu.Lock()
-	newSender := !r.haveSender || h.SSRC != r.senderSSRC
+	newSender := lock || !r.haveSender || h.SSRC != r.senderSSRC
 	if newSender || from != r.senderAddr {
 		r.haveSender, r.senderSSRC, r.senderAddr = true, h.SSRC, from
 		r.rtcpAddr = r.rtcpAddrFrom(from)
 	}
 	r.mu.Unlock()
 	if newSender {
-		// Two encoders sending to one port would switch on every packet;
-		// one line a second is enough to show it.
+		// A sender that keeps changing its SSRC would log on every
+		// packet; one line a second is enough to show it.
 		if n := r.senders.Add(1); now.Sub(r.lastSenderLog) >= time.Second {
 			r.log.Info("RTP sender", "from", from.String(), "ssrc", h.SSRC, "pt", h.PayloadType,
 				"rtcp_to", r.rtcpAddrFrom(from).String(), "senders_so_far", n)
@@ -366,6 +526,24 @@ func (r *RTPReceiver) receive(b []byte, from netip.AddrPort, now time.Time) {
 	r.bytes.Add(uint64(len(payload)))
 	r.stats.update(h.SequenceNumber, h.Timestamp, r.arrival(now))
 	r.reo.push(&inPacket{seq: h.SequenceNumber, ts: h.Timestamp, marker: h.Marker, payload: payload, at: now})
+}
+
+// dropForeign counts a datagram from an address other than the source's,
+// saying so in the log now and then.
+func (r *RTPReceiver) dropForeign(from netip.AddrPort, now time.Time) {
+	n := r.foreign.Add(1)
+	if now.Sub(r.lastForeignLog) < foreignLogEvery {
+		return
+	}
+	r.lastForeignLog = now
+	attrs := []any{"from", from.String(), "foreign_so_far", n}
+	if r.source.IsValid() {
+		attrs = append(attrs, "source", r.source.String(), "source_silent_for", now.Sub(r.sourceHeard).Round(time.Millisecond))
+	}
+	if r.cfg.Source != "" {
+		attrs = append(attrs, "configured_source", r.cfg.Source)
+	}
+	r.log.Warn("RTP from another address than the encoder's dropped", attrs...)
 }
 
 func (r *RTPReceiver) rtcpAddrFrom(from netip.AddrPort) netip.AddrPort {

@@ -26,6 +26,9 @@ func (c RTPSourceConfig) Validate() error {
 	if c.Stream == "" {
 		return errors.New("ingest: rtp source: stream is required")
 	}
+	if err := gateway.ValidStreamName(c.Stream); err != nil {
+		return fmt.Errorf("ingest: rtp source: %w", err)
+	}
 	if len(c.Layers) == 0 {
 		return fmt.Errorf("ingest: rtp source %q: no layers", c.Stream)
 	}

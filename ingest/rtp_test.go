@@ -18,8 +18,9 @@ import (
 )
 
 // Two ffmpeg runs in turn send H.264 RTP to one receiver, as an encoder
-// that restarts does: the subscriber sees one stream with continuous
-// sequence numbers that decodes cleanly.
+// that restarts does: the second from a new port, taken once the first
+// has been silent long enough (sourceSilence). The subscriber sees one
+// stream with continuous sequence numbers that decodes cleanly.
 func TestRTPIngestFFmpegRestart(t *testing.T) {
 	requireTool(t, "ffmpeg")
 	log := testLog(t)
@@ -49,6 +50,9 @@ func TestRTPIngestFFmpegRestart(t *testing.T) {
 	const perRun = 30
 	url := fmt.Sprintf("rtp://%s?pkt_size=1200", rcv.Addr())
 	for run := 1; run <= 2; run++ {
+		if run > 1 {
+			time.Sleep(sourceSilence + 100*time.Millisecond)
+		}
 		cmd := exec.CommandContext(t.Context(), "ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error",
 			"-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-frames:v", strconv.Itoa(perRun), "-pix_fmt", "yuv420p",
 			"-c:v", "libx264", "-preset", "ultrafast", "-bf", "0", "-g", "30", "-f", "rtp", url)
@@ -68,8 +72,8 @@ func TestRTPIngestFFmpegRestart(t *testing.T) {
 		t.Fatalf("Run returned %v, want context.Canceled", err)
 	}
 	st := rcv.Stats()
-	if st.Senders != 2 || st.Lost != 0 {
-		t.Errorf("stats %+v: want 2 senders and no loss", st)
+	if st.Senders != 2 || st.Lost != 0 || st.Foreign != 0 {
+		t.Errorf("stats %+v: want 2 senders, no loss and nothing foreign", st)
 	}
 	if n, _ := frames.Load("preview"); n == nil || *n.(*int) != 2*perRun {
 		t.Errorf("OnFrame counted %v frames, want %d", n, 2*perRun)

@@ -64,7 +64,11 @@ func (c TestLayerConfig) withDefaults(w, h int) TestLayerConfig {
 
 // Validate checks the config with its defaults applied.
 func (c TestSourceConfig) Validate() error {
-	_, err := newTestLayers(c.withDefaults())
+	c = c.withDefaults()
+	if err := gateway.ValidStreamName(c.Stream); err != nil {
+		return fmt.Errorf("ingest: test source: %w", err)
+	}
+	_, err := newTestLayers(c)
 	return err
 }
 
@@ -115,6 +119,9 @@ func NewTestSource(cfg TestSourceConfig, hub *gateway.Hub, log *slog.Logger) (*T
 		return nil, errors.New("ingest: test source: nil hub")
 	}
 	cfg = cfg.withDefaults()
+	if err := gateway.ValidStreamName(cfg.Stream); err != nil {
+		return nil, fmt.Errorf("ingest: test source: %w", err)
+	}
 	layers, err := newTestLayers(cfg)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
@@ -13,58 +15,185 @@ import (
 	"github.com/pion/sdp/v3"
 )
 
-// ResponderFactory builds nackResponders: pion's NACK responder
-// without the copy. pion copies every sent packet into a pooled 1460-byte
-// buffer (about 6 MB per viewer at 4096 packets, and a memcpy per packet);
-// ours keeps a reference to the payload, which the hub shares read-only
-// among all viewers and never changes, so history costs tens of bytes a
-// packet.
+// Re-sends are limited per stream (SSRC), so that a receiver asking
+// again and again, or for the whole history at once, costs a bounded
+// share of the link:
+//   - a packet re-sent is not re-sent again within the resend interval
+//     (about a round trip: the receiver asked again before the first
+//     re-send could have reached it);
+//   - re-sent bytes stay within a budget, a share of the bytes the
+//     stream sent over the last second; NACKed packets past it are
+//     skipped.
+const (
+	// DefaultResendInterval is ResendInterval's default: twice the
+	// 50 ms a round trip within a region takes.
+	DefaultResendInterval = 100 * time.Millisecond
+	// DefaultResendBudget is ResendBudget's default, in percent. Chrome
+	// and pion ask for what did not arrive; at 15 % re-sent a link that
+	// loses that much is too poor to hold the stream anyway.
+	DefaultResendBudget = 15
+)
+
+// The budget's window: the bytes a stream sent and re-sent over the last
+// second, in slots of 100 ms. The sender's path looks at the clock every
+// clockEvery packets only (a NACK always does), so sent bytes may count
+// in a slot up to clockEvery packets late, never early.
+const (
+	windowSlots = 10
+	windowSlot  = 100 * time.Millisecond
+	clockEvery  = 16
+)
+
+// ResponderFactory builds Responders: pion's NACK responder without the
+// copy, with re-sends limited per stream. pion copies every sent packet
+// into a pooled 1460-byte buffer (about 6 MB per viewer at 4096 packets,
+// and a memcpy per packet); ours keeps a reference to the payload, which
+// the hub shares read-only among all viewers and never changes, so
+// history costs tens of bytes a packet.
 //
 // The contract: a payload handed to a sender on an API with this responder
 // must not change afterwards (Forward's and the Pacer's payloads are the
 // hub's, cut from chunks that are never reused). Senders that reuse
 // payload buffers set rtc.APIOptions.PionNACK.
+//
+// Like the GeneratorFactory, it finds a PeerConnection's Responder again
+// by the PeerConnection's ID (For), so that a session can read its stats.
 type ResponderFactory struct {
-	size uint16 // power of two
-	log  *slog.Logger
+	size     uint16 // power of two
+	log      *slog.Logger
+	interval time.Duration
+	budget   int64 // percent
+
+	mu   sync.Mutex
+	byPC map[string]*Responder
+}
+
+// ResponderOption configures a ResponderFactory.
+type ResponderOption func(*ResponderFactory)
+
+// ResendInterval is how long after re-sending a packet the responder
+// ignores further requests for it. Default DefaultResendInterval; zero or
+// negative means the default.
+func ResendInterval(d time.Duration) ResponderOption {
+	return func(f *ResponderFactory) {
+		if d > 0 {
+			f.interval = d
+		}
+	}
+}
+
+// ResendBudget bounds each stream's re-sent bytes to percent of the bytes
+// it sent over the last second (over 100 allows more re-sent than sent).
+// Default DefaultResendBudget; zero or negative means the default.
+func ResendBudget(percent int) ResponderOption {
+	return func(f *ResponderFactory) {
+		if percent > 0 {
+			f.budget = int64(percent)
+		}
+	}
 }
 
 // NewResponderFactory keeps size packets per sender (a power of two).
-func NewResponderFactory(size uint16, log *slog.Logger) *ResponderFactory {
-	return &ResponderFactory{size: size, log: log}
+func NewResponderFactory(size uint16, log *slog.Logger, opts ...ResponderOption) *ResponderFactory {
+	f := &ResponderFactory{size: size, log: log, interval: DefaultResendInterval, budget: DefaultResendBudget, byPC: map[string]*Responder{}}
+	for _, o := range opts {
+		o(f)
+	}
+	return f
 }
 
-func (f *ResponderFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+func (f *ResponderFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
 	if f.size == 0 || f.size&(f.size-1) != 0 {
 		return nil, fmt.Errorf("nack: history %d is not a power of two", f.size)
 	}
-	return &nackResponder{size: f.size, log: f.log, streams: map[uint32]*nackStream{}}, nil
+	r := &Responder{factory: f, id: id, epoch: time.Now(), streams: map[uint32]*nackStream{}}
+	f.mu.Lock()
+	if _, taken := f.byPC[id]; taken {
+		// Two PeerConnections made in one tick share an ID (see
+		// GeneratorFactory.NewInterceptor): neither is found.
+		f.byPC[id] = nil
+	} else {
+		f.byPC[id] = r
+	}
+	f.mu.Unlock()
+	return r, nil
 }
 
-// nackResponder keeps each local stream's recent packets and re-sends
-// those a receiver NACKs, on the RTX stream when one is negotiated.
-type nackResponder struct {
+// For returns the Responder of the PeerConnection with the given ID
+// (webrtc.PeerConnection.ID); nil when it has none (an API with pion's
+// responder, a closed PeerConnection) or when two PeerConnections shared
+// the ID.
+func (f *ResponderFactory) For(id string) *Responder {
+	if f == nil {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.byPC[id]
+}
+
+// Responder is one PeerConnection's NACK responder: it keeps each local
+// stream's recent packets and re-sends those a receiver NACKs, on the RTX
+// stream when one is negotiated, within each stream's limits.
+type Responder struct {
 	interceptor.NoOp
-	size uint16
-	log  *slog.Logger
+	factory *ResponderFactory
+	id      string
+	epoch   time.Time // the streams' clock starts here
 
 	mu      sync.Mutex
 	streams map[uint32]*nackStream
+
+	resent, resentBytes, duplicate, overBudget, unavailable atomic.Uint64
 }
+
+// ResponderStats counts what a Responder did with the packets receivers
+// asked for, over all its streams.
+type ResponderStats struct {
+	// Resent packets, and their bytes (payload, with RTX's 2 bytes).
+	Resent      uint64 `json:"resent"`
+	ResentBytes uint64 `json:"resent_bytes"`
+	// Duplicate counts requests for a packet re-sent less than the
+	// resend interval before: not re-sent again.
+	Duplicate uint64 `json:"duplicate"`
+	// OverBudget counts requests skipped because the stream's re-sent
+	// bytes had reached its budget.
+	OverBudget uint64 `json:"over_budget"`
+	// Unavailable counts requests for packets no longer (or never) in
+	// the history.
+	Unavailable uint64 `json:"unavailable"`
+}
+
+// Stats returns the counters; nil has none.
+func (r *Responder) Stats() ResponderStats {
+	if r == nil {
+		return ResponderStats{}
+	}
+	return ResponderStats{
+		Resent: r.resent.Load(), ResentBytes: r.resentBytes.Load(), Duplicate: r.duplicate.Load(),
+		OverBudget: r.overBudget.Load(), Unavailable: r.unavailable.Load(),
+	}
+}
+
+// clock is the time on the Responder's clock.
+func (r *Responder) clock() time.Duration { return time.Since(r.epoch) }
 
 // nackEntry is one sent packet: its header fields and shared references to
 // its payload and header extensions (mid and rid for simulcast).
 type nackEntry struct {
-	payload []byte
-	exts    []rtp.Extension
-	ts      uint32
-	profile uint16 // header extension profile, 0 without extensions
-	seq     uint16
-	marker  bool
-	ok      bool
+	payload  []byte
+	exts     []rtp.Extension
+	ts       uint32
+	resentAt uint32 // on the Responder's clock, in milliseconds (wraps after 49 days)
+	profile  uint16 // header extension profile, 0 without extensions
+	seq      uint16
+	marker   bool
+	ok       bool
+	resent   bool // resentAt is set
 }
 
 type nackStream struct {
+	r      *Responder
 	writer interceptor.RTPWriter
 	ssrc   uint32
 	pt     uint8
@@ -79,7 +208,39 @@ type nackStream struct {
 	rtxSeq  uint16
 	scratch []byte          // RTX payload: original sequence number + payload
 	extBuf  []rtp.Extension // a re-send's extensions
+	win     byteWindow
+	unclock int   // packets added since the window last looked at the clock
+	pending int64 // and their bytes, not in the window yet
 }
+
+// byteWindow is a stream's sent and re-sent bytes over the last second,
+// in windowSlots slots.
+type byteWindow struct {
+	slot   int64 // the current slot, on the Responder's clock
+	sent   [windowSlots]int64
+	resent [windowSlots]int64
+}
+
+// advance moves the window on to slot, emptying the slots it passes.
+func (w *byteWindow) advance(slot int64) {
+	if slot <= w.slot {
+		return
+	}
+	for i := w.slot + 1; i <= slot && i <= w.slot+windowSlots; i++ {
+		w.sent[i%windowSlots], w.resent[i%windowSlots] = 0, 0
+	}
+	w.slot = slot
+}
+
+func (w *byteWindow) totals() (sent, resent int64) {
+	for i := range windowSlots {
+		sent += w.sent[i]
+		resent += w.resent[i]
+	}
+	return sent, resent
+}
+
+func slotAt(t time.Duration) int64 { return int64(t / windowSlot) }
 
 func nackNegotiated(info *interceptor.StreamInfo) bool {
 	for _, fb := range info.RTCPFeedback {
@@ -91,11 +252,12 @@ func nackNegotiated(info *interceptor.StreamInfo) bool {
 }
 
 // BindLocalStream records every packet of the stream's own SSRC.
-func (n *nackResponder) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
+func (r *Responder) BindLocalStream(info *interceptor.StreamInfo, writer interceptor.RTPWriter) interceptor.RTPWriter {
 	if !nackNegotiated(info) {
 		return writer
 	}
-	s := &nackStream{writer: writer, ssrc: info.SSRC, pt: info.PayloadType, ring: make([]nackEntry, n.size)}
+	s := &nackStream{r: r, writer: writer, ssrc: info.SSRC, pt: info.PayloadType, ring: make([]nackEntry, r.factory.size)}
+	s.win.slot = slotAt(r.clock())
 	if info.SSRCRetransmission != 0 && info.PayloadTypeRetransmission != 0 {
 		s.rtx, s.rtxPT = info.SSRCRetransmission, info.PayloadTypeRetransmission
 		var b [2]byte
@@ -107,9 +269,9 @@ func (n *nackResponder) BindLocalStream(info *interceptor.StreamInfo, writer int
 			s.twccID = uint8(e.ID)
 		}
 	}
-	n.mu.Lock()
-	n.streams[info.SSRC] = s
-	n.mu.Unlock()
+	r.mu.Lock()
+	r.streams[info.SSRC] = s
+	r.mu.Unlock()
 	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 		if h.SSRC == s.ssrc {
 			s.add(h, payload)
@@ -125,6 +287,10 @@ func (s *nackStream) add(h *rtp.Header, payload []byte) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.pending += int64(len(payload))
+	if s.unclock++; s.unclock >= clockEvery {
+		s.tickLocked(s.r.clock())
+	}
 	size := uint16(len(s.ring))
 	seq := h.SequenceNumber
 	if s.started {
@@ -147,20 +313,28 @@ func (s *nackStream) add(h *rtp.Header, payload []byte) {
 	s.ring[seq%size] = e
 }
 
-// get returns the packet with sequence number seq, if still held.
-func (s *nackStream) get(seq uint16) (nackEntry, bool) {
+// tickLocked moves the window on to now and counts the bytes sent since
+// the last tick in the current slot.
+func (s *nackStream) tickLocked(now time.Duration) {
+	s.win.advance(slotAt(now))
+	s.win.sent[s.win.slot%windowSlots] += s.pending
+	s.pending, s.unclock = 0, 0
+}
+
+// get returns the entry with sequence number seq, if still held.
+func (s *nackStream) get(seq uint16) (*nackEntry, bool) {
 	size := uint16(len(s.ring))
 	if !s.started || s.highest-seq >= size {
-		return nackEntry{}, false
+		return nil, false
 	}
-	e := s.ring[seq%size]
+	e := &s.ring[seq%size]
 	return e, e.ok && e.seq == seq
 }
 
 // BindRTCPReader answers NACKs as the RTCP passes by. It re-sends in the
 // reader's goroutine (the sender's RTCP loop): pion starts a goroutine per
 // NACK, which nothing waits for.
-func (n *nackResponder) BindRTCPReader(reader interceptor.RTCPReader) interceptor.RTCPReader {
+func (r *Responder) BindRTCPReader(reader interceptor.RTCPReader) interceptor.RTCPReader {
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		i, attr, err := reader.Read(b, a)
 		if err != nil {
@@ -175,39 +349,80 @@ func (n *nackResponder) BindRTCPReader(reader interceptor.RTCPReader) intercepto
 		}
 		for _, p := range pkts {
 			if nack, ok := p.(*rtcp.TransportLayerNack); ok {
-				n.resend(nack)
+				r.resend(nack)
 			}
 		}
 		return i, attr, nil
 	})
 }
 
-func (n *nackResponder) resend(nack *rtcp.TransportLayerNack) {
-	n.mu.Lock()
-	s := n.streams[nack.MediaSSRC]
-	n.mu.Unlock()
+func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
+	r.mu.Lock()
+	s := r.streams[nack.MediaSSRC]
+	r.mu.Unlock()
 	if s == nil {
 		return
 	}
+	now := r.clock()
+	s.mu.Lock()
+	s.tickLocked(now)
+	sent, resent := s.win.totals()
+	s.mu.Unlock()
+	b := resendBatch{
+		nowMS:      uint32(now / time.Millisecond),
+		intervalMS: uint32(r.factory.interval / time.Millisecond),
+		allowance:  sent*r.factory.budget/100 - resent,
+	}
 	for _, pair := range nack.Nacks {
 		pair.Range(func(seq uint16) bool {
-			if err := s.resend(seq); err != nil {
-				n.log.Debug("nack: re-send failed", "ssrc", s.ssrc, "seq", seq, "err", err)
+			// Locked per packet, so the sender's writes go on in between.
+			s.mu.Lock()
+			err := s.resendLocked(seq, &b)
+			s.mu.Unlock()
+			if err != nil {
+				r.factory.log.Debug("nack: re-send failed", "ssrc", s.ssrc, "seq", seq, "err", err)
 			}
 			return true
 		})
 	}
 }
 
-// resend writes one packet again. The lock is held across the write so
-// the RTX sequence numbers leave in order and the scratch buffers are ours.
-func (s *nackStream) resend(seq uint16) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// resendBatch is the state of one NACK's re-sends.
+type resendBatch struct {
+	nowMS, intervalMS uint32
+	allowance         int64 // bytes the budget still allows
+}
+
+// resendLocked writes one packet again, unless it was re-sent within the
+// interval or the budget is spent. s.mu is held across the write so the
+// RTX sequence numbers leave in order and the scratch buffers are ours.
+// The window may have moved on a slot since the batch began; the bytes
+// count in the current one.
+func (s *nackStream) resendLocked(seq uint16, b *resendBatch) error {
+	r := s.r
 	e, ok := s.get(seq)
 	if !ok {
-		return nil // too old: the receiver will ask for a keyframe
+		r.unavailable.Add(1) // too old: the receiver will ask for a keyframe
+		return nil
 	}
+	if e.resent && b.nowMS-e.resentAt < b.intervalMS {
+		r.duplicate.Add(1)
+		return nil
+	}
+	n := len(e.payload)
+	if s.rtx != 0 {
+		n += 2
+	}
+	if int64(n) > b.allowance {
+		r.overBudget.Add(1)
+		return nil
+	}
+	b.allowance -= int64(n)
+	s.win.resent[s.win.slot%windowSlots] += int64(n)
+	e.resent, e.resentAt = true, b.nowMS
+	r.resent.Add(1)
+	r.resentBytes.Add(uint64(n))
+
 	h := rtp.Header{Version: 2, PayloadType: s.pt, SSRC: s.ssrc, SequenceNumber: e.seq, Timestamp: e.ts, Marker: e.marker}
 	// The transport-wide sequence number stays behind: repeating it would
 	// make the bandwidth estimator count one packet twice.
@@ -236,16 +451,23 @@ func (s *nackStream) resend(seq uint16) error {
 }
 
 // UnbindLocalStream forgets the stream, releasing its payload references.
-func (n *nackResponder) UnbindLocalStream(info *interceptor.StreamInfo) {
-	n.mu.Lock()
-	delete(n.streams, info.SSRC)
-	n.mu.Unlock()
+func (r *Responder) UnbindLocalStream(info *interceptor.StreamInfo) {
+	r.mu.Lock()
+	delete(r.streams, info.SSRC)
+	r.mu.Unlock()
 }
 
-// Close forgets all streams; idempotent.
-func (n *nackResponder) Close() error {
-	n.mu.Lock()
-	n.streams = map[uint32]*nackStream{}
-	n.mu.Unlock()
+// Close forgets all streams, and For no longer finds the Responder; its
+// Stats stay readable. Idempotent.
+func (r *Responder) Close() error {
+	r.mu.Lock()
+	r.streams = map[uint32]*nackStream{}
+	r.mu.Unlock()
+	f := r.factory
+	f.mu.Lock()
+	if f.byPC[r.id] == r {
+		delete(f.byPC, r.id)
+	}
+	f.mu.Unlock()
 	return nil
 }

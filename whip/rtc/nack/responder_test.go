@@ -24,14 +24,14 @@ func (w *recordWriter) Write(h *rtp.Header, payload []byte, _ interceptor.Attrib
 
 // bindResponder binds a responder of the given history to one stream with NACK,
 // optionally RTX, and transport-cc as extension 5.
-func bindResponder(t testing.TB, size uint16, rtx bool) (*nackResponder, interceptor.RTPWriter, *recordWriter) {
+func bindResponder(t testing.TB, size uint16, rtx bool, opts ...ResponderOption) (*Responder, interceptor.RTPWriter, *recordWriter) {
 	t.Helper()
-	f := &ResponderFactory{size: size, log: slog.New(slog.DiscardHandler)}
+	f := NewResponderFactory(size, slog.New(slog.DiscardHandler), opts...)
 	i, err := f.NewInterceptor("")
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := i.(*nackResponder)
+	n := i.(*Responder)
 	info := &interceptor.StreamInfo{SSRC: 1111, PayloadType: 102, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}},
 		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 5}}}
 	if rtx {
@@ -41,7 +41,7 @@ func bindResponder(t testing.TB, size uint16, rtx bool) (*nackResponder, interce
 	return n, n.BindLocalStream(info, out), out
 }
 
-func nackFor(n *nackResponder, seqs ...uint16) {
+func nackFor(n *Responder, seqs ...uint16) {
 	n.resend(&rtcp.TransportLayerNack{MediaSSRC: 1111, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
 }
 
@@ -51,7 +51,9 @@ func payloadOf(seq uint16) []byte { return []byte{0x41, byte(seq >> 8), byte(seq
 // older, across wrap-around, never with a packet from an earlier lap, and
 // with the latest write of a repeated sequence number.
 func TestNACKHistoryWindow(t *testing.T) {
-	n, w, out := bindResponder(t, 8, false)
+	// Tiny payloads: a budget of 10 times the bytes sent lets every
+	// re-send through.
+	n, w, out := bindResponder(t, 8, false, ResendBudget(1000))
 	write := func(seq uint16, payload []byte) {
 		if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq, Timestamp: uint32(seq) * 10}, payload, nil); err != nil {
 			t.Fatal(err)
@@ -99,7 +101,7 @@ func TestNACKHistoryWindow(t *testing.T) {
 // sequence numbers; it keeps mid and rid extensions but not the
 // transport-wide sequence number, and leaves the stored extensions alone.
 func TestNACKResponderRTX(t *testing.T) {
-	n, w, out := bindResponder(t, 64, true)
+	n, w, out := bindResponder(t, 64, true, ResendBudget(1000))
 	var tmpl rtp.Header
 	for _, e := range []struct {
 		id uint8
@@ -154,7 +156,7 @@ func BenchmarkNACKResponderWrite(b *testing.B) {
 			name = "pion"
 		}
 		b.Run(name, func(b *testing.B) {
-			var f interceptor.Factory = &ResponderFactory{size: 4096, log: slog.New(slog.DiscardHandler)}
+			var f interceptor.Factory = NewResponderFactory(4096, slog.New(slog.DiscardHandler))
 			if pion {
 				var err error
 				if f, err = nack.NewResponderInterceptor(nack.ResponderSize(4096)); err != nil {

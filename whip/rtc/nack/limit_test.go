@@ -1,0 +1,239 @@
+package nack
+
+import (
+	"fmt"
+	"log/slog"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
+)
+
+// A packet asked for again within the resend interval is re-sent once;
+// asked for after it, again. The same on the RTX and the plain path.
+func TestNACKResendOncePerInterval(t *testing.T) {
+	for _, rtx := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rtx=%v", rtx), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n, w, out := bindResponder(t, 64, rtx)
+				for seq := uint16(1); seq <= 40; seq++ {
+					if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, 1000), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				out.pkts = nil
+				for _, step := range []struct {
+					after time.Duration
+					seqs  []uint16
+					want  int // re-sends
+				}{
+					{0, []uint16{7}, 1},
+					{50 * time.Millisecond, []uint16{7}, 0},
+					{49 * time.Millisecond, []uint16{7, 8}, 1}, // 99 ms after 7's re-send
+					{time.Millisecond, []uint16{7}, 1},         // 100 ms after
+					{0, []uint16{8}, 0},
+				} {
+					time.Sleep(step.after)
+					before := len(out.pkts)
+					nackFor(n, step.seqs...)
+					if got := len(out.pkts) - before; got != step.want {
+						t.Fatalf("NACK %v %v after the last: got %d re-sends, want %d", step.seqs, step.after, got, step.want)
+					}
+				}
+				want := ResponderStats{Resent: 3, ResentBytes: 3 * 1000, Duplicate: 3}
+				if rtx {
+					want.ResentBytes += 3 * 2
+				}
+				if got := n.Stats(); got != want {
+					t.Errorf("got stats %+v, want %+v", got, want)
+				}
+			})
+		})
+	}
+}
+
+// A receiver asking for the whole history again and again gets at most
+// the budget: 15 % of what the stream sent over the last second.
+func TestNACKResendBudget(t *testing.T) {
+	for _, rtx := range []bool{false, true} {
+		t.Run(fmt.Sprintf("rtx=%v", rtx), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const size = 1000 // payload bytes
+				type write struct {
+					at       time.Time
+					n        int64
+					original bool
+				}
+				var writes []write
+				sending := false
+				out := interceptor.RTPWriterFunc(func(_ *rtp.Header, p []byte, _ interceptor.Attributes) (int, error) {
+					writes = append(writes, write{time.Now(), int64(len(p)), sending})
+					return len(p), nil
+				})
+				f := NewResponderFactory(1024, slog.New(slog.DiscardHandler))
+				i, err := f.NewInterceptor("pc")
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := i.(*Responder)
+				info := &interceptor.StreamInfo{SSRC: 1111, PayloadType: 102, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}
+				if rtx {
+					info.SSRCRetransmission, info.PayloadTypeRetransmission = 2222, 103
+				}
+				w := n.BindLocalStream(info, out)
+				var seq uint16
+				send := func() {
+					sending = true
+					if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, size), nil); err != nil {
+						t.Fatal(err)
+					}
+					sending = false
+					seq++
+				}
+				// A second at 8 Mbps, then three more with a NACK for all
+				// 1024 packets of the history every 20 ms.
+				all := make([]uint16, 1024)
+				for ms := range 4000 {
+					send()
+					if ms >= 1000 && ms%20 == 0 {
+						for i := range all {
+							all[i] = seq - 1024 + uint16(i)
+						}
+						nackFor(n, all...)
+					}
+					time.Sleep(time.Millisecond)
+				}
+
+				// Re-sent bytes over any 0.9 s (the window holds at least
+				// that) stay within 15 % of the bytes sent over the second
+				// before (and the 16 packets the window may count late).
+				var sent, resent, resends int64
+				for _, x := range writes {
+					if x.original {
+						sent += x.n
+						continue
+					}
+					resent += x.n
+					resends++
+					var r, s int64
+					for _, y := range writes {
+						switch d := x.at.Sub(y.at); {
+						case y.original && d >= 0 && d < time.Second+16*time.Millisecond:
+							s += y.n
+						case !y.original && d >= 0 && d < 900*time.Millisecond:
+							r += y.n
+						}
+					}
+					if r > s*DefaultResendBudget/100 {
+						t.Fatalf("at %v: re-sent %d bytes within 0.9 s, over 15 %% of the %d sent within the second before", x.at, r, s)
+					}
+				}
+				st := n.Stats()
+				if st.Resent != uint64(resends) || st.ResentBytes != uint64(resent) {
+					t.Errorf("stats count %d packets, %d bytes re-sent; the writer got %d, %d", st.Resent, st.ResentBytes, resends, resent)
+				}
+				if flood := 3 * sent / 4; resent < flood*DefaultResendBudget/100/2 {
+					t.Errorf("re-sent %d bytes while %d were sent: want the budget used, over half of 15 %%", resent, flood)
+				}
+				if st.OverBudget == 0 || st.Duplicate == 0 {
+					t.Errorf("got stats %+v, want requests skipped as over budget and as duplicates", st)
+				}
+				t.Logf("sent %d bytes, re-sent %d (%.1f %% of the flood's); %+v", sent, resent, 100*float64(resent)/float64(3*sent/4), st)
+			})
+		})
+	}
+}
+
+// Within the budget, losses are repaired, and the budget follows what
+// the stream sent and re-sent over the last second.
+func TestNACKResendBudgetRefills(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := NewResponderFactory(1024, slog.New(slog.DiscardHandler), ResendBudget(10), ResendInterval(time.Hour))
+		i, err := f.NewInterceptor("pc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := i.(*Responder)
+		out := &recordWriter{}
+		w := n.BindLocalStream(&interceptor.StreamInfo{SSRC: 1111, PayloadType: 102, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}}}, out)
+		var seq uint16
+		burst := func(packets int) { // 1000 bytes each, all at once
+			for range packets {
+				if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, 1000), nil); err != nil {
+					t.Fatal(err)
+				}
+				seq++
+			}
+		}
+		ask := func(from uint16, count int) []uint16 {
+			s := make([]uint16, count)
+			for i := range s {
+				s[i] = from + uint16(i)
+			}
+			return s
+		}
+		for _, step := range []struct {
+			wait    time.Duration
+			burst   int
+			askFrom int // back from the newest packet
+			ask     int
+			want    int // re-sends
+		}{
+			// 10 % of 1 MB: 100 of the 200 packets asked for.
+			{50 * time.Millisecond, 1000, 1000, 200, 100},
+			// Spent: packets not re-sent yet are skipped too.
+			{0, 0, 900, 10, 0},
+			// Half a second on, 0.5 MB more: 1.5 MB sent, 0.1 MB re-sent.
+			{500 * time.Millisecond, 500, 100, 10, 10},
+			// 1.1 s on, the bytes sent and re-sent before have left the
+			// window: 0.2 MB sent since.
+			{1100 * time.Millisecond, 200, 200, 30, 20},
+		} {
+			time.Sleep(step.wait)
+			burst(step.burst)
+			before := len(out.pkts)
+			nackFor(n, ask(seq-uint16(step.askFrom), step.ask)...)
+			if got := len(out.pkts) - before; got != step.want {
+				t.Fatalf("%v later, %d packets sent, %d asked for: got %d re-sends, want %d", step.wait, step.burst, step.ask, got, step.want)
+			}
+		}
+		if got, want := n.Stats(), (ResponderStats{Resent: 130, ResentBytes: 130_000, OverBudget: 120}); got != want {
+			t.Errorf("got stats %+v, want %+v", got, want)
+		}
+	})
+}
+
+// For finds a PeerConnection's Responder by its ID until it closes.
+func TestResponderFactoryFor(t *testing.T) {
+	f := NewResponderFactory(64, slog.New(slog.DiscardHandler))
+	a, err := f.NewInterceptor("pc-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.For("pc-a"); got != a {
+		t.Fatalf("For(pc-a) = %p, want the responder built for it (%p)", got, a)
+	}
+	if got := f.For("pc-b"); got != nil {
+		t.Errorf("For(pc-b) = %p, want nil", got)
+	}
+	// Two PeerConnections with one ID: neither is found.
+	if _, err := f.NewInterceptor("pc-a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.For("pc-a"); got != nil {
+		t.Errorf("For a shared ID = %p, want nil", got)
+	}
+	c, _ := f.NewInterceptor("pc-c")
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.For("pc-c"); got != nil {
+		t.Errorf("For a closed responder = %p, want nil", got)
+	}
+	var nilFactory *ResponderFactory
+	if got := nilFactory.For("x").Stats(); got != (ResponderStats{}) {
+		t.Errorf("a nil factory's responder has stats %+v", got)
+	}
+}
