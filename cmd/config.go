@@ -334,7 +334,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("listening on %s beyond loopback needs api_token (or api_token_file, WHIPGATE_API_TOKEN, -api-token) to protect the control API", c.Listen))
 	}
 	for name := range c.Streams {
-		if err := ValidStreamName(name); err != nil {
+		if err := gateway.ValidStreamName(name); err != nil {
 			errs = append(errs, fmt.Errorf("streams: %w", err))
 		}
 	}
@@ -350,7 +350,7 @@ func (c *Config) Validate() error {
 		ids[id] = true
 	}
 	if e := c.Encoder; e != nil {
-		if err := ValidStreamName(e.Stream); err != nil {
+		if err := gateway.ValidStreamName(e.Stream); err != nil {
 			errs = append(errs, fmt.Errorf("hwaccel: %w", err))
 		}
 		if err := e.Validate(); err != nil {
@@ -361,7 +361,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if t := c.TestSource; t.On() {
-		if err := ValidStreamName(t.Stream); err != nil {
+		if err := gateway.ValidStreamName(t.Stream); err != nil {
 			errs = append(errs, fmt.Errorf("test_source: %w", err))
 		}
 		if err := t.Validate(); err != nil {
@@ -369,19 +369,6 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// ValidStreamName accepts names that are safe in a URL path segment.
-func ValidStreamName(s string) error {
-	if s == "" || len(s) > 255 {
-		return fmt.Errorf("stream name %q: must be 1 to 255 characters", s)
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.~", r)) {
-			return fmt.Errorf("stream name %q: only letters, digits and -_.~ are allowed", s)
-		}
-	}
-	return nil
 }
 
 // IsLoopback reports whether a listen address is on loopback only.

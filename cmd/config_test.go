@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"whipgate/certs"
+	"whipgate/gateway"
 	"whipgate/hwaccel"
 	"whipgate/ingest"
 	"whipgate/whip/egress"
@@ -341,7 +342,7 @@ func TestValidStreamName(t *testing.T) {
 		{"..?", "only letters, digits and -_.~ are allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErr(t, ValidStreamName(tc.name), tc.wantErr)
+			checkErr(t, gateway.ValidStreamName(tc.name), tc.wantErr)
 		})
 	}
 }

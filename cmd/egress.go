@@ -37,11 +37,6 @@ func (a *App) checkEgress(cfg egress.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return problem.Errorf(http.StatusBadRequest, "%v", err)
 	}
-	for _, name := range []string{cfg.Stream, cfg.EffectiveID()} {
-		if err := ValidStreamName(name); err != nil {
-			return problem.Errorf(http.StatusBadRequest, "egress: %v", err)
-		}
-	}
 	if _, ok := a.hub.Stream(cfg.Stream); !ok {
 		return problem.Errorf(http.StatusNotFound, "no stream %q", cfg.Stream)
 	}

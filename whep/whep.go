@@ -54,7 +54,17 @@ func New(cfg Config, hub *gateway.Hub, t *rtc.Transport, sessions *session.Regis
 
 // ServeEndpoint handles /whep/{stream} and /whep/{stream}/{layer}.
 func (h *Handler) ServeEndpoint(w http.ResponseWriter, r *http.Request, stream, layer string) {
-	h.ep.Serve(w, r, stream, func(w http.ResponseWriter, r *http.Request) error { return h.post(w, r, stream, layer) })
+	h.ep.Serve(w, r, stream, func(w http.ResponseWriter, r *http.Request) error {
+		if err := gateway.ValidStreamName(stream); err != nil {
+			return problem.Errorf(http.StatusBadRequest, "%v", err)
+		}
+		if layer != "" {
+			if err := gateway.ValidLayerName(layer); err != nil {
+				return problem.Errorf(http.StatusBadRequest, "%v", err)
+			}
+		}
+		return h.post(w, r, stream, layer)
+	})
 }
 
 func (h *Handler) post(w http.ResponseWriter, r *http.Request, name, layer string) error {

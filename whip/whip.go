@@ -74,7 +74,12 @@ func NewServer(cfg ServerConfig, hub *gateway.Hub, t *rtc.Transport, sessions *s
 
 // ServeEndpoint handles /whip/{stream}.
 func (s *Server) ServeEndpoint(w http.ResponseWriter, r *http.Request, stream string) {
-	s.ep.Serve(w, r, stream, func(w http.ResponseWriter, r *http.Request) error { return s.post(w, r, stream) })
+	s.ep.Serve(w, r, stream, func(w http.ResponseWriter, r *http.Request) error {
+		if err := gateway.ValidStreamName(stream); err != nil {
+			return problem.Errorf(http.StatusBadRequest, "%v", err)
+		}
+		return s.post(w, r, stream)
+	})
 }
 
 // offerSection is one audio or video section of an offer.
@@ -337,6 +342,9 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 			return err
 		}
 		pub, err = s.hub.Publish(name, infos, opts)
+		if errors.Is(err, gateway.ErrBadName) || errors.Is(err, gateway.ErrBadTracks) {
+			return problem.Errorf(http.StatusBadRequest, "%v", err)
+		}
 		if errors.Is(err, gateway.ErrStreamBusy) {
 			return &problem.Error{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q already has a live publisher", name), RetryAfter: int(s.cfg.StaleAfter / time.Second)}
 		}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"whipgate/gateway"
 	"whipgate/whip/client"
 	"whipgate/whip/rtc"
 )
@@ -107,6 +108,13 @@ func (c *Config) applyDefaults() {
 func (c Config) Validate() error {
 	if strings.TrimSpace(c.Stream) == "" {
 		return errors.New("egress: stream is required")
+	}
+	// The id names the egress in URLs, metrics and the dashboard: the
+	// stream-name rule, like the stream's.
+	for _, name := range []string{c.Stream, c.EffectiveID()} {
+		if err := gateway.ValidStreamName(name); err != nil {
+			return fmt.Errorf("egress: %w", err)
+		}
 	}
 	if c.URL == "" {
 		return fmt.Errorf("egress %s: url is required", c.EffectiveID())
