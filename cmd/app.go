@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 
 	"whipgate/certs"
@@ -51,6 +52,8 @@ type App struct {
 	events     *events
 	eventsDone chan struct{} // closed when Close begins: event streams end
 
+	httpRequests *prometheus.CounterVec
+
 	ln     net.Listener
 	srv    *http.Server
 	scheme string
@@ -85,7 +88,7 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	log = slog.New(eventHandler{Handler: log.Handler(), ev: ev})
 	warnShortTokens(cfg, log)
 	a := &App{cfg: cfg, log: log, scheme: "http", build: ReadBuildInfo(), started: time.Now(), getenv: getenv,
-		events: ev, eventsDone: make(chan struct{})}
+		events: ev, eventsDone: make(chan struct{}), httpRequests: newHTTPRequests()}
 	defer func() {
 		if err != nil {
 			_ = a.Close(context.WithoutCancel(ctx))

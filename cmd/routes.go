@@ -101,6 +101,11 @@ func (a *App) logRequests(next http.Handler) http.Handler {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		route := ""
+		if rc := chi.RouteContext(r.Context()); rc != nil {
+			route = rc.RoutePattern()
+		}
+		a.countRequest(route, rec.status)
 		level := slog.LevelDebug
 		if rec.status >= 400 || r.Method != http.MethodGet {
 			level = slog.LevelInfo

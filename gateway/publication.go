@@ -41,6 +41,42 @@ func (p *Publication) WriteRTP(i int, pkt *rtp.Packet) {
 	p.tracks[i].write(p, pkt, now)
 }
 
+// RequestKeyframe asks for a keyframe on track i on the publisher's own
+// behalf (its transport lost packets for good), merged and rate-limited
+// with the subscribers' requests: it arrives on KeyframeRequests.
+func (p *Publication) RequestKeyframe(i int) {
+	if i < 0 || i >= len(p.tracks) {
+		return
+	}
+	t := p.tracks[i]
+	t.mu.Lock()
+	if t.owner == p {
+		t.requestKeyframeLocked(p.stream.hub.now())
+	}
+	t.mu.Unlock()
+}
+
+// Repair is what a publisher's transport did to repair one track since it
+// last reported: sequence numbers asked for again (NACK), packets that
+// came back through RTX, packets lost for good.
+type Repair struct {
+	NACKed, Recovered, Lost uint64
+}
+
+// AddRepair adds r to track i's counters, which outlive the publication
+// like the track's other counters.
+func (p *Publication) AddRepair(i int, r Repair) {
+	if i < 0 || i >= len(p.tracks) {
+		return
+	}
+	t := p.tracks[i]
+	t.mu.Lock()
+	t.repair.NACKed += r.NACKed
+	t.repair.Recovered += r.Recovered
+	t.repair.Lost += r.Lost
+	t.mu.Unlock()
+}
+
 // KeyframeRequests delivers the index of a track whose subscribers need a
 // keyframe. Requests are merged and rate-limited; a publisher turns them into
 // PLI/FIR or an encoder command, and may ignore them.

@@ -10,6 +10,11 @@ type StreamStats struct {
 	Publisher   *PublisherStats   `json:"publisher,omitempty"`
 	Tracks      []TrackStats      `json:"layers"`
 	Subscribers []SubscriberStats `json:"subscribers"`
+	// Delivered and Dropped count every subscriber's packets since the
+	// stream was made, those gone included: per-stream counters that only
+	// grow, where per-subscriber ones come and go.
+	Delivered uint64 `json:"delivered"`
+	Dropped   uint64 `json:"dropped"`
 }
 
 // PublisherStats describes the live publisher.
@@ -41,6 +46,12 @@ type TrackStats struct {
 	// gop_cache_bytes or the hub's max_gop_bytes_total.
 	GOPDropped  uint64 `json:"gop_dropped"`
 	Subscribers int    `json:"subscribers"`
+	// NACKsSent, RecoveredRTX and Lost are the publisher's transport's
+	// repair: sequence numbers it asked for again, packets that came back
+	// through RTX, and packets lost for good (WHIP ingest).
+	NACKsSent    uint64 `json:"nacks_sent"`
+	RecoveredRTX uint64 `json:"recovered_rtx"`
+	Lost         uint64 `json:"lost"`
 }
 
 // SubscriberStats is a snapshot of one subscription.
@@ -73,12 +84,16 @@ func (s *Stream) Stats() StreamStats {
 	for sub := range s.subs {
 		subs = append(subs, sub)
 	}
+	out.Delivered, out.Dropped = s.retiredDelivered, s.retiredDropped
 	s.mu.Unlock()
 	for _, t := range tracks {
 		out.Tracks = append(out.Tracks, t.stats())
 	}
 	for _, sub := range subs {
-		out.Subscribers = append(out.Subscribers, sub.Stats())
+		st := sub.Stats()
+		out.Subscribers = append(out.Subscribers, st)
+		out.Delivered += st.Delivered
+		out.Dropped += st.Dropped
 	}
 	return out
 }
@@ -103,6 +118,9 @@ func (t *track) stats() TrackStats {
 		GOPCachePackets:  len(t.gop),
 		GOPDropped:       t.gopDropped,
 		Subscribers:      len(t.subs),
+		NACKsSent:        t.repair.NACKed,
+		RecoveredRTX:     t.repair.Recovered,
+		Lost:             t.repair.Lost,
 	}
 }
 

@@ -58,6 +58,9 @@ type Stream struct {
 	tracks map[string]*track
 	order  []string
 	subs   map[*Subscription]struct{}
+
+	// What the subscribers that left had delivered and dropped.
+	retiredDelivered, retiredDropped uint64
 }
 
 // Name is the stream's name.
@@ -229,7 +232,12 @@ func (s *Stream) subscribe(names []string, opt SubscribeOptions) (*Subscription,
 }
 
 func (s *Stream) unsubscribe(sub *Subscription) {
+	final := sub.Stats() // before its tracks detach; it takes no stream lock
 	s.mu.Lock()
+	if _, ok := s.subs[sub]; ok {
+		s.retiredDelivered += final.Delivered
+		s.retiredDropped += final.Dropped
+	}
 	for _, st := range sub.tracks {
 		t := st.t
 		t.mu.Lock()

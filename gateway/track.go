@@ -44,6 +44,7 @@ type track struct {
 
 	lastBigKeyWarn int64 // hub clock; the oversized-keyframe warning is rate-limited
 	keyReqs        uint64
+	repair         Repair // reported by publishers (AddRepair)
 
 	// Stats.
 	packets, bytes, frames, keyframes uint64

@@ -3,10 +3,12 @@ package integration
 import (
 	"encoding/json"
 	"net"
+	"net/http"
 	"syscall"
 	"testing"
 	"time"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 	"whipgate/hwaccel"
 )
@@ -99,6 +101,14 @@ func TestEncoderKilledViewerContinues(t *testing.T) {
 	}
 	if s := app.Encoder().Status(); s.Restarts == 0 || s.PID == st.PID {
 		t.Fatalf("encoder not restarted: %+v", s)
+	}
+	// The operator sees it: the restart counted, the encoder up again, ready.
+	certstest.Eventually(t, 10*time.Second, "whipgate_encoder_up 1 after a counted restart", func() bool {
+		return metric(t, app, "whipgate_encoder_up") == 1 && metric(t, app, "whipgate_encoder_restarts_total") >= 1 &&
+			metric(t, app, `whipgate_encoder_fps{layer="preview"}`) > 0
+	})
+	if code, r := readyz(t, app); code != http.StatusOK || len(r.Checks) == 0 || r.Checks[0].Name != "encoder" {
+		t.Errorf("readyz with the encoder running: %d %+v", code, r)
 	}
 	if _, ok := app.Hub().Stream("box"); !ok {
 		t.Fatal("stream box vanished during the restart")

@@ -364,6 +364,17 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	run := func(ctx context.Context) error {
 		defer pub.Close()
 		defer in.Close()
+		// Packets lost for good: a viewer's frame waits, so ask the
+		// publisher for a keyframe at once (the hub merges and rate-limits
+		// it with the viewers' requests).
+		in.OnLost(func(ssrc uint32) {
+			if i, ok := tracks.index(webrtc.SSRC(ssrc)); ok {
+				pub.RequestKeyframe(i)
+			}
+		})
+		report := time.NewTicker(time.Second)
+		defer report.Stop()
+		defer tracks.reportRepair(in, pub) // what the last second did
 		for {
 			select {
 			case <-ctx.Done():
@@ -374,6 +385,8 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 				if ssrc := tracks.ssrc(i); ssrc != 0 {
 					_ = pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(ssrc)}})
 				}
+			case <-report.C:
+				tracks.reportRepair(in, pub)
 			}
 		}
 	}
@@ -398,18 +411,20 @@ type IngestStats struct {
 // ingestTracks maps a publisher's remote tracks to the hub's, and keeps
 // their SSRCs for keyframe requests.
 type ingestTracks struct {
-	mu    sync.Mutex
-	infos []gateway.TrackInfo
-	index map[string]int
-	ssrcs []webrtc.SSRC
+	mu       sync.Mutex
+	infos    []gateway.TrackInfo
+	byName   map[string]int
+	ssrcs    []webrtc.SSRC
+	reported []gateway.Repair // what reportRepair handed the hub, per track
 }
 
 func (in *ingestTracks) init(infos []gateway.TrackInfo) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.infos, in.ssrcs, in.index = infos, make([]webrtc.SSRC, len(infos)), make(map[string]int, len(infos))
+	in.infos, in.ssrcs, in.byName = infos, make([]webrtc.SSRC, len(infos)), make(map[string]int, len(infos))
+	in.reported = make([]gateway.Repair, len(infos))
 	for i, t := range infos {
-		in.index[t.Name] = i
+		in.byName[t.Name] = i
 	}
 }
 
@@ -425,7 +440,7 @@ func (in *ingestTracks) claim(t *webrtc.TrackRemote, log *slog.Logger) (int, boo
 	}
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	i, ok := in.index[key]
+	i, ok := in.byName[key]
 	if !ok {
 		log.Warn("ignoring a track the offer did not announce", "rid", t.RID(), "kind", t.Kind())
 		return 0, false
@@ -444,4 +459,31 @@ func (in *ingestTracks) ssrc(i int) webrtc.SSRC {
 		return 0
 	}
 	return in.ssrcs[i]
+}
+
+// index is the hub track of the remote stream ssrc.
+func (in *ingestTracks) index(ssrc webrtc.SSRC) (int, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, s := range in.ssrcs {
+		if s == ssrc && s != 0 {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// reportRepair hands the hub what the transport repaired (or did not)
+// since the last report, per track, so the counters outlive the session.
+func (in *ingestTracks) reportRepair(ing *rtc.Ingest, pub *gateway.Publication) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for i, ssrc := range in.ssrcs {
+		if ssrc == 0 {
+			continue
+		}
+		now, was := ing.Repair(uint32(ssrc)), in.reported[i]
+		pub.AddRepair(i, gateway.Repair{NACKed: now.NACKed - was.NACKed, Recovered: now.Recovered - was.Recovered, Lost: now.Lost - was.Lost})
+		in.reported[i] = now
+	}
 }

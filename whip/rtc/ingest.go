@@ -4,10 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"whipgate/gateway"
 )
 
 // PeerOptions tune one session's PeerConnection on the transport.
@@ -39,6 +42,9 @@ type Ingest struct {
 	direct *directIngest // nil: pion's path for all
 	gate   *gatedPeer
 	once   sync.Once
+
+	rtxMu sync.Mutex
+	rtx   map[uint32]*atomic.Uint64 // packets recovered through RTX, by media SSRC
 }
 
 // NewIngest makes the PeerConnection for a publisher's offer (not yet
@@ -60,7 +66,7 @@ func (t *Transport) NewIngest(offer *sdp.SessionDescription, conf webrtc.Configu
 			return nil, fmt.Errorf("webrtc: %w", err)
 		}
 	}
-	return &Ingest{t: t, pc: pc, direct: direct, gate: t.gate.add(pc, opt.log(t))}, nil
+	return &Ingest{t: t, pc: pc, direct: direct, gate: t.gate.add(pc, opt.log(t)), rtx: map[uint32]*atomic.Uint64{}}, nil
 }
 
 // PeerConnection is the publisher's PeerConnection.
@@ -71,6 +77,7 @@ func (in *Ingest) PeerConnection() *webrtc.PeerConnection { return in.pc }
 // packets/s nothing is allocated. The packet is valid only during write.
 func (in *Ingest) ReadTrack(t *webrtc.TrackRemote, write func(*rtp.Packet)) {
 	nacks := in.t.nacks.For(in.pc.ID()) // nil with pion's generator
+	rtx := in.rtxCounter(uint32(t.SSRC()))
 	buf := make([]byte, 1600)
 	var pkt rtp.Packet
 	in.gate.StartReader()
@@ -89,9 +96,36 @@ func (in *Ingest) ReadTrack(t *webrtc.TrackRemote, write func(*rtp.Packet)) {
 			// Recovered through RTX, past the interceptors: the NACK
 			// generator would otherwise ask for it again.
 			nacks.Received(pkt.SSRC, pkt.SequenceNumber)
+			rtx.Add(1)
 		}
 		write(&pkt)
 	}
+}
+
+func (in *Ingest) rtxCounter(ssrc uint32) *atomic.Uint64 {
+	in.rtxMu.Lock()
+	defer in.rtxMu.Unlock()
+	c := in.rtx[ssrc]
+	if c == nil {
+		c = new(atomic.Uint64)
+		in.rtx[ssrc] = c
+	}
+	return c
+}
+
+// Repair is the loss repair of the remote stream ssrc so far: sequence
+// numbers asked for again, packets recovered through RTX, packets lost
+// for good. Zero with pion's NACK generator.
+func (in *Ingest) Repair(ssrc uint32) gateway.Repair {
+	g := in.t.nacks.For(in.pc.ID()).Stats(ssrc)
+	return gateway.Repair{NACKed: g.NACKed, Lost: g.Lost, Recovered: in.rtxCounter(ssrc).Load()}
+}
+
+// OnLost has f called with the SSRC of a stream whose packets went missing
+// for good, as they do (see nack.Generator.OnLost): the caller asks for a
+// keyframe. f must not block.
+func (in *Ingest) OnLost(f func(ssrc uint32)) {
+	in.t.nacks.For(in.pc.ID()).OnLost(f)
 }
 
 // IngestSRTP says how a publisher's media is read, for the API.

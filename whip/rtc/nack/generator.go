@@ -38,6 +38,10 @@ const (
 	nackRetry = 100 * time.Millisecond
 	// nackMaxAsks bounds the requests for one packet: a second of them.
 	nackMaxAsks = 10
+	// lossAsks unanswered requests make a packet lost for the viewers:
+	// by then (~300 ms) a frame waits too long, so the generator says so
+	// (OnLost: the ingest asks for a keyframe), and asks on all the same.
+	lossAsks = 3
 )
 
 // GeneratorFactory builds one generator per PeerConnection and finds it
@@ -100,6 +104,7 @@ type Generator struct {
 
 	mu      sync.Mutex
 	streams map[uint32]*recvLog
+	onLost  func(ssrc uint32)
 	writer  interceptor.RTCPWriter
 	started bool
 	closed  bool
@@ -196,25 +201,72 @@ func (g *Generator) Close() error {
 	return nil
 }
 
+// OnLost has f called (on the generator's goroutine; it must not block)
+// with the SSRC of a stream whose packets just counted as lost: requests
+// went unanswered so long that a viewer waits for the frame. The ingest
+// asks the publisher for a keyframe.
+func (g *Generator) OnLost(f func(ssrc uint32)) {
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	g.onLost = f
+	g.mu.Unlock()
+}
+
+// GeneratorStats is one stream's loss repair toward its sender.
+type GeneratorStats struct {
+	// NACKed counts the sequence numbers asked for (each request), Lost
+	// those that stayed missing through 3 requests.
+	NACKed, Lost uint64
+}
+
+// Stats returns stream ssrc's figures; zero for a stream it does not know.
+func (g *Generator) Stats(ssrc uint32) GeneratorStats {
+	if g == nil {
+		return GeneratorStats{}
+	}
+	g.mu.Lock()
+	l := g.streams[ssrc]
+	g.mu.Unlock()
+	if l == nil {
+		return GeneratorStats{}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return GeneratorStats{NACKed: l.nacked, Lost: l.lost}
+}
+
 func (g *Generator) loop(w interceptor.RTCPWriter) {
 	sender := rand.Uint32()
 	t := time.NewTicker(nackTick)
 	defer t.Stop()
 	var seqs []uint16
 	var pkts []rtcp.Packet
+	var lostNow []uint32
 	for {
 		select {
 		case <-g.done:
 			return
 		case now := <-t.C:
-			pkts = pkts[:0]
+			pkts, lostNow = pkts[:0], lostNow[:0]
 			g.mu.Lock()
+			onLost := g.onLost
 			for ssrc, l := range g.streams {
+				before := l.lostCount()
 				if seqs = l.due(now, seqs[:0]); len(seqs) > 0 {
 					pkts = append(pkts, &rtcp.TransportLayerNack{SenderSSRC: sender, MediaSSRC: ssrc, Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)})
 				}
+				if l.lostCount() != before {
+					lostNow = append(lostNow, ssrc)
+				}
 			}
 			g.mu.Unlock()
+			if onLost != nil {
+				for _, ssrc := range lostNow {
+					onLost(ssrc)
+				}
+			}
 			if len(pkts) == 0 {
 				continue
 			}
@@ -235,11 +287,14 @@ type recvLog struct {
 	span int    // numbers at and before end that the log covers (≤ size); 0 before the first
 	got  []uint64
 	asks map[uint16]ask
+
+	nacked, lost uint64 // sequence numbers asked for (each time), and counted lost
 }
 
 type ask struct {
 	n    int
 	last time.Time
+	lost bool // counted lost (lossAsks went unanswered)
 }
 
 func newRecvLog(size uint16) *recvLog {
@@ -263,6 +318,12 @@ func (l *recvLog) set(seq uint16, on bool) {
 	} else {
 		l.got[w] &^= b
 	}
+}
+
+func (l *recvLog) lostCount() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
 }
 
 // add notes the arrival of seq.
@@ -338,10 +399,16 @@ func (l *recvLog) due(now time.Time, seqs []uint16) []uint16 {
 			continue
 		}
 		a := l.asks[s]
+		if a.n >= lossAsks && !a.lost && now.Sub(a.last) >= nackRetry {
+			a.lost = true
+			l.lost++
+			l.asks[s] = a
+		}
 		if a.n >= nackMaxAsks || (a.n > 0 && now.Sub(a.last) < nackRetry) {
 			continue
 		}
-		l.asks[s] = ask{n: a.n + 1, last: now}
+		l.asks[s] = ask{n: a.n + 1, last: now, lost: a.lost}
+		l.nacked++
 		seqs = append(seqs, s)
 	}
 	return seqs

@@ -241,3 +241,27 @@ func TestNACKGeneratorSharedID(t *testing.T) {
 		}
 	}
 }
+
+// A packet that stays missing through three requests counts as lost, once,
+// and is still asked for afterwards; every request counts as NACKed.
+func TestRecvLogCountsLoss(t *testing.T) {
+	l := newRecvLog(64)
+	t0 := time.Unix(1000, 0)
+	l.add(1)
+	l.add(3) // 2 is missing
+	for i, want := range []uint64{0, 0, 0, 1, 1} {
+		if got := l.due(t0.Add(time.Duration(i)*nackRetry), nil); len(got) != 1 || got[0] != 2 {
+			t.Fatalf("ask %d: asked for %v, want [2]", i, got)
+		}
+		if l.lost != want {
+			t.Fatalf("after ask %d: %d lost, want %d", i, l.lost, want)
+		}
+	}
+	if l.nacked != 5 {
+		t.Fatalf("%d NACKed, want 5", l.nacked)
+	}
+	l.add(2) // too late for the frame, but it arrived: no more asks
+	if got := l.due(t0.Add(10*nackRetry), nil); len(got) != 0 {
+		t.Fatalf("asked for %v after it arrived", got)
+	}
+}
