@@ -278,6 +278,13 @@ func (f *Target) Close() {
 	f.wg.Wait()
 }
 
+// Crash stops the target as kill -9 stops a process: its peers fall
+// silent without a DTLS close alert, its HTTP server is gone.
+func (f *Target) Crash() {
+	f.Blackhole(true)
+	f.Close()
+}
+
 // Kill drops every session as a crashed server would: its peers close, no
 // DELETE is involved, and later requests for them get 404.
 func (f *Target) Kill() {

@@ -54,24 +54,28 @@ func newEgressLeg(e *Egress, c *client.Client, url string, layers, rids []string
 // run serves sessions one after another until ctx is done.
 func (l *egressLeg) run(ctx context.Context) {
 	attempt := 0
+	var outage time.Time // when the current run of failures began
 	for {
 		up, err := l.serve(ctx)
 		if ctx.Err() != nil {
 			return
 		}
 		if up >= egressStableAfter {
-			attempt = 0
+			attempt, outage = 0, time.Time{}
+		}
+		if outage.IsZero() {
+			outage = time.Now()
 		}
 		waiting := egressWaitingForStream(err)
 		if !waiting {
 			attempt++
 		}
-		delay := egressRetryDelay(err, attempt, rand.Float64)
+		delay := egressRetryDelay(err, attempt, time.Since(outage), rand.Float64)
 		state := StateReconnecting
 		switch {
 		case waiting:
 			state = StateConnecting
-		case client.Permanent(err):
+		case client.Permanent(err) && !egressSessionGone(err):
 			state = StateFailed
 		}
 		l.mu.Lock()
@@ -451,16 +455,23 @@ func (l *egressLeg) waitConnected(ctx context.Context, pc *webrtc.PeerConnection
 	}
 }
 
-// monitor watches a connected session until it breaks: ICE disconnected
-// → restart ICE where the target supports it; failed, closed, or
-// disconnected for too long → give up so run POSTs again.
+// egressSilence is how long a target that has been sending RTCP (receiver
+// reports come every second) may go quiet before it counts as dead: far
+// sooner than ICE's consent timeouts, so a crashed target is noticed,
+// shown as reconnecting and POSTed to again within about two seconds.
+const egressSilence = 2 * time.Second
+
+// monitor watches a connected session until it breaks: ICE disconnected or
+// the target silent → restart ICE where the target supports it (a strong
+// ETag), else POST again at once; failed, closed, or down for too long →
+// give up so run POSTs again.
 func (l *egressLeg) monitor(ctx context.Context, pc *webrtc.PeerConnection, sess *client.Session,
 	kick <-chan struct{}, fwdDone <-chan error, live *egressLive,
 ) error {
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(egressSilence / 8)
 	defer tick.Stop()
 	limit := l.e.t.Config().FailedTimeout + 5*time.Second
-	var downSince time.Time
+	var downSince, sampled time.Time
 	restarted := false
 	for {
 		select {
@@ -473,21 +484,25 @@ func (l *egressLeg) monitor(ctx context.Context, pc *webrtc.PeerConnection, sess
 			return fmt.Errorf("stream %q: %w", l.e.cfg.Stream, err)
 		case <-kick:
 		case now := <-tick.C:
-			if w := l.checkTargetLimits(l.layers, l.layerBitrates()); w != "" {
-				live.setWarning(w)
+			if now.Sub(sampled) >= time.Second {
+				sampled = now
+				if w := l.checkTargetLimits(l.layers, l.layerBitrates()); w != "" {
+					live.setWarning(w)
+				}
+				live.setPair(egressPair(pc))
+				bps := live.sample(now)
+				l.mu.Lock()
+				l.bitrate = bps
+				l.mu.Unlock()
 			}
-			live.setPair(egressPair(pc))
-			bps := live.sample(now)
-			l.mu.Lock()
-			l.bitrate = bps
-			l.mu.Unlock()
 		}
 		ice, state := pc.ICEConnectionState(), pc.ConnectionState()
+		silent := live.feedback.silentFor(time.Now()) > egressSilence
 		switch {
 		case state == webrtc.PeerConnectionStateFailed || state == webrtc.PeerConnectionStateClosed ||
 			ice == webrtc.ICEConnectionStateFailed || ice == webrtc.ICEConnectionStateClosed:
 			return fmt.Errorf("whip: connection %s (ICE %s)", state, ice)
-		case (ice == webrtc.ICEConnectionStateConnected || ice == webrtc.ICEConnectionStateCompleted) &&
+		case !silent && (ice == webrtc.ICEConnectionStateConnected || ice == webrtc.ICEConnectionStateCompleted) &&
 			state == webrtc.PeerConnectionStateConnected:
 			if !downSince.IsZero() {
 				live.setPair(egressPair(pc))
@@ -496,13 +511,19 @@ func (l *egressLeg) monitor(ctx context.Context, pc *webrtc.PeerConnection, sess
 				downSince, restarted = time.Time{}, false
 				l.setState(StateConnected)
 			}
-		case ice == webrtc.ICEConnectionStateDisconnected || state == webrtc.PeerConnectionStateDisconnected || !downSince.IsZero():
+		case silent || ice == webrtc.ICEConnectionStateDisconnected || state == webrtc.PeerConnectionStateDisconnected || !downSince.IsZero():
 			if downSince.IsZero() {
 				downSince = time.Now()
-				l.log.Warn("connection lost", "ice", ice, "state", state, "ice_restart", sess.CanRestart())
+				l.log.Warn("connection lost", "ice", ice, "state", state, "rtcp_silent", silent, "ice_restart", sess.CanRestart())
 				l.setState(StateReconnecting)
 			}
-			if !restarted && sess.CanRestart() {
+			if !sess.CanRestart() {
+				// No ICE restart here (no ETag, or MediaMTX's "*"): waiting
+				// for ICE to give up only delays the new POST that will
+				// bring the session back.
+				return fmt.Errorf("whip: connection lost (ICE %s, RTCP silent %v) and the target takes no ICE restart", ice, silent)
+			}
+			if !restarted {
 				restarted = true
 				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 				err := sess.Restart(rctx)

@@ -20,6 +20,7 @@ type egressFeedback struct {
 	keyReqs atomic.Uint64 // PLI + FIR
 	reports atomic.Uint64 // receiver reports seen
 	twcc    atomic.Uint64 // transport-wide CC feedback packets seen
+	last    atomic.Int64  // unix ns of the last RTCP packet; 0 before any
 	now     func() time.Time
 }
 
@@ -29,8 +30,19 @@ func newEgressFeedback() *egressFeedback {
 	return f
 }
 
+// silentFor is how long the target has sent no RTCP at now; 0 before it
+// sent any (a target that sends none is never called silent).
+func (f *egressFeedback) silentFor(now time.Time) time.Duration {
+	last := f.last.Load()
+	if last == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, last))
+}
+
 // onPacket is rtc.ReadRTCP's onPacket.
 func (f *egressFeedback) onPacket(p rtcp.Packet) {
+	f.last.Store(f.now().UnixNano())
 	switch p := p.(type) {
 	case *rtcp.ReceiverReport:
 		f.reports.Add(1)

@@ -265,6 +265,52 @@ func TestEgressTargetRestartedOnSamePort(t *testing.T) {
 	waitPackets(t, f2, []string{"video"}, 10)
 }
 
+// A target that crashes (no DTLS close, no DELETE: only silence) is seen
+// as down within a few seconds, and a target back on its port is POSTed to
+// again at once, not after a grown backoff. The figures are logged; the
+// bounds are generous (the bench measures).
+func TestEgressBackSoonAfterTargetCrash(t *testing.T) {
+	testkit.LeakCheck(t)
+	tr := rtctest.New(t)
+	hub := newTestHub(t)
+	f := testkit.NewTarget(t, nil)
+	addr := f.Addr()
+	testkit.Synth(t, hub, "cam", []string{"main"}, false)
+	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
+	waitState(t, e, StateConnected, 10*time.Second)
+	waitPackets(t, f, []string{"video"}, 10)
+
+	f.Crash()
+	noticed := testkit.Eventually(t, 10*time.Second, "the egress shows the target down", func() bool { return e.Status().State != StateConnected })
+	t.Logf("shown %s %v after the crash", e.Status().State, noticed)
+	time.Sleep(3 * time.Second) // down a while, as a process restarting is
+	f2 := testkit.NewTargetAt(t, addr, nil)
+	back := testkit.Eventually(t, 10*time.Second, "connected to the restarted target", func() bool { return e.Status().State == StateConnected })
+	t.Logf("connected again %v after the target came back", back)
+	waitPackets(t, f2, []string{"video"}, 10)
+}
+
+// A target whose ETag is "*" (MediaMTX) takes no ICE restart: a lost
+// connection is answered with a new POST at once, not after ICE gives up.
+func TestEgressWithoutRestartPostsAgain(t *testing.T) {
+	testkit.LeakCheck(t)
+	tr := rtctest.New(t)
+	hub := newTestHub(t)
+	f := testkit.NewTarget(t, func(f *testkit.Target) { f.ETag = "*" })
+	testkit.Synth(t, hub, "cam", []string{"main"}, false)
+	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
+	waitState(t, e, StateConnected, 10*time.Second)
+	waitPackets(t, f, []string{"video"}, 10)
+	trickled := f.Count(http.MethodPatch) // candidates, not restarts
+	f.Blackhole(true)
+	testkit.Eventually(t, 10*time.Second, "a second POST", func() bool { return f.Count(http.MethodPost) >= 2 })
+	if n := f.Count(http.MethodPatch) - trickled; n != 0 {
+		t.Errorf("%d PATCHes after the loss to a target that takes no ICE restart", n)
+	}
+	f.Blackhole(false)
+	waitState(t, e, StateConnected, 10*time.Second)
+}
+
 func TestEgressStartsWhileTargetDown(t *testing.T) {
 	testkit.LeakCheck(t)
 	tr := rtctest.New(t)
@@ -349,34 +395,49 @@ func TestEgressRetryDelay(t *testing.T) {
 	half := func() float64 { return 0.5 }
 	busy := &client.HTTPError{Method: "POST", Status: 503, RetryAfter: 7 * time.Second}
 	for attempt := 1; attempt < 10; attempt++ {
-		if d := egressRetryDelay(busy, attempt, half); d < 7*time.Second || d > 7*time.Second*11/10 {
+		if d := egressRetryDelay(busy, attempt, 0, half); d < 7*time.Second || d > 7*time.Second*11/10 {
 			t.Errorf("503 Retry-After 7s, attempt %d: waited %v, want 7s..7.7s", attempt, d)
 		}
 	}
 	down := errors.New("connection refused")
+	if d := egressRetryDelay(down, 1, 0, half); d != 0 {
+		t.Errorf("first retry of an outage: %v, want at once", d)
+	}
+	// Young outage: growing, but never over a second, so a target that
+	// comes back within seconds is found within a second.
 	prev := time.Duration(0)
-	for attempt := 1; attempt <= 12; attempt++ {
-		d := egressRetryDelay(down, attempt, half)
-		if d < prev {
-			t.Errorf("attempt %d: %v shorter than attempt %d's %v", attempt, d, attempt-1, prev)
-		}
-		if d > egressBackoffCap {
-			t.Errorf("attempt %d: %v over the %v cap", attempt, d, egressBackoffCap)
+	for attempt := 2; attempt <= 12; attempt++ {
+		d := egressRetryDelay(down, attempt, 30*time.Second, func() float64 { return 0.999 })
+		if d < prev || d > egressFastCap {
+			t.Errorf("attempt %d of a 30 s outage: %v (previous %v), want growing up to %v", attempt, d, prev, egressFastCap)
 		}
 		prev = d
 	}
-	if d := egressRetryDelay(down, 1, func() float64 { return 0 }); d != egressBackoffBase/2 {
-		t.Errorf("first retry with no jitter: %v, want %v", d, egressBackoffBase/2)
+	// Old outage: backs off to the cap.
+	prev = 0
+	for attempt := 2; attempt <= 12; attempt++ {
+		d := egressRetryDelay(down, attempt, 2*time.Minute, half)
+		if d < prev || d > egressBackoffCap {
+			t.Errorf("attempt %d of a 2 min outage: %v (previous %v), want growing up to %v", attempt, d, prev, egressBackoffCap)
+		}
+		prev = d
 	}
-	if d := egressRetryDelay(down, 20, func() float64 { return 0.999 }); d > egressBackoffCap || d < egressBackoffCap*9/10 {
+	if d := egressRetryDelay(down, 20, 2*time.Minute, func() float64 { return 0.999 }); d > egressBackoffCap || d < egressBackoffCap*9/10 {
 		t.Errorf("late retry: %v, want near the %v cap", d, egressBackoffCap)
 	}
+	gone := &client.HTTPError{Method: "PATCH", Status: 404}
+	if d := egressRetryDelay(gone, 5, 2*time.Minute, half); d != 0 {
+		t.Errorf("404 to a PATCH (the target forgot the session): %v, want a new POST at once", d)
+	}
 	refused := &client.HTTPError{Method: "POST", Status: 401}
-	if d := egressRetryDelay(refused, 1, half); d < egressPermanentBase/2 {
+	if d := egressRetryDelay(refused, 1, 0, half); d < egressPermanentBase/2 {
 		t.Errorf("401: retry after %v, want at least %v (slow for permanent errors)", d, egressPermanentBase/2)
 	}
-	if d := egressRetryDelay(refused, 30, half); d > egressPermanentCap {
+	if d := egressRetryDelay(refused, 30, time.Hour, half); d > egressPermanentCap {
 		t.Errorf("401 late: %v over the %v cap", d, egressPermanentCap)
+	}
+	if d := egressRetryDelay(&client.HTTPError{Method: "POST", Status: 404}, 1, 0, half); d < egressPermanentBase/2 {
+		t.Errorf("404 to the POST (a wrong endpoint): %v, want a slow retry", d)
 	}
 }
 
