@@ -34,9 +34,14 @@ import (
 type ServerConfig struct {
 	session.EndpointConfig `yaml:",inline"`
 	// StaleAfter lets a new POST replace a publisher that has sent nothing
-	// for this long: OBS re-POSTs without DELETE after a network drop.
-	// Default 3 s.
+	// for this long: OBS re-POSTs without DELETE after a network drop
+	// (and does not retry a 409). Default 3 s.
 	StaleAfter time.Duration `yaml:"stale_after"`
+	// TokenStaleAfter is StaleAfter for a stream with a publish token: a
+	// POST that holds the stream's key is its owner coming back (a crashed
+	// encoder restarting), so a silence this short lets it take over.
+	// Default 1 s.
+	TokenStaleAfter time.Duration `yaml:"token_stale_after"`
 }
 
 // PublishPolicy says whether a publisher may publish to a stream: the stream
@@ -60,6 +65,9 @@ type Server struct {
 func NewServer(cfg ServerConfig, hub *gateway.Hub, t *rtc.Transport, sessions *session.Registry, policy PublishPolicy, log *slog.Logger) *Server {
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = 3 * time.Second
+	}
+	if cfg.TokenStaleAfter <= 0 {
+		cfg.TokenStaleAfter = time.Second
 	}
 	cfg.ApplyDefaults()
 	if policy == nil {
@@ -331,7 +339,11 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 		return fmt.Errorf("whip: %w", err)
 	}
 	pc := in.PeerConnection()
-	opts := gateway.PublishOptions{Kind: "whip", Remote: r.RemoteAddr, Takeover: takeover, StaleAfter: s.cfg.StaleAfter}
+	stale := s.cfg.StaleAfter
+	if token != "" {
+		stale = s.cfg.TokenStaleAfter // the key holder is the stream's owner
+	}
+	opts := gateway.PublishOptions{Kind: "whip", Remote: r.RemoteAddr, Takeover: takeover, StaleAfter: stale}
 	var pub *gateway.Publication
 	tracks := &ingestTracks{}
 	// The hub is claimed once the offer is applied, before the answer, so
@@ -346,7 +358,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 			return problem.Errorf(http.StatusBadRequest, "%v", err)
 		}
 		if errors.Is(err, gateway.ErrStreamBusy) {
-			return &problem.Error{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q already has a live publisher", name), RetryAfter: int(s.cfg.StaleAfter / time.Second)}
+			return &problem.Error{Code: http.StatusConflict, Msg: fmt.Sprintf("stream %q already has a live publisher", name), RetryAfter: max(1, int(stale/time.Second))}
 		}
 		if err != nil {
 			return fmt.Errorf("whip: publish: %w", err)
