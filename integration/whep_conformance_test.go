@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
@@ -79,6 +81,41 @@ func TestWHEPConformance(t *testing.T) {
 		}
 		if eh := resp.Header.Get("Access-Control-Expose-Headers"); !strings.Contains(eh, "Location") || !strings.Contains(eh, "ETag") {
 			t.Fatalf("CORS expose headers %q", eh)
+		}
+	})
+
+	t.Run("audio inactive on a video-only stream", func(t *testing.T) {
+		offer := offerFor(t, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+		resp, answer := do(t, "POST", base+"/whep/test/preview", "application/sdp", offer, nil)
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("POST: %d %s", resp.StatusCode, answer)
+		}
+		defer do(t, "DELETE", resp.Header.Get("Location"), "", "", nil)
+		var d sdp.SessionDescription
+		if err := d.UnmarshalString(answer); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range d.MediaDescriptions {
+			var codecs []string
+			for _, a := range m.Attributes {
+				if a.Key == "rtpmap" {
+					_, enc, _ := strings.Cut(a.Value, " ")
+					name, _, _ := strings.Cut(enc, "/")
+					codecs = append(codecs, name)
+				}
+			}
+			_, sendonly := m.Attribute("sendonly")
+			_, inactive := m.Attribute("inactive")
+			switch m.MediaName.Media {
+			case "video":
+				if !slices.Contains(codecs, "H264") || !sendonly {
+					t.Errorf("video section: codecs %v, sendonly %v; want H264, sendonly", codecs, sendonly)
+				}
+			case "audio":
+				if !inactive || sendonly {
+					t.Errorf("the audio section of a stream without audio is not inactive: %v", m.Attributes)
+				}
+			}
 		}
 	})
 

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -128,6 +129,7 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 	pc := snd.PeerConnection()
 	writers := make([]rtc.RTPWriter, len(infos))
 	senders := make([]*webrtc.RTPSender, len(infos))
+	trs := make([]*webrtc.RTPTransceiver, len(infos))
 	names := make([]string, len(infos))
 	for i, info := range infos {
 		t, err := webrtc.NewTrackLocalStaticRTP(rtc.Capability(info), info.Codec.Kind().String(), sess.Stream)
@@ -138,7 +140,20 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 		if err != nil {
 			return "", fmt.Errorf("whep: add track: %w", err)
 		}
-		writers[i], senders[i], names[i] = t, tr.Sender(), info.Name
+		writers[i], senders[i], trs[i], names[i] = t, tr.Sender(), tr, info.Name
+	}
+	// Once the offer is applied, a section with nothing to send (audio of
+	// a video-only stream) is answered inactive, not sendonly with no
+	// source.
+	stopUnused := func() error {
+		for _, tr := range pc.GetTransceivers() {
+			if !slices.Contains(trs, tr) {
+				if err := tr.Stop(); err != nil {
+					return fmt.Errorf("whep: stop an unused section: %w", err)
+				}
+			}
+		}
+		return nil
 	}
 	var sub atomic.Pointer[gateway.Subscription] // set once connected
 	sess.Stats = func() any {
@@ -179,7 +194,7 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 		sub.Store(sb)
 		return snd.Forward(ctx, sb, writers)
 	}
-	return h.ep.Answer(ctx, pc, offer, sess, nil, run)
+	return h.ep.Answer(ctx, pc, offer, sess, stopUnused, run)
 }
 
 // SessionStats is a WHEP session's figures for the API: its subscription's,
@@ -215,6 +230,16 @@ func pickTracks(tracks []gateway.TrackInfo, layer string) (gateway.TrackInfo, *g
 		return gateway.TrackInfo{}, nil, problem.Errorf(http.StatusNotFound, "no layer %q; layers: %s", layer, strings.Join(names, ", "))
 	}
 	return *video, audio, nil
+}
+
+// offerHasKind reports whether the offer has a section of kind.
+func offerHasKind(d *sdp.SessionDescription, kind string) bool {
+	for _, m := range d.MediaDescriptions {
+		if m.MediaName.Media == kind {
+			return true
+		}
+	}
+	return false
 }
 
 func offerHas(d *sdp.SessionDescription, kind string, c gateway.Codec) bool {

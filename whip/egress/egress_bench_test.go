@@ -58,7 +58,7 @@ func BenchmarkEgressSendPath(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := egressPreferCodec(tr, capab); err != nil {
+			if err := rtc.PreferCodec(tr, capab, true); err != nil {
 				b.Fatal(err)
 			}
 			sess, err := c.Publish(b.Context(), pc)

@@ -643,7 +643,7 @@ func TestEgressPreferCodecOffersOnlyOurs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := egressPreferCodec(tr, capab); err != nil {
+			if err := rtc.PreferCodec(tr, capab, true); err != nil {
 				t.Fatal(err)
 			}
 			offer, err := pc.CreateOffer(nil)

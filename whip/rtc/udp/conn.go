@@ -177,14 +177,18 @@ func (c *Conn) Close() error { return c.conn.Close() }
 // LocalAddr is the socket's address.
 func (c *Conn) LocalAddr() net.Addr { return c.conn.LocalAddr() }
 
-// SetDeadline sets the socket's read and write deadlines.
-func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+// SetDeadline sets the socket's read deadline; see SetWriteDeadline.
+func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
 
-// SetReadDeadline sets the socket's read deadline.
+// SetReadDeadline sets the socket's read deadline (its one reader's).
 func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
 
-// SetWriteDeadline sets the socket's write deadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+// SetWriteDeadline does nothing. pion's UDP mux sets the write deadline to
+// now to abort one session's blocked write as that session closes; on a
+// socket every session writes to, that fails the others' writes at the
+// same moment. A UDP send blocks briefly at most (a full buffer drops), so
+// nothing needs aborting.
+func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
 
 // ReadStats tells how the socket is read: whether with UDP_GRO and
 // recvmmsg (coalesced), and then the system calls and datagrams so far.

@@ -250,3 +250,19 @@ func BenchmarkBatchConnRead(b *testing.B) {
 		})
 	}
 }
+
+// A write deadline set on the shared socket (pion's mux does, to abort one
+// session's write as it closes) must not fail another session's write.
+func TestWriteDeadlineSparesOtherWriters(t *testing.T) {
+	c, rx := connPair(t, false)
+	if err := c.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	if _, err := c.WriteToAddrPort([]byte("still sent"), to); err != nil {
+		t.Fatalf("a write after a past deadline: %v", err)
+	}
+}
