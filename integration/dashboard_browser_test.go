@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -24,8 +25,9 @@ import (
 )
 
 // Browser tests of the built-in pages as an operator uses them: the
-// dashboard at /. Each page runs under the server's CSP; a page that
-// throws, logs an error or trips the CSP fails its test.
+// dashboard at /, the player's reconnect, layer switch and token field.
+// Each page runs under the server's CSP; a page that throws, logs an
+// error or trips the CSP fails its test.
 
 // pageProblems collects what a tab reports as wrong: uncaught exceptions,
 // console.error, the browser's own error log (CSP violations, say), but not
@@ -394,5 +396,184 @@ func TestDashboardBrowserTokenEncoderTLS(t *testing.T) {
 		t.Fatalf("screenshot: %v", err)
 	}
 	saveArtifact(t, "dashboard-encoder.png", png)
+	problems.check(t, tab)
+}
+
+// freeAddrs finds a free TCP port and a free UDP port on loopback, for a
+// whipgate that must come back on the same addresses after a restart.
+// (Another process could take them in between; on loopback in a test run,
+// nothing does.)
+func freeAddrs(t testing.TB) (httpAddr, udpAddr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr = ln.Addr().String()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpAddr = pc.LocalAddr().String()
+	_ = ln.Close()
+	_ = pc.Close()
+	return httpAddr, udpAddr
+}
+
+// playerView is the player page's state as tests read it.
+type playerView struct {
+	State         string `json:"state"` // whipgatePlayer.state
+	Layer         string `json:"layer"`
+	Connects      int    `json:"connects"`
+	Overlay       string `json:"overlay"` // "" when hidden
+	Dimmed        bool   `json:"dimmed"`
+	Width         int    `json:"width"`
+	Height        int    `json:"height"`
+	FramesDecoded int    `json:"framesDecoded"`
+	Error         string `json:"error"`
+	Marker        string `json:"marker"` // set by the test: gone after a reload
+	Search        string `json:"search"`
+}
+
+const playerViewJS = `(() => {
+  const p = window.whipgatePlayer || {}, s = window.whipgateStats || {};
+  const o = document.getElementById("overlay"), ot = document.getElementById("overlay-text");
+  return { state: p.state || "", layer: p.layer || "", connects: p.connects || 0,
+    overlay: o.hidden ? "" : ot.textContent, dimmed: document.getElementById("video").classList.contains("stale"),
+    width: s.connects === p.connects ? s.width || 0 : 0, height: s.connects === p.connects ? s.height || 0 : 0,
+    framesDecoded: s.connects === p.connects ? s.framesDecoded || 0 : 0,
+    error: window.whipgateError || "", marker: window.testMarker || "", search: location.search };
+})()`
+
+func waitPlayer(t testing.TB, tab context.Context, within time.Duration, what string, ok func(playerView) bool) playerView {
+	t.Helper()
+	return evalUntil(t, tab, within, what, playerViewJS, ok)
+}
+
+// TestPlayBrowserReconnectsAfterRestart: whipgate restarts (same HTTP and
+// UDP address) under a playing /play/test?layer=preview; the page says it
+// is reconnecting, dims the picture, and plays again by itself.
+func TestPlayBrowserReconnectsAfterRestart(t *testing.T) {
+	listen, udp := freeAddrs(t)
+	state := t.TempDir()
+	at := func(c *cmd.Config) { c.Listen, c.WebRTC.UDPListen, c.StateDir = listen, udp, state }
+	first := startGateway(t, at)
+	waitLive(t, first, "test")
+	tab := newTab(t, newBrowser(t))
+	problems := watchPage(t, tab)
+	navigate(t, tab, first.URL()+"/play/test?layer=preview")
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[string](`window.testMarker = "same page"`)); err != nil {
+		t.Fatal(err)
+	}
+	before := waitPlayer(t, tab, 15*time.Second, "playing", func(v playerView) bool {
+		return v.State == "playing" && v.FramesDecoded > 20 && v.Overlay == "" && !v.Dimmed
+	})
+
+	if err := first.Close(context.Background()); err != nil {
+		t.Fatalf("close the first whipgate: %v", err)
+	}
+	between := waitPlayer(t, tab, 15*time.Second, "reconnecting shown", func(v playerView) bool {
+		return v.State == "reconnecting" && strings.Contains(v.Overlay, "reconnecting") && v.Dimmed
+	})
+
+	second := startGateway(t, at)
+	if second.URL() != first.URL() {
+		t.Fatalf("second whipgate at %s, want %s", second.URL(), first.URL())
+	}
+	waitLive(t, second, "test")
+	after := waitPlayer(t, tab, 15*time.Second, "playing again", func(v playerView) bool {
+		return v.State == "playing" && v.Connects > before.Connects && v.FramesDecoded > 20 && v.Overlay == "" && !v.Dimmed
+	})
+	if after.Marker != "same page" || after.Width != 320 || after.Height != 180 || after.Error != "" {
+		t.Fatalf("after the restart: %+v; want the same page (no reload) decoding 320x180 without an error", after)
+	}
+	t.Logf("before %+v\nbetween %+v\nafter %+v", before, between, after)
+	problems.check(t, tab)
+}
+
+// switchLayer picks a layer in the player's select, as a person does.
+func switchLayer(t testing.TB, tab context.Context, layer string) {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const s = document.getElementById("layer"); s.value = %q; s.dispatchEvent(new Event("change")); return s.value })()`, layer)
+	if got, err := chromedp.Run(tab, chromedp.Evaluate[string](js)); err != nil || got != layer {
+		t.Fatalf("select layer %s: got %q, %v", layer, got, err)
+	}
+}
+
+// TestPlayBrowserSwitchesLayer: the player lists the stream's layers and
+// switches main ↔ preview without a reload; the decoded size follows, and
+// at 1280x720 the stats are on screen beside the video.
+func TestPlayBrowserSwitchesLayer(t *testing.T) {
+	app := startGateway(t, nil)
+	waitLive(t, app, "test")
+	tab := newTab(t, newBrowser(t, chromedp.WindowSize(1280, 720)))
+	problems := watchPage(t, tab)
+	navigate(t, tab, app.URL()+"/play/test")
+	if _, err := chromedp.Run(tab, chromedp.Evaluate[string](`window.testMarker = "same page"`)); err != nil {
+		t.Fatal(err)
+	}
+	main := waitPlayer(t, tab, 15*time.Second, "main playing", func(v playerView) bool { return v.State == "playing" && v.Width == 1280 && v.FramesDecoded > 10 })
+
+	type layout struct {
+		Options     []string `json:"options"`
+		StatsBottom float64  `json:"statsBottom"`
+		StatsRight  float64  `json:"statsRight"`
+		StatsRows   int      `json:"statsRows"`
+		VideoHeight float64  `json:"videoHeight"`
+		W           float64  `json:"w"`
+		H           float64  `json:"h"`
+	}
+	l := evalUntil(t, tab, 10*time.Second, "the layer list", `(() => {
+  const r = document.getElementById("stats").getBoundingClientRect();
+  return { options: Array.from(document.getElementById("layer").options, (o) => o.value),
+    statsBottom: r.bottom, statsRight: r.right, statsRows: document.getElementById("stats").rows.length,
+    videoHeight: document.getElementById("video").getBoundingClientRect().height, w: innerWidth, h: innerHeight };
+})()`, func(l layout) bool { return len(l.Options) == 2 })
+	if !slices.Equal(l.Options, []string{"main", "preview"}) {
+		t.Fatalf("layers offered %q, want main and preview", l.Options)
+	}
+	if l.StatsRows == 0 || l.StatsBottom > l.H || l.StatsRight > l.W || l.VideoHeight < 300 {
+		t.Fatalf("layout %+v: want the stats and the video within the %gx%g window", l, l.W, l.H)
+	}
+
+	switchLayer(t, tab, "preview")
+	preview := waitPlayer(t, tab, 15*time.Second, "preview playing", func(v playerView) bool {
+		return v.State == "playing" && v.Layer == "preview" && v.Width == 320 && v.Height == 180 && v.FramesDecoded > 10
+	})
+	switchLayer(t, tab, "main")
+	back := waitPlayer(t, tab, 15*time.Second, "main again", func(v playerView) bool {
+		return v.State == "playing" && v.Layer == "main" && v.Width == 1280 && v.Height == 720 && v.FramesDecoded > 10
+	})
+	if back.Marker != "same page" || back.Search != "?layer=main" || preview.Connects != main.Connects+1 {
+		t.Fatalf("after switching: %+v (preview %+v); want the same page, ?layer=main and one session per switch", back, preview)
+	}
+	t.Logf("main %+v\npreview %+v\nlayout %+v", main, preview, l)
+	problems.check(t, tab)
+}
+
+// TestPlayBrowserAsksForToken: a stream with a view_token; the player
+// shows a token field, keeps the token in sessionStorage for that stream,
+// and plays.
+func TestPlayBrowserAsksForToken(t *testing.T) {
+	const viewToken = "view-token-0123456789"
+	app := startGateway(t, func(c *cmd.Config) { c.Streams = map[string]cmd.StreamConfig{"test": {ViewToken: viewToken}} })
+	waitLive(t, app, "test")
+	tab := newTab(t, newBrowser(t))
+	problems := watchPage(t, tab)
+	navigate(t, tab, app.URL()+"/play/test?layer=preview")
+	asked := waitPlayer(t, tab, 15*time.Second, "the token field", func(v playerView) bool { return v.State == "token" })
+	visible, err := chromedp.Run(tab, chromedp.Evaluate[bool](`!document.getElementById("token-form").hidden && document.getElementById("view-token").labels.length === 1`))
+	if err != nil || !visible {
+		t.Fatalf("token form visible and labelled: %v %v (player %+v)", visible, err, asked)
+	}
+	if err := chromedp.Do(tab, chromedp.SendKeys("#view-token", viewToken), chromedp.Click("#token-form button")); err != nil {
+		t.Fatal(err)
+	}
+	v := waitPlayer(t, tab, 15*time.Second, "playing with the token", func(v playerView) bool { return v.State == "playing" && v.FramesDecoded > 10 })
+	stored, err := chromedp.Run(tab, chromedp.Evaluate[string](`sessionStorage.getItem("whipgate-view-token:test") || ""`))
+	if err != nil || stored != viewToken {
+		t.Fatalf("sessionStorage has %q (%v), want the view token under the stream's key", stored, err)
+	}
+	t.Logf("asked %+v; then %+v", asked, v)
 	problems.check(t, tab)
 }
