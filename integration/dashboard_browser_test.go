@@ -25,9 +25,9 @@ import (
 )
 
 // Browser tests of the built-in pages as an operator uses them: the
-// dashboard at /, the player's reconnect, layer switch and token field.
-// Each page runs under the server's CSP; a page that throws, logs an
-// error or trips the CSP fails its test.
+// dashboard at /, the player's reconnect, layer switch and token field,
+// and the publish page's form. Each page runs under the server's CSP; a
+// page that throws, logs an error or trips the CSP fails its test.
 
 // pageProblems collects what a tab reports as wrong: uncaught exceptions,
 // console.error, the browser's own error log (CSP violations, say), but not
@@ -575,5 +575,64 @@ func TestPlayBrowserAsksForToken(t *testing.T) {
 		t.Fatalf("sessionStorage has %q (%v), want the view token under the stream's key", stored, err)
 	}
 	t.Logf("asked %+v; then %+v", asked, v)
+	problems.check(t, tab)
+}
+
+// TestPublishBrowserLabelledFields: every field of the publish page has
+// its label; the camera list comes from enumerateDevices; the stream key
+// field publishes to a stream that needs one; the page links the player.
+func TestPublishBrowserLabelledFields(t *testing.T) {
+	const key = "stream-key-0123456789"
+	app := startGateway(t, func(c *cmd.Config) {
+		c.TestSource = nil
+		c.Streams = map[string]cmd.StreamConfig{"cam": {PublishToken: key}}
+	})
+	tab := newTab(t, newBrowser(t,
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true)))
+	problems := watchPage(t, tab)
+	navigate(t, tab, app.URL()+"/publish/cam?codec=VP8")
+	type field struct {
+		ID    string `json:"id"`
+		Label string `json:"label"`
+		Type  string `json:"type"`
+		N     int    `json:"n"` // options of a select
+	}
+	fields := evalUntil(t, tab, 10*time.Second, "the form with devices listed", `Array.from(document.querySelectorAll("#form input, #form select"), (e) => ({
+  id: e.id, label: Array.from(e.labels || [], (l) => l.textContent.trim()).join("|"), type: e.type, n: e.options ? e.options.length : 0 }))`,
+		func(fs []field) bool {
+			i := slices.IndexFunc(fs, func(f field) bool { return f.ID == "camera" })
+			return i >= 0 && fs[i].N > 0
+		})
+	want := map[string]string{"key": "stream key", "source": "source", "camera": "camera", "mic": "microphone", "codec": "codec", "resolution": "resolution", "bitrate": "bitrate (kbit/s)"}
+	for _, f := range fields {
+		if f.Label == "" || strings.Contains(f.Label, "|") {
+			t.Errorf("field %q has label %q, want exactly one", f.ID, f.Label)
+		}
+		if w, ok := want[f.ID]; ok && f.Label != w {
+			t.Errorf("field %q labelled %q, want %q", f.ID, f.Label, w)
+		}
+		delete(want, f.ID)
+	}
+	if len(want) > 0 {
+		t.Errorf("fields missing: %v", want)
+	}
+	if i := slices.IndexFunc(fields, func(f field) bool { return f.ID == "key" }); i < 0 || fields[i].Type != "password" {
+		t.Errorf("the stream key is not a password field: %+v", fields)
+	}
+	link, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("watch").getAttribute("href") + " " + document.getElementById("codec").value`))
+	if err != nil || link != "/play/cam VP8" {
+		t.Fatalf("watch link and codec %q (%v), want /play/cam VP8", link, err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	if err := chromedp.Do(tab, chromedp.SendKeys("#key", key), chromedp.Click("#go")); err != nil {
+		t.Fatal(err)
+	}
+	s := waitStats(t, tab, 15*time.Second, func(s pageStats) bool { return s.State == "connected" && s.FramesEncoded > 0 })
+	waitLive(t, app, "cam")
+	t.Logf("fields %+v; publishing %+v", fields, s)
 	problems.check(t, tab)
 }
