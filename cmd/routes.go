@@ -55,6 +55,7 @@ func (a *App) routes() http.Handler {
 	r.Get("/", page("index.html"))
 	r.Get("/play/{stream}", page("play.html"))
 	r.Get("/publish/{stream}", page("publish.html"))
+	r.Get("/favicon.ico", page("favicon.svg"))
 	r.Get("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Errorf(http.StatusNotFound, "no route for %s %s", r.Method, r.URL.Path))

@@ -1,9 +1,14 @@
-// whipgate's browser side: a WHEP player and a WHIP publisher, no build step.
+// whipgate's browser side, shared by every page: tokens, DOM helpers, a
+// WHEP player and a WHIP publisher. Plain scripts, no build step.
+//
+// Nothing here turns data into markup: stream names, rids and errors are
+// anyone's strings, so the pages build elements and set textContent.
 "use strict";
 
-// The token: a ?token= in the address is taken once into sessionStorage
-// and removed from the address bar (so it is not bookmarked, shared or
-// kept in history); after that, what the token field stored.
+// The API token: a ?token= in the address is taken once into
+// sessionStorage and removed from the address bar (so it is not
+// bookmarked, shared or kept in history); after that, what the token
+// field stored.
 const tokenKey = "whipgate-token";
 (function takeTokenFromURL() {
   const q = new URLSearchParams(location.search);
@@ -20,15 +25,97 @@ function setToken(t) {
   else sessionStorage.removeItem(tokenKey);
 }
 
-function authHeaders() {
-  const t = sessionStorage.getItem(tokenKey);
+function bearer(t) {
   return t ? { Authorization: "Bearer " + t } : {};
 }
 
-// tokenField wires an <input> to the stored token; changed calls back.
+function authHeaders() {
+  return bearer(sessionStorage.getItem(tokenKey));
+}
+
+// tokenField wires an <input> to the stored API token; changed calls back.
 function tokenField(input, changed) {
   input.value = sessionStorage.getItem(tokenKey) || "";
   input.addEventListener("change", () => { setToken(input.value.trim()); if (changed) changed(); });
+}
+
+// A stream's own token (a view_token for the player, a publish_token for
+// the publish page) is kept per stream; without one, the API token (or a
+// ?token=) is sent, as before.
+function streamTokenKey(kind, stream) {
+  return "whipgate-" + kind + "-token:" + stream;
+}
+
+function streamToken(kind, stream) {
+  return sessionStorage.getItem(streamTokenKey(kind, stream)) || sessionStorage.getItem(tokenKey) || "";
+}
+
+function setStreamToken(kind, stream, t) {
+  if (t) sessionStorage.setItem(streamTokenKey(kind, stream), t);
+  else sessionStorage.removeItem(streamTokenKey(kind, stream));
+}
+
+// pageStream is the {stream} of /play/{stream} and /publish/{stream}.
+function pageStream() {
+  try {
+    return decodeURIComponent(location.pathname.split("/")[2] || "");
+  } catch (e) {
+    return "";
+  }
+}
+
+// el makes an element: props are set as properties (className, href,
+// type…), never as markup; children are nodes or strings (text nodes).
+function el(tag, props, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (k === "dataset") Object.assign(e.dataset, v);
+    else e[k] = v;
+  }
+  e.append(...children.filter((c) => c !== null && c !== undefined).map((c) => (c instanceof Node ? c : String(c))));
+  return e;
+}
+
+const svgNS = "http://www.w3.org/2000/svg";
+
+// svgEl makes an SVG element with attributes.
+function svgEl(tag, attrs, ...children) {
+  const e = document.createElementNS(svgNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  e.append(...children);
+  return e;
+}
+
+// navLinks points the header's player and publish links at a stream.
+function navLinks(stream) {
+  const enc = encodeURIComponent(stream);
+  for (const [id, path] of [["nav-play", "/play/"], ["nav-publish", "/publish/"]]) {
+    const a = document.getElementById(id);
+    if (a) a.href = path + enc;
+  }
+}
+
+function fmtBps(bps) {
+  if (bps === undefined || bps === null) return "–";
+  if (bps >= 1e6) return (bps / 1e6).toFixed(bps >= 1e7 ? 0 : 1) + " Mbit/s";
+  if (bps >= 1e3) return Math.round(bps / 1e3) + " kbit/s";
+  return Math.round(bps) + " bit/s";
+}
+
+function fmtDuration(sec) {
+  sec = Math.max(0, Math.floor(sec));
+  const d = Math.floor(sec / 86400), h = Math.floor((sec % 86400) / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+  if (d) return d + " d " + h + " h";
+  if (h) return h + " h " + m + " min";
+  if (m) return m + " min " + s + " s";
+  return s + " s";
+}
+
+// fmtSince is how long ago an RFC 3339 time was ("" when unset).
+function fmtSince(iso) {
+  const t = Date.parse(iso);
+  if (!iso || isNaN(t) || t <= 0) return "";
+  return fmtDuration((Date.now() - t) / 1000);
 }
 
 function waitGathering(pc, ms) {
@@ -41,69 +128,111 @@ function waitGathering(pc, ms) {
   });
 }
 
-// post sends an offer with all candidates and returns the answer and the
-// session URL; 409 (no publisher yet) is retried after Retry-After.
-async function signal(url, pc, onStatus) {
+// sleep waits ms, or rejects when signal aborts.
+function sleep(ms, signal) {
+  return new Promise((resolve, reject) => {
+    if (signal && signal.aborted) { reject(signal.reason); return; }
+    const t = setTimeout(resolve, ms);
+    if (signal) signal.addEventListener("abort", () => { clearTimeout(t); reject(signal.reason); }, { once: true });
+  });
+}
+
+// signal sends an offer with all candidates and returns the answer and the
+// session URL; 409 (no publisher yet) is retried after Retry-After. An
+// error answer throws an Error with its HTTP status in .status. opts:
+// token (Bearer; default the API token), signal (an AbortSignal).
+async function signal(url, pc, onStatus, opts) {
+  opts = opts || {};
+  const auth = opts.token !== undefined ? bearer(opts.token) : authHeaders();
   for (;;) {
     const res = await fetch(url, {
       method: "POST",
-      headers: Object.assign({ "Content-Type": "application/sdp" }, authHeaders()),
+      headers: Object.assign({ "Content-Type": "application/sdp" }, auth),
       body: pc.localDescription.sdp,
+      signal: opts.signal,
     });
     if (res.status === 409) {
       const wait = Number(res.headers.get("Retry-After") || 2);
       onStatus("no publisher yet; retrying in " + wait + " s");
-      await new Promise((r) => setTimeout(r, wait * 1000));
+      await sleep(wait * 1000, opts.signal);
       continue;
     }
     const text = await res.text();
     if (res.status !== 201) {
       let msg = text;
       try { msg = JSON.parse(text).detail || text; } catch (e) {}
-      throw new Error(res.status + " " + msg);
+      const err = new Error(res.status + " " + msg);
+      err.status = res.status;
+      throw err;
     }
     return { answer: text, resource: new URL(res.headers.get("Location"), url).toString() };
   }
 }
 
-async function whepPlay(url, video, onStatus) {
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver("video", { direction: "recvonly" });
-  pc.addTransceiver("audio", { direction: "recvonly" });
-  const stream = new MediaStream();
-  pc.ontrack = (ev) => { stream.addTrack(ev.track); video.srcObject = stream; };
-  await pc.setLocalDescription(await pc.createOffer());
-  await waitGathering(pc, 1000);
-  const { answer, resource } = await signal(url, pc, onStatus);
-  await pc.setRemoteDescription({ type: "answer", sdp: answer });
-  addEventListener("pagehide", () => fetch(resource, { method: "DELETE", headers: authHeaders(), keepalive: true }));
-  return { pc, resource };
+// hangUp DELETEs a session; a server that is gone already is no error.
+function hangUp(resource, token) {
+  if (!resource) return;
+  fetch(resource, { method: "DELETE", headers: bearer(token), keepalive: true }).catch(() => {});
 }
 
-async function whipPublish(url, media, codec, onStatus) {
+// whepPlay opens a WHEP session and shows it in video. The caller owns the
+// session: close the pc and hangUp the resource. opts as for signal.
+async function whepPlay(url, video, onStatus, opts) {
   const pc = new RTCPeerConnection();
-  for (const track of media.getTracks()) {
-    const tr = pc.addTransceiver(track, { direction: "sendonly" });
-    if (track.kind === "video" && codec && RTCRtpSender.getCapabilities) {
-      const caps = RTCRtpSender.getCapabilities("video").codecs;
-      const pref = caps.filter((c) => c.mimeType.toLowerCase() === "video/" + codec.toLowerCase());
-      if (pref.length) tr.setCodecPreferences(pref.concat(caps.filter((c) => !pref.includes(c))));
-    }
+  try {
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.ontrack = (ev) => { stream.addTrack(ev.track); video.srcObject = stream; };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitGathering(pc, 1000);
+    const { answer, resource } = await signal(url, pc, onStatus, opts);
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    return { pc, resource };
+  } catch (e) {
+    pc.close();
+    throw e;
   }
-  await pc.setLocalDescription(await pc.createOffer());
-  await waitGathering(pc, 1000);
-  const { answer, resource } = await signal(url, pc, onStatus);
-  await pc.setRemoteDescription({ type: "answer", sdp: answer });
-  addEventListener("pagehide", () => fetch(resource, { method: "DELETE", headers: authHeaders(), keepalive: true }));
-  return { pc, resource };
+}
+
+// whipPublish publishes media's tracks with codec preferred. The caller
+// owns the session, as with whepPlay. opts as for signal.
+async function whipPublish(url, media, codec, onStatus, opts) {
+  const pc = new RTCPeerConnection();
+  try {
+    for (const track of media.getTracks()) {
+      const tr = pc.addTransceiver(track, { direction: "sendonly" });
+      if (track.kind === "video" && codec && RTCRtpSender.getCapabilities) {
+        const caps = RTCRtpSender.getCapabilities("video").codecs;
+        const pref = caps.filter((c) => c.mimeType.toLowerCase() === "video/" + codec.toLowerCase());
+        if (pref.length) tr.setCodecPreferences(pref.concat(caps.filter((c) => !pref.includes(c))));
+      }
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitGathering(pc, 1000);
+    const { answer, resource } = await signal(url, pc, onStatus, opts);
+    await pc.setRemoteDescription({ type: "answer", sdp: answer });
+    return { pc, resource };
+  } catch (e) {
+    pc.close();
+    throw e;
+  }
 }
 
 // watchStats samples getStats once a second; the last sample is kept in
-// window.whipgateStats for people and tests alike.
-function watchStats(pc, direction, render) {
+// window.whipgateStats for people and tests alike, with extra()'s fields
+// added. It returns a func that stops the sampling.
+function watchStats(pc, direction, render, extra) {
   let last = null;
-  setInterval(async () => {
-    const report = await pc.getStats();
+  let stopped = false;
+  const timer = setInterval(async () => {
+    let report;
+    try {
+      report = await pc.getStats();
+    } catch (e) {
+      return; // closed under us
+    }
+    if (stopped) return;
     const s = { direction };
     report.forEach((r) => {
       if (r.type === (direction === "in" ? "inbound-rtp" : "outbound-rtp") && r.kind === "video") {
@@ -122,10 +251,12 @@ function watchStats(pc, direction, render) {
       s.kbps = Math.round(((s.bytes - last.bytes) * 8) / (s.time - last.time));
     }
     s.state = pc.connectionState;
+    if (extra) Object.assign(s, extra());
     last = s;
     window.whipgateStats = s;
     render(s);
   }, 1000);
+  return () => { stopped = true; clearInterval(timer); };
 }
 
 function renderStats(table, s) {
@@ -136,13 +267,5 @@ function renderStats(table, s) {
     ["packets lost", s.packetsLost ?? "–"], ["NACK / PLI", (s.nack ?? "–") + " / " + (s.pli ?? "–")],
     ["RTT", s.rttMs !== undefined ? s.rttMs + " ms" : "–"],
   ];
-  table.replaceChildren(...rows.map(([k, v]) => {
-    const tr = document.createElement("tr");
-    for (const text of [k, v ?? "–"]) {
-      const td = document.createElement("td");
-      td.textContent = String(text);
-      tr.append(td);
-    }
-    return tr;
-  }));
+  table.replaceChildren(...rows.map(([k, v]) => el("tr", null, el("th", { scope: "row" }, k), el("td", null, v ?? "–"))));
 }
