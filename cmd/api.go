@@ -15,6 +15,7 @@ import (
 // curl line that a test runs.
 func (a *App) apiRoutes(r chi.Router) {
 	r.Use(a.apiTrust, a.apiAuth)
+	r.Get("/openapi.json", a.openAPI)
 	r.Get("/info", a.getInfo)
 	r.Post("/reload", a.reload)
 	r.Get("/events", a.eventStream)
