@@ -148,7 +148,7 @@ func (c *routeCheck) mismatches(t *testing.T, doc *openapi3.T) []string {
 	t.Helper()
 	// Pages are routes for people, not programs: the document leaves
 	// them out.
-	pages := map[string]bool{"/": true, "/play/{stream}": true, "/publish/{stream}": true, "/static/*": true}
+	pages := map[string]bool{"/": true, "/play/{stream}": true, "/publish/{stream}": true, "/static/*": true, "/favicon.ico": true}
 	// These answer every method alike (promhttp serves the metrics to
 	// any); only the methods the document lists are the contract.
 	anyMethod := map[string]bool{"/metrics": true}
