@@ -129,3 +129,79 @@ func TestJoinWithoutGOPCacheWaitsForKeyframe(t *testing.T) {
 		})
 	}
 }
+
+// staleCache publishes "cam" from a source that makes keyframes only on
+// request (as browsers do) and writes 3 s of it at 30 fps after one
+// keyframe (source index 0): the cache is then 3 s old.
+func staleCache(t *testing.T, cfg Config) (*Hub, *Publication, *h264Source) {
+	hub := NewHub(cfg, testLog(t))
+	t.Cleanup(hub.Close)
+	pub := publishH264(t, hub, "cam")
+	src := newH264Source(pub, 0)
+	src.gop = 1 << 30
+	src.play(1 + 3*30)
+	return hub, pub, src
+}
+
+// play writes n frames 1/30 s apart.
+func (s *h264Source) play(n int) {
+	for i := range n {
+		if i > 0 {
+			time.Sleep(time.Second / 30)
+		}
+		s.writeFrame()
+	}
+}
+
+// A joiner on a cache older than GOPJoinMaxAge is not shown those old
+// pictures: it asks for a keyframe and starts on it.
+func TestStaleCacheJoinAsksForAKeyframe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub, pub, src := staleCache(t, Config{})
+		sub := subscribe(t, hub, "cam", "main")
+		if n := keyRequests(pub); n != 1 {
+			t.Fatalf("a join on a 3 s old cache sent %d keyframe requests, want 1", n)
+		}
+		src.writeFrame() // a delta: not for the joiner
+		src.frame = 0
+		keyFirst := src.index
+		src.writeFrame() // the publisher's answer
+		got := drain(t, sub)
+		if len(got) == 0 || !got[0].KeyStart || index(got[0]) != keyFirst {
+			t.Fatalf("joiner's first packet %v, want the new keyframe's (source %d)", got[:min(1, len(got))], keyFirst)
+		}
+	})
+}
+
+// A publisher that ignores the request: after GOPKeyWait the joiner starts
+// on the old cache after all.
+func TestStaleCacheJoinFallsBackToTheCache(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub, _, src := staleCache(t, Config{})
+		sub := subscribe(t, hub, "cam", "main")
+		src.play(20) // 0.67 s: still waiting for the keyframe
+		if got := drain(t, sub); len(got) != 0 {
+			t.Fatalf("the joiner got %d packets before GOPKeyWait", len(got))
+		}
+		src.play(15) // past 1 s: the cache, from its keyframe
+		got := drain(t, sub)
+		if len(got) == 0 || !got[0].KeyStart || index(got[0]) != 0 {
+			t.Fatalf("joiner's first packet %v, want the cached keyframe (source 0)", got[:min(1, len(got))])
+		}
+	})
+}
+
+// A cache older than GOPCacheMaxAge is dropped: a joiner asks for a
+// keyframe and gets nothing older.
+func TestCacheDroppedPastMaxAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hub, pub, _ := staleCache(t, Config{GOPCacheMaxAge: 2 * time.Second})
+		if n := hub.Streams()[0].Tracks[0].GOPCachePackets; n != 0 {
+			t.Fatalf("a 3 s old cache holds %d packets past a 2 s gop_cache_max_age", n)
+		}
+		subscribe(t, hub, "cam", "main")
+		if n := keyRequests(pub); n != 1 {
+			t.Fatalf("a join on a dropped cache sent %d keyframe requests, want 1", n)
+		}
+	})
+}

@@ -46,6 +46,19 @@ type Config struct {
 	// MaxTracksPerStream bounds the tracks (layers) of one publication;
 	// Publish refuses more with ErrBadTracks. Default 16, at most 255.
 	MaxTracksPerStream int `yaml:"max_tracks_per_stream"`
+	// GOPJoinMaxAge is the oldest cached GOP a new subscriber is started
+	// on: an older one would show it pictures that old (a publisher that
+	// makes keyframes only on request, as browsers do, may have cached
+	// tens of seconds). It asks for a keyframe and starts on that instead.
+	// Default 2 s.
+	GOPJoinMaxAge time.Duration `yaml:"gop_join_max_age"`
+	// GOPKeyWait is how long such a subscriber waits for the keyframe it
+	// asked for before it is started on the cache after all (a publisher
+	// that ignores keyframe requests, as OBS and ffmpeg do). Default 1 s.
+	GOPKeyWait time.Duration `yaml:"gop_key_wait"`
+	// GOPCacheMaxAge drops a GOP cache that has grown this old: nobody
+	// should start on pictures older. Default 10 s.
+	GOPCacheMaxAge time.Duration `yaml:"gop_cache_max_age"`
 	// KeyframeInterval is the shortest gap between two keyframe requests
 	// sent to a publisher for one track; requests in between are merged.
 	// Default 500 ms.
@@ -70,6 +83,15 @@ func (c *Config) applyDefaults() {
 		c.MaxTracksPerStream = 16
 	}
 	c.MaxTracksPerStream = min(c.MaxTracksPerStream, maxTracks)
+	if c.GOPJoinMaxAge <= 0 {
+		c.GOPJoinMaxAge = 2 * time.Second
+	}
+	if c.GOPKeyWait <= 0 {
+		c.GOPKeyWait = time.Second
+	}
+	if c.GOPCacheMaxAge <= 0 {
+		c.GOPCacheMaxAge = 10 * time.Second
+	}
 	if c.KeyframeInterval <= 0 {
 		c.KeyframeInterval = 500 * time.Millisecond
 	}

@@ -119,6 +119,10 @@ type subTrack struct {
 	// Producer side.
 	needKey bool // dropping until the next keyframe
 	resync  bool // the next queued packet starts a new run
+	// staleJoin is when a subscriber joined on a cache too old to start
+	// on (hub clock; 0: it did not): it waits for a keyframe, and after
+	// GOPKeyWait starts on the cache after all.
+	staleJoin int64
 
 	// clockRate is the track's RTP clock rate. It cannot change under a
 	// subscriber (a codec change ends the subscription), and keeping a
@@ -144,6 +148,10 @@ func (st *subTrack) offer(p *Packet) {
 			return
 		}
 		st.needKey, st.resync = false, true
+		if st.staleJoin != 0 {
+			st.staleJoin = 0
+			st.t.staleJoins--
+		}
 	}
 	urgent := st.t.kind != KindVideo || p.Marker
 	if !st.sub.push(entry{p: p, track: st.idx, resync: st.resync}, urgent) {

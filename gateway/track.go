@@ -44,6 +44,7 @@ type track struct {
 
 	lastBigKeyWarn int64 // hub clock; the oversized-keyframe warning is rate-limited
 	keyReqs        uint64
+	staleJoins     int    // subscribers waiting for a keyframe after a stale join
 	repair         Repair // reported by publishers (AddRepair)
 
 	// Stats.
@@ -110,23 +111,57 @@ func (t *track) dropGOP(limit string, now int64) {
 // decoding at once instead of a GOP later.
 func (t *track) attach(st *subTrack, now int64) {
 	t.subs = append(t.subs, st)
+	if t.kind == KindVideo && t.gopValid && len(t.gop) > 0 && now-t.gop[0].Arrival > int64(t.hub.cfg.GOPJoinMaxAge) {
+		// The cache is old: ask for a fresh keyframe and start on it;
+		// write falls back to the cache if none comes.
+		st.needKey, st.staleJoin = true, now
+		t.staleJoins++
+		t.requestKeyframeLocked(now)
+		return
+	}
 	if t.kind == KindVideo && t.gopValid && len(t.gop) > 0 {
-		st.resync = true
-		st.sub.mu.Lock()
-		st.sub.replay = true
-		st.sub.mu.Unlock()
-		for _, p := range t.gop {
-			st.offer(p)
-		}
+		t.replayGOP(st)
 		return
 	}
 	st.needKey = true
 	t.requestKeyframeLocked(now)
 }
 
+// replayGOP queues the GOP cache for st, so it starts decoding at once.
+func (t *track) replayGOP(st *subTrack) {
+	st.resync = true
+	st.sub.mu.Lock()
+	st.sub.replay = true
+	st.sub.mu.Unlock()
+	for _, p := range t.gop {
+		st.offer(p)
+	}
+}
+
+// startStaleJoins starts on the cache the subscribers that joined on a
+// stale one and got no keyframe within GOPKeyWait (the publisher ignores
+// requests): an old picture that catches up beats none.
+func (t *track) startStaleJoins(now int64) {
+	for _, st := range t.subs {
+		if st.staleJoin == 0 || now-st.staleJoin < int64(t.hub.cfg.GOPKeyWait) {
+			continue
+		}
+		st.staleJoin = 0
+		t.staleJoins--
+		if st.needKey && t.gopValid && len(t.gop) > 0 {
+			st.needKey = false
+			t.replayGOP(st)
+		}
+	}
+}
+
 func (t *track) detach(st *subTrack) {
 	if i := slices.Index(t.subs, st); i >= 0 {
 		t.subs = slices.Delete(t.subs, i, i+1)
+		if st.staleJoin != 0 {
+			st.staleJoin = 0
+			t.staleJoins--
+		}
 	}
 }
 
@@ -184,6 +219,14 @@ func (t *track) write(pub *Publication, pkt *rtp.Packet, now int64) {
 	if !late {
 		t.curFrameBytes += len(p.Payload)
 		t.curFramePackets++
+	}
+	if t.staleJoins > 0 {
+		t.startStaleJoins(now) // before p joins the cache: p is offered below
+	}
+	if t.gopValid && len(t.gop) > 0 && now-t.gop[0].Arrival > int64(t.hub.cfg.GOPCacheMaxAge) {
+		// Too old to start anyone on: joiners ask for a keyframe. Not a
+		// limit passed (no warning): a long GOP is a publisher's choice.
+		t.resetGOP()
 	}
 	if t.kind == KindVideo && t.gopValid && t.hub.cfg.GOPCacheBytes > 0 {
 		// A GOP too long to cache, or too much cached hub-wide: joiners
