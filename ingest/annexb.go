@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"time"
-
-	"github.com/pion/rtp/codecs"
 )
 
 // Reading sizes for piped streams. The buffer holds at least one whole
@@ -214,15 +212,14 @@ func (p *PipeReader) emitAU(w TrackWriter, track int, au []byte, st *auState, h2
 	if !st.hasVCL {
 		return // parameter sets or SEI without a picture: nothing to show
 	}
-	frame := au
 	if st.key {
 		if missing := p.ps.missing(st.have, h265); missing != 0 {
-			p.asm = p.ps.insert(p.asm[:0], au, st.insertAt, missing)
-			frame = p.asm
+			p.pk.addAnnexB(au[:st.insertAt])
+			p.ps.add(&p.pk, missing)
+			au = au[st.insertAt:]
 		}
 	}
-	// The H.264 payloader keeps the SPS and PPS it saw until the next slice;
-	// starting each AU afresh keeps it from holding on to our buffer.
-	p.h264 = codecs.H264Payloader{}
-	p.frame(w, track, frame, p.clock.next(time.Now()))
+	p.pk.addAnnexB(au)
+	p.pk.writeUnits(w, track, p.clock.next(time.Now()))
+	p.frameWritten()
 }

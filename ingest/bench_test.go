@@ -62,7 +62,7 @@ func synthGOP(codec gateway.Codec, seed uint64) [][]byte {
 					0, 0, 0, 1, 0x68, 0xee, 0x3c, 0xb0)
 			}
 			au = append(au, 0, 0, 0, 1, hdr, 0x80|byte(rng.Uint32()))
-			au = appendRBSP(rng, au, size)
+			au = appendRBSP(rng, au, size, 16)
 		case gateway.H265:
 			au = append(au, 0, 0, 0, 1, 0x46, 0x01, 0x50)
 			hdr := byte(0x02) // TRAIL_R
@@ -75,7 +75,7 @@ func synthGOP(codec gateway.Codec, seed uint64) [][]byte {
 					0, 0, 0, 1, 0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40)
 			}
 			au = append(au, 0, 0, 0, 1, hdr, 0x01, 0x80|byte(rng.Uint32()))
-			au = appendRBSP(rng, au, size)
+			au = appendRBSP(rng, au, size, 16)
 		case gateway.AV1:
 			au = append(au, 0x12, 0x00)
 			if key {
@@ -93,14 +93,18 @@ func synthGOP(codec gateway.Codec, seed uint64) [][]byte {
 	return gop
 }
 
-// appendRBSP appends random slice data to au until it is size bytes long,
-// with more zeros than chance gives to exercise the escapes, then the stop
+// appendRBSP appends random slice data to au until it is size bytes long:
+// a zero one time in zeroIn, more than chance gives, to exercise the
+// escapes, which are applied (counting zeros au ends in), then the stop
 // bit.
-func appendRBSP(rng *rand.Rand, au []byte, size int) []byte {
+func appendRBSP(rng *rand.Rand, au []byte, size, zeroIn int) []byte {
 	zeros := 0
+	for zeros < 2 && zeros < len(au) && au[len(au)-1-zeros] == 0 {
+		zeros++
+	}
 	for len(au) < size-1 {
 		b := byte(rng.Uint32())
-		if rng.IntN(16) == 0 {
+		if rng.IntN(zeroIn) == 0 {
 			b = 0
 		}
 		if zeros >= 2 && b <= 3 {
@@ -115,14 +119,6 @@ func appendRBSP(rng *rand.Rand, au []byte, size int) []byte {
 		}
 	}
 	return append(au, 0x80) // rbsp_stop_one_bit
-}
-
-func appendLEB128(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
 }
 
 // countingSub drains a subscription and counts frames by marker bits.

@@ -47,18 +47,15 @@ func (c *paramSets) missing(have uint8, h265 bool) uint8 {
 	return m
 }
 
-// insert appends to dst the access unit au with the parameter sets in kinds
-// put in at offset at, in VPS, SPS, PPS order.
-func (c *paramSets) insert(dst, au []byte, at int, kinds uint8) []byte {
-	dst = append(dst, au[:at]...)
-	for _, ps := range []struct {
+// add adds to pk the parameter sets in kinds as NAL units, in VPS, SPS,
+// PPS order.
+func (c *paramSets) add(pk *packetizer, kinds uint8) {
+	for _, ps := range [...]struct {
 		kind uint8
 		nal  []byte
 	}{{psVPS, c.vps}, {psSPS, c.sps}, {psPPS, c.pps}} {
 		if kinds&ps.kind != 0 {
-			dst = append(dst, 0, 0, 0, 1)
-			dst = append(dst, ps.nal...)
+			pk.addNAL(ps.nal, 0, len(ps.nal))
 		}
 	}
-	return append(dst, au[at:]...)
 }

@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtp/codecs"
-
 	"whipgate/gateway"
 )
 
@@ -124,11 +122,9 @@ type PipeReader struct {
 
 	mu    sync.Mutex // held by Ingest: one stream at a time
 	pk    packetizer
-	h264  codecs.H264Payloader
 	clock frameClock
 	ps    paramSets
 	buf   []byte // read buffer, reused across frames and calls
-	asm   []byte // a keyframe with parameter sets put back in
 
 	frames, bytes atomic.Uint64
 }
@@ -142,20 +138,8 @@ func NewPipeReader(cfg PipeConfig, log *slog.Logger) (*PipeReader, error) {
 	p := &PipeReader{
 		cfg:   cfg,
 		log:   log.With("component", "ingest", "layer", cfg.Layer, "codec", cfg.Codec.Name(), "container", string(cfg.Container)),
-		pk:    newPacketizer(),
+		pk:    newPacketizer(cfg.Codec),
 		clock: frameClock{fps: cfg.FPS},
-	}
-	switch cfg.Codec {
-	case gateway.H264:
-		p.pk.payloader = &p.h264
-	case gateway.H265:
-		p.pk.payloader = &codecs.H265Payloader{}
-	case gateway.AV1:
-		p.pk.payloader = &codecs.AV1Payloader{}
-	case gateway.VP8:
-		p.pk.payloader = &codecs.VP8Payloader{EnablePictureID: true}
-	case gateway.VP9:
-		p.pk.payloader = &codecs.VP9Payloader{}
 	}
 	return p, nil
 }
@@ -186,11 +170,6 @@ func (p *PipeReader) Ingest(ctx context.Context, r io.Reader, w TrackWriter, tra
 		defer stop()
 	}
 	p.clock.begin(time.Now())
-	// The H.265 payloader keeps copies of parameter sets until the next
-	// slice; a new stream must not inherit the last one's.
-	if p.cfg.Codec == gateway.H265 {
-		p.pk.payloader = &codecs.H265Payloader{}
-	}
 
 	in := countingReader{r: r, n: &p.bytes}
 	var err error
@@ -211,9 +190,14 @@ func (p *PipeReader) Ingest(ctx context.Context, r io.Reader, w TrackWriter, tra
 	return nil
 }
 
-// frame writes one frame and tells the watchdog.
+// frame writes one frame and tells the watchdog. It writes data's bytes
+// back as they were, but may change them meanwhile (see packetizer).
 func (p *PipeReader) frame(w TrackWriter, track int, data []byte, ts uint32) {
 	p.pk.writeFrame(w, track, data, ts)
+	p.frameWritten()
+}
+
+func (p *PipeReader) frameWritten() {
 	p.frames.Add(1)
 	if p.cfg.OnFrame != nil {
 		p.cfg.OnFrame(p.cfg.Layer)

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/pion/rtp/codecs"
-
 	"whipgate/gateway"
 	"whipgate/ingest/h264synth"
 )
@@ -88,7 +86,6 @@ type testLayer struct {
 	cfg   TestLayerConfig
 	enc   *h264synth.Encoder
 	pk    packetizer
-	h264  codecs.H264Payloader
 	clock frameClock
 	au    []byte
 }
@@ -105,8 +102,7 @@ func newTestLayers(cfg TestSourceConfig) ([]*testLayer, error) {
 		if err != nil {
 			return nil, fmt.Errorf("ingest: test source %s: %w", l.name, err)
 		}
-		t := &testLayer{name: l.name, cfg: l.cfg, enc: enc, pk: newPacketizer(), clock: frameClock{fps: float64(l.cfg.FPS)}}
-		t.pk.payloader = &t.h264
+		t := &testLayer{name: l.name, cfg: l.cfg, enc: enc, pk: newPacketizer(gateway.H264), clock: frameClock{fps: float64(l.cfg.FPS)}}
 		layers = append(layers, t)
 	}
 	return layers, nil
@@ -212,7 +208,6 @@ func (l *testLayer) run(ctx context.Context, w TrackWriter, track int, onFrame f
 			l.au = append(l.au, 0, 0, 0, 1)
 			l.au = append(l.au, nal...)
 		}
-		l.h264 = codecs.H264Payloader{}
 		l.pk.writeFrame(w, track, l.au, l.clock.next(time.Now()))
 		if onFrame != nil {
 			onFrame(l.name)
