@@ -98,6 +98,7 @@ func (p *PipeReader) readAnnexB(r io.Reader, w TrackWriter, track int) error {
 		p.buf = make([]byte, pipeBufferBytes)
 	}
 	buf := p.buf
+	p.nals = p.nals[:0] // a last call may have ended within an AU
 	var (
 		end  int     // bytes held
 		scan int     // where the next start code search begins
@@ -136,7 +137,7 @@ func (p *PipeReader) readAnnexB(r io.Reader, w TrackWriter, track int) error {
 				au = b
 			} else if st.hasVCL && (c.startsAU || (c.vcl && c.firstSlice)) {
 				p.emitAU(w, track, buf[au:b], &st, h265)
-				au, st = b, auState{}
+				au, st, p.nals = b, auState{}, p.nals[:0]
 			}
 			st.nals++
 			if c.vcl {
@@ -190,12 +191,14 @@ func (p *PipeReader) readAnnexB(r io.Reader, w TrackWriter, track int) error {
 	}
 }
 
-// endNAL notes a unit once its end is known: parameter sets are cached, and
-// a leading AUD moves the point where missing ones would be put back.
+// endNAL notes a unit once its end is known: where it lies in its access
+// unit, so the AU is not scanned again; parameter sets are cached, and a
+// leading AUD moves the point where missing ones would be put back.
 func (p *PipeReader) endNAL(st *auState, nal []byte, endInAU int) {
 	if len(nal) == 0 {
 		return
 	}
+	p.nals = append(p.nals, [2]int{endInAU - len(nal), endInAU})
 	c := classify(p.cfg.Codec.Name() == "H265", nal)
 	switch {
 	case c.param != 0:
@@ -206,20 +209,24 @@ func (p *PipeReader) endNAL(st *auState, nal []byte, endInAU int) {
 	}
 }
 
-// emitAU writes one access unit. A keyframe that lacks parameter sets gets
-// the cached ones, so a viewer can start decoding there.
+// emitAU writes one access unit, whose units endNAL noted. A keyframe that
+// lacks parameter sets gets the cached ones, so a viewer can start
+// decoding there.
 func (p *PipeReader) emitAU(w TrackWriter, track int, au []byte, st *auState, h265 bool) {
 	if !st.hasVCL {
 		return // parameter sets or SEI without a picture: nothing to show
 	}
+	var missing uint8
 	if st.key {
-		if missing := p.ps.missing(st.have, h265); missing != 0 {
-			p.pk.addAnnexB(au[:st.insertAt])
-			p.ps.add(&p.pk, missing)
-			au = au[st.insertAt:]
-		}
+		missing = p.ps.missing(st.have, h265)
 	}
-	p.pk.addAnnexB(au)
+	for _, n := range p.nals {
+		if missing != 0 && n[0] >= st.insertAt {
+			p.ps.add(&p.pk, missing)
+			missing = 0
+		}
+		p.pk.addNAL(au, n[0], n[1])
+	}
 	p.pk.writeUnits(w, track, p.clock.next(time.Now()))
 	p.frameWritten()
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"sync"
@@ -155,6 +156,46 @@ func iotestReader(r *bytes.Reader, oneByte bool) interface{ Read([]byte) (int, e
 		return iotest.OneByteReader(r)
 	}
 	return r
+}
+
+// Access units larger than the read buffer, read in odd pieces so the
+// buffer is both compacted and grown under them, come out byte for byte,
+// the one without parameter sets with the cached ones put back.
+func TestAnnexBLargeAccessUnits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	slice := func(hdr byte, size int) []byte {
+		return appendRBSP(rng, []byte{0, 0, 0, 1, hdr, 0x80}, size, 16)
+	}
+	aud := nal(true, 0x09, 0xf0)
+	sps, pps := nal(true, 0x67, 0x42, 0xc0, 0x1f), nal(true, 0x68, 0xce, 0x3c, 0x80)
+	idr1, p, idr2 := slice(0x65, 6<<20), slice(0x41, 100<<10), slice(0x65, 5<<20)
+	in := bytes.Join([][]byte{aud, sps, pps, idr1, aud, p, aud, idr2, aud, p}, nil)
+	want := bytes.Join([][]byte{sps, pps, idr1, p, sps, pps, idr2, p}, nil)
+
+	pr, err := NewPipeReader(PipeConfig{Codec: gateway.H264, FPS: 30}, testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r recorder
+	if err := pr.Ingest(t.Context(), iotest.HalfReader(bytes.NewReader(in)), &r, 0); err != nil {
+		t.Fatal(err)
+	}
+	var d codecs.H264Packet
+	var got []byte
+	frames := 0
+	for _, p := range r.pkts {
+		b, err := d.Unmarshal(p.Payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, b...)
+		if p.Marker {
+			frames++
+		}
+	}
+	if frames != 4 || !bytes.Equal(got, want) {
+		t.Errorf("%d frames of %d bytes, want 4 of %d", frames, len(got), len(want))
+	}
 }
 
 // A read blocked on an idle pipe ends when ctx is done.
