@@ -7,13 +7,16 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
+	"golang.org/x/sys/unix"
 
 	"whipgate/gateway"
 )
@@ -184,6 +187,39 @@ func (c *countingSub) wait(ctx context.Context, frames int) {
 	}
 }
 
+// threadClock follows the CPU time of the thread an ingest runs on (its
+// goroutine locked to it), sampled in its OnFrame callback, which runs on
+// that goroutine: the ingest's own work (reading, packetizing, the hub's
+// write), without the producer's or the subscriber's.
+type threadClock struct {
+	first, last, n atomic.Int64
+}
+
+func (c *threadClock) onFrame(string) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return
+	}
+	if c.n.Add(1) == 1 {
+		c.first.Store(ts.Nano())
+	}
+	c.last.Store(ts.Nano())
+}
+
+// report gives the ingest's CPU time per frame, from the first frame's
+// callback to the last's.
+func (c *threadClock) report(b *testing.B, paced bool) {
+	n := c.n.Load()
+	if n < 2 {
+		return
+	}
+	perFrame := float64(c.last.Load()-c.first.Load()) / float64(n-1)
+	b.ReportMetric(perFrame, "ingest-cpu-ns/frame")
+	if paced {
+		b.ReportMetric(100*perFrame*benchFPS/1e9, "ingest-cpu-%")
+	}
+}
+
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -270,7 +306,8 @@ func benchBytes(b *testing.B, gop [][]byte) {
 func benchPipe(b *testing.B, codec gateway.Codec, paced bool) {
 	gop := synthGOP(codec, 1)
 	h := newBenchHub(b, codec)
-	pr, err := NewPipeReader(PipeConfig{Codec: codec, FPS: benchFPS}, slog.New(slog.DiscardHandler))
+	var clock threadClock
+	pr, err := NewPipeReader(PipeConfig{Codec: codec, FPS: benchFPS, OnFrame: clock.onFrame}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -296,10 +333,14 @@ func benchPipe(b *testing.B, codec gateway.Codec, paced bool) {
 			}
 		}
 	})
-	if err := pr.Ingest(b.Context(), pipeR, h.pub, 0); err != nil {
+	runtime.LockOSThread()
+	err = pr.Ingest(b.Context(), pipeR, h.pub, 0)
+	runtime.UnlockOSThread()
+	if err != nil {
 		b.Fatal(err)
 	}
 	h.finish(b, start, cpu0)
+	clock.report(b, paced)
 }
 
 // BenchmarkPipeIngest measures the pipe path's capacity per codec: one op
@@ -340,8 +381,12 @@ func benchRTP(b *testing.B, codec gateway.Codec) {
 	frames := rtpFrames(b, codec, gop)
 	h := newBenchHub(b, codec)
 	done := make(chan struct{}, 1)
-	r, err := NewRTPReceiver(RTPConfig{Codec: codec, ReportInterval: -1, OnFrame: func(string) { done <- struct{}{} }},
-		slog.New(slog.DiscardHandler))
+	var clock threadClock
+	onFrame := func(layer string) {
+		clock.onFrame(layer)
+		done <- struct{}{}
+	}
+	r, err := NewRTPReceiver(RTPConfig{Codec: codec, ReportInterval: -1, OnFrame: onFrame}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -355,8 +400,14 @@ func benchRTP(b *testing.B, codec gateway.Codec) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	wg.Go(func() { _ = r.Run(ctx, h.pub, 0) })
+	wg.Go(func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		_ = r.Run(ctx, h.pub, 0)
+	})
 
+	timeout := time.NewTimer(time.Hour)
+	defer timeout.Stop()
 	benchBytes(b, gop)
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -373,13 +424,15 @@ func benchRTP(b *testing.B, codec gateway.Codec) {
 				b.Fatal(err)
 			}
 		}
+		timeout.Reset(5 * time.Second)
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-timeout.C:
 			b.Fatalf("frame %d: the receiver wrote no marker packet in 5 s (stats %+v)", i, r.Stats())
 		}
 	}
 	h.finish(b, start, cpu0)
+	clock.report(b, false)
 	if st := r.Stats(); st.Lost != 0 || st.Late != 0 {
 		b.Fatalf("receiver lost %d and dropped %d late packets", st.Lost, st.Late)
 	}
