@@ -366,17 +366,27 @@ func BenchmarkPipeIngestRealtime(b *testing.B) {
 // BenchmarkRTPIngest sends the same streams as RTP over loopback UDP to an
 // RTPReceiver writing into a hub, one frame at a time: the next frame
 // leaves once the receiver has written the last one's marker packet, so
-// nothing overflows the socket buffer. One op is one frame; the sender's
+// nothing overflows the socket buffer (and the subscriber is at most
+// benchWindow frames behind). One op is one frame; the sender's
 // system calls are included.
 //
 //	go test -run '^$' -bench 'RTPIngest$' -benchtime 600x -count 5 ./ingest
 func BenchmarkRTPIngest(b *testing.B) {
 	for _, c := range benchCodecs {
-		b.Run(c.Name(), func(b *testing.B) { benchRTP(b, c) })
+		b.Run(c.Name(), func(b *testing.B) { benchRTP(b, c, false) })
 	}
 }
 
-func benchRTP(b *testing.B, codec gateway.Codec) {
+// BenchmarkRTPIngestRealtime sends each frame as a burst at 60 fps, as an
+// encoder does, i.e. 100 Mbps; ingest-cpu-% is the receiver's share of a
+// core. Run it with a fixed count, e.g. -benchtime=600x for 10 s.
+func BenchmarkRTPIngestRealtime(b *testing.B) {
+	for _, c := range benchCodecs {
+		b.Run(c.Name(), func(b *testing.B) { benchRTP(b, c, true) })
+	}
+}
+
+func benchRTP(b *testing.B, codec gateway.Codec, paced bool) {
 	gop := synthGOP(codec, 1)
 	frames := rtpFrames(b, codec, gop)
 	h := newBenchHub(b, codec)
@@ -412,8 +422,13 @@ func benchRTP(b *testing.B, codec gateway.Codec) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
+	reads0, datagrams0 := r.rd.Stats()
 	var seq uint16
 	for i := range b.N {
+		if paced {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / benchFPS)))
+		}
+		h.c.wait(b.Context(), i-benchWindow)
 		// The GOP's datagrams again, with the header fields running on.
 		ts := uint32(i * clockRate / benchFPS)
 		for _, d := range frames[i%len(frames)] {
@@ -432,7 +447,9 @@ func benchRTP(b *testing.B, codec gateway.Codec) {
 		}
 	}
 	h.finish(b, start, cpu0)
-	clock.report(b, false)
+	clock.report(b, paced)
+	reads, datagrams := r.rd.Stats()
+	b.ReportMetric(float64(datagrams-datagrams0)/float64(reads-reads0), "dgrams/read")
 	if st := r.Stats(); st.Lost != 0 || st.Late != 0 {
 		b.Fatalf("receiver lost %d and dropped %d late packets", st.Lost, st.Late)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/pion/rtp"
 
 	"whipgate/gateway"
+	"whipgate/whip/rtc/udp"
 )
 
 // RTPConfig describes one layer received as RTP over UDP.
@@ -66,8 +67,6 @@ type RTPConfig struct {
 // ErrNoSender means nothing has sent RTP to the receiver yet, so there is
 // nobody to send RTCP to.
 var ErrNoSender = errors.New("no RTP sender yet")
-
-const maxUDPPacket = 1 << 16
 
 func (c RTPConfig) withDefaults() (RTPConfig, error) {
 	if c.Layer == "" {
@@ -228,7 +227,8 @@ type RTPReceiver struct {
 	cfg  RTPConfig
 	log  *slog.Logger
 	conn *net.UDPConn
-	ssrc uint32 // ours, as the RTCP sender
+	rd   *udp.CoalescedReader // Run's: up to 16 datagrams per recvmmsg
+	ssrc uint32               // ours, as the RTCP sender
 
 	mu         sync.Mutex // guards the sender, which RequestKeyframe reads
 	haveSender bool
@@ -249,6 +249,8 @@ type RTPReceiver struct {
 	stats    recvStats
 	w        TrackWriter
 	track    int
+	hdr      rtp.Header // of the datagram being received
+	in       inPacket   // the packet being received
 	out      rtp.Packet
 	started  bool // something was written
 	rebase   bool // the next delivered packet starts a new sender
@@ -290,6 +292,7 @@ func NewRTPReceiver(cfg RTPConfig, log *slog.Logger) (*RTPReceiver, error) {
 		cfg:      cfg,
 		log:      log.With("component", "ingest", "layer", cfg.Layer, "rtp", conn.LocalAddr().String()),
 		conn:     conn,
+		rd:       udp.NewCoalescedReader(0),
 		allowed:  allowed,
 		ssrc:     rand.Uint32(),
 		rebase:   true,
@@ -297,6 +300,11 @@ func NewRTPReceiver(cfg RTPConfig, log *slog.Logger) (*RTPReceiver, error) {
 	}
 	r.reo = newReorder(cfg.ReorderPackets, cfg.ReorderDelay, r.deliver)
 	r.setReadBuffer()
+	// A sender's UDP GSO messages (or a NIC's GRO) then arrive as one
+	// read; an encoder sending datagram by datagram loses nothing by it.
+	if err := udp.EnableGRO(conn); err != nil {
+		r.log.Debug("UDP receives without UDP_GRO", "err", err)
+	}
 	return r, nil
 }
 
@@ -404,7 +412,6 @@ func (r *RTPReceiver) Run(ctx context.Context, w TrackWriter, track int) error {
 
 	stop := context.AfterFunc(ctx, func() { _ = r.conn.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
-	buf := make([]byte, maxUDPPacket)
 	var (
 		deadline time.Time // set on the socket
 		nextRR   = time.Now().Add(r.cfg.ReportInterval)
@@ -428,7 +435,7 @@ func (r *RTPReceiver) Run(ctx context.Context, w TrackWriter, track int) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n, from, err := r.conn.ReadFromUDPAddrPort(buf)
+		d, from, _, err := r.rd.Next(r.conn)
 		now := time.Now()
 		switch {
 		case errors.Is(err, os.ErrDeadlineExceeded):
@@ -436,7 +443,7 @@ func (r *RTPReceiver) Run(ctx context.Context, w TrackWriter, track int) error {
 		case err != nil:
 			return r.runErr(ctx, err)
 		default:
-			r.receive(buf[:n], from, now)
+			r.receive(d, from, now)
 		}
 		r.reo.expire(now)
 		if r.cfg.ReportInterval > 0 && !now.Before(nextRR) {
@@ -482,7 +489,7 @@ func (r *RTPReceiver) receive(b []byte, from netip.AddrPort, now time.Time) {
 		}
 		lock = true
 	}
-	var h rtp.Header
+	h := &r.hdr // reused: its CSRC and extension slices keep their room
 	hl, err := h.Unmarshal(b)
 	if err != nil || h.Version != 2 {
 		return
@@ -525,7 +532,8 @@ func (r *RTPReceiver) receive(b []byte, from netip.AddrPort, now time.Time) {
 	r.packets.Add(1)
 	r.bytes.Add(uint64(len(payload)))
 	r.stats.update(h.SequenceNumber, h.Timestamp, r.arrival(now))
-	r.reo.push(&inPacket{seq: h.SequenceNumber, ts: h.Timestamp, marker: h.Marker, payload: payload, at: now})
+	r.in = inPacket{seq: h.SequenceNumber, ts: h.Timestamp, marker: h.Marker, payload: payload, at: now}
+	r.reo.push(&r.in)
 }
 
 // dropForeign counts a datagram from an address other than the source's,

@@ -21,6 +21,7 @@ var rules = map[string]map[string]string{
 	"whipgate/certs":   {"whipgate/...": "certificates are a leaf of the module"},
 	"whipgate/ingest": {
 		"whipgate/whip":                    "sources write into the hub, not into WebRTC sessions",
+		"whipgate/whip/rtc":                "sources share the socket layer (whip/rtc/udp), not the WebRTC transport",
 		"whipgate/whep":                    "sources write into the hub, not into WebRTC sessions",
 		"whipgate/cmd/...":                 "cmd wires ingest, never the other way",
 		"github.com/pion/webrtc/v4":        "a source needs RTP and RTCP, not PeerConnections",

@@ -98,6 +98,12 @@ func (r *CoalescedReader) Next(conn *net.UDPConn) ([]byte, netip.AddrPort, []byt
 	return d, r.from, r.oob, nil
 }
 
+// Stats returns the system calls the reader made and the datagrams it
+// returned so far; it may be called from any goroutine.
+func (r *CoalescedReader) Stats() (reads, datagrams uint64) {
+	return r.reads.Load(), r.datagrams.Load()
+}
+
 // read fills the batch with one recvmmsg, waiting for the socket through
 // Go's poller (deadlines and Close apply).
 func (r *CoalescedReader) read(conn *net.UDPConn) error {

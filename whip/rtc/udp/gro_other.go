@@ -39,6 +39,12 @@ func (r *CoalescedReader) Next(conn *net.UDPConn) ([]byte, netip.AddrPort, []byt
 	return r.buf[:n], from, r.oob[:oobn], nil
 }
 
+// Stats returns the system calls the reader made and the datagrams it
+// returned so far; it may be called from any goroutine.
+func (r *CoalescedReader) Stats() (reads, datagrams uint64) {
+	return r.reads.Load(), r.datagrams.Load()
+}
+
 // ControlData finds nothing outside Linux: no control message whipgate
 // reads (GRO segment size, receive timestamps) exists there.
 func ControlData([]byte, int32, int32, int) []byte { return nil }
