@@ -391,9 +391,11 @@ func FuzzPacketizeH264(f *testing.F) { fuzzRoundTrip(f, gateway.H264) }
 func FuzzPacketizeH265(f *testing.F) { fuzzRoundTrip(f, gateway.H265) }
 func FuzzPacketizeAV1(f *testing.F)  { fuzzRoundTrip(f, gateway.AV1) }
 
-// VP8 frames come back whole, the picture ID counting frames.
+// VP8 frames come back whole, the picture ID counting frames, in the very
+// packets pion's payloader made.
 func TestPacketizeVP8(t *testing.T) {
 	pk := newPacketizer(gateway.VP8)
+	pion := codecs.VP8Payloader{EnablePictureID: true}
 	rng := rand.New(rand.NewPCG(1, 2))
 	var lastID uint16
 	for i, size := range []int{1, MTU - 4, MTU - 3, 3 * (MTU - 4), 10_000} {
@@ -404,6 +406,15 @@ func TestPacketizeVP8(t *testing.T) {
 		got, pkts, _ := roundTrip(t, &pk, frame)
 		if !bytes.Equal(got, frame) {
 			t.Fatalf("frame of %d bytes: depacketized %d bytes", size, len(got))
+		}
+		want := pion.Payload(MTU, frame)
+		if len(want) != len(pkts) {
+			t.Fatalf("frame %d: %d packets, pion's payloader makes %d", i, len(pkts), len(want))
+		}
+		for k, p := range pkts {
+			if !bytes.Equal(p.Payload, want[k]) {
+				t.Fatalf("frame %d packet %d differs from pion's", i, k)
+			}
 		}
 		var d codecs.VP8Packet
 		for k, p := range pkts {

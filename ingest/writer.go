@@ -50,14 +50,14 @@ type packetizer struct {
 	units []unit // of the frame being packetized
 	pre   []byte // a payload's headers and copied units, in front of its tail
 	save  []byte // the frame bytes pre covers while its packet is written
-	vp8ID uint16 // VP8 picture ID, counting frames
+	vp8ID uint16 // VP8 picture ID, counting frames from 0 as pion's payloader did
 	vp9   codecs.VP9Payloader
 	n     int // packets written of the current frame
 }
 
 func newPacketizer(codec gateway.Codec) packetizer {
 	return packetizer{
-		codec: codec, mtu: MTU, ssrc: rand.Uint32(), seq: uint16(rand.Uint32()), vp8ID: uint16(rand.Uint32() & 0x7fff),
+		codec: codec, mtu: MTU, ssrc: rand.Uint32(), seq: uint16(rand.Uint32()),
 		pre: make([]byte, 0, MTU), save: make([]byte, MTU),
 	}
 }
