@@ -191,14 +191,14 @@ func (p *PipeReader) readAnnexB(r io.Reader, w TrackWriter, track int) error {
 	}
 }
 
-// endNAL notes a unit once its end is known: where it lies in its access
+// endNAL notes a unit once its end is known: where it starts in its access
 // unit, so the AU is not scanned again; parameter sets are cached, and a
 // leading AUD moves the point where missing ones would be put back.
 func (p *PipeReader) endNAL(st *auState, nal []byte, endInAU int) {
+	p.nals = append(p.nals, endInAU-len(nal))
 	if len(nal) == 0 {
 		return
 	}
-	p.nals = append(p.nals, [2]int{endInAU - len(nal), endInAU})
 	c := classify(p.cfg.Codec.Name() == "H265", nal)
 	switch {
 	case c.param != 0:
@@ -209,9 +209,11 @@ func (p *PipeReader) endNAL(st *auState, nal []byte, endInAU int) {
 	}
 }
 
-// emitAU writes one access unit, whose units endNAL noted. A keyframe that
-// lacks parameter sets gets the cached ones, so a viewer can start
-// decoding there.
+// emitAU writes one access unit, whose units endNAL noted: each ends
+// where the next one's start code begins (the packetizer drops the zeros
+// of a four-byte one), the last at the AU's end. A keyframe that lacks
+// parameter sets gets the cached ones, so a viewer can start decoding
+// there.
 func (p *PipeReader) emitAU(w TrackWriter, track int, au []byte, st *auState, h265 bool) {
 	if !st.hasVCL {
 		return // parameter sets or SEI without a picture: nothing to show
@@ -220,13 +222,18 @@ func (p *PipeReader) emitAU(w TrackWriter, track int, au []byte, st *auState, h2
 	if st.key {
 		missing = p.ps.missing(st.have, h265)
 	}
-	for _, n := range p.nals {
-		if missing != 0 && n[0] >= st.insertAt {
+	p.pk.begin(w, track, p.clock.next(time.Now()))
+	for k, start := range p.nals {
+		if missing != 0 && start >= st.insertAt {
 			p.ps.add(&p.pk, missing)
 			missing = 0
 		}
-		p.pk.addNAL(au, n[0], n[1])
+		end := len(au)
+		if k+1 < len(p.nals) {
+			end = p.nals[k+1] - len(startCode)
+		}
+		p.pk.addNAL(au, start, end)
 	}
-	p.pk.writeUnits(w, track, p.clock.next(time.Now()))
+	p.pk.end()
 	p.frameWritten()
 }

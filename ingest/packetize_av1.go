@@ -50,7 +50,7 @@ func (p *packetizer) addOBUs(b []byte) {
 		case obuTemporalDelimiter, obuTileList, obuPadding:
 			continue
 		}
-		p.units = append(p.units, u)
+		p.addOBU(u)
 	}
 }
 
@@ -86,14 +86,14 @@ func leb128Len(v int) int {
 // av1Piece is an OBU element in the packet being built: OBU u's payload
 // bytes a to b, behind its header if the element starts the OBU.
 type av1Piece struct {
-	u    int
+	u    unit
 	a, b int
 	head bool
 }
 
-func (pc av1Piece) len(u *unit) int {
+func (pc *av1Piece) len() int {
 	if pc.head {
-		return u.hn + pc.b - pc.a
+		return pc.u.hn + pc.b - pc.a
 	}
 	return pc.b - pc.a
 }
@@ -103,77 +103,73 @@ type av1Packet struct {
 	pieces [3]av1Piece
 	n      int
 	used   int  // payload bytes, counting a length field for every element
+	full   bool // its last element is in: the next OBU starts a packet
 	z, nb  bool // the aggregation header's Z and N
 	ext    byte // the OBU extension's temporal and spatial ids, if hasExt
 	hasExt bool
 }
 
-// writeAV1 packetizes the frame's OBUs. A sequence header starts a packet
-// (with N set); so does an OBU of other temporal or spatial ids than those
-// already in it. An OBU that does not fit whole goes on in the next
-// packets, every one filled to the MTU.
-func (p *packetizer) writeAV1(w TrackWriter, track int, ts uint32) {
-	pk := av1Packet{used: 1}
-	for i := range p.units {
-		u := &p.units[i]
-		ext := u.hdr[1] & 0xf8
-		if pk.n > 0 && (u.typ == obuSequenceHeader || u.hn == 2 && pk.hasExt && ext != pk.ext) {
-			p.flushAV1(w, track, &pk, ts, false, false)
-		}
-		last := i == len(p.units)-1
-		pc := av1Piece{u: i, a: u.off, b: u.end, head: true}
-		for {
-			if pk.n == len(pk.pieces) {
-				p.flushAV1(w, track, &pk, ts, false, false)
-			}
-			if u.hn == 2 {
-				pk.ext, pk.hasExt = ext, true
-			}
-			if pk.n == 0 && pc.head && u.typ == obuSequenceHeader {
-				pk.nb = true
-			}
-			free, need := p.mtu-pk.used, pc.len(u)
-			if need+leb128Len(need) <= free {
-				// Whole, with a length field in case more follows.
-				pk.pieces[pk.n] = pc
-				pk.n++
-				pk.used += need + leb128Len(need)
-				break
-			}
-			if need <= free {
-				// Whole, as the packet's last element.
-				pk.pieces[pk.n] = pc
-				pk.n++
-				p.flushAV1(w, track, &pk, ts, false, last)
-				break
-			}
-			hn := 0
-			if pc.head {
-				hn = u.hn
-			}
-			if free < hn+1 {
-				p.flushAV1(w, track, &pk, ts, false, false)
-				continue
-			}
-			// A fragment fills the packet; the rest goes on in the next.
-			frag := pc
-			frag.b = pc.a + free - hn
-			pk.pieces[pk.n] = frag
-			pk.n++
-			p.flushAV1(w, track, &pk, ts, true, false)
-			pk.z = true
-			pc.a, pc.head = frag.b, false
-		}
+// addOBU adds an OBU to the packet being built. A sequence header starts a
+// packet (with N set); so does an OBU of other temporal or spatial ids
+// than those already in it. An OBU that does not fit whole goes on in the
+// next packets, every one filled to the MTU. The packet is held until the
+// next OBU comes, or the frame ends, which says whether it is the last.
+func (p *packetizer) addOBU(u unit) {
+	pk := &p.av1
+	ext := u.hdr[1] & 0xf8
+	if pk.n > 0 && (pk.full || u.typ == obuSequenceHeader || u.hn == 2 && pk.hasExt && ext != pk.ext) {
+		p.flushAV1(false, false)
 	}
-	if pk.n > 0 {
-		p.flushAV1(w, track, &pk, ts, false, true)
+	pc := av1Piece{u: u, a: u.off, b: u.end, head: true}
+	for {
+		if pk.n == len(pk.pieces) {
+			p.flushAV1(false, false)
+		}
+		if u.hn == 2 {
+			pk.ext, pk.hasExt = ext, true
+		}
+		if pk.n == 0 && pc.head && u.typ == obuSequenceHeader {
+			pk.nb = true
+		}
+		free, need := p.mtu-pk.used, pc.len()
+		if need+leb128Len(need) <= free {
+			// Whole, with a length field in case more follows.
+			pk.pieces[pk.n] = pc
+			pk.n++
+			pk.used += need + leb128Len(need)
+			return
+		}
+		if need <= free {
+			// Whole, as the packet's last element.
+			pk.pieces[pk.n] = pc
+			pk.n++
+			pk.full = true
+			return
+		}
+		hn := 0
+		if pc.head {
+			hn = u.hn
+		}
+		if free < hn+1 {
+			p.flushAV1(false, false)
+			continue
+		}
+		// A fragment fills the packet; the rest goes on in the next.
+		frag := pc
+		frag.b = pc.a + free - hn
+		pk.pieces[pk.n] = frag
+		pk.n++
+		p.flushAV1(true, false)
+		pk.z = true
+		pc.a, pc.head = frag.b, false
 	}
 }
 
-// flushAV1 writes the packet built in pk and starts the next. The last
-// element goes without a length field (W counts the elements), its payload
-// bytes as the packet's tail.
-func (p *packetizer) flushAV1(w TrackWriter, track int, pk *av1Packet, ts uint32, y, marker bool) {
+// flushAV1 writes the packet being built, if any, and starts the next.
+// The last element goes without a length field (W counts the elements),
+// its payload bytes as the packet's tail.
+func (p *packetizer) flushAV1(y, marker bool) {
+	pk := &p.av1
 	if pk.n == 0 {
 		return
 	}
@@ -188,19 +184,19 @@ func (p *packetizer) flushAV1(w TrackWriter, track int, pk *av1Packet, ts uint32
 		agg |= 0x08
 	}
 	p.pre = append(p.pre, agg)
-	for k, pc := range pk.pieces[:pk.n] {
-		u := &p.units[pc.u]
+	for k := range pk.n {
+		pc := &pk.pieces[k]
 		if k < pk.n-1 {
-			p.pre = appendLEB128(p.pre, uint64(pc.len(u)))
+			p.pre = appendLEB128(p.pre, uint64(pc.len()))
 		}
 		if pc.head {
-			p.pre = append(p.pre, u.hdr[:u.hn]...)
+			p.pre = append(p.pre, pc.u.hdr[:pc.u.hn]...)
 		}
 		if k < pk.n-1 {
-			p.pre = append(p.pre, u.src[pc.a:pc.b]...)
+			p.pre = append(p.pre, pc.u.src[pc.a:pc.b]...)
 		} else {
-			p.send(w, track, u.src, pc.a, pc.b, ts, marker)
+			p.send(pc.u.src, pc.a, pc.b, marker)
 		}
 	}
-	*pk = av1Packet{used: 1}
+	*pk = av1Packet{used: 1} // and let go of the frame
 }

@@ -42,6 +42,13 @@ func (p *packetizer) addAnnexB(b []byte) {
 // addNAL adds the NAL unit at src[off:end], unless RTP does not carry it.
 // Zero bytes at its end are the next start code's or trailing_zero_8bits:
 // a NAL unit ends in its stop bit, or in 0x03 after a cabac_zero_word.
+//
+// Units go out as H.264 (RFC 6184, packetization-mode 1) or H.265 (RFC
+// 7798, without DONL) packets: as many consecutive units as fit in one
+// aggregation packet (STAP-A, AP) go together, a unit that fits alone goes
+// as a single NAL unit packet, and a larger one in fragmentation units
+// (FU-A, FU) of the largest size. The units that may still gather with the
+// next ones are held until it comes, or the frame ends.
 func (p *packetizer) addNAL(src []byte, off, end int) {
 	for end > off && src[end-1] == 0 {
 		end--
@@ -49,50 +56,44 @@ func (p *packetizer) addNAL(src []byte, off, end int) {
 	if end-off < 1 {
 		return
 	}
+	hl := 1 // NAL unit header bytes
 	if p.codec == gateway.H265 {
 		// Access unit delimiters and filler carry nothing a receiver
 		// needs; 48 to 63 would read as RTP's own packet types.
 		if t := src[off] >> 1 & 0x3f; end-off < 2 || t == 35 || t == 38 || t >= 48 {
 			return
 		}
+		hl = 2
 	} else if t := src[off] & 0x1f; t == 0 || t == 9 || t == 12 || t >= 24 {
 		return
 	}
-	p.units = append(p.units, unit{src: src, off: off, end: end})
+	u := unit{src: src, off: off, end: end}
+	if len(p.nals) > 0 && p.agg+2+u.len() <= p.mtu {
+		p.nals = append(p.nals, u)
+		p.agg += 2 + u.len()
+		return
+	}
+	p.flushNALs(false)
+	p.nals = append(p.nals, u)
+	p.agg = hl + 2 + u.len()
 }
 
-// writeNALs packetizes the frame's H.264 (RFC 6184, packetization-mode 1)
-// or H.265 (RFC 7798, without DONL) NAL units: as many consecutive units as
-// fit in one aggregation packet (STAP-A, AP) go together, a unit that fits
-// alone goes as a single NAL unit packet, and a larger one in fragmentation
-// units (FU-A, FU) of the largest size.
-func (p *packetizer) writeNALs(w TrackWriter, track int, ts uint32) {
-	hl := 1 // NAL unit header bytes
-	if p.codec == gateway.H265 {
-		hl = 2
+// flushNALs writes the units held: two or more as an aggregation packet,
+// one alone as a single NAL unit packet or in fragments. marker goes on
+// the last packet.
+func (p *packetizer) flushNALs(marker bool) {
+	switch us := p.nals; {
+	case len(us) >= 2:
+		p.aggregate(us)
+		u := &us[len(us)-1]
+		p.send(u.src, u.off, u.end, marker)
+	case len(us) == 1 && us[0].len() <= p.mtu:
+		p.send(us[0].src, us[0].off, us[0].end, marker)
+	case len(us) == 1:
+		p.fragment(&us[0], marker)
 	}
-	us := p.units
-	for i := 0; i < len(us); {
-		j, size := i, hl
-		for j < len(us) && size+2+us[j].len() <= p.mtu {
-			size += 2 + us[j].len()
-			j++
-		}
-		switch {
-		case j-i >= 2:
-			p.aggregate(us[i:j])
-			u := &us[j-1]
-			p.send(w, track, u.src, u.off, u.end, ts, j == len(us))
-			i = j
-		case us[i].len() <= p.mtu:
-			u := &us[i]
-			p.send(w, track, u.src, u.off, u.end, ts, i == len(us)-1)
-			i++
-		default:
-			p.fragment(w, track, &us[i], hl, ts, i == len(us)-1)
-			i++
-		}
-	}
+	clear(p.nals) // let go of the frame
+	p.nals = p.nals[:0]
 }
 
 // aggregate writes into pre a STAP-A or AP of us, but for the last unit's
@@ -128,11 +129,12 @@ func (p *packetizer) aggregate(us []unit) {
 // fragment writes u in fragmentation units: the NAL unit header's type
 // replaced with FU-A's (28) or FU's (49), an FU header with the start and
 // end bits and the unit's type, then a piece of the unit after its header.
-func (p *packetizer) fragment(w TrackWriter, track int, u *unit, hl int, ts uint32, lastUnit bool) {
+func (p *packetizer) fragment(u *unit, marker bool) {
 	h0 := u.src[u.off]
 	var h1, typ byte
-	if hl == 2 {
-		h1, typ = u.src[u.off+1], h0>>1&0x3f
+	hl := 1
+	if p.codec == gateway.H265 {
+		hl, h1, typ = 2, u.src[u.off+1], h0>>1&0x3f
 		h0 = h0&0x81 | 49<<1
 	} else {
 		typ = h0 & 0x1f
@@ -153,7 +155,7 @@ func (p *packetizer) fragment(w TrackWriter, track int, u *unit, hl int, ts uint
 			p.pre = append(p.pre, h1)
 		}
 		p.pre = append(p.pre, fu)
-		p.send(w, track, u.src, off, off+n, ts, lastUnit && off+n == u.end)
+		p.send(u.src, off, off+n, marker && off+n == u.end)
 		off += n
 	}
 }

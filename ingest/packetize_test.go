@@ -353,6 +353,38 @@ func TestPacketizeAllocatesNothing(t *testing.T) {
 	}
 }
 
+// What a packetizer holds does not grow with the units in a frame: a
+// frame of 100,000 tiny units comes back whole.
+func TestPacketizeHoldsLittle(t *testing.T) {
+	for _, codec := range benchCodecs {
+		t.Run(codec.Name(), func(t *testing.T) {
+			var frame, want []byte
+			for i := range 100_000 {
+				switch codec {
+				case gateway.H264:
+					frame = append(frame, 0, 0, 1, 0x41, byte(i)|1)
+					want = append(want, 0, 0, 0, 1, 0x41, byte(i)|1)
+				case gateway.H265:
+					frame = append(frame, 0, 0, 1, 0x02, 0x01, byte(i)|1)
+					want = append(want, 0, 0, 0, 1, 0x02, 0x01, byte(i)|1)
+				case gateway.AV1:
+					frame = append(frame, 0x32, 0x01, byte(i)) // OBU_FRAME of one byte
+					want = append(want, 0x32, 0x01, byte(i))
+				}
+			}
+			pk := newPacketizer(codec)
+			got, pkts, _ := roundTrip(t, &pk, frame)
+			if !bytes.Equal(got, want) {
+				t.Fatalf("depacketized %d bytes, want %d", len(got), len(want))
+			}
+			if c := cap(pk.nals); c > MTU/3 {
+				t.Errorf("the packetizer kept room for %d units", c)
+			}
+			t.Logf("%d packets", len(pkts))
+		})
+	}
+}
+
 type discardWriter struct{ n int }
 
 func (w *discardWriter) WriteRTP(int, *rtp.Packet) { w.n++ }

@@ -124,8 +124,8 @@ type PipeReader struct {
 	pk    packetizer
 	clock frameClock
 	ps    paramSets
-	buf   []byte   // read buffer, reused across frames and calls
-	nals  [][2]int // the NAL units of the access unit being read, in it
+	buf   []byte // read buffer, reused across frames and calls
+	nals  []int  // where the NAL units of the access unit being read start in it
 
 	frames, bytes atomic.Uint64
 }
