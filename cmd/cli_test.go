@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"context"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -65,6 +67,42 @@ func TestRunCommandErrors(t *testing.T) {
 			err := Run(context.Background(), tc.args, env(nil), &stdout, &stderr)
 			for _, want := range tc.wantErr {
 				checkErr(t, err, want)
+			}
+		})
+	}
+}
+
+// Each flag sets its field; TestConfigPrecedence has flags against the
+// other layers.
+func TestServerFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		check func(c Config) bool
+	}{
+		{[]string{"-listen", "127.0.0.1:9001"}, func(c Config) bool { return c.Listen == "127.0.0.1:9001" }},
+		{[]string{"-udp", "127.0.0.1:9002"}, func(c Config) bool { return c.WebRTC.UDPListen == "127.0.0.1:9002" }},
+		{[]string{"-public-ip", "203.0.113.7,203.0.113.8"}, func(c Config) bool {
+			return reflect.DeepEqual(c.WebRTC.PublicIPs, []string{"203.0.113.7", "203.0.113.8"})
+		}},
+		{[]string{"-public-url", "https://box"}, func(c Config) bool { return c.PublicURL == "https://box" }},
+		{[]string{"-api-token", "tok"}, func(c Config) bool { return c.APIToken == "tok" }},
+		{[]string{"-log-level", "debug"}, func(c Config) bool { return c.LogLevel == "debug" }},
+		{[]string{"-log-format", "json"}, func(c Config) bool { return c.LogFormat == "json" }},
+		{[]string{"-state-dir", "/s"}, func(c Config) bool { return c.StateDir == "/s" }},
+		{[]string{"-no-test-source"}, func(c Config) bool { return c.TestSource == nil }},
+		{[]string{"-no-test-source=false"}, func(c Config) bool { return c.TestSource.On() }},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := newServerFlags(io.Discard)
+			if err := f.parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			c, err := f.config(env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("got %+v, want the flag's value set", c)
 			}
 		})
 	}

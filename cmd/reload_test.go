@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"whipgate/cmd/config"
 	"whipgate/whip/session"
 )
 
@@ -17,7 +18,7 @@ func reloadApp(t *testing.T, yaml string) (*App, string) {
 	path := writeFile(t, "whipgate.yaml", yaml)
 	base := loopbackConfig(t)
 	load := func() (Config, error) {
-		c, err := LoadConfig(path)
+		c, err := config.Load(path)
 		if err != nil {
 			return c, err
 		}
