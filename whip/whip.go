@@ -185,27 +185,32 @@ func offeredCodecs(m *sdp.MediaDescription, kind gateway.Kind) []offeredCodec {
 			}
 		}
 	}
-	params := func(id string, p *pt) webrtc.RTPCodecParameters {
-		n, _ := strconv.ParseUint(id, 10, 8)
-		return webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(n), RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: kind.String() + "/" + p.name, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
+	params := func(n webrtc.PayloadType, p *pt, mime string) webrtc.RTPCodecParameters {
+		return webrtc.RTPCodecParameters{PayloadType: n, RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: mime, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
 			RTCPFeedback: append(slices.Clone(wildFB), p.fb...)}}
 	}
 	var out []offeredCodec
 	for _, id := range m.MediaName.Formats {
 		p, ok := pts[id]
-		if !ok || p.name == "" {
+		n, err := strconv.ParseUint(id, 10, 7) // RTP payload types are 0-127
+		if !ok || p.name == "" || err != nil {
 			continue
 		}
 		c, err := gateway.ParseCodec(p.name)
 		if err != nil || c.Kind() != kind {
 			continue
 		}
-		oc := offeredCodec{codec: c, params: params(id, p)}
-		for rtxPT, r := range pts {
-			if strings.EqualFold(r.name, "rtx") && r.fmtp == "apt="+id {
-				x := params(rtxPT, r)
+		oc := offeredCodec{codec: c, params: params(webrtc.PayloadType(n), p, string(c))}
+		// The first RTX of the m= line that repairs id: one the offer
+		// lists, and the same one every time.
+		for _, rtxID := range m.MediaName.Formats {
+			r, ok := pts[rtxID]
+			rn, err := strconv.ParseUint(rtxID, 10, 7)
+			if ok && err == nil && strings.EqualFold(r.name, "rtx") && r.fmtp == "apt="+id {
+				x := params(webrtc.PayloadType(rn), r, kind.String()+"/"+r.name)
 				oc.rtx = &x
+				break
 			}
 		}
 		out = append(out, oc)
