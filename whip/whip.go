@@ -129,13 +129,44 @@ func shapeOffer(d *sdp.SessionDescription) ([]offerSection, error) {
 		}
 		if kind == gateway.KindVideo {
 			sec.rids = sendRIDs(m)
+			if err := checkRIDs(sec.rids); err != nil {
+				return nil, problem.Errorf(http.StatusBadRequest, "media section %d: %v", i, err)
+			}
 		}
 		out = append(out, sec)
 	}
 	if audio+video == 0 {
 		return nil, problem.Errorf(http.StatusBadRequest, "the offer has no audio or video section")
 	}
+	for _, sec := range out {
+		if audio > 0 && slices.Contains(sec.rids, "audio") {
+			return nil, problem.Errorf(http.StatusBadRequest, `media section %d: a=simulcast rid "audio" is the name of the offer's audio track`, sec.index)
+		}
+	}
 	return out, nil
+}
+
+// maxRIDs bounds the simulcast layers of an offer: browsers send three.
+const maxRIDs = 16
+
+// checkRIDs checks the rids of a=simulcast:send, which become the names of
+// the hub's video tracks: each an RFC 8851 rid-id (letters, digits, - and
+// _), and none twice.
+func checkRIDs(rids []string) error {
+	if len(rids) > maxRIDs {
+		return fmt.Errorf("a=simulcast lists %d rids, more than %d", len(rids), maxRIDs)
+	}
+	for i, rid := range rids {
+		if rid == "" || strings.ContainsFunc(rid, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) {
+			return fmt.Errorf("a=simulcast rid %q is not a rid-id (RFC 8851: letters, digits, - and _)", rid)
+		}
+		if slices.Contains(rids[:i], rid) {
+			return fmt.Errorf("a=simulcast lists rid %q twice", rid)
+		}
+	}
+	return nil
 }
 
 // offeredCodecs reads a section's payload types the way pion does (rtpmap,
