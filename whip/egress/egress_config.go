@@ -172,6 +172,9 @@ func (c Config) Validate() error {
 			if (strings.HasPrefix(l, "turn:") || strings.HasPrefix(l, "turns:")) && (s.Username == "" || s.Credential == "") {
 				return fmt.Errorf("egress %s: TURN server %q needs username and credential", c.EffectiveID(), u)
 			}
+			if _, err := rtc.ParseICEURL(u); err != nil {
+				return fmt.Errorf("egress %s: ice server %q: %w", c.EffectiveID(), u, err)
+			}
 		}
 	}
 	if c.RelayOnly && len(c.ICEServers) > 0 && !client.HasTURN(c.ICEServers) {
