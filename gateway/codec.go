@@ -201,7 +201,9 @@ func vp8Key(p []byte) bool {
 		return false
 	}
 	b0 := p[0]
-	if b0&0x10 == 0 || b0&0x0f != 0 { // S=1 and partition 0 start a frame
+	// S=1 and partition 0 start a frame; the reserved bit 0x08 is ignored
+	// (RFC 7741 §4.2: receivers must).
+	if b0&0x10 == 0 || b0&0x07 != 0 {
 		return false
 	}
 	off := 1
