@@ -36,11 +36,13 @@ const (
 var codecs = []Codec{H264, H265, AV1, VP8, VP9, Opus}
 
 // ParseCodec accepts a MIME type or a bare codec name in any letter case
-// ("video/h264", "H265", "opus", "hevc").
+// ("video/h264", "H265", "opus", "hevc"). A MIME type's kind must be the
+// codec's: "audio/h264" is no codec.
 func ParseCodec(s string) (Codec, error) {
 	name := strings.ToLower(strings.TrimSpace(s))
+	kind, hasKind := "", false
 	if i := strings.IndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
+		kind, name, hasKind = name[:i], name[i+1:], true
 	}
 	switch name {
 	case "hevc":
@@ -49,7 +51,7 @@ func ParseCodec(s string) (Codec, error) {
 		name = "h264"
 	}
 	for _, c := range codecs {
-		if strings.EqualFold(c.Name(), name) {
+		if strings.EqualFold(c.Name(), name) && (!hasKind || kind == c.Kind().String()) {
 			return c, nil
 		}
 	}
