@@ -3,6 +3,7 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 
@@ -156,6 +157,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("egress %s: layer %q listed twice", c.EffectiveID(), l)
 		}
 		seen[l] = true
+	}
+	if math.IsNaN(c.PacingFactor) || math.IsInf(c.PacingFactor, 0) {
+		return fmt.Errorf("egress %s: pacing_factor %v is not a finite number", c.EffectiveID(), c.PacingFactor)
 	}
 	if c.PacingFactor != 0 && c.PacingFactor < 1 {
 		return fmt.Errorf("egress %s: pacing_factor %.2f is below 1 and could never keep up", c.EffectiveID(), c.PacingFactor)
