@@ -109,8 +109,13 @@ func (c Config) Validate() error {
 			return errors.New("ice_servers: an entry has no urls")
 		}
 		for _, u := range s.URLs {
-			if _, err := ParseICEURL(u); err != nil {
+			parsed, err := ParseICEURL(u)
+			if err != nil {
 				return fmt.Errorf("ice_servers: %q: %w", u, err)
+			}
+			turn := parsed.Scheme == stun.SchemeTypeTURN || parsed.Scheme == stun.SchemeTypeTURNS
+			if turn && (s.Username == "" || s.Credential == "") {
+				return fmt.Errorf("ice_servers: TURN server %q needs username and credential", u)
 			}
 		}
 	}
