@@ -2,7 +2,6 @@ package client
 
 import (
 	"errors"
-	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -316,9 +315,6 @@ func FuzzClientParseRetryAfter(f *testing.F) {
 			return
 		}
 		want := time.Duration(min(max(n, 0), int64(time.Hour/time.Second))) * time.Second
-		if n == math.MinInt64 {
-			want = 0
-		}
 		if got != want {
 			t.Fatalf("Retry-After %q: %v, want %v", v, got, want)
 		}
