@@ -142,13 +142,44 @@ func shapeOffer(d *sdp.SessionDescription) ([]offerSection, error) {
 		}
 		if kind == gateway.KindVideo {
 			sec.rids = sendRIDs(m)
+			if err := checkRIDs(sec.rids); err != nil {
+				return nil, problem.Errorf(http.StatusBadRequest, "media section %d: %v", i, err)
+			}
 		}
 		out = append(out, sec)
 	}
 	if audio+video == 0 {
 		return nil, problem.Errorf(http.StatusBadRequest, "the offer has no audio or video section")
 	}
+	for _, sec := range out {
+		if audio > 0 && slices.Contains(sec.rids, "audio") {
+			return nil, problem.Errorf(http.StatusBadRequest, `media section %d: a=simulcast rid "audio" is the name of the offer's audio track`, sec.index)
+		}
+	}
 	return out, nil
+}
+
+// maxRIDs bounds the simulcast layers of an offer: browsers send three.
+const maxRIDs = 16
+
+// checkRIDs checks the rids of a=simulcast:send, which become the names of
+// the hub's video tracks: each an RFC 8851 rid-id (letters, digits, - and
+// _), and none twice.
+func checkRIDs(rids []string) error {
+	if len(rids) > maxRIDs {
+		return fmt.Errorf("a=simulcast lists %d rids, more than %d", len(rids), maxRIDs)
+	}
+	for i, rid := range rids {
+		if rid == "" || strings.ContainsFunc(rid, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+		}) {
+			return fmt.Errorf("a=simulcast rid %q is not a rid-id (RFC 8851: letters, digits, - and _)", rid)
+		}
+		if slices.Contains(rids[:i], rid) {
+			return fmt.Errorf("a=simulcast lists rid %q twice", rid)
+		}
+	}
+	return nil
 }
 
 // offeredCodecs reads a section's payload types the way pion does (rtpmap,
@@ -198,33 +229,40 @@ func offeredCodecs(m *sdp.MediaDescription, kind gateway.Kind) []offeredCodec {
 			}
 		}
 	}
-	params := func(id string, p *pt) webrtc.RTPCodecParameters {
-		n, _ := strconv.ParseUint(id, 10, 8)
-		return webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(n), RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: kind.String() + "/" + p.name, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
+	params := func(n webrtc.PayloadType, p *pt, mime string) webrtc.RTPCodecParameters {
+		return webrtc.RTPCodecParameters{PayloadType: n, RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: mime, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
 			RTCPFeedback: append(slices.Clone(wildFB), p.fb...)}}
 	}
-	// RTX payload types by the payload type they repair (apt), in one
-	// pass: an offer's formats are bounded, but not small.
-	rtxFor := map[string]string{}
-	for id, p := range pts {
-		if apt, ok := strings.CutPrefix(p.fmtp, "apt="); ok && strings.EqualFold(p.name, "rtx") {
-			rtxFor[apt] = id
+	// The RTX that repairs each payload type (apt), in one pass over the
+	// m= line (an offer's formats are bounded, but not small): the first
+	// one the line lists, so the same one every time.
+	rtxFor := map[string]webrtc.RTPCodecParameters{}
+	for _, id := range m.MediaName.Formats {
+		r, ok := pts[id]
+		rn, err := strconv.ParseUint(id, 10, 7)
+		if !ok || err != nil || !strings.EqualFold(r.name, "rtx") {
+			continue
+		}
+		if apt, ok := strings.CutPrefix(r.fmtp, "apt="); ok {
+			if _, dup := rtxFor[apt]; !dup {
+				rtxFor[apt] = params(webrtc.PayloadType(rn), r, kind.String()+"/"+r.name)
+			}
 		}
 	}
 	var out []offeredCodec
 	for _, id := range m.MediaName.Formats {
 		p, ok := pts[id]
-		if !ok || p.name == "" {
+		n, err := strconv.ParseUint(id, 10, 7) // RTP payload types are 0-127
+		if !ok || p.name == "" || err != nil {
 			continue
 		}
 		c, err := gateway.ParseCodec(p.name)
 		if err != nil || c.Kind() != kind {
 			continue
 		}
-		oc := offeredCodec{codec: c, params: params(id, p)}
-		if rtxPT, ok := rtxFor[id]; ok {
-			x := params(rtxPT, pts[rtxPT])
+		oc := offeredCodec{codec: c, params: params(webrtc.PayloadType(n), p, string(c))}
+		if x, ok := rtxFor[id]; ok {
 			oc.rtx = &x
 		}
 		out = append(out, oc)

@@ -3,6 +3,7 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 
@@ -165,6 +166,9 @@ func (c Config) Validate() error {
 		}
 		seen[l] = true
 	}
+	if math.IsNaN(c.PacingFactor) || math.IsInf(c.PacingFactor, 0) {
+		return fmt.Errorf("egress %s: pacing_factor %v is not a finite number", c.EffectiveID(), c.PacingFactor)
+	}
 	if c.PacingFactor != 0 && c.PacingFactor < 1 {
 		return fmt.Errorf("egress %s: pacing_factor %.2f is below 1 and could never keep up", c.EffectiveID(), c.PacingFactor)
 	}
@@ -179,6 +183,9 @@ func (c Config) Validate() error {
 			}
 			if (strings.HasPrefix(l, "turn:") || strings.HasPrefix(l, "turns:")) && (s.Username == "" || s.Credential == "") {
 				return fmt.Errorf("egress %s: TURN server %q needs username and credential", c.EffectiveID(), u)
+			}
+			if _, err := rtc.ParseICEURL(u); err != nil {
+				return fmt.Errorf("egress %s: ice server %q: %w", c.EffectiveID(), u, err)
 			}
 		}
 	}
