@@ -141,16 +141,12 @@ func postOffer(t testing.TB, url string, opt publishOptions) *publisher {
 	if opt.munge != nil {
 		p.offer = opt.munge(p.offer)
 	}
-	var hdr map[string]string
-	if opt.token != "" {
-		hdr = map[string]string{"Authorization": "Bearer " + opt.token}
-	}
 	ct := opt.contentType
 	if ct == "" {
 		ct = "application/sdp"
 	}
 	start := time.Now()
-	p.resp, p.answer = do(t, http.MethodPost, url, ct, p.offer, hdr)
+	p.resp, p.answer = do(t, http.MethodPost, url, ct, p.offer, bearer(opt.token))
 	p.took = time.Since(start)
 	if p.resp.StatusCode != http.StatusCreated {
 		p.close()
