@@ -141,16 +141,12 @@ func postOffer(t testing.TB, url string, opt publishOptions) *publisher {
 	if opt.munge != nil {
 		p.offer = opt.munge(p.offer)
 	}
-	var hdr map[string]string
-	if opt.token != "" {
-		hdr = map[string]string{"Authorization": "Bearer " + opt.token}
-	}
 	ct := opt.contentType
 	if ct == "" {
 		ct = "application/sdp"
 	}
 	start := time.Now()
-	p.resp, p.answer = do(t, http.MethodPost, url, ct, p.offer, hdr)
+	p.resp, p.answer = do(t, http.MethodPost, url, ct, p.offer, bearer(opt.token))
 	p.took = time.Since(start)
 	if p.resp.StatusCode != http.StatusCreated {
 		p.close()
@@ -404,6 +400,43 @@ type pacedSource struct {
 // for, until all have run out of frames.
 func playSources(t testing.TB, srcs ...pacedSource) {
 	t.Helper()
+	if err := runSources(srcs...); err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+}
+
+// keepPlaying runs the sources in the background, as live video goes on
+// while a test joins, reloads or watches; stop ends them and waits, and
+// the test ends them at the latest.
+func keepPlaying(t testing.TB, srcs ...pacedSource) (stop func()) {
+	t.Helper()
+	var stopped atomic.Bool
+	for i, src := range srcs {
+		next := src.next
+		srcs[i].next = func() ([]byte, bool) {
+			if stopped.Load() {
+				return nil, false
+			}
+			return next()
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- runSources(srcs...) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			stopped.Store(true)
+			if err := <-done; err != nil {
+				t.Errorf("publisher: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// runSources is playSources that returns the first error.
+func runSources(srcs ...pacedSource) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(srcs))
 	for i, src := range srcs {
@@ -423,11 +456,7 @@ func playSources(t testing.TB, srcs ...pacedSource) {
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatalf("publisher: %v", err)
-		}
-	}
+	return errors.Join(errs...)
 }
 
 // framesOnce serves pre-encoded frames once.
