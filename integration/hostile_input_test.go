@@ -38,18 +38,23 @@ func TestHostileNamesRefused(t *testing.T) {
 		return fmt.Sprintf(`{"id": %q, "stream": %q, "url": "http://127.0.0.1:9/whip"}`, id, stream)
 	}
 	for _, tc := range []struct {
-		name, path, ctype, body, rule string
+		name, method, path, ctype, body, rule string
 	}{
-		{"WHIP stream name", "/whip/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E", "application/sdp", obsOffer(t), streamNameRule},
-		{"WHEP stream name", "/whep/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E", "application/sdp", whep, streamNameRule},
-		{"WHEP layer", "/whep/test/%3Csvg%3E", "application/sdp", whep, ridRule},
-		{"WHEP layer too long", "/whep/test/main-and-much-more", "application/sdp", whep, "must be 1 to 16 characters " + ridRule},
-		{"rid in a WHIP offer", "/whip/cam", "application/sdp", markupRID.Replace(obsOffer(t)), ridRule},
-		{"egress stream", "/api/v1/egress", "application/json", egress("relay", "<img src=x>"), streamNameRule},
-		{"egress id", "/api/v1/egress", "application/json", egress("<img src=x>", "test"), streamNameRule},
+		{"WHIP stream name", "POST", "/whip/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E", "application/sdp", obsOffer(t), streamNameRule},
+		{"WHEP stream name", "POST", "/whep/%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E", "application/sdp", whep, streamNameRule},
+		{"WHEP layer", "POST", "/whep/test/%3Csvg%3E", "application/sdp", whep, ridRule},
+		{"WHEP layer too long", "POST", "/whep/test/main-and-much-more", "application/sdp", whep, "must be 1 to 16 characters " + ridRule},
+		{"rid in a WHIP offer", "POST", "/whip/cam", "application/sdp", markupRID.Replace(obsOffer(t)), ridRule},
+		{"egress stream", "POST", "/api/v1/egress", "application/json", egress("relay", "<img src=x>"), streamNameRule},
+		{"egress id", "POST", "/api/v1/egress", "application/json", egress("<img src=x>", "test"), streamNameRule},
+		{"egress layer", "POST", "/api/v1/egress", "application/json", `{"stream": "test", "url": "http://127.0.0.1:9/whip", "layers": ["<svg>"]}`, ridRule},
+		{"API stream path", "GET", "/api/v1/streams/%3Cimg%3E", "", "", streamNameRule},
+		{"API keyframe path", "POST", "/api/v1/streams/%3Cimg%3E/keyframe", "", "", streamNameRule},
+		{"API egress path", "GET", "/api/v1/egress/%3Cimg%3E", "", "", "egress id"},
+		{"API egress DELETE", "DELETE", "/api/v1/egress/%3Cimg%3E", "", "", "egress id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, body := do(t, http.MethodPost, app.URL()+tc.path, tc.ctype, tc.body, nil)
+			resp, body := do(t, tc.method, app.URL()+tc.path, tc.ctype, tc.body, nil)
 			requireProblem(t, resp, body, http.StatusBadRequest, tc.rule)
 		})
 	}

@@ -66,8 +66,9 @@ func TestSIGHUPReloadKeepsPlaying(t *testing.T) {
 		}
 	}
 
-	// The banner is printed a moment before the SIGHUP handler is
-	// installed; connecting a viewer first takes longer than that.
+	// A reload at once after the banner (systemd's READY=1 comes with
+	// it): the SIGHUP handler is in place before either.
+	hup("")
 	v := watch(t, proc.url+"/whep/test/preview")
 	v.waitFrames(30, 10*time.Second)
 	publish(t, proc.url+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,

@@ -163,17 +163,15 @@ func shapeOffer(d *sdp.SessionDescription) ([]offerSection, error) {
 const maxRIDs = 16
 
 // checkRIDs checks the rids of a=simulcast:send, which become the names of
-// the hub's video tracks: each an RFC 8851 rid-id (letters, digits, - and
-// _), and none twice.
+// the hub's video tracks: each a layer name (an RFC 8851 rid-id of up to
+// 16 characters), and none twice.
 func checkRIDs(rids []string) error {
 	if len(rids) > maxRIDs {
 		return fmt.Errorf("a=simulcast lists %d rids, more than %d", len(rids), maxRIDs)
 	}
 	for i, rid := range rids {
-		if rid == "" || strings.ContainsFunc(rid, func(r rune) bool {
-			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-		}) {
-			return fmt.Errorf("a=simulcast rid %q is not a rid-id (RFC 8851: letters, digits, - and _)", rid)
+		if err := gateway.ValidLayerName(rid); err != nil {
+			return fmt.Errorf("a=simulcast rid: %w", err) // the rule the hub names tracks by
 		}
 		if slices.Contains(rids[:i], rid) {
 			return fmt.Errorf("a=simulcast lists rid %q twice", rid)
