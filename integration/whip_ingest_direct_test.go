@@ -8,6 +8,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 )
 
@@ -38,8 +39,17 @@ func TestWHIPIngestPionSRTP(t *testing.T) {
 			sent := video.frames()
 			requireSameFrames(t, want, sent, groupRTPFrames(v.waitPackets(sent, nil), false))
 			requireIngestSRTP(t, app, want)
+			requireIngestReports(t, pub)
 		})
 	}
+}
+
+// requireIngestReports checks that whipgate read the publisher's Sender
+// Reports, so that its receiver reports carry LSR and DLSR (pion's report
+// interceptor on the publisher sends one a second).
+func requireIngestReports(t testing.TB, pub *publisher) {
+	t.Helper()
+	certstest.Eventually(t, 5*time.Second, "a receiver report with LSR and DLSR at the publisher", func() bool { return pub.lsr.Load() > 0 })
 }
 
 // requireIngestSRTP checks how every WHIP session of app read its

@@ -365,7 +365,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 		}
 		tracks.init(infos)
 		sess.Stats = func() any { return IngestStats{Tracks: pub.Stream().Stats().Tracks, IngestSRTP: in.Stats()} }
-		pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		in.OnTrack(func(t *webrtc.TrackRemote) {
 			i, ok := tracks.claim(t, log)
 			if ok {
 				sess.Go(func() { in.ReadTrack(t, func(p *rtp.Packet) { pub.WriteRTP(i, p) }) })
