@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -117,6 +118,27 @@ func (in *Ingest) readRTCP(r *webrtc.RTPReceiver, rid string) {
 			}
 		}
 	})
+}
+
+// RTT is the round trip to the publisher as ICE last measured it: a
+// connectivity check or a consent refresh on the selected candidate pair
+// (one every 2 s); false until the first answer to one.
+func (in *Ingest) RTT() (time.Duration, bool) {
+	return selectedPairRTT(in.pc)
+}
+
+// selectedPairRTT is the round trip ICE last measured on pc's selected
+// candidate pair.
+func selectedPairRTT(pc *webrtc.PeerConnection) (time.Duration, bool) {
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return 0, false
+	}
+	st, ok := sctp.Transport().ICETransport().GetSelectedCandidatePairStats()
+	if !ok || st.CurrentRoundTripTime <= 0 {
+		return 0, false
+	}
+	return time.Duration(st.CurrentRoundTripTime * float64(time.Second)), true
 }
 
 // ReadTrack reads a remote track until it ends, calling write with each

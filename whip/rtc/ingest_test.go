@@ -19,7 +19,8 @@ import (
 // reports it gets back carry LSR and DLSR for every stream it sends and it
 // computes its round trip from them; the same on pion's path, beneath it
 // (DirectIngest: RTP decrypted by us, RTCP still pion's) and for each rid
-// of a simulcast section. Close ends every reader it started.
+// of a simulcast section. The Ingest's own round trip (ICE) is measured,
+// and Close ends every reader it started.
 func TestIngestReadsSenderReports(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -56,7 +57,11 @@ func TestIngestReadsSenderReports(t *testing.T) {
 				}
 				rtts[ssrc] = rtt
 			}
-			t.Logf("publisher's round trips from our reports %v", rtts)
+			rtt, ok := in.RTT()
+			if !ok || rtt <= 0 || rtt > time.Second {
+				t.Fatalf("ingest RTT %v (measured %v); want a loopback round trip", rtt, ok)
+			}
+			t.Logf("publisher's round trips from our reports %v; ICE's %v", rtts, rtt)
 
 			if err := in.Close(); err != nil {
 				t.Fatalf("close: %v", err)
