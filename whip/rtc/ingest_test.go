@@ -174,7 +174,7 @@ func (p *reportingPublisher) connect(t *testing.T, tr *Transport, pionSRTP bool)
 		p.wg.Go(func() { in.ReadTrack(track, func(*rtp.Packet) { p.got.Add(1) }) })
 	})
 	pc := in.PeerConnection()
-	answerOffer(t, p.pc, pc, wait)
+	answerOffer(t, p.pc, pc, nil, wait)
 	testkit.Eventually(t, 10*time.Second, "connected", func() bool {
 		return p.pc.ConnectionState() == webrtc.PeerConnectionStateConnected &&
 			pc.ConnectionState() == webrtc.PeerConnectionStateConnected

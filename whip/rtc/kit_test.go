@@ -271,7 +271,7 @@ func renegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection, opts *w
 	if onOffer != nil {
 		onOffer(offerer.LocalDescription())
 	}
-	answerOffer(t, offerer, answerer, await)
+	answerOffer(t, offerer, answerer, nil, await)
 }
 
 // setOffer sets a new offer (with opts) on offerer and waits for its
@@ -290,11 +290,15 @@ func setOffer(t *testing.T, offerer *webrtc.PeerConnection, opts *webrtc.OfferOp
 }
 
 // answerOffer applies offerer's offer to answerer and answerer's answer,
-// its candidates gathered with await, to offerer.
-func answerOffer(t *testing.T, offerer, answerer *webrtc.PeerConnection, await func(<-chan struct{})) {
+// its candidates gathered with await, to offerer. prepare, if not nil,
+// runs once the offer is applied, before the answer is made.
+func answerOffer(t *testing.T, offerer, answerer *webrtc.PeerConnection, prepare func(), await func(<-chan struct{})) {
 	t.Helper()
 	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare()
 	}
 	answer, err := answerer.CreateAnswer(nil)
 	if err != nil {
