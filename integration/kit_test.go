@@ -143,8 +143,14 @@ func bearer(token string) map[string]string {
 // clientAPI is a pion API for test peers on loopback.
 func clientAPI(t testing.TB) *webrtc.API {
 	t.Helper()
+	return clientAPIWith(t, (*webrtc.MediaEngine).RegisterDefaultCodecs)
+}
+
+// clientAPIWith is clientAPI with the codecs register registers.
+func clientAPIWith(t testing.TB, register func(*webrtc.MediaEngine) error) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := register(m); err != nil {
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{}

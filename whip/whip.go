@@ -400,8 +400,14 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 			return fmt.Errorf("whip: publish: %w", err)
 		}
 		tracks.init(infos)
-		sess.Stats = func() any { return IngestStats{Tracks: pub.Stream().Stats().Tracks, IngestSRTP: in.Stats()} }
-		pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		sess.Stats = func() any {
+			st := IngestStats{Tracks: pub.Stream().Stats().Tracks, IngestSRTP: in.Stats()}
+			if rtt, ok := in.RTT(); ok {
+				st.RTTMillis = float64(rtt.Microseconds()) / 1000
+			}
+			return st
+		}
+		in.OnTrack(func(t *webrtc.TrackRemote) {
 			i, ok := tracks.claim(t, log)
 			if ok {
 				sess.Go(func() { in.ReadTrack(t, func(p *rtp.Packet) { pub.WriteRTP(i, p) }) })
@@ -449,10 +455,13 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	return s.ep.Created(w, r, sess, answer)
 }
 
-// IngestStats is a WHIP session's detail in the API: the stream's tracks
-// and how the publisher's media is read.
+// IngestStats is a WHIP session's detail in the API: the stream's tracks,
+// the round trip to the publisher and how its media is read.
 type IngestStats struct {
 	Tracks []gateway.TrackStats `json:"tracks"`
+	// RTTMillis is the round trip to the publisher in milliseconds, as
+	// ICE last measured it (every 2 s); absent until measured.
+	RTTMillis float64 `json:"rtt_ms,omitempty"`
 	rtc.IngestSRTP
 }
 

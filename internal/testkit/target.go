@@ -197,8 +197,15 @@ func PionAPI(t testing.TB, n transport.Net) *webrtc.API {
 // PionAPIWith is PionAPI with settings of the test's own (nil: none).
 func PionAPIWith(t testing.TB, n transport.Net, set func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
+	return PionAPICodecs(t, n, (*webrtc.MediaEngine).RegisterDefaultCodecs, set)
+}
+
+// PionAPICodecs is PionAPIWith with the codecs register registers instead
+// of pion's defaults: a player that numbers them as a browser does.
+func PionAPICodecs(t testing.TB, n transport.Net, register func(*webrtc.MediaEngine) error, set func(*webrtc.SettingEngine)) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := register(m); err != nil {
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{}
