@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"whipgate/cmd/config/configtest"
 )
 
 // Every help asked for exits 0 and says what the command does.
@@ -31,7 +33,7 @@ func TestRunHelp(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr syncBuffer
-			if err := Run(t.Context(), tc.args, env(nil), &stdout, &stderr); err != nil {
+			if err := Run(t.Context(), tc.args, configtest.Env(nil), &stdout, &stderr); err != nil {
 				t.Fatalf("got error %v, want none (exit 0)", err)
 			}
 			for _, w := range []struct {
@@ -64,9 +66,9 @@ func TestRunCommandErrors(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr syncBuffer
-			err := Run(context.Background(), tc.args, env(nil), &stdout, &stderr)
+			err := Run(context.Background(), tc.args, configtest.Env(nil), &stdout, &stderr)
 			for _, want := range tc.wantErr {
-				checkErr(t, err, want)
+				configtest.CheckErr(t, err, want)
 			}
 		})
 	}
@@ -97,7 +99,7 @@ func TestServerFlags(t *testing.T) {
 			if err := f.parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			c, err := f.config(env(nil))
+			c, err := f.config(configtest.Env(nil))
 			if err != nil {
 				t.Fatal(err)
 			}

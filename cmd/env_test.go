@@ -5,13 +5,15 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"whipgate/cmd/config/configtest"
 )
 
 // Flags over environment over file over defaults, one setting at a time
 // through every layer.
 func TestConfigPrecedence(t *testing.T) {
-	file := writeFile(t, "box.yaml", "listen: 127.0.0.1:9001\napi_token: file\nlog_level: warn\ntest_source: {stream: t2}\n")
-	other := writeFile(t, "other.yaml", "listen: 127.0.0.1:9009\n")
+	file := configtest.WriteFile(t, "box.yaml", "listen: 127.0.0.1:9001\napi_token: file\nlog_level: warn\ntest_source: {stream: t2}\n")
+	other := configtest.WriteFile(t, "other.yaml", "listen: 127.0.0.1:9009\n")
 	for _, tc := range []struct {
 		name      string
 		args      []string
@@ -57,11 +59,11 @@ func TestConfigPrecedence(t *testing.T) {
 			if err := f.parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			c, err := f.config(env(tc.env))
+			c, err := f.config(configtest.Env(tc.env))
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.ApplyDefaults(env(nil))
+			c.ApplyDefaults(configtest.Env(nil))
 			gotTest := ""
 			if c.TestSource.On() {
 				gotTest = c.TestSource.Stream
@@ -75,8 +77,8 @@ func TestConfigPrecedence(t *testing.T) {
 }
 
 func TestRunBadEnvironment(t *testing.T) {
-	err := Run(t.Context(), nil, env(map[string]string{"WHIPGATE_SHUTDOWN_GRACE": "abc"}), io.Discard, io.Discard)
-	checkErr(t, err, `environment: WHIPGATE_SHUTDOWN_GRACE: "abc" is not a duration`)
+	err := Run(t.Context(), nil, configtest.Env(map[string]string{"WHIPGATE_SHUTDOWN_GRACE": "abc"}), io.Discard, io.Discard)
+	configtest.CheckErr(t, err, `environment: WHIPGATE_SHUTDOWN_GRACE: "abc" is not a duration`)
 }
 
 // The issue's done-when: WHIPGATE_API_TOKEN alone, no flag and no file,
@@ -84,7 +86,7 @@ func TestRunBadEnvironment(t *testing.T) {
 // WHIPGATE_API_TOKEN_FILE. Everything else comes from the environment too,
 // to keep the run on loopback ports of its own.
 func TestRunEnvAPITokenProtectsAPI(t *testing.T) {
-	tokenFile := writeFile(t, "api-token", "from-env-file\n")
+	tokenFile := configtest.WriteFile(t, "api-token", "from-env-file\n")
 	for _, tc := range []struct {
 		name, variable, value, token, wantWelcome string
 	}{
@@ -92,7 +94,7 @@ func TestRunEnvAPITokenProtectsAPI(t *testing.T) {
 		{"WHIPGATE_API_TOKEN_FILE", "WHIPGATE_API_TOKEN_FILE", tokenFile, "from-env-file", "Bearer $(cat '" + tokenFile + "')"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			base, stdout := runServer(t, nil, env(map[string]string{
+			base, stdout := runServer(t, nil, configtest.Env(map[string]string{
 				tc.variable:                    tc.value,
 				"WHIPGATE_LISTEN":              "127.0.0.1:0",
 				"WHIPGATE_UDP_LISTEN":          "127.0.0.1:0",

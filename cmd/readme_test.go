@@ -3,32 +3,18 @@ package cmd
 import (
 	"flag"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// readmeConfiguration is the README's "Configuration" section.
-func readmeConfiguration(t *testing.T) string {
-	t.Helper()
-	raw, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(raw), "\n## Configuration\n")
-	if !ok {
-		t.Fatal("README has no Configuration section")
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	return sec
-}
+	"whipgate/cmd/config/configtest"
+)
 
 // The section's flag table lists every flag the server has and no other:
 // operators copy from it. config's TestREADMEConfiguration checks its
 // variables, keys and YAML example.
 func TestREADMEFlags(t *testing.T) {
-	sec := readmeConfiguration(t)
+	sec := configtest.READMESection(t, "../README.md", "Configuration")
 
 	fs := newServerFlags(io.Discard).fs
 	for _, m := range regexp.MustCompile("(?m)^\\| `-([a-z-]+)` \\|").FindAllStringSubmatch(sec, -1) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"whipgate/cmd/config"
+	"whipgate/cmd/config/configtest"
 	"whipgate/whip/session"
 )
 
@@ -15,7 +16,7 @@ import (
 // (on top of loopbackConfig's ports and state directory).
 func reloadApp(t *testing.T, yaml string) (*App, string) {
 	t.Helper()
-	path := writeFile(t, "whipgate.yaml", yaml)
+	path := configtest.WriteFile(t, "whipgate.yaml", yaml)
 	base := loopbackConfig(t)
 	load := func() (Config, error) {
 		c, err := config.Load(path)

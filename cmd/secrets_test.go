@@ -6,14 +6,16 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"whipgate/cmd/config/configtest"
 )
 
 // A secret and its file are one setting across the layers: whichever the
 // highest layer gives wins, and one layer giving both is an error.
 func TestSecretPrecedence(t *testing.T) {
-	secret := writeFile(t, "api", "from-file\n")
-	withFile := writeFile(t, "a.yaml", "api_token_file: "+secret+"\n")
-	withToken := writeFile(t, "b.yaml", "api_token: from-yaml\n")
+	secret := configtest.WriteFile(t, "api", "from-file\n")
+	withFile := configtest.WriteFile(t, "a.yaml", "api_token_file: "+secret+"\n")
+	withToken := configtest.WriteFile(t, "b.yaml", "api_token: from-yaml\n")
 	for _, tc := range []struct {
 		name      string
 		args      []string
@@ -32,7 +34,7 @@ func TestSecretPrecedence(t *testing.T) {
 		},
 		{
 			name:    "both in the file",
-			args:    []string{"-config", writeFile(t, "c.yaml", "api_token: x\napi_token_file: "+secret+"\n")},
+			args:    []string{"-config", configtest.WriteFile(t, "c.yaml", "api_token: x\napi_token_file: "+secret+"\n")},
 			wantErr: "api_token and api_token_file are both set",
 		},
 	} {
@@ -41,11 +43,11 @@ func TestSecretPrecedence(t *testing.T) {
 			if err := f.parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			c, err := f.config(env(tc.env))
+			c, err := f.config(configtest.Env(tc.env))
 			if err == nil {
 				err = c.ReadSecretFiles() // as Start does
 			}
-			checkErr(t, err, tc.wantErr)
+			configtest.CheckErr(t, err, tc.wantErr)
 			if c.APIToken != tc.wantToken && tc.wantErr == "" {
 				t.Fatalf("got api_token %q, want %q", c.APIToken, tc.wantToken)
 			}
@@ -54,9 +56,9 @@ func TestSecretPrecedence(t *testing.T) {
 }
 
 func TestStartReadsStreamTokenFiles(t *testing.T) {
-	pub := writeFile(t, "pub", "pub-secret\n")
+	pub := configtest.WriteFile(t, "pub", "pub-secret\n")
 	app := startApp(t, func(c *Config) {
-		c.Streams = map[string]StreamConfig{"box": {PublishTokenFile: pub, ViewTokenFile: writeFile(t, "view", "view-secret")}}
+		c.Streams = map[string]StreamConfig{"box": {PublishTokenFile: pub, ViewTokenFile: configtest.WriteFile(t, "view", "view-secret")}}
 	})
 	if token, _, _ := app.publishPolicy("box"); token != "pub-secret" {
 		t.Errorf("got publish token %q, want pub-secret", token)
@@ -68,13 +70,13 @@ func TestStartReadsStreamTokenFiles(t *testing.T) {
 	cfg := loopbackConfig(t)
 	cfg.Streams = map[string]StreamConfig{"box": {PublishToken: "k", PublishTokenFile: pub}}
 	_, err := Start(context.Background(), cfg, nil, testLog(t))
-	checkErr(t, err, "config: streams.box.publish_token and streams.box.publish_token_file are both set")
+	configtest.CheckErr(t, err, "config: streams.box.publish_token and streams.box.publish_token_file are both set")
 }
 
 // The welcome text's curl line works as printed, and a token from a file
 // is not printed: it names the file instead.
 func TestWelcomeKeepsTokenFileSecret(t *testing.T) {
-	path := writeFile(t, "it's secret", "s3cret\n")
+	path := configtest.WriteFile(t, "it's secret", "s3cret\n")
 	app := startApp(t, func(c *Config) { c.APITokenFile = path })
 	var b strings.Builder
 	printWelcome(&b, app)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"whipgate/certs"
+	"whipgate/cmd/config/configtest"
 	"whipgate/gateway"
 	"whipgate/hwaccel"
 	"whipgate/ingest"
@@ -84,8 +85,8 @@ func TestLoad(t *testing.T) {
 		{name: "not YAML", yaml: "listen: [\n", wantErr: "config "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load(writeFile(t, "whipgate.yaml", tc.yaml))
-			checkErr(t, err, tc.wantErr)
+			c, err := Load(configtest.WriteFile(t, "whipgate.yaml", tc.yaml))
+			configtest.CheckErr(t, err, tc.wantErr)
 			if tc.check != nil {
 				tc.check(t, c)
 			}
@@ -95,7 +96,7 @@ func TestLoad(t *testing.T) {
 
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
-	checkErr(t, err, "read config")
+	configtest.CheckErr(t, err, "read config")
 }
 
 // The shipped examples are what operators copy: each must load strictly and
@@ -111,7 +112,7 @@ func TestExamplesLoadAndValidate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.ApplyDefaults(env(nil))
+			c.ApplyDefaults(configtest.Env(nil))
 			if c.APIToken == "" && !IsLoopback(c.Listen) {
 				c.APIToken = "set-by-the-operator"
 			}
@@ -221,7 +222,7 @@ func TestApplyDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.in
-			c.ApplyDefaults(env(tc.getenv))
+			c.ApplyDefaults(configtest.Env(tc.getenv))
 			tc.check(t, c)
 		})
 	}
@@ -284,9 +285,9 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{TestSource: &TestSourceConfig{}}
 			tc.mutate(&c)
-			c.ApplyDefaults(env(nil))
+			c.ApplyDefaults(configtest.Env(nil))
 			err := c.Validate()
-			checkErr(t, err, tc.wantErr)
+			configtest.CheckErr(t, err, tc.wantErr)
 			if tc.notErr != "" && err != nil && strings.Contains(err.Error(), tc.notErr) {
 				t.Fatalf("got %q, want nothing about %q", err, tc.notErr)
 			}
@@ -298,7 +299,7 @@ func TestValidateJoinsErrors(t *testing.T) {
 	c := Config{Listen: "8080", Streams: map[string]StreamConfig{"": {}}}
 	err := c.Validate()
 	for _, want := range []string{`listen "8080"`, `stream name ""`} {
-		checkErr(t, err, want)
+		configtest.CheckErr(t, err, want)
 	}
 }
 
@@ -341,7 +342,7 @@ func TestValidStreamName(t *testing.T) {
 		{"..?", "only letters, digits and -_.~ are allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErr(t, gateway.ValidStreamName(tc.name), tc.wantErr)
+			configtest.CheckErr(t, gateway.ValidStreamName(tc.name), tc.wantErr)
 		})
 	}
 }

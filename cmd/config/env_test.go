@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"whipgate/cmd/config/configtest"
 )
 
 func TestEnvNames(t *testing.T) {
@@ -79,7 +81,7 @@ func TestEnvMatchesFile(t *testing.T) {
 			}
 			envValue, yamlValue := sampleValue(t, ft)
 			var fromEnv Config
-			if err := ApplyEnv(&fromEnv, env(map[string]string{v.name: envValue})); err != nil {
+			if err := ApplyEnv(&fromEnv, configtest.Env(map[string]string{v.name: envValue})); err != nil {
 				t.Fatal(err)
 			}
 			keys := strings.Split(v.key, ".")
@@ -91,7 +93,7 @@ func TestEnvMatchesFile(t *testing.T) {
 				}
 			}
 			doc.WriteString(" " + yamlValue + "\n")
-			fromFile, err := Load(writeFile(t, "c.yaml", doc.String()))
+			fromFile, err := Load(configtest.WriteFile(t, "c.yaml", doc.String()))
 			if err != nil {
 				t.Fatalf("%v\n%s", err, doc.String())
 			}
@@ -226,12 +228,12 @@ func TestApplyEnv(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.in
-			err := ApplyEnv(&c, env(tc.env))
+			err := ApplyEnv(&c, configtest.Env(tc.env))
 			if len(tc.wantErr) == 0 {
-				checkErr(t, err, "")
+				configtest.CheckErr(t, err, "")
 			}
 			for _, want := range tc.wantErr {
-				checkErr(t, err, want)
+				configtest.CheckErr(t, err, want)
 			}
 			if tc.check != nil {
 				tc.check(t, c)

@@ -1,32 +1,18 @@
 package config
 
 import (
-	"os"
 	"regexp"
 	"strings"
 	"testing"
-)
 
-// readmeConfiguration is the README's "Configuration" section.
-func readmeConfiguration(t *testing.T) string {
-	t.Helper()
-	raw, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(raw), "\n## Configuration\n")
-	if !ok {
-		t.Fatal("README has no Configuration section")
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	return sec
-}
+	"whipgate/cmd/config/configtest"
+)
 
 // The section names variables and keys that exist, and its YAML example
 // loads strictly: operators copy from it. cmd's TestREADMEFlags checks
 // its flag table.
 func TestREADMEConfiguration(t *testing.T) {
-	sec := readmeConfiguration(t)
+	sec := configtest.READMESection(t, "../../README.md", "Configuration")
 
 	known := map[string]string{EnvConfigFile: ""}
 	for _, v := range envVars() {
@@ -59,11 +45,11 @@ func TestREADMEConfiguration(t *testing.T) {
 		t.Fatal("the section has no YAML example")
 	}
 	// DecodeFile: the example's token files are not on this machine.
-	c, err := DecodeFile(writeFile(t, "readme.yaml", block))
+	c, err := DecodeFile(configtest.WriteFile(t, "readme.yaml", block))
 	if err != nil {
 		t.Fatalf("the README's YAML example: %v", err)
 	}
-	c.ApplyDefaults(env(nil))
+	c.ApplyDefaults(configtest.Env(nil))
 	c.APITokenFile, c.APIToken = "", "from-the-file"
 	for name, sc := range c.Streams {
 		sc.PublishTokenFile = ""

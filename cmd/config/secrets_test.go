@@ -3,6 +3,8 @@ package config
 import (
 	"path/filepath"
 	"testing"
+
+	"whipgate/cmd/config/configtest"
 )
 
 func TestReadSecretFile(t *testing.T) {
@@ -18,19 +20,19 @@ func TestReadSecretFile(t *testing.T) {
 		{name: "only a newline", content: "\n", wantErr: "is empty"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := readSecretFile(writeFile(t, "secret", tc.content))
-			checkErr(t, err, tc.wantErr)
+			got, err := readSecretFile(configtest.WriteFile(t, "secret", tc.content))
+			configtest.CheckErr(t, err, tc.wantErr)
 			if got != tc.want {
 				t.Fatalf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
 	_, err := readSecretFile(filepath.Join(t.TempDir(), "nope"))
-	checkErr(t, err, "no such file")
+	configtest.CheckErr(t, err, "no such file")
 }
 
 func TestLoadEgressTokenFile(t *testing.T) {
-	secret := writeFile(t, "sora", "sora-token\n")
+	secret := configtest.WriteFile(t, "sora", "sora-token\n")
 	for _, tc := range []struct {
 		name, yaml, wantToken, wantErr string
 	}{
@@ -48,8 +50,8 @@ func TestLoadEgressTokenFile(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load(writeFile(t, "c.yaml", tc.yaml))
-			checkErr(t, err, tc.wantErr)
+			c, err := Load(configtest.WriteFile(t, "c.yaml", tc.yaml))
+			configtest.CheckErr(t, err, tc.wantErr)
 			if tc.wantErr == "" && (len(c.Egress) != 1 || c.Egress[0].Token != tc.wantToken) {
 				t.Fatalf("got egress %+v, want one with token %q", c.Egress, tc.wantToken)
 			}
@@ -58,9 +60,9 @@ func TestLoadEgressTokenFile(t *testing.T) {
 }
 
 func TestReadSecretFiles(t *testing.T) {
-	api := writeFile(t, "api", "api-secret\n")
-	pub := writeFile(t, "pub", "pub-secret\n")
-	view := writeFile(t, "view", "view-secret\n")
+	api := configtest.WriteFile(t, "api", "api-secret\n")
+	pub := configtest.WriteFile(t, "pub", "pub-secret\n")
+	view := configtest.WriteFile(t, "view", "view-secret\n")
 	for _, tc := range []struct {
 		name    string
 		in      Config
@@ -93,7 +95,7 @@ func TestReadSecretFiles(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.in
 			err := c.ReadSecretFiles()
-			checkErr(t, err, tc.wantErr)
+			configtest.CheckErr(t, err, tc.wantErr)
 			if err != nil {
 				return
 			}
@@ -119,8 +121,8 @@ func TestReadSecretFiles(t *testing.T) {
 // Beyond loopback the token is required; one from a file counts, because
 // cmd.Start reads the files before it validates.
 func TestAPITokenFileSatisfiesBeyondLoopback(t *testing.T) {
-	c := Config{Listen: "0.0.0.0:8443", APITokenFile: writeFile(t, "api", "tok\n")}
-	c.ApplyDefaults(env(nil))
+	c := Config{Listen: "0.0.0.0:8443", APITokenFile: configtest.WriteFile(t, "api", "tok\n")}
+	c.ApplyDefaults(configtest.Env(nil))
 	if err := c.ReadSecretFiles(); err != nil {
 		t.Fatal(err)
 	}

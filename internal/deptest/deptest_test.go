@@ -98,6 +98,7 @@ var rules = map[string]map[string]string{
 		"github.com/go-chi/chi/v5":         "routes are the app's wiring, in cmd",
 		"github.com/coreos/go-systemd/...": "telling systemd is the app's lifecycle, in cmd",
 	},
+	"whipgate/cmd/config/configtest": {"whipgate/...": "a leaf: the tests of every package under cmd import it"},
 	"whipgate/internal/testkit": {
 		"whipgate/whip/rtc":      "whip/rtc's own tests import the kit",
 		"whipgate/whip/rtc/nack": "whip/rtc/nack's own tests import the kit",
