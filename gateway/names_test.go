@@ -78,8 +78,7 @@ func TestValidLayerName(t *testing.T) {
 // The hub refuses bad names wherever a name comes in, before it registers
 // anything.
 func TestHubRefusesBadNames(t *testing.T) {
-	hub := NewHub(Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{})
 	main := []TrackInfo{{Name: "main", Codec: H264}}
 	for _, tc := range []struct {
 		call       string
