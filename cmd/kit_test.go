@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"whipgate/whip/rtc"
 )
 
@@ -140,18 +138,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// newPeerConnection is a PeerConnection that never connects: enough for
-// the session registry, which only watches its state.
-func newPeerConnection(t testing.TB) *webrtc.PeerConnection {
-	t.Helper()
-	pc, err := webrtc.NewAPI().NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	return pc
 }
 
 // waitForEnd is a session's run that only waits to be ended.

@@ -9,6 +9,7 @@ import (
 
 	"whipgate/cmd/config"
 	"whipgate/cmd/config/configtest"
+	"whipgate/internal/testkit"
 	"whipgate/whip/session"
 )
 
@@ -50,7 +51,7 @@ func fakeSession(t *testing.T, app *App, kind, stream, token string) *session.Se
 	if err := app.sessions.Admit(s); err != nil {
 		t.Fatal(err)
 	}
-	if err := app.sessions.Start(s, newPeerConnection(t), 1<<62, waitForEnd); err != nil {
+	if err := app.sessions.Start(s, testkit.IdlePeer(t), 1<<62, waitForEnd); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -1,7 +1,9 @@
 // Package testkit is the test kit of whipgate's WebRTC layers (whip/...,
 // whep): a fake WHIP target with real pion peers and the quirks of real
-// servers, pion APIs for test peers on loopback, a synthetic publisher into
-// the hub, logs to a test's output, a goroutine leak check and a poller.
+// servers, pion APIs for test peers on loopback, an idle peer for the
+// session registry (whose tests in cmd use it too), a synthetic publisher
+// into the hub, logs to a test's output, a goroutine leak check and a
+// poller.
 //
 // Only tests import it. It imports the hub (gateway) and the leaf packages
 // of whip/ (sdpfrag, pionlog), never the transport, so that the
