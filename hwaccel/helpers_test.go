@@ -3,6 +3,7 @@ package hwaccel
 import (
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -21,4 +22,25 @@ func wantInvalid(t *testing.T, cfg Config, want string) {
 	if _, err := NewSupervisor(cfg, testLog(t)); err == nil {
 		t.Error("NewSupervisor accepted it")
 	}
+}
+
+// readOutputs reads each of run's outputs on a goroutine of its own until
+// all of them end, and hands every chunk read to got, with the output's
+// layer name. got is called concurrently; chunk is valid only during the
+// call.
+func readOutputs(run *Run, got func(layer string, chunk []byte)) {
+	var wg sync.WaitGroup
+	for name, r := range run.Outputs {
+		wg.Go(func() {
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := r.Read(buf)
+				got(name, buf[:n])
+				if err != nil {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
