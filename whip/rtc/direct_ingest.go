@@ -229,9 +229,10 @@ func (d *directIngest) take(b []byte, from netip.AddrPort, known bool) (bool, au
 		return false, d.verifyLocked(b)
 	}
 	err := q.push(len(b), func(dst []byte) ([]byte, error) { return d.ctx.DecryptRTP(dst, b, &d.hdr) })
-	if !known && (errors.Is(err, errQueueFull) || errors.Is(err, io.ErrClosedPipe)) {
-		// Not pushed, so not decrypted: from an address not yet known it
-		// is the publisher's only if it decrypts.
+	if errors.Is(err, errQueueFull) || errors.Is(err, io.ErrClosedPipe) {
+		// Not pushed, so not decrypted: it is the publisher's (an address
+		// to learn, a packet the read gate counts) only if it decrypts. A
+		// known address proves nothing: a source address is easy to forge.
 		if out, derr := d.ctx.DecryptRTP(d.scratch[:0], b, &d.hdr); derr != nil {
 			err = derr
 		} else {
