@@ -49,3 +49,13 @@ rm -rf "$release_dir"
 # With the race detector: the media path is all goroutines, and a race in
 # the trickle PATCH handler showed only under it (about 2 minutes either way).
 go test -race -count=1 -timeout 15m "$@" ./...
+# Each fuzz target for 2 s past its corpus (the line above replays the
+# seeds and testdata/fuzz): -fuzz takes one package and one target at a
+# time, so 22 targets are 44 s of fuzzing plus a go test start each.
+# scripts/fuzz.sh runs them longer.
+go test -list '^Fuzz' ./... | awk '/^Fuzz/ {names = names " " $1} /^ok/ {if (names != "") print $2 names; names = ""}' |
+	while read -r pkg targets; do
+		for target in $targets; do
+			go test -run '^$' -fuzz "^${target}\$" -fuzztime 2s "$pkg"
+		done
+	done

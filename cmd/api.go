@@ -51,6 +51,10 @@ func (a *App) listStreams(w http.ResponseWriter, _ *http.Request) {
 
 func (a *App) stream(w http.ResponseWriter, r *http.Request) (*gateway.Stream, bool) {
 	name := chi.URLParam(r, "name")
+	if err := gateway.ValidStreamName(name); err != nil {
+		a.apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
+		return nil, false
+	}
 	s, ok := a.hub.Stream(name)
 	if !ok {
 		a.apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", name))

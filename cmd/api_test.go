@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"whipgate/cmd/config"
 	"whipgate/whip/egress"
 )
 
@@ -140,7 +141,7 @@ func TestAPIEgressLifecycle(t *testing.T) {
 
 // With a publisher the keyframe request is accepted.
 func TestAPIKeyframeWithPublisher(t *testing.T) {
-	app := startApp(t, func(c *Config) { c.TestSource = &TestSourceConfig{} })
+	app := startApp(t, func(c *Config) { c.TestSource = &config.TestSourceConfig{} })
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		code, body := request(t, "POST", app.URL()+"/api/v1/streams/test/keyframe", "", "")
@@ -166,7 +167,7 @@ func TestAPIInfo(t *testing.T) {
 		{
 			name: "test source and an egress",
 			mutate: func(c *Config) {
-				c.TestSource = &TestSourceConfig{}
+				c.TestSource = &config.TestSourceConfig{}
 				c.Egress = []egress.Config{{ID: "up", Stream: "test", URL: "http://127.0.0.1:1/whip"}}
 			},
 			testSource: "test",
@@ -176,7 +177,7 @@ func TestAPIInfo(t *testing.T) {
 			// The zero hwaccel section is a software encode of a test
 			// pattern (ffmpeg).
 			name:    "encoder",
-			mutate:  func(c *Config) { c.Encoder = &EncoderConfig{} },
+			mutate:  func(c *Config) { c.Encoder = &config.EncoderConfig{} },
 			encoder: "box software",
 		},
 	} {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/net/netutil"
 
 	"whipgate/certs"
+	"whipgate/cmd/config"
 	"whipgate/gateway"
 	"whipgate/hwaccel"
 	"whipgate/whep"
@@ -73,14 +74,14 @@ func Start(ctx context.Context, cfg Config, getenv func(string) string, log *slo
 	if getenv == nil {
 		getenv = func(string) string { return "" }
 	}
-	cfg.applyDefaults(getenv)
-	if err := cfg.readSecretFiles(); err != nil {
+	cfg.ApplyDefaults(getenv)
+	if err := cfg.ReadSecretFiles(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	if cfg.OpenPublish && !IsLoopback(cfg.Listen) {
+	if cfg.OpenPublish && !config.IsLoopback(cfg.Listen) {
 		log.Warn("open_publish: anyone who can reach this server may publish to any stream that has no publish_token", "listen", cfg.Listen)
 	}
 	// Warnings from every component also go out as events.
@@ -262,7 +263,7 @@ func (a *App) viewToken(stream string) string { return a.conf().Streams[stream].
 func (a *App) publishPolicy(stream string) (string, bool, bool) {
 	c := a.conf()
 	sc := c.Streams[stream]
-	return sc.PublishToken, c.OpenPublish || IsLoopback(c.Listen), sc.Takeover
+	return sc.PublishToken, c.OpenPublish || config.IsLoopback(c.Listen), sc.Takeover
 }
 
 // minTokenLen is the shortest token not warned about: 16 random characters
@@ -289,7 +290,7 @@ func warnShortTokens(cfg Config, log *slog.Logger) {
 // certificate no CA vouches for, so WHIP from the LAN fails before it
 // starts.
 func tlsWarning(listen, mode string) string {
-	if mode != certs.ModeSelfSigned || IsLoopback(listen) {
+	if mode != certs.ModeSelfSigned || config.IsLoopback(listen) {
 		return ""
 	}
 	return "serving WHIP beyond loopback with a self-signed certificate: OBS cannot publish to it; " +

@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+
+	"whipgate/cmd/config/configtest"
 )
 
 func TestBuildInfoFrom(t *testing.T) {
@@ -90,7 +92,7 @@ func TestRunVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			var stdout, stderr syncBuffer
-			if err := Run(t.Context(), args, env(nil), &stdout, &stderr); err != nil {
+			if err := Run(t.Context(), args, configtest.Env(nil), &stdout, &stderr); err != nil {
 				t.Fatal(err)
 			}
 			if stdout.String() != want.String() || !strings.Contains(stdout.String(), "go       "+runtime.Version()) {

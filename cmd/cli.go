@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"whipgate/cmd/bench"
+	"whipgate/cmd/config"
 )
 
 // subcommand is one `whipgate <name>`. The table below is the one list that
@@ -121,18 +122,18 @@ func (f *serverFlags) parse(args []string) error {
 // the one before: the embedded default or the config file (-config, else
 // $WHIPGATE_CONFIG), then the WHIPGATE_* environment, then the flags given.
 func (f *serverFlags) config(getenv func(string) string) (Config, error) {
-	path := getenv(envConfigFile)
+	path := getenv(config.EnvConfigFile)
 	if f.isSet("config") {
 		path = f.configFile
 	}
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	if path != "" {
 		var err error
-		if cfg, err = LoadConfig(path); err != nil {
+		if cfg, err = config.Load(path); err != nil {
 			return cfg, err
 		}
 	}
-	if err := applyEnv(&cfg, getenv); err != nil {
+	if err := config.ApplyEnv(&cfg, getenv); err != nil {
 		return cfg, fmt.Errorf("environment: %w", err)
 	}
 	f.fs.Visit(func(fl *flag.Flag) {

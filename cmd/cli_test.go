@@ -2,8 +2,12 @@ package cmd
 
 import (
 	"context"
+	"io"
+	"reflect"
 	"strings"
 	"testing"
+
+	"whipgate/cmd/config/configtest"
 )
 
 // Every help asked for exits 0 and says what the command does.
@@ -29,7 +33,7 @@ func TestRunHelp(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr syncBuffer
-			if err := Run(t.Context(), tc.args, env(nil), &stdout, &stderr); err != nil {
+			if err := Run(t.Context(), tc.args, configtest.Env(nil), &stdout, &stderr); err != nil {
 				t.Fatalf("got error %v, want none (exit 0)", err)
 			}
 			for _, w := range []struct {
@@ -62,9 +66,45 @@ func TestRunCommandErrors(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stdout, stderr syncBuffer
-			err := Run(context.Background(), tc.args, env(nil), &stdout, &stderr)
+			err := Run(context.Background(), tc.args, configtest.Env(nil), &stdout, &stderr)
 			for _, want := range tc.wantErr {
-				checkErr(t, err, want)
+				configtest.CheckErr(t, err, want)
+			}
+		})
+	}
+}
+
+// Each flag sets its field; TestConfigPrecedence has flags against the
+// other layers.
+func TestServerFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		check func(c Config) bool
+	}{
+		{[]string{"-listen", "127.0.0.1:9001"}, func(c Config) bool { return c.Listen == "127.0.0.1:9001" }},
+		{[]string{"-udp", "127.0.0.1:9002"}, func(c Config) bool { return c.WebRTC.UDPListen == "127.0.0.1:9002" }},
+		{[]string{"-public-ip", "203.0.113.7,203.0.113.8"}, func(c Config) bool {
+			return reflect.DeepEqual(c.WebRTC.PublicIPs, []string{"203.0.113.7", "203.0.113.8"})
+		}},
+		{[]string{"-public-url", "https://box"}, func(c Config) bool { return c.PublicURL == "https://box" }},
+		{[]string{"-api-token", "tok"}, func(c Config) bool { return c.APIToken == "tok" }},
+		{[]string{"-log-level", "debug"}, func(c Config) bool { return c.LogLevel == "debug" }},
+		{[]string{"-log-format", "json"}, func(c Config) bool { return c.LogFormat == "json" }},
+		{[]string{"-state-dir", "/s"}, func(c Config) bool { return c.StateDir == "/s" }},
+		{[]string{"-no-test-source"}, func(c Config) bool { return c.TestSource == nil }},
+		{[]string{"-no-test-source=false"}, func(c Config) bool { return c.TestSource.On() }},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			f := newServerFlags(io.Discard)
+			if err := f.parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			c, err := f.config(configtest.Env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Fatalf("got %+v, want the flag's value set", c)
 			}
 		})
 	}

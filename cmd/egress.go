@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"whipgate/gateway"
 	"whipgate/whip/egress"
 	"whipgate/whip/problem"
 )
@@ -84,7 +85,10 @@ func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
 // stays. Only an egress the API made: one from the config file is changed
 // there (and reloaded).
 func (a *App) patchEgress(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
+	id, ok := a.egressID(w, r)
+	if !ok {
+		return
+	}
 	cfg, api, ok := a.egress.Given(id)
 	if !ok {
 		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
@@ -118,8 +122,22 @@ func (a *App) listEgress(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"egress": a.egress.List()})
 }
 
-func (a *App) getEgress(w http.ResponseWriter, r *http.Request) {
+// egressID is the {id} of an egress route, or false with 400 for one that
+// breaks the id rule (no egress can have it).
+func (a *App) egressID(w http.ResponseWriter, r *http.Request) (string, bool) {
 	id := chi.URLParam(r, "id")
+	if err := gateway.ValidID("egress id", id); err != nil {
+		a.apiError(w, problem.Errorf(http.StatusBadRequest, "%v", err))
+		return "", false
+	}
+	return id, true
+}
+
+func (a *App) getEgress(w http.ResponseWriter, r *http.Request) {
+	id, ok := a.egressID(w, r)
+	if !ok {
+		return
+	}
 	e, ok := a.egress.Get(id)
 	if !ok {
 		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
@@ -129,7 +147,10 @@ func (a *App) getEgress(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *App) deleteEgress(w http.ResponseWriter, r *http.Request) {
-	id := chi.URLParam(r, "id")
+	id, ok := a.egressID(w, r)
+	if !ok {
+		return
+	}
 	ok, err := a.egress.Remove(id)
 	if !ok {
 		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))

@@ -1,22 +1,19 @@
 package cmd
 
-// The test kit of package cmd: how a test starts a whipgate, talks to it,
-// writes config files and fakes the environment. Every test in the package
-// uses these; keep them few and plain.
+// The test kit of package cmd: how a test starts a whipgate and talks to
+// it. Every test in the package uses these; keep them few and plain. How a
+// test writes a config file, fakes the environment and checks an error is
+// configtest's, shared with package config.
 
 import (
 	"context"
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pion/webrtc/v4"
 
 	"whipgate/whip/rtc"
 )
@@ -84,36 +81,6 @@ func request(t testing.TB, method, url, token, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// writeFile writes content to name in a fresh temporary directory and
-// returns its path.
-func writeFile(t testing.TB, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
-// env is a fake environment for the getenv that Run and Start take.
-func env(kv map[string]string) func(string) string {
-	return func(k string) string { return kv[k] }
-}
-
-// checkErr fails unless err matches want: nil for "", otherwise an error
-// whose text contains want.
-func checkErr(t testing.TB, err error, want string) {
-	t.Helper()
-	switch {
-	case want == "" && err != nil:
-		t.Fatalf("got error %q, want none", err)
-	case want != "" && err == nil:
-		t.Fatalf("got no error, want one containing %q", want)
-	case want != "" && !strings.Contains(err.Error(), want):
-		t.Fatalf("got error %q, want one containing %q", err, want)
-	}
-}
-
 // runServer calls Run on a goroutine, as main does, and returns the URL
 // its welcome text names, and its stdout. When the test ends, Run's context
 // ends and Run must return nil.
@@ -171,18 +138,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// newPeerConnection is a PeerConnection that never connects: enough for
-// the session registry, which only watches its state.
-func newPeerConnection(t testing.TB) *webrtc.PeerConnection {
-	t.Helper()
-	pc, err := webrtc.NewAPI().NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	return pc
 }
 
 // waitForEnd is a session's run that only waits to be ended.

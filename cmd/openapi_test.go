@@ -33,6 +33,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/cmd/apidoc"
+	"whipgate/cmd/config"
 )
 
 func init() {
@@ -843,7 +844,7 @@ func TestOpenAPIREADMEExamples(t *testing.T) {
 	}
 	app := startApp(t, func(c *Config) {
 		c.APIToken = "readme-token"
-		c.TestSource = &TestSourceConfig{}
+		c.TestSource = &config.TestSourceConfig{}
 	})
 	c := newContract(t, loadDoc(t))
 	eventually(t, 5*time.Second, "stream test live", func() bool { s, ok := app.hub.Stream("test"); return ok && s.Live() })

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"whipgate/cmd/config"
 	"whipgate/hwaccel"
 )
 
@@ -47,18 +48,18 @@ func runHwaccel(ctx context.Context, args []string, getenv func(string) string, 
 		}
 		return err
 	}
-	path := getenv(envConfigFile)
+	path := getenv(config.EnvConfigFile)
 	if *configPath != "" {
 		path = *configPath
 	}
 	var cfg Config
 	if path != "" {
 		var err error
-		if cfg, _, err = decodeConfigFile(path); err != nil {
+		if cfg, err = config.DecodeFile(path); err != nil {
 			return err
 		}
 	}
-	if err := applyEnv(&cfg, getenv); err != nil {
+	if err := config.ApplyEnv(&cfg, getenv); err != nil {
 		return fmt.Errorf("environment: %w", err)
 	}
 	var hw hwaccel.Config

@@ -3,56 +3,18 @@ package cmd
 import (
 	"flag"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
+
+	"whipgate/cmd/config/configtest"
 )
 
-// readmeConfiguration is the README's "Configuration" section.
-func readmeConfiguration(t *testing.T) string {
-	t.Helper()
-	raw, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, sec, ok := strings.Cut(string(raw), "\n## Configuration\n")
-	if !ok {
-		t.Fatal("README has no Configuration section")
-	}
-	sec, _, _ = strings.Cut(sec, "\n## ")
-	return sec
-}
-
-// The section names variables, flags and keys that exist, and its YAML
-// example loads strictly: operators copy from it.
-func TestREADMEConfiguration(t *testing.T) {
-	sec := readmeConfiguration(t)
-
-	known := map[string]string{envConfigFile: ""}
-	for _, v := range envVars() {
-		known[v.name] = v.key
-	}
-	vars := regexp.MustCompile(`WHIPGATE_[A-Z0-9_]+`).FindAllString(sec, -1)
-	if len(vars) < 10 {
-		t.Fatalf("got %d variables in the section, want the common ones", len(vars))
-	}
-	for _, name := range vars {
-		if _, ok := known[name]; !ok {
-			t.Errorf("the README names %s, which whipgate does not read", name)
-		}
-	}
-
-	// Rows of the rule's table: | `key` | `WHIPGATE_...` |
-	rows := regexp.MustCompile("(?m)^\\| `([a-z_.]+)` \\| `(WHIPGATE_[A-Z0-9_]+)` \\|$").FindAllStringSubmatch(sec, -1)
-	if len(rows) < 3 {
-		t.Fatalf("got %d key → variable rows, want the rule's examples", len(rows))
-	}
-	for _, r := range rows {
-		if got := envName(strings.Split(r[1], ".")); got != r[2] || known[r[2]] != r[1] {
-			t.Errorf("README row %s → %s: the rule gives %s for a key whipgate reads as %q", r[1], r[2], got, known[r[2]])
-		}
-	}
+// The section's flag table lists every flag the server has and no other:
+// operators copy from it. config's TestREADMEConfiguration checks its
+// variables, keys and YAML example.
+func TestREADMEFlags(t *testing.T) {
+	sec := configtest.READMESection(t, "../README.md", "Configuration")
 
 	fs := newServerFlags(io.Discard).fs
 	for _, m := range regexp.MustCompile("(?m)^\\| `-([a-z-]+)` \\|").FindAllStringSubmatch(sec, -1) {
@@ -65,24 +27,4 @@ func TestREADMEConfiguration(t *testing.T) {
 			t.Errorf("the README's flag table lacks -%s", f.Name)
 		}
 	})
-
-	_, block, ok := strings.Cut(sec, "```yaml\n")
-	block, _, ok2 := strings.Cut(block, "```")
-	if !ok || !ok2 {
-		t.Fatal("the section has no YAML example")
-	}
-	// decodeConfigFile: the example's token files are not on this machine.
-	c, _, err := decodeConfigFile(writeFile(t, "readme.yaml", block))
-	if err != nil {
-		t.Fatalf("the README's YAML example: %v", err)
-	}
-	c.applyDefaults(env(nil))
-	c.APITokenFile, c.APIToken = "", "from-the-file"
-	for name, sc := range c.Streams {
-		sc.PublishTokenFile = ""
-		c.Streams[name] = sc
-	}
-	if err := c.Validate(); err != nil {
-		t.Fatalf("the README's YAML example does not validate: %v", err)
-	}
 }

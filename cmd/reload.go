@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"whipgate/cmd/config"
 	"whipgate/whip/egress"
 	"whipgate/whip/problem"
 )
@@ -84,8 +85,8 @@ func (a *App) Reload() (ReloadResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("reload: %w", err)
 	}
-	next.applyDefaults(a.getenv)
-	if err := next.readSecretFiles(); err != nil {
+	next.ApplyDefaults(a.getenv)
+	if err := next.ReadSecretFiles(); err != nil {
 		return res, fmt.Errorf("reload: %w", err)
 	}
 	if err := next.Validate(); err != nil {
@@ -141,7 +142,7 @@ func diffConfig(old, next *Config) (applied, restart []string) {
 			key = strings.ToLower(f.Name)
 		}
 		if f.Name == "Egress" {
-			key = "egress" // file-only form (yaml:"-"), see LoadConfig
+			key = "egress" // file-only form (yaml:"-"), see config.Load
 		}
 		if reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
 			continue
@@ -203,7 +204,7 @@ func (a *App) reloadEgress(old, next []egress.Config, errs []string) (EgressChan
 // reloadEncoder stops the running encoder and starts the new section's.
 // The stream stays pinned: viewers and egress carry on at its next
 // keyframe.
-func (a *App) reloadEncoder(old, next *EncoderConfig, errs *[]string) string {
+func (a *App) reloadEncoder(old, next *config.EncoderConfig, errs *[]string) string {
 	a.stopEncoder()
 	if next == nil {
 		return "stopped"

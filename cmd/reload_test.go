@@ -7,6 +7,9 @@ import (
 	"slices"
 	"testing"
 
+	"whipgate/cmd/config"
+	"whipgate/cmd/config/configtest"
+	"whipgate/internal/testkit"
 	"whipgate/whip/session"
 )
 
@@ -14,10 +17,10 @@ import (
 // (on top of loopbackConfig's ports and state directory).
 func reloadApp(t *testing.T, yaml string) (*App, string) {
 	t.Helper()
-	path := writeFile(t, "whipgate.yaml", yaml)
+	path := configtest.WriteFile(t, "whipgate.yaml", yaml)
 	base := loopbackConfig(t)
 	load := func() (Config, error) {
-		c, err := LoadConfig(path)
+		c, err := config.Load(path)
 		if err != nil {
 			return c, err
 		}
@@ -48,7 +51,7 @@ func fakeSession(t *testing.T, app *App, kind, stream, token string) *session.Se
 	if err := app.sessions.Admit(s); err != nil {
 		t.Fatal(err)
 	}
-	if err := app.sessions.Start(s, newPeerConnection(t), 1<<62, waitForEnd); err != nil {
+	if err := app.sessions.Start(s, testkit.IdlePeer(t), 1<<62, waitForEnd); err != nil {
 		t.Fatal(err)
 	}
 	return s

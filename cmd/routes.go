@@ -39,7 +39,7 @@ func (a *App) routes() http.Handler {
 
 	r.Route("/api/v1", a.apiRoutes)
 
-	r.With(a.apiTrust, a.apiAuth).Handle("/metrics", newMetricsHandler(a))
+	r.With(a.apiTrust, a.apiAuth).Get("/metrics", newMetricsHandler(a).ServeHTTP)
 	r.Get("/readyz", a.readyz)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -37,6 +37,12 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log, level := newLogger(cfg, stderr)
+	// SIGHUP re-reads the configuration, as POST /api/v1/reload does. The
+	// handler is in place before anything says the server is up (the
+	// banner, READY=1): until then a SIGHUP would end the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	app, err := Start(ctx, cfg, getenv, log)
 	if err != nil {
 		return err
@@ -48,10 +54,6 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	stopWatchdog := sd.watchdog(app.healthy)
 	defer stopWatchdog()
 
-	// SIGHUP re-reads the configuration, as POST /api/v1/reload does.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:

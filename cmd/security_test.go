@@ -62,7 +62,7 @@ func TestAPITrust(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.applyDefaults(func(string) string { return "" })
+			cfg.ApplyDefaults(func(string) string { return "" })
 			a := &App{cfg: cfg}
 			r := loop(tc.r)
 			hr := httptest.NewRequest(r.method, "/api/v1/egress", strings.NewReader(r.body))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"whipgate/cmd/config"
 	"whipgate/hwaccel"
 	"whipgate/ingest"
 )
@@ -36,7 +37,7 @@ type encoderRun struct {
 // startEncoder supervises the hwaccel pipeline and publishes its layers.
 // The stream is pinned: viewers of a box whose encoder is restarting get
 // "no publisher yet", not "not found".
-func (a *App) startEncoder(e *EncoderConfig) error {
+func (a *App) startEncoder(e *config.EncoderConfig) error {
 	log := a.log.With("component", "encoder", "stream", e.Stream)
 	sup, err := hwaccel.NewSupervisor(e.Config, log)
 	if err != nil {

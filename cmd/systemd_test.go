@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"whipgate/cmd/config/configtest"
 )
 
 // Under systemd (Type=notify) Run says READY=1 once it serves, feeds the
@@ -51,7 +53,7 @@ func TestRunNotifiesSystemd(t *testing.T) {
 			}
 		}
 	}
-	cfgFile := writeFile(t, "whipgate.yaml", "log_level: info\n")
+	cfgFile := configtest.WriteFile(t, "whipgate.yaml", "log_level: info\n")
 	_, _ = runServer(t, []string{"-config", cfgFile, "-listen", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-state-dir", t.TempDir()}, nil)
 	expect("READY=1")
 	expect("WATCHDOG=1")

@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 
+	"whipgate/cmd/config"
 	"whipgate/ingest"
 )
 
 // startTestSource runs the built-in test pattern on a goroutine the App
 // owns; the stream is pinned so it stays listed if the source stops.
-func (a *App) startTestSource(ctx context.Context, t *TestSourceConfig) error {
+func (a *App) startTestSource(ctx context.Context, t *config.TestSourceConfig) error {
 	src, err := ingest.NewTestSource(t.TestSourceConfig, a.hub, a.log.With("component", "testsource"))
 	if err != nil {
 		return fmt.Errorf("test source: %w", err)

@@ -29,10 +29,6 @@ func BenchmarkFanout(b *testing.B) {
 
 func benchFanout(b *testing.B, subs int) {
 	const (
-		size        = 1200
-		gop         = 60
-		keyPackets  = 1000
-		framePkts   = 160
 		queue       = 8192
 		maxInFlight = queue / 2
 	)
@@ -42,15 +38,7 @@ func benchFanout(b *testing.B, subs int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-
-	// Fragments of an IDR and of a non-IDR picture: start, middle, end.
-	payload := func(fuIndicator, fuHeader byte) []byte {
-		p := make([]byte, size)
-		p[0], p[1] = fuIndicator, fuHeader
-		return p
-	}
-	keyFU := [3][]byte{payload(0x7c, 0x85), payload(0x7c, 0x05), payload(0x7c, 0x45)}
-	deltaFU := [3][]byte{payload(0x5c, 0x81), payload(0x5c, 0x01), payload(0x5c, 0x41)}
+	stream := newBenchStream()
 
 	delivered := make([]atomic.Int64, subs)
 	var wg sync.WaitGroup
@@ -81,42 +69,18 @@ func benchFanout(b *testing.B, subs int) {
 			}
 		}
 	}
-
-	var pkt rtp.Packet
-	pkt.Header = rtp.Header{Version: 2, PayloadType: 102, SSRC: 1}
-	frame, inFrame, frameLen := 0, 0, keyPackets
 	var written int64
 
 	b.ReportAllocs()
-	b.SetBytes(size)
+	b.SetBytes(benchPacketSize)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
-		fu := &deltaFU
-		if frame%gop == 0 {
-			fu = &keyFU
-		}
-		switch inFrame {
-		case 0:
-			pkt.Payload = fu[0]
-		case frameLen - 1:
-			pkt.Payload = fu[2]
-		default:
-			pkt.Payload = fu[1]
-		}
-		pkt.Marker = inFrame == frameLen-1
-		pub.WriteRTP(0, &pkt)
-		pkt.SequenceNumber++
+		frameEnded := stream.writeNext(pub)
 		written++
-		if inFrame++; inFrame == frameLen {
-			frame++
-			inFrame, frameLen = 0, framePkts
-			if frame%gop == 0 {
-				frameLen = keyPackets
-			}
-			pkt.Timestamp += 1500
+		if frameEnded {
 			waitFor(written, maxInFlight)
 		}
 	}
@@ -145,53 +109,80 @@ func benchFanout(b *testing.B, subs int) {
 // accounting). The same 8K-like stream as BenchmarkFanout, on one
 // goroutine, so it varies less with the machine's load.
 func BenchmarkPublish(b *testing.B) {
-	const (
-		size       = 1200
-		gop        = 60
-		keyPackets = 1000
-		framePkts  = 160
-	)
 	hub := NewHub(Config{}, slog.New(slog.DiscardHandler))
 	defer hub.Close()
 	pub, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: H264}}, PublishOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
+	stream := newBenchStream()
+	b.ReportAllocs()
+	b.SetBytes(benchPacketSize)
+	for b.Loop() {
+		stream.writeNext(pub)
+	}
+}
+
+// The 8K-like H.264 stream the benchmarks publish: 1200-byte FU-A
+// packets, a GOP of 60 frames at 60 fps, each GOP a 1,000-packet keyframe
+// burst and then 160-packet frames.
+const (
+	benchPacketSize   = 1200
+	benchGOP          = 60
+	benchKeyPackets   = 1000
+	benchFramePackets = 160
+)
+
+// benchStream cuts that stream into packets, one per writeNext, without
+// allocating: every packet of a kind shares its payload.
+type benchStream struct {
+	keyFU, deltaFU [3][]byte // fragments of an IDR and of a non-IDR picture: start, middle, end
+	pkt            rtp.Packet
+	frame, inFrame int
+	frameLen       int // packets in the current frame
+}
+
+func newBenchStream() *benchStream {
 	payload := func(fuIndicator, fuHeader byte) []byte {
-		p := make([]byte, size)
+		p := make([]byte, benchPacketSize)
 		p[0], p[1] = fuIndicator, fuHeader
 		return p
 	}
-	keyFU := [3][]byte{payload(0x7c, 0x85), payload(0x7c, 0x05), payload(0x7c, 0x45)}
-	deltaFU := [3][]byte{payload(0x5c, 0x81), payload(0x5c, 0x01), payload(0x5c, 0x41)}
-	var pkt rtp.Packet
-	pkt.Header = rtp.Header{Version: 2, PayloadType: 102, SSRC: 1}
-	frame, inFrame, frameLen := 0, 0, keyPackets
-	b.ReportAllocs()
-	b.SetBytes(size)
-	for b.Loop() {
-		fu := &deltaFU
-		if frame%gop == 0 {
-			fu = &keyFU
-		}
-		switch inFrame {
-		case 0:
-			pkt.Payload = fu[0]
-		case frameLen - 1:
-			pkt.Payload = fu[2]
-		default:
-			pkt.Payload = fu[1]
-		}
-		pkt.Marker = inFrame == frameLen-1
-		pub.WriteRTP(0, &pkt)
-		pkt.SequenceNumber++
-		if inFrame++; inFrame == frameLen {
-			frame++
-			inFrame, frameLen = 0, framePkts
-			if frame%gop == 0 {
-				frameLen = keyPackets
-			}
-			pkt.Timestamp += 1500
-		}
+	s := &benchStream{
+		keyFU:    [3][]byte{payload(0x7c, 0x85), payload(0x7c, 0x05), payload(0x7c, 0x45)},
+		deltaFU:  [3][]byte{payload(0x5c, 0x81), payload(0x5c, 0x01), payload(0x5c, 0x41)},
+		frameLen: benchKeyPackets,
 	}
+	s.pkt.Header = rtp.Header{Version: 2, PayloadType: 102, SSRC: 1}
+	return s
+}
+
+// writeNext writes the stream's next packet to track 0 of pub and reports
+// whether it ended a frame.
+func (s *benchStream) writeNext(pub *Publication) (frameEnded bool) {
+	fu := &s.deltaFU
+	if s.frame%benchGOP == 0 {
+		fu = &s.keyFU
+	}
+	switch s.inFrame {
+	case 0:
+		s.pkt.Payload = fu[0]
+	case s.frameLen - 1:
+		s.pkt.Payload = fu[2]
+	default:
+		s.pkt.Payload = fu[1]
+	}
+	s.pkt.Marker = s.inFrame == s.frameLen-1
+	pub.WriteRTP(0, &s.pkt)
+	s.pkt.SequenceNumber++
+	if s.inFrame++; s.inFrame < s.frameLen {
+		return false
+	}
+	s.frame++
+	s.inFrame, s.frameLen = 0, benchFramePackets
+	if s.frame%benchGOP == 0 {
+		s.frameLen = benchKeyPackets
+	}
+	s.pkt.Timestamp += 1500
+	return true
 }

@@ -30,8 +30,7 @@ func TestMaxTracksPerStream(t *testing.T) {
 		{"over 255 still refuses 256", 1000, 256, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hub := NewHub(Config{MaxTracksPerStream: tc.config}, testLog(t))
-			defer hub.Close()
+			hub := newTestHub(t, Config{MaxTracksPerStream: tc.config})
 			pub, err := hub.Publish("cam", tracks(tc.tracks), PublishOptions{})
 			if tc.ok {
 				if err != nil {
@@ -74,8 +73,7 @@ func TestMaxGOPBytesTotal(t *testing.T) {
 		// delta frame 6,020 (5 × 1204): room for a keyframe and 4 deltas
 		// of one stream and the keyframe of another, no more.
 		const limit = 70000
-		hub := NewHub(Config{MaxGOPBytesTotal: limit}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{MaxGOPBytesTotal: limit})
 		a, b := publishH264(t, hub, "a"), publishH264(t, hub, "b")
 		srcA, srcB := newH264Source(a, 0), newH264Source(b, 0)
 		srcA.gop, srcB.gop = 5, 10

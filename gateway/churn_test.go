@@ -17,8 +17,7 @@ import (
 // stream is the registered one, every subscriber sees per-track sequence
 // numbers without a gap starting at a keyframe, and nothing is left behind.
 func TestConcurrentChurn(t *testing.T) {
-	hub := NewHub(Config{QueuePackets: 128, KeyframeInterval: time.Millisecond}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{QueuePackets: 128, KeyframeInterval: time.Millisecond})
 	names := []string{"a", "b", "c"}
 	tracks := []TrackInfo{{Name: "main", Codec: H264}, {Name: "audio", Codec: Opus}}
 

@@ -36,11 +36,13 @@ const (
 var codecs = []Codec{H264, H265, AV1, VP8, VP9, Opus}
 
 // ParseCodec accepts a MIME type or a bare codec name in any letter case
-// ("video/h264", "H265", "opus", "hevc").
+// ("video/h264", "H265", "opus", "hevc"). A MIME type's kind must be the
+// codec's: "audio/h264" is no codec.
 func ParseCodec(s string) (Codec, error) {
 	name := strings.ToLower(strings.TrimSpace(s))
+	kind, hasKind := "", false
 	if i := strings.IndexByte(name, '/'); i >= 0 {
-		name = name[i+1:]
+		kind, name, hasKind = name[:i], name[i+1:], true
 	}
 	switch name {
 	case "hevc":
@@ -49,7 +51,7 @@ func ParseCodec(s string) (Codec, error) {
 		name = "h264"
 	}
 	for _, c := range codecs {
-		if strings.EqualFold(c.Name(), name) {
+		if strings.EqualFold(c.Name(), name) && (!hasKind || kind == c.Kind().String()) {
 			return c, nil
 		}
 	}
@@ -116,7 +118,7 @@ func h264Key(p []byte) bool {
 	case t == 24: // STAP-A: 2-byte sizes
 		for off := 1; off+2 < len(p); {
 			n := int(p[off])<<8 | int(p[off+1])
-			if n == 0 {
+			if n == 0 || off+2+n > len(p) { // empty or cut short: malformed
 				return false
 			}
 			if h264KeyNAL(p[off+2] & 0x1f) {
@@ -143,7 +145,7 @@ func h265Key(p []byte) bool {
 	case t == 48: // aggregation packet: 2-byte sizes, no DONL in WebRTC (SRST)
 		for off := 2; off+2 < len(p); {
 			n := int(p[off])<<8 | int(p[off+1])
-			if n == 0 {
+			if n < 2 || off+2+n > len(p) { // no whole NAL header, or cut short: malformed
 				return false
 			}
 			if h265KeyNAL((p[off+2] >> 1) & 0x3f) {
@@ -171,12 +173,24 @@ func av1Key(p []byte) bool {
 	off := 1
 	// W (bits 5-4) counts the OBU elements; every element but the last
 	// has a LEB128 length, and W=0 means all have one. So the first has a
-	// length unless W=1.
+	// length unless W=1, and an element that is empty or runs past the
+	// packet is malformed.
 	if agg&0x30 != 0x10 {
-		for off < len(p) && p[off]&0x80 != 0 {
+		var n uint64
+		for i := 0; ; i++ {
+			if i == 8 || off >= len(p) {
+				return false
+			}
+			b := p[off]
 			off++
+			n |= uint64(b&0x7f) << (7 * i)
+			if b&0x80 == 0 {
+				break
+			}
 		}
-		off++
+		if n == 0 || n > uint64(len(p)-off) {
+			return false
+		}
 	}
 	if off >= len(p) {
 		return false
@@ -189,7 +203,9 @@ func vp8Key(p []byte) bool {
 		return false
 	}
 	b0 := p[0]
-	if b0&0x10 == 0 || b0&0x0f != 0 { // S=1 and partition 0 start a frame
+	// S=1 and partition 0 start a frame; the reserved bit 0x08 is ignored
+	// (RFC 7741 §4.2: receivers must).
+	if b0&0x10 == 0 || b0&0x07 != 0 {
 		return false
 	}
 	off := 1

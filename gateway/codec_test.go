@@ -7,12 +7,28 @@ import (
 	pioncodecs "github.com/pion/rtp/codecs"
 )
 
+// keyCase is an RTP payload and whether IsKeyframe should call it a
+// keyframe's start.
+type keyCase struct {
+	name    string
+	payload []byte
+	want    bool
+}
+
+// checkKeyframes runs IsKeyframe(c, …) on every case, one subtest each.
+func checkKeyframes(t *testing.T, c Codec, cases []keyCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsKeyframe(c, tc.payload); got != tc.want {
+				t.Errorf("IsKeyframe(%s, % x) = %v, want %v", c, tc.payload, got, tc.want)
+			}
+		})
+	}
+}
+
 func TestIsKeyframeH264(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		payload []byte
-		want    bool
-	}{
+	checkKeyframes(t, H264, []keyCase{
 		{"empty", nil, false},
 		{"single IDR", []byte{0x65, 0x88, 0x84}, true},
 		{"single IDR, other NRI", []byte{0x25, 0x88}, true},
@@ -32,13 +48,7 @@ func TestIsKeyframeH264(t *testing.T) {
 		{"FU-A start of non-IDR", []byte{0x5c, 0x81, 0x9a}, false},
 		{"FU-A header only", []byte{0x7c}, false},
 		{"STAP-B is not parsed", []byte{0x79, 0x00, 0x01, 0x00, 0x08, 0x67}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := IsKeyframe(H264, tc.payload); got != tc.want {
-				t.Errorf("IsKeyframe(H264, % x) = %v, want %v", tc.payload, got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // h265NAL builds an H.265 NAL unit of type typ (temporal id 1) and size bytes.
@@ -60,11 +70,7 @@ func h265AP(nalus ...[]byte) []byte {
 
 func TestIsKeyframeH265(t *testing.T) {
 	fu := func(fuHeader byte) []byte { return []byte{49 << 1, 0x01, fuHeader, 0xaf, 0x02} }
-	for _, tc := range []struct {
-		name    string
-		payload []byte
-		want    bool
-	}{
+	checkKeyframes(t, H265, []keyCase{
 		{"empty", nil, false},
 		{"one byte", []byte{0x26}, false},
 		{"TRAIL_R", h265NAL(1, 20), false},
@@ -90,13 +96,7 @@ func TestIsKeyframeH265(t *testing.T) {
 		{"FU start of TRAIL_R", fu(0x80 | 1), false},
 		{"FU without FU header", []byte{49 << 1, 0x01}, false},
 		{"PACI is not parsed", h265NAL(50, 20), false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := IsKeyframe(H265, tc.payload); got != tc.want {
-				t.Errorf("IsKeyframe(H265, % x) = %v, want %v", tc.payload, got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 // OBU headers (type << 3, no extension, no size field).
@@ -121,11 +121,7 @@ func TestIsKeyframeAV1(t *testing.T) {
 		}
 		return b
 	}
-	for _, tc := range []struct {
-		name    string
-		payload []byte
-		want    bool
-	}{
+	checkKeyframes(t, AV1, []keyCase{
 		{"empty", nil, false},
 		{"aggregation header only", []byte{av1W(1) | av1AggN}, false},
 		{"N bit, W=1", cat([]byte{av1W(1) | av1AggN}, frame), true},
@@ -142,22 +138,12 @@ func TestIsKeyframeAV1(t *testing.T) {
 		{"Z=1 continuation that looks like a sequence header", cat([]byte{av1AggZ | av1W(1)}, seqHdr), false},
 		{"Z=1 continuation, W=0", cat([]byte{av1AggZ, byte(len(seqHdr))}, seqHdr), false},
 		{"W=0 length runs off the end", []byte{0x00, 0x80, 0x80}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := IsKeyframe(AV1, tc.payload); got != tc.want {
-				t.Errorf("IsKeyframe(AV1, % x) = %v, want %v", tc.payload, got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestIsKeyframeVP8(t *testing.T) {
 	const keyTag, interTag = 0x50, 0x51 // frame tag byte 0: bit 0 is P (0 = key frame)
-	for _, tc := range []struct {
-		name    string
-		payload []byte
-		want    bool
-	}{
+	checkKeyframes(t, VP8, []keyCase{
 		{"empty", nil, false},
 		{"key, no extension", []byte{0x10, keyTag, 0x01, 0x00, 0x9d, 0x01, 0x2a}, true},
 		{"inter, no extension", []byte{0x10, interTag, 0x02, 0x00}, false},
@@ -177,34 +163,18 @@ func TestIsKeyframeVP8(t *testing.T) {
 		{"extension byte missing", []byte{0x90}, false},
 		{"picture ID missing", []byte{0x90, 0x80}, false},
 		{"frame tag missing", []byte{0x90, 0x80, 0x05}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := IsKeyframe(VP8, tc.payload); got != tc.want {
-				t.Errorf("IsKeyframe(VP8, % x) = %v, want %v", tc.payload, got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestIsKeyframeVP9(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		payload []byte
-		want    bool
-	}{
+	checkKeyframes(t, VP9, []keyCase{
 		{"empty", nil, false},
 		{"P=0 B=1 (key frame start, with SS)", []byte{0x8b, 0x80, 0x01, 0x18}, true},
 		{"P=0 B=1 flexible", []byte{0x98, 0x80, 0x01}, true},
 		{"P=0 B=0 (later packet of a key frame)", []byte{0x85, 0x80, 0x01}, false},
 		{"P=1 B=1 (inter frame start)", []byte{0xc9, 0x80, 0x02}, false},
 		{"P=1 B=0", []byte{0xc5, 0x80, 0x02}, false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := IsKeyframe(VP9, tc.payload); got != tc.want {
-				t.Errorf("IsKeyframe(VP9, % x) = %v, want %v", tc.payload, got, tc.want)
-			}
-		})
-	}
+	})
 }
 
 func TestIsKeyframeOpus(t *testing.T) {

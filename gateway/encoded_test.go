@@ -62,8 +62,7 @@ func TestKeyframesOfRealEncoders(t *testing.T) {
 				t.Fatalf("ffprobe lists %d keyframes, want 3 (every 10 frames)", wantKeys)
 			}
 
-			hub := NewHub(Config{}, testLog(t))
-			defer hub.Close()
+			hub := newTestHub(t, Config{})
 			pub, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: tc.codec}}, PublishOptions{})
 			if err != nil {
 				t.Fatal(err)

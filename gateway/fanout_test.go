@@ -58,8 +58,7 @@ func keyRequests(pub *Publication) int {
 func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const queue = 64
-		hub := NewHub(Config{QueuePackets: queue}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{QueuePackets: queue})
 		pub := publishH264(t, hub, "cam")
 		stalled := subscribe(t, hub, "cam", "main")
 		draining := subscribe(t, hub, "cam", "main")
@@ -127,8 +126,7 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 func TestDropThenResumeAtKeyframe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const queue = 64
-		hub := NewHub(Config{QueuePackets: queue}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{QueuePackets: queue})
 		pub := publishH264(t, hub, "cam")
 		sub := subscribe(t, hub, "cam", "main")
 		src := newH264Source(pub, 0) // GOP of 30 frames: 20-packet keyframe, 5-packet deltas
@@ -189,8 +187,7 @@ func writeAudio(src *h264Source) {
 
 func TestAudioNeverWaitsForKeyframes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{GOPCacheBytes: -1}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{GOPCacheBytes: -1})
 		pub, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: H264}, {Name: "audio", Codec: Opus, Channels: 2}}, PublishOptions{})
 		if err != nil {
 			t.Fatal(err)

@@ -8,8 +8,7 @@ import (
 
 func TestGOPCacheJoin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		pub := publishH264(t, hub, "cam")
 		src := newH264Source(pub, 0)
 		for range 35 { // a whole GOP, then the next keyframe and 4 deltas
@@ -51,8 +50,7 @@ func TestGOPCacheJoin(t *testing.T) {
 // frame's first packet, so a joiner gets the whole access unit.
 func TestGOPCacheKeepsWholeKeyframe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		pub := publishH264(t, hub, "cam")
 		src := newH264Source(pub, 0)
 		for range 3 {
@@ -87,8 +85,7 @@ func TestJoinWithoutGOPCacheWaitsForKeyframe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				hub := NewHub(Config{GOPCacheBytes: tc.bytes}, testLog(t))
-				defer hub.Close()
+				hub := newTestHub(t, Config{GOPCacheBytes: tc.bytes})
 				pub := publishH264(t, hub, "cam")
 				src := newH264Source(pub, 0)
 				for range 8 {
@@ -134,8 +131,7 @@ func TestJoinWithoutGOPCacheWaitsForKeyframe(t *testing.T) {
 // request (as browsers do) and writes 3 s of it at 30 fps after one
 // keyframe (source index 0): the cache is then 3 s old.
 func staleCache(t *testing.T, cfg Config) (*Hub, *Publication, *h264Source) {
-	hub := NewHub(cfg, testLog(t))
-	t.Cleanup(hub.Close)
+	hub := newTestHub(t, cfg)
 	pub := publishH264(t, hub, "cam")
 	src := newH264Source(pub, 0)
 	src.gop = 1 << 30

@@ -9,8 +9,7 @@ import (
 func TestKeyframeRequestsAreMergedAndRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = 500 * time.Millisecond
-		hub := NewHub(Config{KeyframeInterval: interval}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{KeyframeInterval: interval})
 		pub := publishH264(t, hub, "cam")
 		src := newH264Source(pub, 0)
 		src.writeFrame()
@@ -88,8 +87,7 @@ func TestKeyframeRequestsAreMergedAndRateLimited(t *testing.T) {
 // request stays pending and goes out once there is room.
 func TestKeyframeRequestsNeverBlock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{KeyframeInterval: time.Millisecond, GOPCacheBytes: -1}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{KeyframeInterval: time.Millisecond, GOPCacheBytes: -1})
 		pub := publishH264(t, hub, "cam")
 		src := newH264Source(pub, 0)
 		src.frame, src.gop = 1, 1000 // no keyframe to answer the requests

@@ -19,6 +19,14 @@ func testLog(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// newTestHub is a hub on cfg that logs into the test's output and is
+// closed when the test ends (inside the bubble, under synctest).
+func newTestHub(t testing.TB, cfg Config) *Hub {
+	hub := NewHub(cfg, testLog(t))
+	t.Cleanup(hub.Close)
+	return hub
+}
+
 // h264Source writes a synthetic H.264 stream in a GOP pattern: a keyframe
 // (STAP-A with SPS and PPS, then an FU-A IDR) every gop frames, FU-A
 // non-IDR frames in between. Every payload ends with the packet's index in

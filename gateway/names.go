@@ -27,13 +27,18 @@ func (e *nameError) Is(target error) bool { return target == ErrBadName }
 // ValidStreamName accepts 1 to 255 letters, digits and -_.~ (the
 // characters a URL path segment carries unescaped, RFC 3986 "unreserved").
 // Its error matches ErrBadName.
-func ValidStreamName(name string) error {
+func ValidStreamName(name string) error { return ValidID("stream name", name) }
+
+// ValidID holds another identifier that ends up where stream names do (an
+// egress id: URL paths, metrics labels, the state file) to the stream-name
+// rule; its error names it as what.
+func ValidID(what, name string) error {
 	if name == "" || len(name) > maxStreamName {
-		return &nameError{"stream name", name, "must be 1 to 255 characters"}
+		return &nameError{what, name, "must be 1 to 255 characters"}
 	}
 	for i := range len(name) {
 		if c := name[i]; !isAlnum(c) && c != '-' && c != '_' && c != '.' && c != '~' {
-			return &nameError{"stream name", name, "only letters, digits and -_.~ are allowed"}
+			return &nameError{what, name, "only letters, digits and -_.~ are allowed"}
 		}
 	}
 	return nil

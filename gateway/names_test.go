@@ -6,11 +6,12 @@ import (
 	"testing"
 )
 
+// nameCase is a name and what a name rule says of it: "" for valid, else
+// the error's whole message.
+type nameCase struct{ name, want string }
+
 func TestValidStreamName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		want string // "" for valid; else the message
-	}{
+	checkNameRule(t, "ValidStreamName", ValidStreamName, []nameCase{
 		{"cam", ""},
 		{"Box-1_main.v2~x", ""},
 		{strings.Repeat("a", 255), ""},
@@ -22,28 +23,11 @@ func TestValidStreamName(t *testing.T) {
 		{"cam\n", `stream name "cam\n": only letters, digits and -_.~ are allowed`},
 		{"kamera-ü", `stream name "kamera-ü": only letters, digits and -_.~ are allowed`},
 		{"\xff", `stream name "\xff": only letters, digits and -_.~ are allowed`},
-	} {
-		err := ValidStreamName(tc.name)
-		if tc.want == "" {
-			if err != nil {
-				t.Errorf("ValidStreamName(%.20q) = %v, want nil", tc.name, err)
-			}
-			continue
-		}
-		if err == nil || err.Error() != tc.want {
-			t.Errorf("ValidStreamName(%.20q) = %v, want %s", tc.name, err, tc.want)
-		}
-		if !errors.Is(err, ErrBadName) {
-			t.Errorf("ValidStreamName(%.20q) = %v, does not match ErrBadName", tc.name, err)
-		}
-	}
+	})
 }
 
 func TestValidLayerName(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		want string
-	}{
+	checkNameRule(t, "ValidLayerName", ValidLayerName, []nameCase{
 		{"main", ""},
 		{"preview", ""},
 		{"audio", ""},
@@ -58,19 +42,26 @@ func TestValidLayerName(t *testing.T) {
 		{"main ", `layer name "main ": only letters, digits, - and _ are allowed (RFC 8851 rid-id)`},
 		{"a\x00", `layer name "a\x00": only letters, digits, - and _ are allowed (RFC 8851 rid-id)`},
 		{"é", `layer name "é": only letters, digits, - and _ are allowed (RFC 8851 rid-id)`},
-	} {
-		err := ValidLayerName(tc.name)
+	})
+}
+
+// checkNameRule checks rule, called fn in messages, on every case: a valid
+// name gives nil, an invalid one exactly its message, matching ErrBadName.
+func checkNameRule(t *testing.T, fn string, rule func(string) error, cases []nameCase) {
+	t.Helper()
+	for _, tc := range cases {
+		err := rule(tc.name)
 		if tc.want == "" {
 			if err != nil {
-				t.Errorf("ValidLayerName(%q) = %v, want nil", tc.name, err)
+				t.Errorf("%s(%.20q) = %v, want nil", fn, tc.name, err)
 			}
 			continue
 		}
 		if err == nil || err.Error() != tc.want {
-			t.Errorf("ValidLayerName(%q) = %v, want %s", tc.name, err, tc.want)
+			t.Errorf("%s(%.20q) = %v, want %s", fn, tc.name, err, tc.want)
 		}
 		if !errors.Is(err, ErrBadName) {
-			t.Errorf("ValidLayerName(%q) = %v, does not match ErrBadName", tc.name, err)
+			t.Errorf("%s(%.20q) = %v, does not match ErrBadName", fn, tc.name, err)
 		}
 	}
 }
@@ -78,8 +69,7 @@ func TestValidLayerName(t *testing.T) {
 // The hub refuses bad names wherever a name comes in, before it registers
 // anything.
 func TestHubRefusesBadNames(t *testing.T) {
-	hub := NewHub(Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{})
 	main := []TrackInfo{{Name: "main", Codec: H264}}
 	for _, tc := range []struct {
 		call       string

@@ -17,8 +17,7 @@ func wantStream(t *testing.T, hub *Hub, name string, want bool) {
 
 func TestPublisherRestartKeepsSubscribers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		a := publishH264(t, hub, "cam")
 		srcA := newH264Source(a, 0)
 		srcA.writeFrame()
@@ -92,8 +91,7 @@ func TestPublisherRestartKeepsSubscribers(t *testing.T) {
 }
 
 func TestStreamRemoval(t *testing.T) {
-	hub := NewHub(Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{})
 
 	pub := publishH264(t, hub, "a")
 	wantStream(t, hub, "a", true)
@@ -146,8 +144,7 @@ func TestStreamRemoval(t *testing.T) {
 }
 
 func TestPublishValidation(t *testing.T) {
-	hub := NewHub(Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{})
 	for _, tc := range []struct {
 		name   string
 		tracks []TrackInfo
@@ -176,8 +173,7 @@ func TestPublishValidation(t *testing.T) {
 
 func TestSecondLivePublisherIsBusy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		a := publishH264(t, hub, "cam")
 		src := newH264Source(a, 0)
 		src.writeFrame()
@@ -214,8 +210,7 @@ func TestTakeover(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				hub := NewHub(Config{}, testLog(t))
-				defer hub.Close()
+				hub := newTestHub(t, Config{})
 				a, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: H264}, {Name: "preview", Codec: H264}}, PublishOptions{})
 				if err != nil {
 					t.Fatal(err)
@@ -287,8 +282,7 @@ func TestNilLogger(t *testing.T) {
 
 func TestCodecChangeEndsSubscription(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		a, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: H264}, {Name: "audio", Codec: Opus}}, PublishOptions{})
 		if err != nil {
 			t.Fatal(err)

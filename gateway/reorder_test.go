@@ -9,8 +9,7 @@ import (
 // A packet of an older frame arriving late (the ingest's NACK brought it
 // back) must not split the current frame, nor pass for a new keyframe.
 func TestLatePacketsKeepFramesWhole(t *testing.T) {
-	hub := NewHub(Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{})
 	pub := publishH264(t, hub, "cam")
 	sub := subscribe(t, hub, "cam", "main")
 	fu := func(header byte) []byte { return append([]byte{0x7c, header}, make([]byte, 100)...) }

@@ -13,8 +13,7 @@ import (
 
 func TestStats(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		pub, err := hub.Publish("cam", []TrackInfo{{Name: "main", Codec: H264, Width: 7680, Height: 4320}}, PublishOptions{Kind: "test", Remote: "10.0.0.7"})
 		if err != nil {
 			t.Fatal(err)

@@ -128,8 +128,7 @@ func TestTracksAreFreed(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			hub := NewHub(Config{}, testLog(t))
-			defer hub.Close()
+			hub := newTestHub(t, Config{})
 			if tc.pinned {
 				if _, err := hub.Pin("cam"); err != nil {
 					t.Fatal(err)
@@ -149,8 +148,7 @@ func TestTracksAreFreed(t *testing.T) {
 // A new publisher gets fresh tracks where the old ones were freed: the
 // subscriber of the new publication gets its packets from its keyframe.
 func TestFreedTrackComesBack(t *testing.T) {
-	hub := NewHub(Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{})
 	if _, err := hub.Pin("cam"); err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +172,7 @@ func TestFreedTrackComesBack(t *testing.T) {
 // Many publishers, each with other layer names, on one pinned stream: the
 // stream keeps only the live publisher's layers.
 func TestPinnedStreamDoesNotGrow(t *testing.T) {
-	hub := NewHub(Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, Config{})
 	if _, err := hub.Pin("cam"); err != nil {
 		t.Fatal(err)
 	}

@@ -47,8 +47,7 @@ func consume(ctx context.Context, sub *Subscription) func() []delivery {
 // for each one: the frame goes out as one group at its last packet.
 func TestPacedFrameWakesOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		src := newH264Source(publishH264(t, hub, "cam"), 0)
 		src.pace = 100 * time.Microsecond // 20 packets over 1.9 ms
 		src.deltaPackets = 20
@@ -79,8 +78,7 @@ func TestPacedFrameWakesOnce(t *testing.T) {
 // sets the marker) still leaves, wakeDelay after its first packet.
 func TestFrameWithoutMarkerLeavesAfterWakeDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		src := newH264Source(publishH264(t, hub, "cam"), 0)
 		sub := subscribe(t, hub, "cam", "main")
 		ctx, cancel := context.WithCancel(context.Background())
@@ -109,8 +107,7 @@ func TestFrameWithoutMarkerLeavesAfterWakeDelay(t *testing.T) {
 // at once.
 func TestAudioWakesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		pub, err := hub.Publish("mic", []TrackInfo{{Name: "audio", Codec: Opus}}, PublishOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -144,8 +141,7 @@ func TestAudioWakesAtOnce(t *testing.T) {
 // live packets as they come.
 func TestGOPCacheReplayIsPaced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := NewHub(Config{}, testLog(t))
-		defer hub.Close()
+		hub := newTestHub(t, Config{})
 		src := newH264Source(publishH264(t, hub, "cam"), 0)
 		src.gop = 1000
 		const frame = 20 * time.Millisecond

@@ -49,25 +49,14 @@ func capture(t *testing.T, cfg Config, minAUs int, limit time.Duration) map[stri
 	runs := 0
 	err = s.Run(ctx, func(ctx context.Context, run *Run) error {
 		runs++
-		var wg sync.WaitGroup
-		for name, r := range run.Outputs {
-			wg.Go(func() {
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := r.Read(buf)
-					mu.Lock()
-					got[name] = append(got[name], buf[:n]...)
-					if enough() {
-						cancel()
-					}
-					mu.Unlock()
-					if err != nil {
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		readOutputs(run, func(layer string, chunk []byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			got[layer] = append(got[layer], chunk...)
+			if enough() {
+				cancel()
+			}
+		})
 		return ctx.Err()
 	})
 	if err != nil {

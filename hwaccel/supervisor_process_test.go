@@ -50,24 +50,13 @@ func TestSupervisorRestartsKilledEncoder(t *testing.T) {
 				o.bytes[name] = &atomic.Int64{}
 			}
 			runs <- o
-			var wg sync.WaitGroup
 			var once sync.Once
-			for name, r := range run.Outputs {
-				wg.Go(func() {
-					buf := make([]byte, 32<<10)
-					for {
-						n, err := r.Read(buf)
-						o.bytes[name].Add(int64(n))
-						if o.bytes["main"].Load() > 0 && o.bytes["preview"].Load() > 0 {
-							once.Do(func() { close(o.flowing) })
-						}
-						if err != nil {
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			readOutputs(run, func(layer string, chunk []byte) {
+				o.bytes[layer].Add(int64(len(chunk)))
+				if o.bytes["main"].Load() > 0 && o.bytes["preview"].Load() > 0 {
+					once.Do(func() { close(o.flowing) })
+				}
+			})
 			return io.ErrUnexpectedEOF
 		})
 	}()

@@ -157,6 +157,17 @@ func superviseFake(t *testing.T, cfg Config, f *fakeEncoder, fn func(**Superviso
 	}
 }
 
+// startsWithin supervises f, without a watchdog, for d of the bubble's
+// fake time, and returns f's starts: when the supervisor restarted it.
+func startsWithin(t *testing.T, f *fakeEncoder, d time.Duration) []fakeStart {
+	t.Helper()
+	_, stop := superviseFake(t, noWatchdog(Config{}), f, func(**Supervisor) RunFunc { return waitUntilDone })
+	time.Sleep(d)
+	stop()
+	starts, _ := f.snapshot()
+	return starts
+}
+
 func noWatchdog(c Config) Config {
 	c.Watchdog = WatchdogConfig{FirstFrame: -1, Stall: -1}
 	return c
@@ -190,10 +201,7 @@ func TestSupervisorBackoffGrows(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeEncoder{behave: func(int, *Pipeline) (error, time.Duration) { return nil, time.Millisecond }}
-		_, stop := superviseFake(t, noWatchdog(Config{}), f, func(**Supervisor) RunFunc { return waitUntilDone })
-		time.Sleep(4 * time.Minute)
-		stop()
-		starts, _ := f.snapshot()
+		starts := startsWithin(t, f, 4*time.Minute)
 		if len(starts) < 10 {
 			t.Fatalf("%d starts in 4 minutes, want >= 10", len(starts))
 		}
@@ -226,10 +234,7 @@ func TestSupervisorBackoffResetsWhenHealthy(t *testing.T) {
 			}
 			return nil, time.Millisecond
 		}}
-		_, stop := superviseFake(t, noWatchdog(Config{}), f, func(**Supervisor) RunFunc { return waitUntilDone })
-		time.Sleep(80 * time.Second)
-		stop()
-		starts, _ := f.snapshot()
+		starts := startsWithin(t, f, 80*time.Second)
 		if len(starts) < 6 {
 			t.Fatalf("%d starts, want >= 6", len(starts))
 		}

@@ -143,7 +143,7 @@ func (c Config) validateGeneric() error {
 	if c.Restart.FallbackAfter < 0 {
 		return errors.New("hwaccel: restart fallback_after must not be negative")
 	}
-	if c.Watchdog.LowFPS < 0 || c.Watchdog.LowFPS > 1 {
+	if !(c.Watchdog.LowFPS >= 0 && c.Watchdog.LowFPS <= 1) { // NaN too
 		return fmt.Errorf("hwaccel: watchdog low_fps %v: want a fraction in 0..1", c.Watchdog.LowFPS)
 	}
 	return nil

@@ -28,13 +28,7 @@ func TestValidateRefusesControlCharacters(t *testing.T) {
 		{"codec", Config{Layers: []LayerConfig{{Codec: "h264\n"}}}, `hwaccel: layers[0].codec "h264\n"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.Validate()
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Validate() = %v, want an error containing %s", err, tc.want)
-			}
-			if _, err := NewSupervisor(tc.cfg, testLog(t)); err == nil {
-				t.Error("NewSupervisor accepted it")
-			}
+			wantInvalid(t, tc.cfg, tc.want)
 			if _, err := BuildBackend(tc.cfg, BackendSoftware, ""); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("BuildBackend() = %v, want an error containing %s", err, tc.want)
 			}

@@ -503,12 +503,13 @@ func (r *RTPReceiver) receive(b []byte, from netip.AddrPort, now time.Time) {
 		r.source, r.sourceHeard = from, now
 	}
 	payload := b[hl:]
-	if h.Padding && len(payload) > 0 {
-		pad := int(payload[len(payload)-1])
-		if pad > len(payload) {
+	if h.Padding {
+		// The last octet counts the padding, itself included (RFC 3550
+		// §5.1): a packet without one, or with a count of 0, is malformed.
+		if len(payload) == 0 || payload[len(payload)-1] == 0 || int(payload[len(payload)-1]) > len(payload) {
 			return
 		}
-		payload = payload[:len(payload)-pad]
+		payload = payload[:len(payload)-int(payload[len(payload)-1])]
 	}
 	r.mu.Lock()
 	newSender := lock || !r.haveSender || h.SSRC != r.senderSSRC

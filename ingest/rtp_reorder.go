@@ -19,8 +19,13 @@ type inPacket struct {
 // arrives or the oldest held one has waited maxDelay; then it counts as
 // lost and delivery moves on.
 type reorder struct {
-	slots    []inPacket // by seq % len(slots); payloads are owned copies
+	// slots holds waiting packets by seq % len(slots), payloads owned
+	// copies. Its length is a power of two (dividing 65536) of at least
+	// window, so that no two sequence numbers of a window share a slot,
+	// across the wrap from 65535 to 0 too.
+	slots    []inPacket
 	used     []bool
+	window   int
 	held     int
 	next     uint16 // next sequence number to deliver
 	started  bool
@@ -32,7 +37,11 @@ type reorder struct {
 }
 
 func newReorder(window int, maxDelay time.Duration, deliver func(*inPacket)) *reorder {
-	return &reorder{slots: make([]inPacket, window), used: make([]bool, window), maxDelay: maxDelay, deliver: deliver}
+	n := 1
+	for n < window {
+		n <<= 1
+	}
+	return &reorder{slots: make([]inPacket, n), used: make([]bool, n), window: window, maxDelay: maxDelay, deliver: deliver}
 }
 
 // push takes one packet; its payload is copied only if it must wait.
@@ -41,7 +50,7 @@ func (r *reorder) push(p *inPacket) {
 		r.started, r.next = true, p.seq
 	}
 	d := int(int16(p.seq - r.next))
-	n := len(r.slots)
+	n := r.window
 	switch {
 	case d < 0:
 		r.late.Add(1) // late or duplicate: its place in the output is gone
@@ -59,7 +68,7 @@ func (r *reorder) push(p *inPacket) {
 		r.drain()
 		return
 	}
-	i := int(p.seq) % n
+	i := int(p.seq) % len(r.slots)
 	if r.used[i] {
 		r.late.Add(1) // duplicate
 		return
@@ -94,10 +103,10 @@ func (r *reorder) skipTo(seq uint16) {
 	if gap <= 0 {
 		return
 	}
-	n := len(r.slots)
+	n := r.window
 	for k := range min(gap, n) {
 		s := r.next + uint16(k)
-		i := int(s) % n
+		i := int(s) % len(r.slots)
 		if r.used[i] && r.slots[i].seq == s {
 			r.used[i] = false
 			r.held--
@@ -155,7 +164,7 @@ func (r *reorder) expire(now time.Time) {
 // firstHeld returns the lowest held sequence number. Every held packet is
 // within the window after next.
 func (r *reorder) firstHeld() (uint16, bool) {
-	for k := 1; k < len(r.slots) && r.held > 0; k++ {
+	for k := 1; k < r.window && r.held > 0; k++ {
 		s := r.next + uint16(k)
 		if i := int(s) % len(r.slots); r.used[i] && r.slots[i].seq == s {
 			return s, true
@@ -167,7 +176,7 @@ func (r *reorder) firstHeld() (uint16, bool) {
 // flush delivers everything held, in order, and forgets the sequence: the
 // next packet starts afresh (a new sender). Gaps are not counted as lost.
 func (r *reorder) flush() {
-	for k := 1; k < len(r.slots) && r.held > 0; k++ {
+	for k := 1; k < r.window && r.held > 0; k++ {
 		s := r.next + uint16(k)
 		if i := int(s) % len(r.slots); r.used[i] && r.slots[i].seq == s {
 			r.used[i] = false

@@ -97,6 +97,7 @@ func sessionID(resource string) string {
 
 // do sends one request by hand, for a test of what the server answers
 // (statuses, headers, bodies), and returns the response with its body read.
+// A "Host" in hdr replaces the Host the URL names.
 func do(t testing.TB, method, url, ctype, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
 	return doWith(t, http.DefaultClient, method, url, ctype, body, hdr)
@@ -116,6 +117,9 @@ func doWith(t testing.TB, client *http.Client, method, url, ctype, body string, 
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
+	if h := req.Header.Get("Host"); h != "" {
+		req.Host = h // net/http sends req.Host, not a Host header
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
@@ -128,11 +132,25 @@ func doWith(t testing.TB, client *http.Client, method, url, ctype, body string, 
 	return resp, string(b)
 }
 
+// bearer is the header that sends token, none for "".
+func bearer(token string) map[string]string {
+	if token == "" {
+		return nil
+	}
+	return map[string]string{"Authorization": "Bearer " + token}
+}
+
 // clientAPI is a pion API for test peers on loopback.
 func clientAPI(t testing.TB) *webrtc.API {
 	t.Helper()
+	return clientAPIWith(t, (*webrtc.MediaEngine).RegisterDefaultCodecs)
+}
+
+// clientAPIWith is clientAPI with the codecs register registers.
+func clientAPIWith(t testing.TB, register func(*webrtc.MediaEngine) error) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := register(m); err != nil {
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{}

@@ -15,10 +15,10 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
+	"whipgate/internal/testkit"
 	"whipgate/whip/client"
 )
 
@@ -57,6 +57,7 @@ type publisher struct {
 	wantKey []atomic.Bool  // a PLI not yet acted on, per video layer
 	nackMu  sync.Mutex
 	nacked  map[uint16]int // NACKs received per video sequence number
+	lsr     atomic.Int64   // receiver reports received that name a Sender Report (LSR)
 
 	sender *webrtc.RTPSender // of the video
 	rids   []string
@@ -141,16 +142,12 @@ func postOffer(t testing.TB, url string, opt publishOptions) *publisher {
 	if opt.munge != nil {
 		p.offer = opt.munge(p.offer)
 	}
-	var hdr map[string]string
-	if opt.token != "" {
-		hdr = map[string]string{"Authorization": "Bearer " + opt.token}
-	}
 	ct := opt.contentType
 	if ct == "" {
 		ct = "application/sdp"
 	}
 	start := time.Now()
-	p.resp, p.answer = do(t, http.MethodPost, url, ct, p.offer, hdr)
+	p.resp, p.answer = do(t, http.MethodPost, url, ct, p.offer, bearer(opt.token))
 	p.took = time.Since(start)
 	if p.resp.StatusCode != http.StatusCreated {
 		p.close()
@@ -267,43 +264,23 @@ func (p *publisher) close() {
 	})
 }
 
-// rtpExt is one RTP header extension element.
-type rtpExt struct {
-	id    uint8
-	value []byte
-}
-
-// ridExtensions are the header extensions video layer i must carry: pion
-// leaves putting MID and RID on simulcast packets to the application, and
-// a receiver tells the layers apart only by them.
-func (p *publisher) ridExtensions(i int) []rtpExt {
+// ridExtensions are the header extensions video layer i must carry (see
+// testkit.RIDExtensions).
+func (p *publisher) ridExtensions(i int) []testkit.RTPExtension {
 	p.t.Helper()
 	if len(p.rids) == 0 {
 		return nil
 	}
-	var mid string
-	for _, tr := range p.pc.GetTransceivers() {
-		if tr.Sender() == p.sender {
-			mid = tr.Mid()
-		}
+	exts, err := testkit.RIDExtensions(p.pc, p.sender, p.rids[i])
+	if err != nil {
+		p.t.Fatalf("publisher: %v", err)
 	}
-	var out []rtpExt
-	for _, e := range p.sender.GetParameters().HeaderExtensions {
-		switch e.URI {
-		case sdp.SDESMidURI:
-			out = append(out, rtpExt{uint8(e.ID), []byte(mid)})
-		case sdp.SDESRTPStreamIDURI:
-			out = append(out, rtpExt{uint8(e.ID), []byte(p.rids[i])})
-		}
-	}
-	if len(out) != 2 || mid == "" {
-		p.t.Fatalf("publisher: MID and RID header extensions not negotiated (%v, mid %q)", out, mid)
-	}
-	return out
+	return exts
 }
 
-// readRTCP counts PLIs for video layer i until the sender stops; reading
-// is also what lets pion's NACK responder see the viewers' NACKs.
+// readRTCP counts PLIs for video layer i, NACKs and receiver reports with
+// LSR and DLSR until the sender stops; reading is also what lets pion's
+// NACK responder see the viewers' NACKs.
 func (p *publisher) readRTCP(s *webrtc.RTPSender, i int, rid string) {
 	for {
 		var pkts []rtcp.Packet
@@ -334,6 +311,12 @@ func (p *publisher) readRTCP(s *webrtc.RTPSender, i int, rid string) {
 					}
 				}
 				p.nackMu.Unlock()
+			case *rtcp.ReceiverReport:
+				for _, r := range pkt.Reports {
+					if r.LastSenderReport != 0 && r.Delay != 0 {
+						p.lsr.Add(1)
+					}
+				}
 			}
 		}
 	}
@@ -347,7 +330,7 @@ type sendStream struct {
 	out       interface{ WriteRTP(*rtp.Packet) error } // the track, or something in front of it
 	payloader rtp.Payloader
 	audio     bool
-	ext       []rtpExt // put on every packet
+	ext       []testkit.RTPExtension // put on every packet
 	seq       uint16
 	ts        uint32
 
@@ -368,10 +351,8 @@ func (s *sendStream) write(data []byte, ticks uint32) error {
 		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: s.seq, Timestamp: s.ts,
 			Marker: !s.audio && i == len(payloads)-1}, Payload: pl}
 		s.seq++
-		for _, e := range s.ext {
-			if err := pkt.Header.SetExtension(e.id, e.value); err != nil {
-				return fmt.Errorf("rtp header extension: %w", err)
-			}
+		if err := testkit.SetExtensions(&pkt.Header, s.ext); err != nil {
+			return err
 		}
 		frame = append(frame, slices.Clone(pl))
 		if err := s.out.WriteRTP(pkt); err != nil {
@@ -404,6 +385,43 @@ type pacedSource struct {
 // for, until all have run out of frames.
 func playSources(t testing.TB, srcs ...pacedSource) {
 	t.Helper()
+	if err := runSources(srcs...); err != nil {
+		t.Fatalf("publisher: %v", err)
+	}
+}
+
+// keepPlaying runs the sources in the background, as live video goes on
+// while a test joins, reloads or watches; stop ends them and waits, and
+// the test ends them at the latest.
+func keepPlaying(t testing.TB, srcs ...pacedSource) (stop func()) {
+	t.Helper()
+	var stopped atomic.Bool
+	for i, src := range srcs {
+		next := src.next
+		srcs[i].next = func() ([]byte, bool) {
+			if stopped.Load() {
+				return nil, false
+			}
+			return next()
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- runSources(srcs...) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			stopped.Store(true)
+			if err := <-done; err != nil {
+				t.Errorf("publisher: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// runSources is playSources that returns the first error.
+func runSources(srcs ...pacedSource) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(srcs))
 	for i, src := range srcs {
@@ -423,11 +441,7 @@ func playSources(t testing.TB, srcs ...pacedSource) {
 		})
 	}
 	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			t.Fatalf("publisher: %v", err)
-		}
-	}
+	return errors.Join(errs...)
 }
 
 // framesOnce serves pre-encoded frames once.

@@ -51,6 +51,7 @@ type accessUnit struct {
 type watchOptions struct {
 	api    *webrtc.API  // nil: clientAPI
 	client *http.Client // nil: http.DefaultClient, which trusts only the system roots
+	token  string       // the stream's view_token, sent as a Bearer token
 }
 
 // watch POSTs a recvonly offer for video and audio to a WHEP url, fails
@@ -90,7 +91,7 @@ func watchWith(t testing.TB, url string, o watchOptions) *viewer {
 	})
 	offer := gatheredOffer(t, pc)
 	v.posted = time.Now()
-	resp, answer := doWith(t, o.client, http.MethodPost, url, "application/sdp", offer, nil)
+	resp, answer := doWith(t, o.client, http.MethodPost, url, "application/sdp", offer, bearer(o.token))
 	v.answer = answer
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("WHEP POST %s: got %s %s, want 201", url, resp.Status, answer)

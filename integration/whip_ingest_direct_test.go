@@ -8,6 +8,7 @@ import (
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd"
 )
 
@@ -38,7 +39,29 @@ func TestWHIPIngestPionSRTP(t *testing.T) {
 			sent := video.frames()
 			requireSameFrames(t, want, sent, groupRTPFrames(v.waitPackets(sent, nil), false))
 			requireIngestSRTP(t, app, want)
+			requireIngestReports(t, app, pub)
 		})
+	}
+}
+
+// requireIngestReports checks that whipgate read the publisher's Sender
+// Reports, so that its receiver reports carry LSR and DLSR (pion's report
+// interceptor on the publisher sends one a second), and that every WHIP
+// session's API detail has the round trip to its publisher.
+func requireIngestReports(t testing.TB, app *instance, pub *publisher) {
+	t.Helper()
+	certstest.Eventually(t, 5*time.Second, "a receiver report with LSR and DLSR at the publisher", func() bool { return pub.lsr.Load() > 0 })
+	for id, raw := range sessionDetails(t, app, "whip") {
+		var st struct {
+			RTT float64 `json:"rtt_ms"`
+		}
+		if err := json.Unmarshal(raw, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.RTT <= 0 || st.RTT > 1000 {
+			t.Fatalf("WHIP session %s: detail %s; want rtt_ms of a loopback round trip", id, raw)
+		}
+		t.Logf("WHIP session %s: rtt_ms %v", id, st.RTT)
 	}
 }
 

@@ -129,23 +129,30 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 	pc := snd.PeerConnection()
 	writers := make([]rtc.RTPWriter, len(infos))
 	senders := make([]*webrtc.RTPSender, len(infos))
+	tracks := make([]*rtc.OneCodecTrack, len(infos))
 	trs := make([]*webrtc.RTPTransceiver, len(infos))
 	names := make([]string, len(infos))
 	for i, info := range infos {
-		t, err := webrtc.NewTrackLocalStaticRTP(rtc.Capability(info), info.Codec.Kind().String(), sess.Stream)
+		t, err := rtc.NewOneCodecTrack(rtc.Capability(info), info.Codec.Kind().String(), sess.Stream)
 		if err != nil {
-			return "", fmt.Errorf("whep: new track: %w", err)
+			return "", fmt.Errorf("whep: %w", err)
 		}
 		tr, err := pc.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
 		if err != nil {
 			return "", fmt.Errorf("whep: add track: %w", err)
 		}
-		writers[i], senders[i], trs[i], names[i] = t, tr.Sender(), tr, info.Name
+		writers[i], senders[i], tracks[i], trs[i], names[i] = t, tr.Sender(), t, tr, info.Name
 	}
-	// Once the offer is applied, a section with nothing to send (audio of
-	// a video-only stream) is answered inactive, not sendonly with no
-	// source.
-	stopUnused := func() error {
+	// Once the offer is applied, each section answers with the one codec
+	// its track sends (and its RTX), and a section with nothing to send
+	// (audio of a video-only stream) is answered inactive, not sendonly
+	// with no source.
+	prepare := func() error {
+		for i, t := range tracks {
+			if err := t.Limit(trs[i]); err != nil {
+				return problem.Errorf(http.StatusUnprocessableEntity, "answering for %s: %v", names[i], err)
+			}
+		}
 		for _, tr := range pc.GetTransceivers() {
 			if !slices.Contains(trs, tr) {
 				if err := tr.Stop(); err != nil {
@@ -194,7 +201,7 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 		sub.Store(sb)
 		return snd.Forward(ctx, sb, writers)
 	}
-	return h.ep.Answer(ctx, pc, offer, sess, stopUnused, run)
+	return h.ep.Answer(ctx, pc, offer, sess, prepare, run)
 }
 
 // SessionStats is a WHEP session's figures for the API: its subscription's,

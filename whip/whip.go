@@ -142,13 +142,42 @@ func shapeOffer(d *sdp.SessionDescription) ([]offerSection, error) {
 		}
 		if kind == gateway.KindVideo {
 			sec.rids = sendRIDs(m)
+			if err := checkRIDs(sec.rids); err != nil {
+				return nil, problem.Errorf(http.StatusBadRequest, "media section %d: %v", i, err)
+			}
 		}
 		out = append(out, sec)
 	}
 	if audio+video == 0 {
 		return nil, problem.Errorf(http.StatusBadRequest, "the offer has no audio or video section")
 	}
+	for _, sec := range out {
+		if audio > 0 && slices.Contains(sec.rids, "audio") {
+			return nil, problem.Errorf(http.StatusBadRequest, `media section %d: a=simulcast rid "audio" is the name of the offer's audio track`, sec.index)
+		}
+	}
 	return out, nil
+}
+
+// maxRIDs bounds the simulcast layers of an offer: browsers send three.
+const maxRIDs = 16
+
+// checkRIDs checks the rids of a=simulcast:send, which become the names of
+// the hub's video tracks: each a layer name (an RFC 8851 rid-id of up to
+// 16 characters), and none twice.
+func checkRIDs(rids []string) error {
+	if len(rids) > maxRIDs {
+		return fmt.Errorf("a=simulcast lists %d rids, more than %d", len(rids), maxRIDs)
+	}
+	for i, rid := range rids {
+		if err := gateway.ValidLayerName(rid); err != nil {
+			return fmt.Errorf("a=simulcast rid: %w", err) // the rule the hub names tracks by
+		}
+		if slices.Contains(rids[:i], rid) {
+			return fmt.Errorf("a=simulcast lists rid %q twice", rid)
+		}
+	}
+	return nil
 }
 
 // offeredCodecs reads a section's payload types the way pion does (rtpmap,
@@ -198,33 +227,40 @@ func offeredCodecs(m *sdp.MediaDescription, kind gateway.Kind) []offeredCodec {
 			}
 		}
 	}
-	params := func(id string, p *pt) webrtc.RTPCodecParameters {
-		n, _ := strconv.ParseUint(id, 10, 8)
-		return webrtc.RTPCodecParameters{PayloadType: webrtc.PayloadType(n), RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType: kind.String() + "/" + p.name, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
+	params := func(n webrtc.PayloadType, p *pt, mime string) webrtc.RTPCodecParameters {
+		return webrtc.RTPCodecParameters{PayloadType: n, RTPCodecCapability: webrtc.RTPCodecCapability{
+			MimeType: mime, ClockRate: p.clock, Channels: p.channels, SDPFmtpLine: p.fmtp,
 			RTCPFeedback: append(slices.Clone(wildFB), p.fb...)}}
 	}
-	// RTX payload types by the payload type they repair (apt), in one
-	// pass: an offer's formats are bounded, but not small.
-	rtxFor := map[string]string{}
-	for id, p := range pts {
-		if apt, ok := strings.CutPrefix(p.fmtp, "apt="); ok && strings.EqualFold(p.name, "rtx") {
-			rtxFor[apt] = id
+	// The RTX that repairs each payload type (apt), in one pass over the
+	// m= line (an offer's formats are bounded, but not small): the first
+	// one the line lists, so the same one every time.
+	rtxFor := map[string]webrtc.RTPCodecParameters{}
+	for _, id := range m.MediaName.Formats {
+		r, ok := pts[id]
+		rn, err := strconv.ParseUint(id, 10, 7)
+		if !ok || err != nil || !strings.EqualFold(r.name, "rtx") {
+			continue
+		}
+		if apt, ok := strings.CutPrefix(r.fmtp, "apt="); ok {
+			if _, dup := rtxFor[apt]; !dup {
+				rtxFor[apt] = params(webrtc.PayloadType(rn), r, kind.String()+"/"+r.name)
+			}
 		}
 	}
 	var out []offeredCodec
 	for _, id := range m.MediaName.Formats {
 		p, ok := pts[id]
-		if !ok || p.name == "" {
+		n, err := strconv.ParseUint(id, 10, 7) // RTP payload types are 0-127
+		if !ok || p.name == "" || err != nil {
 			continue
 		}
 		c, err := gateway.ParseCodec(p.name)
 		if err != nil || c.Kind() != kind {
 			continue
 		}
-		oc := offeredCodec{codec: c, params: params(id, p)}
-		if rtxPT, ok := rtxFor[id]; ok {
-			x := params(rtxPT, pts[rtxPT])
+		oc := offeredCodec{codec: c, params: params(webrtc.PayloadType(n), p, string(c))}
+		if x, ok := rtxFor[id]; ok {
 			oc.rtx = &x
 		}
 		out = append(out, oc)
@@ -364,8 +400,14 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 			return fmt.Errorf("whip: publish: %w", err)
 		}
 		tracks.init(infos)
-		sess.Stats = func() any { return IngestStats{Tracks: pub.Stream().Stats().Tracks, IngestSRTP: in.Stats()} }
-		pc.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		sess.Stats = func() any {
+			st := IngestStats{Tracks: pub.Stream().Stats().Tracks, IngestSRTP: in.Stats()}
+			if rtt, ok := in.RTT(); ok {
+				st.RTTMillis = float64(rtt.Microseconds()) / 1000
+			}
+			return st
+		}
+		in.OnTrack(func(t *webrtc.TrackRemote) {
 			i, ok := tracks.claim(t, log)
 			if ok {
 				sess.Go(func() { in.ReadTrack(t, func(p *rtp.Packet) { pub.WriteRTP(i, p) }) })
@@ -413,10 +455,13 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 	return s.ep.Created(w, r, sess, answer)
 }
 
-// IngestStats is a WHIP session's detail in the API: the stream's tracks
-// and how the publisher's media is read.
+// IngestStats is a WHIP session's detail in the API: the stream's tracks,
+// the round trip to the publisher and how its media is read.
 type IngestStats struct {
 	Tracks []gateway.TrackStats `json:"tracks"`
+	// RTTMillis is the round trip to the publisher in milliseconds, as
+	// ICE last measured it (every 2 s); absent until measured.
+	RTTMillis float64 `json:"rtt_ms,omitempty"`
 	rtc.IngestSRTP
 }
 

@@ -1,8 +1,8 @@
 // Package apidoc serves an OpenAPI document kept as YAML: loaded with
 // kin-openapi, validated, and marshalled to JSON once. The document itself
 // is cmd/openapi.yaml; it lives in package cmd, which embeds it and holds
-// it to the router, while this package keeps the loading out of cmd, which
-// is at its size limit (internal/deptest).
+// it to the router, while this package keeps the loading, a concern of its
+// own (issue 12), out of cmd.
 package apidoc
 
 import (

@@ -18,12 +18,6 @@ import (
 //     log bridge for its viewers, and in the server's log for its ingest;
 //   - the server's per-viewer queue (its /metrics).
 
-// isBufferFull reports whether a log line is pion dropping a packet at a
-// full buffer.
-func isBufferFull(line string) bool {
-	return strings.Contains(line, "Buffer is full") || strings.Contains(line, "buffer is full")
-}
-
 // queueDrops sums the server's whipgate_subscriber_packets_dropped_total
 // over its WHEP subscribers (none listed: 0). ok is false when the server
 // has no /metrics to read.

@@ -250,36 +250,7 @@ func stateChanges(pc *webrtc.PeerConnection) <-chan webrtc.PeerConnectionState {
 // counting in full the packets pion drops at its full receive buffers (it
 // logs each one, at Info or above, whatever level the log shows).
 func pionLogs(log *slog.Logger, full *atomic.Int64) logging.LoggerFactory {
-	return pionlog.Factory{Log: slog.New(&fullCounter{inner: log.Handler(), full: full})}
-}
-
-// fullCounter is a slog.Handler that counts pion's buffer-full messages
-// and passes on what the inner handler shows.
-type fullCounter struct {
-	inner slog.Handler
-	full  *atomic.Int64
-}
-
-func (h *fullCounter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= slog.LevelInfo || h.inner.Enabled(ctx, l)
-}
-
-func (h *fullCounter) Handle(ctx context.Context, r slog.Record) error {
-	if isBufferFull(r.Message) {
-		h.full.Add(1)
-	}
-	if !h.inner.Enabled(ctx, r.Level) {
-		return nil
-	}
-	return h.inner.Handle(ctx, r)
-}
-
-func (h *fullCounter) WithAttrs(a []slog.Attr) slog.Handler {
-	return &fullCounter{inner: h.inner.WithAttrs(a), full: h.full}
-}
-
-func (h *fullCounter) WithGroup(name string) slog.Handler {
-	return &fullCounter{inner: h.inner.WithGroup(name), full: h.full}
+	return pionlog.Factory{Log: log, BufferFull: func() { full.Add(1) }}
 }
 
 // peerConfig is what every bench peer's API is built from.

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"whipgate/whip/rtc/pionlog"
 )
 
 // server is a whipgate under test: a child process the bench started, so
@@ -55,7 +57,7 @@ func startServer(ctx context.Context, name, bin, dir, config string, logs io.Wri
 		}
 	}}
 	s.cmd.Stderr = io.MultiWriter(s.tail, &lineWriter{line: func(l string) {
-		if isBufferFull(l) {
+		if pionlog.IsBufferFull(l) {
 			s.full.Add(1)
 		}
 		if show(l) {

@@ -175,15 +175,14 @@ function hangUp(resource, token) {
   fetch(resource, { method: "DELETE", headers: bearer(token), keepalive: true }).catch(() => {});
 }
 
-// whepPlay opens a WHEP session and shows it in video. The caller owns the
-// session: close the pc and hangUp the resource. opts as for signal.
-async function whepPlay(url, video, onStatus, opts) {
+// offerAnswer makes a PeerConnection, lets addTracks add its transceivers,
+// and runs the offer/answer exchange with the endpoint at url. The caller
+// owns the session it returns: close the pc and hangUp the resource. On an
+// error the pc is closed. opts as for signal.
+async function offerAnswer(url, addTracks, onStatus, opts) {
   const pc = new RTCPeerConnection();
   try {
-    pc.addTransceiver("video", { direction: "recvonly" });
-    pc.addTransceiver("audio", { direction: "recvonly" });
-    const stream = new MediaStream();
-    pc.ontrack = (ev) => { stream.addTrack(ev.track); video.srcObject = stream; };
+    addTracks(pc);
     await pc.setLocalDescription(await pc.createOffer());
     await waitGathering(pc, 1000);
     const { answer, resource } = await signal(url, pc, onStatus, opts);
@@ -195,11 +194,21 @@ async function whepPlay(url, video, onStatus, opts) {
   }
 }
 
+// whepPlay opens a WHEP session and shows it in video. The caller owns the
+// session, as with offerAnswer. opts as for signal.
+function whepPlay(url, video, onStatus, opts) {
+  return offerAnswer(url, (pc) => {
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const stream = new MediaStream();
+    pc.ontrack = (ev) => { stream.addTrack(ev.track); video.srcObject = stream; };
+  }, onStatus, opts);
+}
+
 // whipPublish publishes media's tracks with codec preferred. The caller
-// owns the session, as with whepPlay. opts as for signal.
-async function whipPublish(url, media, codec, onStatus, opts) {
-  const pc = new RTCPeerConnection();
-  try {
+// owns the session, as with offerAnswer. opts as for signal.
+function whipPublish(url, media, codec, onStatus, opts) {
+  return offerAnswer(url, (pc) => {
     for (const track of media.getTracks()) {
       const tr = pc.addTransceiver(track, { direction: "sendonly" });
       if (track.kind === "video" && codec && RTCRtpSender.getCapabilities) {
@@ -208,15 +217,7 @@ async function whipPublish(url, media, codec, onStatus, opts) {
         if (pref.length) tr.setCodecPreferences(pref.concat(caps.filter((c) => !pref.includes(c))));
       }
     }
-    await pc.setLocalDescription(await pc.createOffer());
-    await waitGathering(pc, 1000);
-    const { answer, resource } = await signal(url, pc, onStatus, opts);
-    await pc.setRemoteDescription({ type: "answer", sdp: answer });
-    return { pc, resource };
-  } catch (e) {
-    pc.close();
-    throw e;
-  }
+  }, onStatus, opts);
 }
 
 // watchStats samples getStats once a second; the last sample is kept in

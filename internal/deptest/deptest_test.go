@@ -90,6 +90,16 @@ var rules = map[string]map[string]string{
 		"whipgate/whip/client/...": "playback needs no WHIP client",
 		"whipgate/whip/egress/...": "playback needs no egress",
 	},
+	// config nests the library packages' Config types, so it depends on
+	// what they do (net/http through whip, whep and certs); it adds none
+	// of the app's wiring. Its own files import net/url, not net/http.
+	"whipgate/cmd/config": {
+		"whipgate/cmd/...":                 "cmd and its programs read the config, never the reverse",
+		"github.com/prometheus/...":        "metrics are the app's wiring, in cmd",
+		"github.com/go-chi/chi/v5":         "routes are the app's wiring, in cmd",
+		"github.com/coreos/go-systemd/...": "telling systemd is the app's lifecycle, in cmd",
+	},
+	"whipgate/cmd/config/configtest": {"whipgate/...": "a leaf: the tests of every package under cmd import it"},
 	"whipgate/internal/testkit": {
 		"whipgate/whip/rtc":      "whip/rtc's own tests import the kit",
 		"whipgate/whip/rtc/nack": "whip/rtc/nack's own tests import the kit",

@@ -1,7 +1,9 @@
 // Package testkit is the test kit of whipgate's WebRTC layers (whip/...,
 // whep): a fake WHIP target with real pion peers and the quirks of real
-// servers, pion APIs for test peers on loopback, a synthetic publisher into
-// the hub, logs to a test's output, a goroutine leak check and a poller.
+// servers, pion APIs for test peers on loopback, an idle peer for the
+// session registry (whose tests in cmd use it too), a synthetic publisher
+// into the hub, logs to a test's output, a goroutine leak check and a
+// poller.
 //
 // Only tests import it. It imports the hub (gateway) and the leaf packages
 // of whip/ (sdpfrag, pionlog), never the transport, so that the
@@ -13,9 +15,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -123,11 +127,7 @@ func (s *TargetSession) counter(key string) *atomic.Int64 {
 func (s *TargetSession) Mimes() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]string{}
-	for k, v := range s.mimes {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.mimes)
 }
 
 // Packets returns the RTP packets received per rid (or kind).
@@ -197,8 +197,15 @@ func PionAPI(t testing.TB, n transport.Net) *webrtc.API {
 // PionAPIWith is PionAPI with settings of the test's own (nil: none).
 func PionAPIWith(t testing.TB, n transport.Net, set func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
+	return PionAPICodecs(t, n, (*webrtc.MediaEngine).RegisterDefaultCodecs, set)
+}
+
+// PionAPICodecs is PionAPIWith with the codecs register registers instead
+// of pion's defaults: a player that numbers them as a browser does.
+func PionAPICodecs(t testing.TB, n transport.Net, register func(*webrtc.MediaEngine) error, set func(*webrtc.SettingEngine)) *webrtc.API {
+	t.Helper()
 	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
+	if err := register(m); err != nil {
 		t.Fatal(err)
 	}
 	reg := &interceptor.Registry{}
@@ -265,16 +272,7 @@ func (f *Target) Addr() string { return f.srv.Listener.Addr().String() }
 // Close stops the HTTP server and every peer, and waits for the readers.
 func (f *Target) Close() {
 	f.srv.Close()
-	f.mu.Lock()
-	list := make([]*TargetSession, 0, len(f.sessions))
-	for _, s := range f.sessions {
-		list = append(list, s)
-	}
-	f.sessions = map[string]*TargetSession{}
-	f.mu.Unlock()
-	for _, s := range list {
-		_ = s.PC.Close()
-	}
+	f.Kill()
 	f.wg.Wait()
 }
 
@@ -289,10 +287,7 @@ func (f *Target) Crash() {
 // DELETE is involved, and later requests for them get 404.
 func (f *Target) Kill() {
 	f.mu.Lock()
-	list := make([]*TargetSession, 0, len(f.sessions))
-	for _, s := range f.sessions {
-		list = append(list, s)
-	}
+	list := slices.Collect(maps.Values(f.sessions))
 	f.sessions = map[string]*TargetSession{}
 	f.mu.Unlock()
 	for _, s := range list {
@@ -311,11 +306,7 @@ func (f *Target) Requests() []Request {
 func (f *Target) Sessions() []*TargetSession {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]*TargetSession, 0, len(f.sessions))
-	for _, s := range f.sessions {
-		out = append(out, s)
-	}
-	return out
+	return slices.Collect(maps.Values(f.sessions))
 }
 
 // Count returns how many requests of method were seen.
@@ -651,6 +642,18 @@ func SynthFrame(c gateway.Codec, key bool) [][]byte {
 		copy(p, hdr)
 		return p
 	}
+	// idr is an IDR in three fragmentation units led by hdr, whose last
+	// byte is the FU header: the start bit on the first, the end bit on
+	// the last.
+	idr := func(hdr []byte) [][]byte {
+		fus := make([][]byte, 3)
+		for k := range fus {
+			fus[k] = frag(hdr, 1000)
+		}
+		fus[0][len(hdr)-1] |= 0x80
+		fus[2][len(hdr)-1] |= 0x40
+		return fus
+	}
 	if c == gateway.H265 {
 		if !key {
 			return [][]byte{frag([]byte{1 << 1, 1}, 600)} // TRAIL_R
@@ -658,34 +661,13 @@ func SynthFrame(c gateway.Codec, key bool) [][]byte {
 		// AP (48) of VPS (32), SPS (33), PPS (34), then an IDR_W_RADL
 		// (19) in three FUs (49).
 		ap := []byte{48 << 1, 1, 0, 3, 32 << 1, 1, 0xc0, 0, 3, 33 << 1, 1, 0xa0, 0, 3, 34 << 1, 1, 0xc1}
-		out := [][]byte{ap}
-		for k := range 3 {
-			fu := frag([]byte{49 << 1, 1, 19}, 1000)
-			if k == 0 {
-				fu[2] |= 0x80
-			}
-			if k == 2 {
-				fu[2] |= 0x40
-			}
-			out = append(out, fu)
-		}
-		return out
+		return append([][]byte{ap}, idr([]byte{49 << 1, 1, 19})...)
 	}
 	if !key {
 		return [][]byte{frag([]byte{0x41}, 600)}
 	}
-	out := [][]byte{{24, 0, 4, 0x67, 0x42, 0xe0, 0x1f, 0, 2, 0x68, 0xce}} // STAP-A: SPS, PPS
-	for k := range 3 {
-		fu := frag([]byte{28 | 0x60, 5}, 1000)
-		if k == 0 {
-			fu[1] |= 0x80
-		}
-		if k == 2 {
-			fu[1] |= 0x40
-		}
-		out = append(out, fu)
-	}
-	return out
+	stapA := []byte{24, 0, 4, 0x67, 0x42, 0xe0, 0x1f, 0, 2, 0x68, 0xce} // SPS, PPS
+	return append([][]byte{stapA}, idr([]byte{28 | 0x60, 5})...)        // FU-A
 }
 
 // SynthTracks publishes tracks (H.264, H.265 video; Opus audio). The

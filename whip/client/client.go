@@ -71,6 +71,11 @@ func (c Config) Validate() error {
 		if len(s.URLs) == 0 {
 			return errors.New("whip client: an ice_servers entry has no urls")
 		}
+		for _, u := range s.URLs {
+			if _, err := rtc.ParseICEURL(u); err != nil {
+				return fmt.Errorf("whip client: ice server %q: %w", u, err)
+			}
+		}
 	}
 	return nil
 }

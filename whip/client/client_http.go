@@ -165,7 +165,8 @@ func clientParseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	var d time.Duration
 	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		d = time.Duration(max(n, 0)) * time.Second
+		// Capped before it is multiplied: 9227000000 s overflow a Duration.
+		d = time.Duration(min(max(n, 0), int64(time.Hour/time.Second))) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}

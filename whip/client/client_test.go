@@ -78,17 +78,28 @@ func waitConnected(t *testing.T, pc *webrtc.PeerConnection) {
 	})
 }
 
-func TestClientPublishTrickleAndDelete(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	f := testkit.NewTarget(t, nil)
-	c := newTestClient(t, Config{URL: f.URL("127.0.0.1", "/whip/cam"), Token: "secret"})
-	pc, track := testPeer(t, tr, c)
+// publishMedia publishes testPeer's track to f with a client on cfg, on a
+// transport of its own, and returns once the peer has connected (the
+// target learned it from its checks) and f has counted 10 packets. The
+// session is closed when the test ends.
+func publishMedia(t *testing.T, f *testkit.Target, cfg Config) (*Session, *webrtc.PeerConnection, *webrtc.TrackLocalStaticRTP) {
+	t.Helper()
+	c := newTestClient(t, cfg)
+	pc, track := testPeer(t, rtctest.New(t), c)
 	sess, err := c.Publish(t.Context(), pc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = sess.Close(context.Background()) })
 	waitConnected(t, pc)
+	sendUntil(t, track, f, 10)
+	return sess, pc, track
+}
+
+func TestClientPublishTrickleAndDelete(t *testing.T) {
+	testkit.LeakCheck(t)
+	f := testkit.NewTarget(t, nil)
+	sess, pc, track := publishMedia(t, f, Config{URL: f.URL("127.0.0.1", "/whip/cam"), Token: "secret"})
 	sendUntil(t, track, f, 20)
 	testkit.Eventually(t, 5*time.Second, "trickle PATCH", func() bool { return f.Count(http.MethodPatch) > 0 })
 	if !sess.Trickle() || !sess.CanRestart() {
@@ -231,17 +242,8 @@ func TestClientNoTokenSendsNoAuthorization(t *testing.T) {
 }
 
 func TestClientToleratesPatch405(t *testing.T) {
-	tr := rtctest.New(t)
 	f := testkit.NewTarget(t, func(f *testkit.Target) { f.PatchStatus = http.StatusMethodNotAllowed })
-	c := newTestClient(t, Config{URL: f.URL("127.0.0.1", "/whip")})
-	pc, track := testPeer(t, tr, c)
-	sess, err := c.Publish(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close(context.Background())
-	waitConnected(t, pc) // the target learned us from our checks
-	sendUntil(t, track, f, 10)
+	sess, _, _ := publishMedia(t, f, Config{URL: f.URL("127.0.0.1", "/whip")})
 	testkit.Eventually(t, 5*time.Second, "trickle gives up", func() bool { return !sess.Trickle() })
 	if n := f.Count(http.MethodPatch); n != 1 {
 		t.Errorf("%d PATCHes after a 405, want exactly 1", n)
@@ -249,17 +251,8 @@ func TestClientToleratesPatch405(t *testing.T) {
 }
 
 func TestClientETagStar(t *testing.T) {
-	tr := rtctest.New(t)
 	f := testkit.NewTarget(t, func(f *testkit.Target) { f.ETag = "*" })
-	c := newTestClient(t, Config{URL: f.URL("127.0.0.1", "/whip")})
-	pc, track := testPeer(t, tr, c)
-	sess, err := c.Publish(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close(context.Background())
-	waitConnected(t, pc)
-	sendUntil(t, track, f, 10)
+	sess, _, _ := publishMedia(t, f, Config{URL: f.URL("127.0.0.1", "/whip")})
 	if sess.CanRestart() {
 		t.Error(`ETag "*" taken as ICE restart support`)
 	}
@@ -275,17 +268,8 @@ func TestClientETagStar(t *testing.T) {
 }
 
 func TestClientICERestart(t *testing.T) {
-	tr := rtctest.New(t)
 	f := testkit.NewTarget(t, nil)
-	c := newTestClient(t, Config{URL: f.URL("127.0.0.1", "/whip")})
-	pc, track := testPeer(t, tr, c)
-	sess, err := c.Publish(t.Context(), pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close(context.Background())
-	waitConnected(t, pc)
-	sendUntil(t, track, f, 10)
+	sess, pc, track := publishMedia(t, f, Config{URL: f.URL("127.0.0.1", "/whip")})
 	before := f.Sessions()[0].PC.RemoteDescription().SDP
 	if err := sess.Restart(t.Context()); err != nil {
 		t.Fatalf("ICE restart: %v", err)

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pion/stun/v3"
+	"github.com/pion/stun/v4"
 
 	"whipgate/whip/rtc"
 )
@@ -152,7 +152,7 @@ func LinkICEServers(links []LinkEntry) ([]rtc.ICEServer, []error) {
 		if i := strings.IndexByte(uri, ':'); i > 0 {
 			uri = strings.ToLower(uri[:i]) + uri[i:]
 		}
-		u, err := stun.ParseURI(uri)
+		u, err := rtc.ParseICEURL(uri)
 		if err != nil {
 			skipped = append(skipped, fmt.Errorf("%w: %q: %w", errLinkSkipped, l.URI, err))
 			continue

@@ -3,6 +3,7 @@ package egress
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 
@@ -109,12 +110,13 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.Stream) == "" {
 		return errors.New("egress: stream is required")
 	}
+	if err := gateway.ValidStreamName(c.Stream); err != nil {
+		return fmt.Errorf("egress: %w", err)
+	}
 	// The id names the egress in URLs, metrics and the dashboard: the
 	// stream-name rule, like the stream's.
-	for _, name := range []string{c.Stream, c.EffectiveID()} {
-		if err := gateway.ValidStreamName(name); err != nil {
-			return fmt.Errorf("egress: %w", err)
-		}
+	if err := gateway.ValidID("egress id", c.EffectiveID()); err != nil {
+		return fmt.Errorf("egress: %w", err)
 	}
 	if c.URL == "" {
 		return fmt.Errorf("egress %s: url is required", c.EffectiveID())
@@ -157,13 +159,17 @@ func (c Config) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, l := range c.Layers {
-		if l == "" {
-			return fmt.Errorf("egress %s: empty layer name", c.EffectiveID())
+		// A layer goes into the target URL ({layer}) and the offer (rid).
+		if err := gateway.ValidLayerName(l); err != nil {
+			return fmt.Errorf("egress %s: %w", c.EffectiveID(), err)
 		}
 		if seen[l] {
 			return fmt.Errorf("egress %s: layer %q listed twice", c.EffectiveID(), l)
 		}
 		seen[l] = true
+	}
+	if math.IsNaN(c.PacingFactor) || math.IsInf(c.PacingFactor, 0) {
+		return fmt.Errorf("egress %s: pacing_factor %v is not a finite number", c.EffectiveID(), c.PacingFactor)
 	}
 	if c.PacingFactor != 0 && c.PacingFactor < 1 {
 		return fmt.Errorf("egress %s: pacing_factor %.2f is below 1 and could never keep up", c.EffectiveID(), c.PacingFactor)
@@ -179,6 +185,9 @@ func (c Config) Validate() error {
 			}
 			if (strings.HasPrefix(l, "turn:") || strings.HasPrefix(l, "turns:")) && (s.Username == "" || s.Credential == "") {
 				return fmt.Errorf("egress %s: TURN server %q needs username and credential", c.EffectiveID(), u)
+			}
+			if _, err := rtc.ParseICEURL(u); err != nil {
+				return fmt.Errorf("egress %s: ice server %q: %w", c.EffectiveID(), u, err)
 			}
 		}
 	}

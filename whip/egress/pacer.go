@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,9 @@ func (c *PacerConfig) applyDefaults() {
 
 // Validate checks the configuration.
 func (c PacerConfig) Validate() error {
+	if math.IsNaN(c.Factor) || math.IsInf(c.Factor, 0) {
+		return fmt.Errorf("pacer: factor %v is not a finite number", c.Factor)
+	}
 	if c.Factor != 0 && c.Factor < 1 {
 		return fmt.Errorf("pacer: factor %.2f is below 1, which could never drain the queue", c.Factor)
 	}

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 
+	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -106,8 +108,36 @@ func (c Config) Validate() error {
 		if len(s.URLs) == 0 {
 			return errors.New("ice_servers: an entry has no urls")
 		}
+		for _, u := range s.URLs {
+			parsed, err := ParseICEURL(u)
+			if err != nil {
+				return fmt.Errorf("ice_servers: %q: %w", u, err)
+			}
+			turn := parsed.Scheme == stun.SchemeTypeTURN || parsed.Scheme == stun.SchemeTypeTURNS
+			if turn && (s.Username == "" || s.Credential == "") {
+				return fmt.Errorf("ice_servers: TURN server %q needs username and credential", u)
+			}
+		}
 	}
 	return nil
+}
+
+// ParseICEURL parses a STUN or TURN URL (RFC 7064, RFC 7065) as pion
+// does, but first refuses a host that has no port even once the default
+// one is added: pion's parser then adds it again and again, until the
+// stack overflows and the process dies ("turn:[::1] 478"). Check every
+// URL with it before pion sees it.
+func ParseICEURL(raw string) (*stun.URI, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := net.SplitHostPort(u.Opaque); err != nil {
+		if _, _, err := net.SplitHostPort(u.Opaque + ":3478"); err != nil {
+			return nil, fmt.Errorf("host: %w", err)
+		}
+	}
+	return stun.ParseURI(raw)
 }
 
 // PionICEServers converts servers to pion's form.

@@ -60,7 +60,7 @@ type directIngest struct {
 	ctx      *srtp.Context           // nil until the first packet or binding
 	failed   bool                    // no keys or no context: pion's way for all
 	hdr      rtp.Header
-	scratch  []byte // verifyLocked's
+	scratch  []byte // decrypts what no queue takes, to verify its origin
 
 	taken, dropped, undecryptable atomic.Uint64
 }
@@ -228,7 +228,18 @@ func (d *directIngest) take(b []byte, from netip.AddrPort, known bool) (bool, au
 	if q == nil {
 		return false, d.verifyLocked(b)
 	}
-	switch err := q.push(len(b), func(dst []byte) ([]byte, error) { return d.ctx.DecryptRTP(dst, b, &d.hdr) }); {
+	err := q.push(len(b), func(dst []byte) ([]byte, error) { return d.ctx.DecryptRTP(dst, b, &d.hdr) })
+	if errors.Is(err, errQueueFull) || errors.Is(err, io.ErrClosedPipe) {
+		// Not pushed, so not decrypted: it is the publisher's (an address
+		// to learn, a packet the read gate counts) only if it decrypts. A
+		// known address proves nothing: a source address is easy to forge.
+		if out, derr := d.ctx.DecryptRTP(d.scratch[:0], b, &d.hdr); derr != nil {
+			err = derr
+		} else {
+			d.scratch = out
+		}
+	}
+	switch {
 	case err == nil:
 		d.taken.Add(1)
 	case errors.Is(err, errQueueFull), errors.Is(err, io.ErrClosedPipe):

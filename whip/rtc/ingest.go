@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
@@ -34,8 +35,9 @@ func (o PeerOptions) log(t *Transport) *slog.Logger {
 // Ingest is one publisher's PeerConnection on the transport: the seam
 // between a WHIP session and what lies beneath pion. Its RTP is read
 // beneath pion where it can be (directIngest), its packets in flight count
-// in the shared socket's read gate, and ReadTrack moves a remote track's
-// packets on, telling the NACK generator what came through RTX.
+// in the shared socket's read gate, ReadTrack moves a remote track's
+// packets on, telling the NACK generator what came through RTX, and every
+// remote track's RTCP is read (OnTrack) so that pion's reports see it.
 type Ingest struct {
 	t      *Transport
 	pc     *webrtc.PeerConnection
@@ -45,6 +47,10 @@ type Ingest struct {
 
 	rtxMu sync.Mutex
 	rtx   map[uint32]*atomic.Uint64 // packets recovered through RTX, by media SSRC
+
+	rtcpMu     sync.Mutex
+	rtcpClosed bool           // Close began: no new reader
+	rtcp       sync.WaitGroup // the remote tracks' RTCP readers
 }
 
 // NewIngest makes the PeerConnection for a publisher's offer (not yet
@@ -69,8 +75,71 @@ func (t *Transport) NewIngest(offer *sdp.SessionDescription, conf webrtc.Configu
 	return &Ingest{t: t, pc: pc, direct: direct, gate: t.gate.add(pc, opt.log(t)), rtx: map[uint32]*atomic.Uint64{}}, nil
 }
 
-// PeerConnection is the publisher's PeerConnection.
+// PeerConnection is the publisher's PeerConnection. Its OnTrack is the
+// Ingest's: use Ingest.OnTrack.
 func (in *Ingest) PeerConnection() *webrtc.PeerConnection { return in.pc }
+
+// OnTrack has f called with each remote track the publisher sends (every
+// rid of a simulcast section), once the Ingest reads the track's RTCP
+// until Close. f must not block.
+func (in *Ingest) OnTrack(f func(*webrtc.TrackRemote)) {
+	in.pc.OnTrack(func(t *webrtc.TrackRemote, r *webrtc.RTPReceiver) {
+		in.readRTCP(r, t.RID())
+		f(t)
+	})
+}
+
+// readRTCP reads the RTCP of a remote track (of one rid of r, with
+// simulcast) until the PeerConnection closes, and drops it: reading is what
+// hands the publisher's Sender Reports to pion's report interceptor, whose
+// receiver reports then carry LSR and DLSR (RFC 3550, 6.4.1), from which
+// the publisher computes its round trip. Unread, they wait in pion's
+// buffer, and our reports say LSR 0. At one or two reports a second there
+// is nothing to gain from a shared reader; the buffer is one per track.
+func (in *Ingest) readRTCP(r *webrtc.RTPReceiver, rid string) {
+	in.rtcpMu.Lock()
+	defer in.rtcpMu.Unlock()
+	if in.rtcpClosed {
+		return
+	}
+	in.rtcp.Go(func() {
+		// pion never hands over more than receiveMTU: it decrypts
+		// datagrams read into buffers of that size.
+		buf := make([]byte, receiveMTU)
+		for {
+			var err error
+			if rid == "" {
+				_, _, err = r.Read(buf)
+			} else {
+				_, _, err = r.ReadSimulcast(buf, rid)
+			}
+			if err != nil {
+				return // the receiver stopped: its streams are closed
+			}
+		}
+	})
+}
+
+// RTT is the round trip to the publisher as ICE last measured it: a
+// connectivity check or a consent refresh on the selected candidate pair
+// (one every 2 s); false until the first answer to one.
+func (in *Ingest) RTT() (time.Duration, bool) {
+	return selectedPairRTT(in.pc)
+}
+
+// selectedPairRTT is the round trip ICE last measured on pc's selected
+// candidate pair.
+func selectedPairRTT(pc *webrtc.PeerConnection) (time.Duration, bool) {
+	sctp := pc.SCTP()
+	if sctp == nil {
+		return 0, false
+	}
+	st, ok := sctp.Transport().ICETransport().GetSelectedCandidatePairStats()
+	if !ok || st.CurrentRoundTripTime <= 0 {
+		return 0, false
+	}
+	return time.Duration(st.CurrentRoundTripTime * float64(time.Second)), true
+}
 
 // ReadTrack reads a remote track until it ends, calling write with each
 // packet: one buffer and one packet reused for every read, so at 10,000
@@ -148,14 +217,18 @@ func (in *Ingest) Stats() IngestSRTP {
 	return st
 }
 
-// Close releases the read gate and the direct path and closes the
-// PeerConnection; idempotent.
+// Close releases the read gate and the direct path, closes the
+// PeerConnection and waits for the RTCP readers it ended; idempotent.
 func (in *Ingest) Close() error {
 	var err error
 	in.once.Do(func() {
+		in.rtcpMu.Lock()
+		in.rtcpClosed = true
+		in.rtcpMu.Unlock()
 		in.t.gate.remove(in.gate)
 		in.direct.unwatch(in.t)
 		err = in.pc.Close()
+		in.rtcp.Wait()
 	})
 	return err
 }

@@ -267,6 +267,17 @@ func renegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection, opts *w
 	if opts != nil && opts.ICERestart {
 		await = testkit.AwaitGathering
 	}
+	setOffer(t, offerer, opts, await)
+	if onOffer != nil {
+		onOffer(offerer.LocalDescription())
+	}
+	answerOffer(t, offerer, answerer, nil, await)
+}
+
+// setOffer sets a new offer (with opts) on offerer and waits for its
+// candidates with await.
+func setOffer(t *testing.T, offerer *webrtc.PeerConnection, opts *webrtc.OfferOptions, await func(<-chan struct{})) {
+	t.Helper()
 	offer, err := offerer.CreateOffer(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -276,17 +287,24 @@ func renegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection, opts *w
 		t.Fatal(err)
 	}
 	await(gathered)
-	if onOffer != nil {
-		onOffer(offerer.LocalDescription())
-	}
+}
+
+// answerOffer applies offerer's offer to answerer and answerer's answer,
+// its candidates gathered with await, to offerer. prepare, if not nil,
+// runs once the offer is applied, before the answer is made.
+func answerOffer(t *testing.T, offerer, answerer *webrtc.PeerConnection, prepare func(), await func(<-chan struct{})) {
+	t.Helper()
 	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare()
 	}
 	answer, err := answerer.CreateAnswer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered = webrtc.GatheringCompletePromise(answerer)
+	gathered := webrtc.GatheringCompletePromise(answerer)
 	if err := answerer.SetLocalDescription(answer); err != nil {
 		t.Fatal(err)
 	}

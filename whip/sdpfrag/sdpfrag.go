@@ -140,32 +140,29 @@ func Attribute(d *sdp.SessionDescription, m *sdp.MediaDescription, key string) s
 }
 
 // Apply puts f's credentials in place of d's everywhere they stand (at
-// session level if they stood nowhere), drops d's candidates, and adds f's
-// to the first media section, with a=end-of-candidates if f.End: what a
-// restart's fragment makes of the description it restarts.
+// session level where one stood nowhere), drops d's candidates, and adds
+// f's to the first media section, with a=end-of-candidates if f.End: what
+// a restart's fragment makes of the description it restarts.
 func Apply(d *sdp.SessionDescription, f Frag) {
-	replace := func(attrs []sdp.Attribute) ([]sdp.Attribute, bool) {
+	var hadUfrag, hadPwd bool
+	replace := func(attrs []sdp.Attribute) []sdp.Attribute {
 		out := attrs[:0]
-		had := false
 		for _, a := range attrs {
 			switch a.Key {
 			case "ice-ufrag":
-				a.Value, had = f.Ufrag, true
+				a.Value, hadUfrag = f.Ufrag, true
 			case "ice-pwd":
-				a.Value = f.Pwd
+				a.Value, hadPwd = f.Pwd, true
 			case "candidate", "end-of-candidates":
 				continue
 			}
 			out = append(out, a)
 		}
-		return out, had
+		return out
 	}
-	var had bool
-	d.Attributes, had = replace(d.Attributes)
+	d.Attributes = replace(d.Attributes)
 	for i, m := range d.MediaDescriptions {
-		var h bool
-		m.Attributes, h = replace(m.Attributes)
-		had = had || h
+		m.Attributes = replace(m.Attributes)
 		if i != 0 {
 			continue
 		}
@@ -176,7 +173,10 @@ func Apply(d *sdp.SessionDescription, f Frag) {
 			m.Attributes = append(m.Attributes, sdp.Attribute{Key: "end-of-candidates"})
 		}
 	}
-	if !had {
-		d.Attributes = append(d.Attributes, sdp.Attribute{Key: "ice-ufrag", Value: f.Ufrag}, sdp.Attribute{Key: "ice-pwd", Value: f.Pwd})
+	if !hadUfrag {
+		d.Attributes = append(d.Attributes, sdp.Attribute{Key: "ice-ufrag", Value: f.Ufrag})
+	}
+	if !hadPwd {
+		d.Attributes = append(d.Attributes, sdp.Attribute{Key: "ice-pwd", Value: f.Pwd})
 	}
 }

@@ -109,12 +109,18 @@ func LinkHeaders(servers []webrtc.ICEServer) []string {
 		for _, u := range s.URLs {
 			v := fmt.Sprintf(`<%s>; rel="ice-server"`, u)
 			if s.Username != "" {
-				v += fmt.Sprintf(`; username="%s"; credential="%v"; credential-type="password"`, s.Username, s.Credential)
+				v += fmt.Sprintf(`; username=%s; credential=%s; credential-type="password"`, quote(s.Username), quote(fmt.Sprint(s.Credential)))
 			}
 			out = append(out, v)
 		}
 	}
 	return out
+}
+
+// quote renders s as an RFC 9110 quoted-string: a credential may hold
+// " or \, which unescaped would end the value early.
+func quote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
 // Location makes a session URL absolute: OBS resolves relative ones by

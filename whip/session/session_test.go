@@ -9,23 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4"
-
 	"whipgate/internal/testkit"
 	"whipgate/whip/problem"
 )
-
-// newPeer is a PeerConnection that never connects: enough for the
-// registry, which only watches its state.
-func newPeer(t *testing.T) *webrtc.PeerConnection {
-	t.Helper()
-	pc, err := webrtc.NewAPI().NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pc.Close() })
-	return pc
-}
 
 // wantProblem checks err is a problem with code whose message contains
 // what.
@@ -101,7 +87,7 @@ func TestPanicEndsOnlyItsSession(t *testing.T) {
 		if err := r.Admit(s); err != nil {
 			t.Fatal(err)
 		}
-		if err := r.Start(s, newPeer(t), time.Minute, func(ctx context.Context) error {
+		if err := r.Start(s, testkit.IdlePeer(t), time.Minute, func(ctx context.Context) error {
 			<-ctx.Done()
 			return context.Cause(ctx)
 		}); err != nil {
@@ -127,7 +113,7 @@ func TestPanicEndsOnlyItsSession(t *testing.T) {
 	if err := r.Admit(s); err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Start(s, newPeer(t), time.Minute, func(context.Context) error { panic("in run") }); err != nil {
+	if err := r.Start(s, testkit.IdlePeer(t), time.Minute, func(context.Context) error { panic("in run") }); err != nil {
 		t.Fatal(err)
 	}
 	<-s.Done()
@@ -146,7 +132,7 @@ func TestConnectTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended := make(chan error, 1)
-	if err := r.Start(s, newPeer(t), 50*time.Millisecond, func(ctx context.Context) error {
+	if err := r.Start(s, testkit.IdlePeer(t), 50*time.Millisecond, func(ctx context.Context) error {
 		<-ctx.Done()
 		ended <- context.Cause(ctx)
 		return context.Cause(ctx)

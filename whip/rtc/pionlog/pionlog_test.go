@@ -30,3 +30,18 @@ func TestLevels(t *testing.T) {
 		}
 	}
 }
+
+// The bench counts pion's drops at full buffers although pion reports
+// them only at Info, which the log shows at Debug.
+func TestBufferFullHook(t *testing.T) {
+	var buf bytes.Buffer
+	n := 0
+	f := Factory{Log: slog.New(slog.NewTextHandler(&buf, nil)), BufferFull: func() { n++ }}
+	l := f.NewLogger("mux")
+	l.Infof("mux: endpoint buffer is full, dropping packet")
+	l.Warnf("Failed to write packet: %s", "packetio.Buffer is full")
+	l.Info("100% of estimate")
+	if n != 2 || strings.Contains(buf.String(), "dropping") {
+		t.Errorf("hook called %d times, want 2; pion's Info line logged at Info: %q", n, buf.String())
+	}
+}

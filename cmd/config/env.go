@@ -1,4 +1,4 @@
-package cmd
+package config
 
 import (
 	"encoding"
@@ -15,8 +15,9 @@ import (
 // envPrefix starts every environment variable whipgate reads.
 const envPrefix = "WHIPGATE_"
 
-// envConfigFile names the config file when -config is not given.
-const envConfigFile = envPrefix + "CONFIG"
+// EnvConfigFile is the variable that names the config file when the
+// command line gives none (-config).
+const EnvConfigFile = envPrefix + "CONFIG"
 
 // envVar is one setting the environment can give: a scalar or a list of
 // scalars somewhere in Config.
@@ -119,11 +120,12 @@ func envScalar(k reflect.Kind) bool {
 	return false
 }
 
-// applyEnv sets every field whose variable getenv returns non-empty (an
-// empty variable counts as unset). A variable under a section the config
-// leaves out (hwaccel, test_source) adds the section, as the key would in
-// the file. A value that does not parse is an error naming the variable.
-func applyEnv(c *Config, getenv func(string) string) error {
+// ApplyEnv sets every field whose WHIPGATE_* variable getenv returns
+// non-empty (an empty variable counts as unset). A variable under a
+// section the config leaves out (hwaccel, test_source) adds the section,
+// as the key would in the file. A value that does not parse is an error
+// naming the variable.
+func ApplyEnv(c *Config, getenv func(string) string) error {
 	root := reflect.ValueOf(c).Elem()
 	setBy := map[string]string{} // key → the variable that set it
 	var errs []error

@@ -1,7 +1,6 @@
-package cmd
+package config
 
 import (
-	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -9,6 +8,7 @@ import (
 	"time"
 
 	"whipgate/certs"
+	"whipgate/cmd/config/configtest"
 	"whipgate/gateway"
 	"whipgate/hwaccel"
 	"whipgate/ingest"
@@ -16,7 +16,7 @@ import (
 	"whipgate/whip/rtc"
 )
 
-func TestLoadConfig(t *testing.T) {
+func TestLoad(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		yaml    string
@@ -85,8 +85,8 @@ func TestLoadConfig(t *testing.T) {
 		{name: "not YAML", yaml: "listen: [\n", wantErr: "config "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := LoadConfig(writeFile(t, "whipgate.yaml", tc.yaml))
-			checkErr(t, err, tc.wantErr)
+			c, err := Load(configtest.WriteFile(t, "whipgate.yaml", tc.yaml))
+			configtest.CheckErr(t, err, tc.wantErr)
 			if tc.check != nil {
 				tc.check(t, c)
 			}
@@ -94,25 +94,25 @@ func TestLoadConfig(t *testing.T) {
 	}
 }
 
-func TestLoadConfigMissingFile(t *testing.T) {
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
-	checkErr(t, err, "read config")
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	configtest.CheckErr(t, err, "read config")
 }
 
 // The shipped examples are what operators copy: each must load strictly and
 // validate.
 func TestExamplesLoadAndValidate(t *testing.T) {
-	files, err := filepath.Glob("../examples/*.yaml")
+	files, err := filepath.Glob("../../examples/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("got examples %v (%v), want some", files, err)
 	}
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			c, err := LoadConfig(f)
+			c, err := Load(f)
 			if err != nil {
 				t.Fatal(err)
 			}
-			c.applyDefaults(env(nil))
+			c.ApplyDefaults(configtest.Env(nil))
 			if c.APIToken == "" && !IsLoopback(c.Listen) {
 				c.APIToken = "set-by-the-operator"
 			}
@@ -222,7 +222,7 @@ func TestApplyDefaults(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := tc.in
-			c.applyDefaults(env(tc.getenv))
+			c.ApplyDefaults(configtest.Env(tc.getenv))
 			tc.check(t, c)
 		})
 	}
@@ -285,9 +285,9 @@ func TestValidate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{TestSource: &TestSourceConfig{}}
 			tc.mutate(&c)
-			c.applyDefaults(env(nil))
+			c.ApplyDefaults(configtest.Env(nil))
 			err := c.Validate()
-			checkErr(t, err, tc.wantErr)
+			configtest.CheckErr(t, err, tc.wantErr)
 			if tc.notErr != "" && err != nil && strings.Contains(err.Error(), tc.notErr) {
 				t.Fatalf("got %q, want nothing about %q", err, tc.notErr)
 			}
@@ -299,7 +299,7 @@ func TestValidateJoinsErrors(t *testing.T) {
 	c := Config{Listen: "8080", Streams: map[string]StreamConfig{"": {}}}
 	err := c.Validate()
 	for _, want := range []string{`listen "8080"`, `stream name ""`} {
-		checkErr(t, err, want)
+		configtest.CheckErr(t, err, want)
 	}
 }
 
@@ -342,43 +342,7 @@ func TestValidStreamName(t *testing.T) {
 		{"..?", "only letters, digits and -_.~ are allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			checkErr(t, gateway.ValidStreamName(tc.name), tc.wantErr)
-		})
-	}
-}
-
-// Each flag sets its field; TestConfigPrecedence has flags against the
-// other layers.
-func TestServerFlags(t *testing.T) {
-	for _, tc := range []struct {
-		args  []string
-		check func(c Config) bool
-	}{
-		{[]string{"-listen", "127.0.0.1:9001"}, func(c Config) bool { return c.Listen == "127.0.0.1:9001" }},
-		{[]string{"-udp", "127.0.0.1:9002"}, func(c Config) bool { return c.WebRTC.UDPListen == "127.0.0.1:9002" }},
-		{[]string{"-public-ip", "203.0.113.7,203.0.113.8"}, func(c Config) bool {
-			return reflect.DeepEqual(c.WebRTC.PublicIPs, []string{"203.0.113.7", "203.0.113.8"})
-		}},
-		{[]string{"-public-url", "https://box"}, func(c Config) bool { return c.PublicURL == "https://box" }},
-		{[]string{"-api-token", "tok"}, func(c Config) bool { return c.APIToken == "tok" }},
-		{[]string{"-log-level", "debug"}, func(c Config) bool { return c.LogLevel == "debug" }},
-		{[]string{"-log-format", "json"}, func(c Config) bool { return c.LogFormat == "json" }},
-		{[]string{"-state-dir", "/s"}, func(c Config) bool { return c.StateDir == "/s" }},
-		{[]string{"-no-test-source"}, func(c Config) bool { return c.TestSource == nil }},
-		{[]string{"-no-test-source=false"}, func(c Config) bool { return c.TestSource.On() }},
-	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			f := newServerFlags(io.Discard)
-			if err := f.parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			c, err := f.config(env(nil))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !tc.check(c) {
-				t.Fatalf("got %+v, want the flag's value set", c)
-			}
+			configtest.CheckErr(t, gateway.ValidStreamName(tc.name), tc.wantErr)
 		})
 	}
 }
