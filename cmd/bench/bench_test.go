@@ -35,6 +35,22 @@ func buildWhipgate(t *testing.T) string {
 	return bin
 }
 
+// startTestServer starts bin as a whipgate on loopback, logging all of
+// its output to the test's; the test's end stops it.
+func startTestServer(t *testing.T, bin, name string) *server {
+	t.Helper()
+	srv, err := startServer(t.Context(), name, bin, t.TempDir(), "", t.Output(), func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("stop the %s: %v", name, err)
+		}
+	})
+	return srv
+}
+
 // runBench runs the command and returns its one JSON line, decoded both
 // into a Result and into a map (to see which fields are present).
 func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
@@ -116,6 +132,9 @@ func TestBenchAgainstARealServer(t *testing.T) {
 	if r.ProbeJoinMs.N == 0 || r.JoinMs.N < 2 {
 		t.Errorf("join probes %+v, joins %+v: want the probes and both viewers counted", r.ProbeJoinMs, r.JoinMs)
 	}
+	if r.Drops.ServerQueue == nil || r.JoinDrops.ServerQueue == nil {
+		t.Errorf("drops %v, at the joins %v: the server's queue drops unread from its /metrics", r.Drops, r.JoinDrops)
+	}
 	if r.Keyframes < 3 {
 		t.Errorf("%d keyframes sent over about 6 s at GOP 1 s", r.Keyframes)
 	}
@@ -171,16 +190,7 @@ func TestBenchViewersRecoverLoss(t *testing.T) {
 // TestBenchAnExternalServer benches a whipgate it did not start (-server,
 // -pid) and leaves it running.
 func TestBenchAnExternalServer(t *testing.T) {
-	bin := buildWhipgate(t)
-	srv, err := startServer(t.Context(), "external", bin, t.TempDir(), "", t.Output(), func(string) bool { return true })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("stop the external server: %v", err)
-		}
-	}()
+	srv := startTestServer(t, buildWhipgate(t), "external")
 	r, _, _ := runBench(t, "-server", srv.url, "-pid", srv.pid, "-viewers", "1", "-bitrate", "5M",
 		"-duration", "1s", "-warmup", "500ms", "-baseline", "500ms", "-mode", "paced")
 	if r.ServerCPUPct == nil || r.RSSMB == nil || r.Mode != "paced" || r.PerViewer[0].Received == 0 {
