@@ -108,6 +108,9 @@ type bench struct {
 	// pionFull counts packets the bench's pion peers dropped at full
 	// receive buffers.
 	pionFull atomic.Int64
+	// viewerPath and publisherPath count what their lossy sockets
+	// passed and dropped (-viewer-loss, -publisher-loss).
+	viewerPath, publisherPath pathCounts
 }
 
 func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
@@ -120,6 +123,18 @@ func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
 	}
 	b.peers = peerConfig{log: log, full: &b.pionFull, gro: opt.GRO, direct: opt.Receive == "direct"}
 	return b, nil
+}
+
+// peer is the configuration of the index-th peer of role: the shared one
+// with the path's random loss, if any.
+func (b *bench) peer(role peerRole, index int) peerConfig {
+	p := b.peers
+	if role == rolePublisher {
+		p.loss = newLossyPath(b.opt.PublisherLoss, b.opt.Seed, role, index, &b.publisherPath)
+	} else {
+		p.loss = newLossyPath(b.opt.ViewerLoss, b.opt.Seed, role, index, &b.viewerPath)
+	}
+	return p
 }
 
 // run is one measurement: one mode, one viewer count.
@@ -141,7 +156,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 
 	p := newPlan(opt.Bitrate, opt.FPS, opt.GOP, opt.KeyframeFactor)
 	table := newFrameTable(opt.FPS, opt.Baseline+opt.Warmup+opt.Duration+time.Minute)
-	pub, err := publish(ctx, b.peers, srv.url+"/whip/"+streamName, b.log)
+	pub, err := publish(ctx, b.peer(rolePublisher, 0), srv.url+"/whip/"+streamName, b.log)
 	if err != nil {
 		return res, err
 	}
@@ -221,7 +236,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	var probes probeResult
 	var probing sync.WaitGroup
 	if opt.Joins > 0 {
-		probing.Go(func() { probes = b.probeJoins(probeCtx, srv.url+"/whep/"+streamName+"/main", table) })
+		probing.Go(func() { probes = b.probeJoins(probeCtx, srv.url+"/whep/"+streamName+"/main", viewers, table) })
 	}
 	werr := pause(ctx, opt.Duration)
 	w1, serr := sampleAll(srv, target)
@@ -249,6 +264,8 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 
 	res = b.result(mode, p, table, w0, w1, base0, base1, vs, egressViewer, probes)
 	res.Drops, res.JoinDrops = drops(d0, d1), drops(dj, d0)
+	res.ViewerLoss = lossFigures(opt.ViewerLoss, d0.viewerPath, d1.viewerPath)
+	res.PublisherLoss = lossFigures(opt.PublisherLoss, d0.publisherPath, d1.publisherPath)
 	res.PublisherLateFrames, res.PublisherWriteErrs, res.Keyframes = pub.late, pub.writeErrs, pub.keyframes
 	res.PLIs, res.IngestNACKed = pub.plis.Load(), pub.nacks.Load()
 	if res.Frames == 0 {

@@ -23,6 +23,8 @@ type dropCounts struct {
 	// metrics is the server's /metrics for the bench stream; nil when
 	// it has none.
 	metrics streamMetrics
+	// What the bench's lossy paths dropped.
+	viewerPath, publisherPath lossSample
 }
 
 func (b *bench) sampleDrops(ctx context.Context, srv *server) (dropCounts, error) {
@@ -30,7 +32,7 @@ func (b *bench) sampleDrops(ctx context.Context, srv *server) (dropCounts, error
 	if err != nil {
 		return dropCounts{}, err
 	}
-	d := dropCounts{kernel: k, benchPion: b.pionFull.Load()}
+	d := dropCounts{kernel: k, benchPion: b.pionFull.Load(), viewerPath: b.viewerPath.sample(), publisherPath: b.publisherPath.sample()}
 	if srv != nil {
 		d.serverPion = srv.full.Load()
 		d.metrics = readStreamMetrics(ctx, srv.url, streamName)

@@ -57,6 +57,17 @@ type Options struct {
 	// have; "pion" reads it through pion's receive path, as before this
 	// option (about 3 µs a packet more, on the cores the server uses).
 	Receive string
+	// ViewerLoss is the share (0 to 0.5) of SRTP and SRTCP datagrams the
+	// WHEP viewers' sockets drop, each way: a lossy path between the
+	// server and its viewers. The egress target's viewer has none.
+	// Default 0.
+	ViewerLoss float64
+	// PublisherLoss is the same for the publisher's socket: a lossy path
+	// into the server. Default 0.
+	PublisherLoss float64
+	// Seed seeds the random drops: the same seed drops the same places
+	// of each socket's sequence of packets. Default 1.
+	Seed uint64
 	// Egress adds a WHIP egress from the server under test to a second
 	// whipgate. Default off.
 	Egress bool
@@ -99,6 +110,10 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.BoolVar(&o.IgnorePLI, "ignore-pli", false, "never answer a PLI/FIR with an early keyframe")
 	fs.BoolVar(&o.GRO, "gro", true, "viewers receive the server's GSO messages whole (UDP_GRO); false: the kernel segments them in the server's send")
 	fs.StringVar(&o.Receive, "receive", "direct", "how viewers read media: direct (SRTP decrypted beneath pion) or pion (pion's receive path)")
+	loss := fs.String("loss", "0", "drop this `percentage` of media and RTCP both ways on the viewers' and the publisher's paths, at random (like 5%)")
+	viewerLoss := fs.String("viewer-loss", "0", "drop this `percentage` on the viewers' path alone (overrides -loss there)")
+	publisherLoss := fs.String("publisher-loss", "0", "drop this `percentage` on the publisher's path alone (overrides -loss there)")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random drops: the same seed drops the same places of each socket's packets")
 	fs.BoolVar(&o.Egress, "egress", false, "add a WHIP egress from the server under test to a second whipgate")
 	fs.StringVar(&o.Server, "server", "", "base `URL` of a running whipgate to bench instead of starting one")
 	fs.IntVar(&o.PID, "pid", 0, "process ID of -server, for CPU and memory figures")
@@ -117,6 +132,9 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 		errs = append(errs, err)
 	}
 	if o.Viewers, err = parseCounts(*viewers); err != nil {
+		errs = append(errs, err)
+	}
+	if o.ViewerLoss, o.PublisherLoss, err = parseLosses(fs, *loss, *viewerLoss, *publisherLoss); err != nil {
 		errs = append(errs, err)
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
@@ -157,6 +175,26 @@ func (o Options) validate() error {
 		errs = append(errs, errors.New("bench: -pid needs -server"))
 	}
 	return errors.Join(errs...)
+}
+
+// parseLosses reads -loss, -viewer-loss and -publisher-loss: a path's
+// own flag, where given, overrides -loss.
+func parseLosses(fs *flag.FlagSet, both, viewer, publisher string) (viewerRate, publisherRate float64, err error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs [3]error
+	var all float64
+	if given["loss"] {
+		all, errs[0] = parseLoss("loss", both)
+	}
+	viewerRate, publisherRate = all, all
+	if given["viewer-loss"] {
+		viewerRate, errs[1] = parseLoss("viewer-loss", viewer)
+	}
+	if given["publisher-loss"] {
+		publisherRate, errs[2] = parseLoss("publisher-loss", publisher)
+	}
+	return viewerRate, publisherRate, errors.Join(errs[:]...)
 }
 
 // parseBitrate reads "100M", "2.5G", "800k" or plain bits per second.

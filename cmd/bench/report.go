@@ -21,6 +21,12 @@ type Result struct {
 	KeyframeBytes  int     `json:"keyframe_bytes"`
 	FrameBytes     int     `json:"frame_bytes"` // every other frame
 	Egress         bool    `json:"egress"`
+	// ViewerLoss and PublisherLoss are what the bench's lossy paths
+	// dropped during the window (-viewer-loss, -publisher-loss); absent
+	// without loss. Seed seeded the drops.
+	ViewerLoss    *LossFigures `json:"viewer_loss,omitempty"`
+	PublisherLoss *LossFigures `json:"publisher_loss,omitempty"`
+	Seed          uint64       `json:"seed"`
 	// ViewerGRO: the viewers received GSO messages whole (Options.GRO).
 	ViewerGRO bool `json:"viewer_gro"`
 	// ViewerReceive is Options.Receive; ViewerDirectPackets the media
@@ -164,7 +170,30 @@ func writeTable(w io.Writer, results []Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeLossTable(w, results); err != nil {
+		return err
+	}
 	return writeEgressTable(w, results)
+}
+
+// writeLossTable prints, for runs with a lossy path, what the bench's
+// sockets dropped and what the viewers got.
+func writeLossTable(w io.Writer, results []Result) error {
+	header := false
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, r := range results {
+		if r.ViewerLoss == nil && r.PublisherLoss == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nloss (dropped by the bench's sockets in/out: toward its peers/from them):")
+			fmt.Fprintln(tw, "viewers\tmode\tMbps\tseed\tviewer path\tpublisher path\tloss%\tincompl%\t")
+			header = true
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%d\t%s\t%s\t%.3f\t%.3f\t\n", r.Viewers, r.Mode, r.BitrateMbps, r.Seed,
+			r.ViewerLoss, r.PublisherLoss, r.LossPct, r.IncompletePct)
+	}
+	return tw.Flush()
 }
 
 // writeEgressTable prints, for egress runs, what a viewer on the egress

@@ -39,7 +39,7 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	opt := b.opt
 	r := Result{
 		Viewers: len(vs), Mode: mode, BitrateMbps: float64(opt.Bitrate) / 1e6, FPS: opt.FPS,
-		GOPSeconds: opt.GOP.Seconds(), KeyframeFactor: opt.KeyframeFactor,
+		GOPSeconds: opt.GOP.Seconds(), KeyframeFactor: opt.KeyframeFactor, Seed: opt.Seed,
 		KeyframeBytes: p.keyBytes, FrameBytes: p.deltaBytes, Egress: opt.Egress,
 		ViewerGRO:     opt.GRO,
 		ViewerReceive: opt.Receive,
