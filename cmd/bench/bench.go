@@ -111,6 +111,8 @@ type bench struct {
 	// viewerPath and publisherPath count what their lossy sockets
 	// passed and dropped (-viewer-loss, -publisher-loss).
 	viewerPath, publisherPath pathCounts
+	// viewerRTP counts what the viewers' sockets received.
+	viewerRTP rtpCounts
 }
 
 func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
@@ -133,6 +135,7 @@ func (b *bench) peer(role peerRole, index int) peerConfig {
 		p.loss = newLossyPath(b.opt.PublisherLoss, b.opt.Seed, role, index, &b.publisherPath)
 	} else {
 		p.loss = newLossyPath(b.opt.ViewerLoss, b.opt.Seed, role, index, &b.viewerPath)
+		p.counts = &b.viewerRTP
 	}
 	return p
 }
@@ -205,7 +208,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The viewers join together.
-	dj, err := b.sampleDrops(ctx, srv)
+	dj, err := b.sampleCounters(ctx, srv, pub)
 	if err != nil {
 		return res, err
 	}
@@ -224,7 +227,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The window.
-	d0, err := b.sampleDrops(ctx, srv)
+	d0, err := b.sampleCounters(ctx, srv, pub)
 	if err != nil {
 		return res, err
 	}
@@ -240,7 +243,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 	werr := pause(ctx, opt.Duration)
 	w1, serr := sampleAll(srv, target)
-	d1, derr := b.sampleDrops(ctx, srv)
+	d1, derr := b.sampleCounters(ctx, srv, pub)
 	serr = errors.Join(serr, derr)
 	stopProbes()
 	probing.Wait()
@@ -266,6 +269,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	res.Drops, res.JoinDrops = drops(d0, d1), drops(dj, d0)
 	res.ViewerLoss = lossFigures(opt.ViewerLoss, d0.viewerPath, d1.viewerPath)
 	res.PublisherLoss = lossFigures(opt.PublisherLoss, d0.publisherPath, d1.publisherPath)
+	res.repair(d0, d1)
 	res.PublisherLateFrames, res.PublisherWriteErrs, res.Keyframes = pub.late, pub.writeErrs, pub.keyframes
 	res.PLIs, res.IngestNACKed = pub.plis.Load(), pub.nacks.Load()
 	if res.Frames == 0 {

@@ -130,6 +130,9 @@ func TestBenchAgainstARealServer(t *testing.T) {
 	if r.ProbeJoinMs.N == 0 || r.JoinMs.N < 2 {
 		t.Errorf("join probes %+v, joins %+v: want the probes and both viewers counted", r.ProbeJoinMs, r.JoinMs)
 	}
+	if r.IngestRepair == nil || r.LongestGapMs <= 0 || m["stall_ms"] == nil || m["duplicate_pct"] == nil {
+		t.Errorf("ingest repair %+v, longest gap %v ms: want the server's repair counters read and the viewers' gaps measured", r.IngestRepair, r.LongestGapMs)
+	}
 	if r.Drops.ServerQueue == nil || r.JoinDrops.ServerQueue == nil {
 		t.Errorf("drops %v, at the joins %v: the server's queue drops unread from its /metrics", r.Drops, r.JoinDrops)
 	}
@@ -180,8 +183,15 @@ func TestBenchLossOnBothPaths(t *testing.T) {
 	if r.IngestNACKed == 0 || r.ViewerRTX == 0 {
 		t.Errorf("publisher NACKed for %d packets, viewer got %d RTX repairs: want both", r.IngestNACKed, r.ViewerRTX)
 	}
-	if !strings.Contains(out, "viewer path") {
-		t.Errorf("no loss table in:\n%s", out)
+	// The server's side of it: its NACKs counted in its /metrics, its RTX
+	// counted at the viewer's socket.
+	if i := r.IngestRepair; i == nil || i.NACKed == 0 || r.ResentPackets == 0 || r.ResentBytes < r.ResentPackets*12 || r.ResentPct <= 0 {
+		t.Errorf("ingest repair %+v, resent %d packets (%d bytes, %v %%): want NACKs sent and RTX re-sent", i, r.ResentPackets, r.ResentBytes, r.ResentPct)
+	}
+	for _, col := range []string{"viewer path", "publisher path", "stall ms", "longest gap ms", "dup%", "resent MB", "key req sent/recv", "ingest NACKed/RTX/lost"} {
+		if !strings.Contains(out, col) {
+			t.Errorf("the repair table has no column %q", col)
+		}
 	}
 }
 

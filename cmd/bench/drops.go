@@ -15,8 +15,9 @@ import (
 //   - the server's per-subscriber queues (its /metrics, summed over the
 //     stream: the WHEP viewers', and with -egress the egress's).
 
-// dropCounts is a snapshot of the counters above.
-type dropCounts struct {
+// counterSample is a snapshot of the counters above, and of the others
+// a run takes the difference of over its window.
+type counterSample struct {
 	kernel     int64
 	benchPion  int64
 	serverPion int64
@@ -25,14 +26,19 @@ type dropCounts struct {
 	metrics streamMetrics
 	// What the bench's lossy paths dropped.
 	viewerPath, publisherPath lossSample
+	// What the viewers' sockets received, and the keyframe requests
+	// that reached the publisher.
+	viewerRTP     rtpSample
+	publisherPLIs uint64
 }
 
-func (b *bench) sampleDrops(ctx context.Context, srv *server) (dropCounts, error) {
+func (b *bench) sampleCounters(ctx context.Context, srv *server, pub *publisher) (counterSample, error) {
 	k, err := udpDrops()
 	if err != nil {
-		return dropCounts{}, err
+		return counterSample{}, err
 	}
-	d := dropCounts{kernel: k, benchPion: b.pionFull.Load(), viewerPath: b.viewerPath.sample(), publisherPath: b.publisherPath.sample()}
+	d := counterSample{kernel: k, benchPion: b.pionFull.Load(), viewerPath: b.viewerPath.sample(), publisherPath: b.publisherPath.sample(),
+		viewerRTP: b.viewerRTP.sample(), publisherPLIs: pub.plis.Load()}
 	if srv != nil {
 		d.serverPion = srv.full.Load()
 		d.metrics = readStreamMetrics(ctx, srv.url, streamName)
@@ -57,7 +63,7 @@ type Drops struct {
 	ServerQueue *int64 `json:"server_queue"`
 }
 
-func drops(a, b dropCounts) Drops {
+func drops(a, b counterSample) Drops {
 	d := Drops{Kernel: b.kernel - a.kernel, BenchPion: b.benchPion - a.benchPion, ServerPion: b.serverPion - a.serverPion}
 	q0, ok0 := a.metrics.value(metricDropped)
 	q1, ok1 := b.metrics.value(metricDropped)

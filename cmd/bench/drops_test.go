@@ -84,11 +84,11 @@ func TestPionDropsAreCounted(t *testing.T) {
 	if got := b.pionFull.Load(); got != 2 {
 		t.Errorf("counted %d dropped packets, want 2", got)
 	}
-	if d := drops(dropCounts{kernel: 1, benchPion: 2, serverPion: 3, metrics: streamMetrics{metricDropped: 4}},
-		dropCounts{kernel: 11, benchPion: 22, serverPion: 33, metrics: streamMetrics{metricDropped: 44}}); d.String() != "30/20/40/10" {
+	if d := drops(counterSample{kernel: 1, benchPion: 2, serverPion: 3, metrics: streamMetrics{metricDropped: 4}},
+		counterSample{kernel: 11, benchPion: 22, serverPion: 33, metrics: streamMetrics{metricDropped: 44}}); d.String() != "30/20/40/10" {
 		t.Errorf("drops %v, want server pion 30, bench pion 20, queue 40, kernel 10", d)
 	}
-	if d := drops(dropCounts{}, dropCounts{metrics: streamMetrics{}}); d.ServerQueue != nil || d.String() != "0/0/-/0" {
+	if d := drops(counterSample{}, counterSample{metrics: streamMetrics{}}); d.ServerQueue != nil || d.String() != "0/0/-/0" {
 		t.Errorf("drops %v without the server's series, want the queue unknown", d)
 	}
 }

@@ -45,6 +45,7 @@ type gatedConn struct {
 
 	gro    *udp.CoalescedReader // nil: one datagram per read
 	direct *directReceive       // nil: all media through pion
+	counts *rtpCounts           // nil: not counted
 }
 
 // ReadFromAddrPort returns the next datagram for pion: media the direct
@@ -65,6 +66,7 @@ func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 				return 0, from, err
 			}
 		}
+		c.counts.count(d)
 		if c.loss.dropIn(d) {
 			continue
 		}

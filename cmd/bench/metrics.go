@@ -21,7 +21,7 @@ const (
 
 // streamMetricNames are the series a bench reads; a test holds them to a
 // real server's exposition.
-var streamMetricNames = []string{metricDropped}
+var streamMetricNames = []string{metricDropped, metricIngestNACKs, metricIngestRTX, metricIngestLost, metricIngestKeyRequests}
 
 // streamMetrics are the values of the series named in streamMetricNames
 // that the server exported for one stream, each summed over its other

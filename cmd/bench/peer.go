@@ -79,7 +79,7 @@ func newAPI(peers peerConfig, g *gate, wire *wireClock, direct *directReceive) (
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs(peers.log, peers.full)}
-	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire, direct: direct, gro: peers.gro, loss: peers.loss})
+	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire, direct: direct, gro: peers.gro, loss: peers.loss, counts: peers.counts})
 	if direct != nil {
 		direct.srtp.Configure(&se)
 	}
@@ -114,6 +114,7 @@ type bigBufferNet struct {
 	direct *directReceive // with a gate: media read beneath pion; nil: through pion
 	gro    bool           // with a gate: receive GSO messages whole
 	loss   *lossyPath     // nil: no loss
+	counts *rtpCounts     // with a gate: counts what arrives; nil: no count
 }
 
 func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -143,7 +144,7 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 		}
 		return &lossyConn{UDPConn: c, udp: uc, loss: n.loss}, nil
 	}
-	gc := &gatedConn{lossyConn: lossyConn{UDPConn: c, udp: uc, loss: n.loss}, gate: n.gate, wire: n.wire, direct: n.direct}
+	gc := &gatedConn{lossyConn: lossyConn{UDPConn: c, udp: uc, loss: n.loss}, gate: n.gate, wire: n.wire, direct: n.direct, counts: n.counts}
 	if n.gro {
 		if err := udp.EnableGRO(uc); err != nil {
 			_ = c.Close()
@@ -264,4 +265,5 @@ type peerConfig struct {
 	gro    bool          // viewers receive GSO messages whole (Options.GRO)
 	direct bool          // viewers read media beneath pion (Options.Receive)
 	loss   *lossyPath    // the peer's socket drops packets; nil: none
+	counts *rtpCounts    // a viewer's socket counts what it receives; nil: not
 }
