@@ -68,33 +68,38 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opt.Scenario == scenarioEgressRecovery {
+		return b.recoveries(ctx, stdout)
+	}
+	return b.loads(ctx, stdout)
+}
+
+// loads makes the load runs: one per mode and viewer count, each Repeat
+// times.
+func (b *bench) loads(ctx context.Context, stdout io.Writer) error {
+	opt := b.opt
 	var results []Result
-	total := len(opt.Modes) * len(opt.Viewers)
+	total := len(opt.Modes) * len(opt.Viewers) * opt.Repeat
 	for _, mode := range opt.Modes {
 		for _, n := range opt.Viewers {
-			fmt.Fprintf(logs, "bench: run %d/%d: %d viewers, %s, %.0f Mbps, %d fps, GOP %v\n",
-				len(results)+1, total, n, mode, float64(opt.Bitrate)/1e6, opt.FPS, opt.GOP)
-			r, err := b.run(ctx, mode, n)
-			if err != nil {
-				if len(results) > 0 {
-					_ = writeTable(stdout, results)
-					_ = writeJSON(stdout, results)
+			for range opt.Repeat {
+				fmt.Fprintf(b.logs, "bench: run %d/%d: %d viewers, %s, %.0f Mbps, %d fps, GOP %v\n",
+					len(results)+1, total, n, mode, float64(opt.Bitrate)/1e6, opt.FPS, opt.GOP)
+				r, err := b.run(ctx, mode, n)
+				if err != nil {
+					return errors.Join(err, writeReport(stdout, results, writeTable))
 				}
-				return err
-			}
-			results = append(results, r)
-			if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
-				fmt.Fprintf(logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
-			}
-			if r.StealCPUPct > stealWarning {
-				fmt.Fprintf(logs, "bench: warning: the hypervisor took %.1f%% of a core from this machine during the window (steal); its latency figures are skewed\n", r.StealCPUPct)
+				results = append(results, r)
+				if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
+					fmt.Fprintf(b.logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
+				}
+				if r.StealCPUPct > stealWarning {
+					fmt.Fprintf(b.logs, "bench: warning: the hypervisor took %.1f%% of a core from this machine during the window (steal); its latency figures are skewed\n", r.StealCPUPct)
+				}
 			}
 		}
 	}
-	if err := writeTable(stdout, results); err != nil {
-		return err
-	}
-	return writeJSON(stdout, results)
+	return writeReport(stdout, results, writeTable)
 }
 
 // bench holds what all runs share.
@@ -145,9 +150,9 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	opt := b.opt
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "whipgate-bench-*")
+	dir, err := runDir()
 	if err != nil {
-		return res, fmt.Errorf("bench: temp dir: %w", err)
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 
@@ -285,14 +290,23 @@ func (b *bench) servers(ctx context.Context, dir string) (srv, target *server, e
 		return externalServer(b.opt.Server, b.opt.PID), nil, nil
 	}
 	if b.opt.Egress {
-		if target, err = startServer(ctx, "target", b.bin, dir+"/target", b.opt.ServerConfig, b.logs, b.show); err != nil {
+		if target, err = startServer(ctx, "target", b.bin, dir+"/target", b.opt.ServerConfig, listenAddrs{}, b.logs, b.show); err != nil {
 			return nil, nil, err
 		}
 	}
-	if srv, err = startServer(ctx, "server", b.bin, dir+"/server", b.opt.ServerConfig, b.logs, b.show); err != nil {
+	if srv, err = startServer(ctx, "server", b.bin, dir+"/server", b.opt.ServerConfig, listenAddrs{}, b.logs, b.show); err != nil {
 		return nil, nil, errors.Join(err, target.Close())
 	}
 	return srv, target, nil
+}
+
+// runDir makes a run's directory for its servers' state.
+func runDir() (string, error) {
+	dir, err := os.MkdirTemp("", "whipgate-bench-*")
+	if err != nil {
+		return "", fmt.Errorf("bench: temp dir: %w", err)
+	}
+	return dir, nil
 }
 
 // pause sleeps for d unless ctx ends first.

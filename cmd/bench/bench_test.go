@@ -37,7 +37,7 @@ func buildWhipgate(t *testing.T) string {
 // its output to the test's; the test's end stops it.
 func startTestServer(t *testing.T, bin, name string) *server {
 	t.Helper()
-	srv, err := startServer(t.Context(), name, bin, t.TempDir(), "", t.Output(), func(string) bool { return true })
+	srv, err := startServer(t.Context(), name, bin, t.TempDir(), "", listenAddrs{}, t.Output(), func(string) bool { return true })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,6 +52,12 @@ func startTestServer(t *testing.T, bin, name string) *server {
 // runBench runs the command and returns its one JSON line, decoded both
 // into a Result and into a map (to see which fields are present).
 func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
+	t.Helper()
+	return runBenchAs[Result](t, args...)
+}
+
+// runBenchAs is runBench for a scenario whose JSON line is an R.
+func runBenchAs[R any](t *testing.T, args ...string) (R, map[string]any, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	if err := Run(t.Context(), args, &stdout, &stderr); err != nil {
@@ -70,7 +76,7 @@ func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
 	if len(lines) != 1 {
 		t.Fatalf("%d JSON lines, want 1 (one run):\n%s", len(lines), out)
 	}
-	var r Result
+	var r R
 	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
 		t.Fatalf("JSON line does not parse: %v\n%s", err, lines[0])
 	}
@@ -229,6 +235,29 @@ func TestBenchEgress(t *testing.T) {
 	}
 	if !strings.Contains(out, "egress (a viewer on the target whipgate)") {
 		t.Errorf("no egress table in:\n%s", out)
+	}
+}
+
+// TestBenchEgressRecovery kills the egress target and starts it again
+// after 1 s: the report has every step, in order, as the server's API
+// showed it.
+func TestBenchEgressRecovery(t *testing.T) {
+	r, m, out := runBenchAs[RecoveryResult](t, "-bin", buildWhipgate(t), "-scenario", "egress-recovery", "-bitrate", "2M",
+		"-target-down", "1s", "-warmup", "2s")
+	if r.Scenario != "egress-recovery" || r.DownSeconds < 1 || r.UpSeconds < 2 || r.StartMs <= 0 {
+		t.Errorf("got %+v; want the scenario's run, the target up 2 s and down 1 s", r)
+	}
+	if r.DetectMs == nil || *r.DetectMs <= 0 || r.ConnectedMs == nil || r.PictureMs == nil {
+		t.Fatalf("detect %v, connected %v, picture %v ms; want each measured (the egress seen down, back, a picture through it)",
+			m["detect_ms"], m["connected_ms"], m["picture_ms"])
+	}
+	if n := len(r.States); n < 3 || r.States[0] != "connected" || r.States[n-1] != "connected" {
+		t.Errorf("states %v: want connected, something else, connected", r.States)
+	}
+	for _, col := range []string{"detect ms", "connected ms", "picture ms", "states"} {
+		if !strings.Contains(out, col) {
+			t.Errorf("the recovery table has no column %q", col)
+		}
 	}
 }
 

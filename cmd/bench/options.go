@@ -12,8 +12,20 @@ import (
 )
 
 // Options is one invocation of the benchmark: every run it makes uses the
-// same stream shape, one run per mode and viewer count.
+// same stream shape, one run per mode and viewer count (times Repeat), or
+// Repeat runs of another scenario.
 type Options struct {
+	// Scenario is what a run does: "load" (default) publishes and
+	// watches with viewers and measures the server; "egress-recovery"
+	// has the server egress to a second whipgate, kills that target
+	// (SIGKILL), starts it again on the same ports after TargetDown, and
+	// measures how soon the egress is connected again.
+	Scenario string
+	// TargetDown is how long the egress-recovery scenario keeps the
+	// killed target down. Default 3 s.
+	TargetDown time.Duration
+	// Repeat runs each run this many times. Default 1.
+	Repeat int
 	// Bitrate of the synthetic stream in bits per second. Default 100 Mbps.
 	Bitrate int64
 	// FPS is frames per second. Default 60.
@@ -86,6 +98,12 @@ type Options struct {
 	Verbose bool
 }
 
+// The scenarios a run can be.
+const (
+	scenarioLoad           = "load"
+	scenarioEgressRecovery = "egress-recovery"
+)
+
 func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	o := Options{}
 	fs := flag.NewFlagSet("whipgate bench", flag.ContinueOnError)
@@ -94,9 +112,14 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 		fmt.Fprintf(stderr, "usage: whipgate bench [flags]\n\n"+
 			"Publishes a synthetic H.264 stream over WHIP to a whipgate it starts (or -server),\n"+
 			"watches it with N WHEP viewers in this process, and prints a table and one JSON\n"+
-			"line per run. See BENCHMARKS.md.\n\nflags:\n")
+			"line per run. With -scenario egress-recovery it egresses to a second whipgate instead,\n"+
+			"kills that one (SIGKILL), starts it again after -target-down and reports how soon the\n"+
+			"egress is connected again. See BENCHMARKS.md.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
+	fs.StringVar(&o.Scenario, "scenario", scenarioLoad, "what a run does: load (viewers watch; the table and figures below) or egress-recovery (an egress's target is killed and restarted; see BENCHMARKS.md)")
+	fs.DurationVar(&o.TargetDown, "target-down", 3*time.Second, "egress-recovery: how long the killed target stays down")
+	fs.IntVar(&o.Repeat, "repeat", 1, "run each run this many times")
 	bitrate := fs.String("bitrate", "100M", "stream `bitrate` in bit/s (suffix k, M or G)")
 	fs.IntVar(&o.FPS, "fps", 60, "frames per second")
 	fs.DurationVar(&o.GOP, "gop", time.Second, "keyframe interval")
@@ -167,6 +190,21 @@ func (o Options) validate() error {
 	}
 	if o.Receive != "direct" && o.Receive != "pion" {
 		errs = append(errs, fmt.Errorf("bench: -receive %q: want direct or pion", o.Receive))
+	}
+	switch o.Scenario {
+	case scenarioLoad:
+	case scenarioEgressRecovery:
+		if o.Server != "" {
+			errs = append(errs, errors.New("bench: -scenario egress-recovery starts and kills the servers itself; it cannot use -server"))
+		}
+		if o.TargetDown < 0 {
+			errs = append(errs, fmt.Errorf("bench: -target-down %v: want 0 or more", o.TargetDown))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("bench: -scenario %q: want %s or %s", o.Scenario, scenarioLoad, scenarioEgressRecovery))
+	}
+	if o.Repeat < 1 || o.Repeat > 1000 {
+		errs = append(errs, fmt.Errorf("bench: -repeat %d: want 1 to 1000", o.Repeat))
 	}
 	if o.Egress && o.Server != "" {
 		errs = append(errs, errors.New("bench: -egress starts both instances itself; it cannot use -server"))

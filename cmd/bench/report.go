@@ -260,8 +260,20 @@ func joinCell(p Percentiles) string {
 	return fmt.Sprintf("%.0f (n=%d)", p.P50, p.N)
 }
 
+// writeReport prints the runs made (none: nothing) with table, then one
+// JSON line each.
+func writeReport[R any](w io.Writer, results []R, table func(io.Writer, []R) error) error {
+	if len(results) == 0 {
+		return nil
+	}
+	if err := table(w, results); err != nil {
+		return err
+	}
+	return writeJSON(w, results)
+}
+
 // writeJSON prints one JSON line per run.
-func writeJSON(w io.Writer, results []Result) error {
+func writeJSON[R any](w io.Writer, results []R) error {
 	for _, r := range results {
 		b, err := json.Marshal(r)
 		if err != nil {
