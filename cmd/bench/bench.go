@@ -68,33 +68,38 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if opt.Scenario == scenarioEgressRecovery {
+		return b.recoveries(ctx, stdout)
+	}
+	return b.loads(ctx, stdout)
+}
+
+// loads makes the load runs: one per mode and viewer count, each Repeat
+// times.
+func (b *bench) loads(ctx context.Context, stdout io.Writer) error {
+	opt := b.opt
 	var results []Result
-	total := len(opt.Modes) * len(opt.Viewers)
+	total := len(opt.Modes) * len(opt.Viewers) * opt.Repeat
 	for _, mode := range opt.Modes {
 		for _, n := range opt.Viewers {
-			fmt.Fprintf(logs, "bench: run %d/%d: %d viewers, %s, %.0f Mbps, %d fps, GOP %v\n",
-				len(results)+1, total, n, mode, float64(opt.Bitrate)/1e6, opt.FPS, opt.GOP)
-			r, err := b.run(ctx, mode, n)
-			if err != nil {
-				if len(results) > 0 {
-					_ = writeTable(stdout, results)
-					_ = writeJSON(stdout, results)
+			for range opt.Repeat {
+				fmt.Fprintf(b.logs, "bench: run %d/%d: %d viewers, %s, %.0f Mbps, %d fps, GOP %v\n",
+					len(results)+1, total, n, mode, float64(opt.Bitrate)/1e6, opt.FPS, opt.GOP)
+				r, err := b.run(ctx, mode, n)
+				if err != nil {
+					return errors.Join(err, writeReport(stdout, results, writeTable))
 				}
-				return err
-			}
-			results = append(results, r)
-			if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
-				fmt.Fprintf(logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
-			}
-			if r.StealCPUPct > stealWarning {
-				fmt.Fprintf(logs, "bench: warning: the hypervisor took %.1f%% of a core from this machine during the window (steal); its latency figures are skewed\n", r.StealCPUPct)
+				results = append(results, r)
+				if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
+					fmt.Fprintf(b.logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
+				}
+				if r.StealCPUPct > stealWarning {
+					fmt.Fprintf(b.logs, "bench: warning: the hypervisor took %.1f%% of a core from this machine during the window (steal); its latency figures are skewed\n", r.StealCPUPct)
+				}
 			}
 		}
 	}
-	if err := writeTable(stdout, results); err != nil {
-		return err
-	}
-	return writeJSON(stdout, results)
+	return writeReport(stdout, results, writeTable)
 }
 
 // bench holds what all runs share.
@@ -108,6 +113,11 @@ type bench struct {
 	// pionFull counts packets the bench's pion peers dropped at full
 	// receive buffers.
 	pionFull atomic.Int64
+	// viewerPath and publisherPath count what their lossy sockets
+	// passed and dropped (-viewer-loss, -publisher-loss).
+	viewerPath, publisherPath pathCounts
+	// viewerRTP counts what the viewers' sockets received.
+	viewerRTP rtpCounts
 }
 
 func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
@@ -122,14 +132,27 @@ func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
 	return b, nil
 }
 
+// peer is the configuration of the index-th peer of role: the shared one
+// with the path's random loss, if any.
+func (b *bench) peer(role peerRole, index int) peerConfig {
+	p := b.peers
+	if role == rolePublisher {
+		p.loss = newLossyPath(b.opt.PublisherLoss, b.opt.Seed, role, index, &b.publisherPath)
+	} else {
+		p.loss = newLossyPath(b.opt.ViewerLoss, b.opt.Seed, role, index, &b.viewerPath)
+		p.counts = &b.viewerRTP
+	}
+	return p
+}
+
 // run is one measurement: one mode, one viewer count.
 func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, err error) {
 	opt := b.opt
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "whipgate-bench-*")
+	dir, err := runDir()
 	if err != nil {
-		return res, fmt.Errorf("bench: temp dir: %w", err)
+		return res, err
 	}
 	defer os.RemoveAll(dir)
 
@@ -141,7 +164,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 
 	p := newPlan(opt.Bitrate, opt.FPS, opt.GOP, opt.KeyframeFactor)
 	table := newFrameTable(opt.FPS, opt.Baseline+opt.Warmup+opt.Duration+time.Minute)
-	pub, err := publish(ctx, b.peers, srv.url+"/whip/"+streamName, b.log)
+	pub, err := publish(ctx, b.peer(rolePublisher, 0), srv.url+"/whip/"+streamName, b.log)
 	if err != nil {
 		return res, err
 	}
@@ -190,7 +213,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The viewers join together.
-	dj, err := b.sampleDrops(ctx, srv)
+	dj, err := b.sampleCounters(ctx, srv, pub)
 	if err != nil {
 		return res, err
 	}
@@ -209,7 +232,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The window.
-	d0, err := b.sampleDrops(ctx, srv)
+	d0, err := b.sampleCounters(ctx, srv, pub)
 	if err != nil {
 		return res, err
 	}
@@ -221,11 +244,11 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	var probes probeResult
 	var probing sync.WaitGroup
 	if opt.Joins > 0 {
-		probing.Go(func() { probes = b.probeJoins(probeCtx, srv.url+"/whep/"+streamName+"/main", table) })
+		probing.Go(func() { probes = b.probeJoins(probeCtx, srv.url+"/whep/"+streamName+"/main", viewers, table) })
 	}
 	werr := pause(ctx, opt.Duration)
 	w1, serr := sampleAll(srv, target)
-	d1, derr := b.sampleDrops(ctx, srv)
+	d1, derr := b.sampleCounters(ctx, srv, pub)
 	serr = errors.Join(serr, derr)
 	stopProbes()
 	probing.Wait()
@@ -249,6 +272,9 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 
 	res = b.result(mode, p, table, w0, w1, base0, base1, vs, egressViewer, probes)
 	res.Drops, res.JoinDrops = drops(d0, d1), drops(dj, d0)
+	res.ViewerLoss = lossFigures(opt.ViewerLoss, d0.viewerPath, d1.viewerPath)
+	res.PublisherLoss = lossFigures(opt.PublisherLoss, d0.publisherPath, d1.publisherPath)
+	res.repair(d0, d1)
 	res.PublisherLateFrames, res.PublisherWriteErrs, res.Keyframes = pub.late, pub.writeErrs, pub.keyframes
 	res.PLIs, res.IngestNACKed = pub.plis.Load(), pub.nacks.Load()
 	if res.Frames == 0 {
@@ -264,14 +290,23 @@ func (b *bench) servers(ctx context.Context, dir string) (srv, target *server, e
 		return externalServer(b.opt.Server, b.opt.PID), nil, nil
 	}
 	if b.opt.Egress {
-		if target, err = startServer(ctx, "target", b.bin, dir+"/target", b.opt.ServerConfig, b.logs, b.show); err != nil {
+		if target, err = startServer(ctx, "target", b.bin, dir+"/target", b.opt.ServerConfig, listenAddrs{}, b.logs, b.show); err != nil {
 			return nil, nil, err
 		}
 	}
-	if srv, err = startServer(ctx, "server", b.bin, dir+"/server", b.opt.ServerConfig, b.logs, b.show); err != nil {
+	if srv, err = startServer(ctx, "server", b.bin, dir+"/server", b.opt.ServerConfig, listenAddrs{}, b.logs, b.show); err != nil {
 		return nil, nil, errors.Join(err, target.Close())
 	}
 	return srv, target, nil
+}
+
+// runDir makes a run's directory for its servers' state.
+func runDir() (string, error) {
+	dir, err := os.MkdirTemp("", "whipgate-bench-*")
+	if err != nil {
+		return "", fmt.Errorf("bench: temp dir: %w", err)
+	}
+	return dir, nil
 }
 
 // pause sleeps for d unless ctx ends first.

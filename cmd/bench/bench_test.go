@@ -5,11 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -35,9 +33,31 @@ func buildWhipgate(t *testing.T) string {
 	return bin
 }
 
+// startTestServer starts bin as a whipgate on loopback, logging all of
+// its output to the test's; the test's end stops it.
+func startTestServer(t *testing.T, bin, name string) *server {
+	t.Helper()
+	srv, err := startServer(t.Context(), name, bin, t.TempDir(), "", listenAddrs{}, t.Output(), func(string) bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("stop the %s: %v", name, err)
+		}
+	})
+	return srv
+}
+
 // runBench runs the command and returns its one JSON line, decoded both
 // into a Result and into a map (to see which fields are present).
 func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
+	t.Helper()
+	return runBenchAs[Result](t, args...)
+}
+
+// runBenchAs is runBench for a scenario whose JSON line is an R.
+func runBenchAs[R any](t *testing.T, args ...string) (R, map[string]any, string) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
 	if err := Run(t.Context(), args, &stdout, &stderr); err != nil {
@@ -56,7 +76,7 @@ func runBench(t *testing.T, args ...string) (Result, map[string]any, string) {
 	if len(lines) != 1 {
 		t.Fatalf("%d JSON lines, want 1 (one run):\n%s", len(lines), out)
 	}
-	var r Result
+	var r R
 	if err := json.Unmarshal([]byte(lines[0]), &r); err != nil {
 		t.Fatalf("JSON line does not parse: %v\n%s", err, lines[0])
 	}
@@ -116,6 +136,12 @@ func TestBenchAgainstARealServer(t *testing.T) {
 	if r.ProbeJoinMs.N == 0 || r.JoinMs.N < 2 {
 		t.Errorf("join probes %+v, joins %+v: want the probes and both viewers counted", r.ProbeJoinMs, r.JoinMs)
 	}
+	if r.IngestRepair == nil || r.LongestGapMs <= 0 || m["stall_ms"] == nil || m["duplicate_pct"] == nil {
+		t.Errorf("ingest repair %+v, longest gap %v ms: want the server's repair counters read and the viewers' gaps measured", r.IngestRepair, r.LongestGapMs)
+	}
+	if r.Drops.ServerQueue == nil || r.JoinDrops.ServerQueue == nil {
+		t.Errorf("drops %v, at the joins %v: the server's queue drops unread from its /metrics", r.Drops, r.JoinDrops)
+	}
 	if r.Keyframes < 3 {
 		t.Errorf("%d keyframes sent over about 6 s at GOP 1 s", r.Keyframes)
 	}
@@ -131,56 +157,54 @@ func TestBenchAgainstARealServer(t *testing.T) {
 	}
 }
 
-// A viewer behind a path that loses every 50th media packet still gets
-// every frame reading beneath pion: its own NACKs, RTX unwrapped. (pion's
-// receive path, -receive pion, left 8 of 58 such losses unrepaired in a
-// trial run: it hands RTX repairs past its NACK generator, which asks for
-// them again; BENCHMARKS.md, issue 8.)
-func TestBenchViewersRecoverLoss(t *testing.T) {
-	bin := buildWhipgate(t)
-	opt, err := parseOptions([]string{"-bin", bin, "-viewers", "1", "-bitrate", "10M", "-duration", "2s",
-		"-warmup", "500ms", "-baseline", "500ms"}, t.Output())
-	if err != nil {
-		t.Fatal(err)
+// With 2 % of the packets dropped both ways on both paths (-loss), the
+// bench's sockets drop about that share of media and RTCP in each
+// direction, the server asks the publisher again (NACK) and repairs the
+// viewer with RTX, which the viewer reads beneath pion.
+func TestBenchLossOnBothPaths(t *testing.T) {
+	r, _, out := runBench(t, "-bin", buildWhipgate(t), "-loss", "2%", "-seed", "7", "-viewers", "1", "-bitrate", "10M",
+		"-duration", "2s", "-warmup", "500ms", "-baseline", "500ms")
+	v, vp, pp := r.PerViewer[0], r.ViewerLoss, r.PublisherLoss
+	if vp == nil || pp == nil || r.Seed != 7 {
+		t.Fatalf("viewer path %v, publisher path %v, seed %d: want both paths' figures and seed 7", vp, pp, r.Seed)
 	}
-	logs := &syncWriter{w: t.Output()}
-	b, err := newBench(opt, logs, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	if err != nil {
-		t.Fatal(err)
+	t.Logf("viewer path %+v, publisher path %+v; window: %d of %d packets lost, %d of %d frames incomplete (at %v); "+
+		"%d RTX repairs beneath pion; publisher NACKed for %d packets",
+		*vp, *pp, v.Lost, v.Packets, v.Incomplete, v.Frames, v.IncompleteAt, r.ViewerRTX, r.IngestNACKed)
+	// About 2000 media packets each way in the 2 s window: 2 % is ~40.
+	for _, d := range []struct {
+		what          string
+		dropped, seen int64
+	}{
+		{"toward the viewer", vp.InDropped, vp.InSeen},
+		{"from the publisher", pp.OutDropped, pp.OutSeen},
+	} {
+		if d.seen < 1000 || d.dropped < d.seen/200 || d.dropped > d.seen/20 {
+			t.Errorf("%s: dropped %d of %d, want about 2 %% of over 1000", d.what, d.dropped, d.seen)
+		}
 	}
-	var lost atomic.Int64
-	b.peers.lossEvery, b.peers.lost = 50, &lost
-	r, err := b.run(t.Context(), "burst", 1)
-	if err != nil {
-		t.Fatal(err)
+	if vp.OutSeen == 0 || pp.InSeen == 0 {
+		t.Errorf("no RTCP seen from the viewer (%d) or toward the publisher (%d)", vp.OutSeen, pp.InSeen)
 	}
-	v := r.PerViewer[0]
-	t.Logf("path dropped %d packets; window: %d of %d packets lost, %d of %d frames incomplete (at %v); %d RTX repairs beneath pion",
-		lost.Load(), v.Lost, v.Packets, v.Incomplete, v.Frames, v.IncompleteAt, r.ViewerRTX)
-	if lost.Load() < 30 {
-		t.Fatalf("the lossy path dropped only %d packets; the test proves nothing", lost.Load())
+	if r.IngestNACKed == 0 || r.ViewerRTX == 0 {
+		t.Errorf("publisher NACKed for %d packets, viewer got %d RTX repairs: want both", r.IngestNACKed, r.ViewerRTX)
 	}
-	if v.Lost != 0 || v.Incomplete != 0 || v.Frames == 0 {
-		t.Errorf("viewer lost %d packets and %d of %d frames, want none", v.Lost, v.Incomplete, v.Frames)
+	// The server's side of it: its NACKs counted in its /metrics, its RTX
+	// counted at the viewer's socket.
+	if i := r.IngestRepair; i == nil || i.NACKed == 0 || r.ResentPackets == 0 || r.ResentBytes < r.ResentPackets*12 || r.ResentPct <= 0 {
+		t.Errorf("ingest repair %+v, resent %d packets (%d bytes, %v %%): want NACKs sent and RTX re-sent", i, r.ResentPackets, r.ResentBytes, r.ResentPct)
 	}
-	if r.ViewerReceive != "direct" || r.ViewerRTX < uint64(lost.Load())/2 {
-		t.Errorf("%d RTX repairs read beneath pion for %d losses", r.ViewerRTX, lost.Load())
+	for _, col := range []string{"viewer path", "publisher path", "stall ms", "longest gap ms", "dup%", "resent MB", "key req sent/recv", "ingest NACKed/RTX/lost"} {
+		if !strings.Contains(out, col) {
+			t.Errorf("the repair table has no column %q", col)
+		}
 	}
 }
 
 // TestBenchAnExternalServer benches a whipgate it did not start (-server,
 // -pid) and leaves it running.
 func TestBenchAnExternalServer(t *testing.T) {
-	bin := buildWhipgate(t)
-	srv, err := startServer(t.Context(), "external", bin, t.TempDir(), "", t.Output(), func(string) bool { return true })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("stop the external server: %v", err)
-		}
-	}()
+	srv := startTestServer(t, buildWhipgate(t), "external")
 	r, _, _ := runBench(t, "-server", srv.url, "-pid", srv.pid, "-viewers", "1", "-bitrate", "5M",
 		"-duration", "1s", "-warmup", "500ms", "-baseline", "500ms", "-mode", "paced")
 	if r.ServerCPUPct == nil || r.RSSMB == nil || r.Mode != "paced" || r.PerViewer[0].Received == 0 {
@@ -211,6 +235,29 @@ func TestBenchEgress(t *testing.T) {
 	}
 	if !strings.Contains(out, "egress (a viewer on the target whipgate)") {
 		t.Errorf("no egress table in:\n%s", out)
+	}
+}
+
+// TestBenchEgressRecovery kills the egress target and starts it again
+// after 1 s: the report has every step, in order, as the server's API
+// showed it.
+func TestBenchEgressRecovery(t *testing.T) {
+	r, m, out := runBenchAs[RecoveryResult](t, "-bin", buildWhipgate(t), "-scenario", "egress-recovery", "-bitrate", "2M",
+		"-target-down", "1s", "-warmup", "2s")
+	if r.Scenario != "egress-recovery" || r.DownSeconds < 1 || r.UpSeconds < 2 || r.StartMs <= 0 {
+		t.Errorf("got %+v; want the scenario's run, the target up 2 s and down 1 s", r)
+	}
+	if r.DetectMs == nil || *r.DetectMs <= 0 || r.ConnectedMs == nil || r.PictureMs == nil {
+		t.Fatalf("detect %v, connected %v, picture %v ms; want each measured (the egress seen down, back, a picture through it)",
+			m["detect_ms"], m["connected_ms"], m["picture_ms"])
+	}
+	if n := len(r.States); n < 3 || r.States[0] != "connected" || r.States[n-1] != "connected" {
+		t.Errorf("states %v: want connected, something else, connected", r.States)
+	}
+	for _, col := range []string{"detect ms", "connected ms", "picture ms", "states"} {
+		if !strings.Contains(out, col) {
+			t.Errorf("the recovery table has no column %q", col)
+		}
 	}
 }
 

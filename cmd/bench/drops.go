@@ -1,13 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
-	"strings"
-	"time"
 )
 
 // Where a lost packet was lost, so that a loss figure can be pinned on the
@@ -16,61 +12,36 @@ import (
 //   - pion's fixed 1 MB receive buffers (ICE agent, DTLS/SRTP mux), which
 //     log "is full" for each packet they drop: counted in the bench's own
 //     log bridge for its viewers, and in the server's log for its ingest;
-//   - the server's per-viewer queue (its /metrics).
+//   - the server's per-subscriber queues (its /metrics, summed over the
+//     stream: the WHEP viewers', and with -egress the egress's).
 
-// queueDrops sums the server's whipgate_subscriber_packets_dropped_total
-// over its WHEP subscribers (none listed: 0). ok is false when the server
-// has no /metrics to read.
-func queueDrops(ctx context.Context, base string) (n int64, ok bool) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return 0, false
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, false
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, false
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		l := sc.Text()
-		if !strings.HasPrefix(l, "whipgate_subscriber_packets_dropped_total{") || !strings.Contains(l, `kind="whep"`) {
-			continue
-		}
-		f := strings.Fields(l)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err != nil {
-			return 0, false
-		}
-		n += int64(v)
-	}
-	return n, sc.Err() == nil
+// counterSample is a snapshot of the counters above, and of the others
+// a run takes the difference of over its window.
+type counterSample struct {
+	kernel     int64
+	benchPion  int64
+	serverPion int64
+	// metrics is the server's /metrics for the bench stream; nil when
+	// it has none.
+	metrics streamMetrics
+	// What the bench's lossy paths dropped.
+	viewerPath, publisherPath lossSample
+	// What the viewers' sockets received, and the keyframe requests
+	// that reached the publisher.
+	viewerRTP     rtpSample
+	publisherPLIs uint64
 }
 
-// dropCounts is a snapshot of the counters above.
-type dropCounts struct {
-	kernel      int64
-	benchPion   int64
-	serverPion  int64
-	serverQueue int64
-	queueKnown  bool
-}
-
-func (b *bench) sampleDrops(ctx context.Context, srv *server) (dropCounts, error) {
+func (b *bench) sampleCounters(ctx context.Context, srv *server, pub *publisher) (counterSample, error) {
 	k, err := udpDrops()
 	if err != nil {
-		return dropCounts{}, err
+		return counterSample{}, err
 	}
-	d := dropCounts{kernel: k, benchPion: b.pionFull.Load()}
+	d := counterSample{kernel: k, benchPion: b.pionFull.Load(), viewerPath: b.viewerPath.sample(), publisherPath: b.publisherPath.sample(),
+		viewerRTP: b.viewerRTP.sample(), publisherPLIs: pub.plis.Load()}
 	if srv != nil {
 		d.serverPion = srv.full.Load()
-		d.serverQueue, d.queueKnown = queueDrops(ctx, srv.url)
+		d.metrics = readStreamMetrics(ctx, srv.url, streamName)
 	}
 	return d, nil
 }
@@ -85,15 +56,19 @@ type Drops struct {
 	// ServerPion: packets the server's pion dropped at a full receive
 	// buffer (ingest bursts); only for a server the bench started.
 	ServerPion int64 `json:"server_pion"`
-	// ServerQueue: packets the server dropped at viewers' full queues;
-	// null when its /metrics does not say.
+	// ServerQueue: packets the server dropped at its subscribers' full
+	// queues (the WHEP viewers' and, with -egress, the egress's: the
+	// server counts them per stream); null when its /metrics does not
+	// say.
 	ServerQueue *int64 `json:"server_queue"`
 }
 
-func drops(a, b dropCounts) Drops {
+func drops(a, b counterSample) Drops {
 	d := Drops{Kernel: b.kernel - a.kernel, BenchPion: b.benchPion - a.benchPion, ServerPion: b.serverPion - a.serverPion}
-	if a.queueKnown && b.queueKnown {
-		q := b.serverQueue - a.serverQueue
+	q0, ok0 := a.metrics.value(metricDropped)
+	q1, ok1 := b.metrics.value(metricDropped)
+	if ok0 && ok1 {
+		q := q1 - q0
 		d.ServerQueue = &q
 	}
 	return d

@@ -1,38 +1,75 @@
 package bench
 
 import (
-	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
-func TestQueueDropsFromMetrics(t *testing.T) {
-	body := `# HELP whipgate_subscriber_packets_dropped_total Packets a slow subscriber lost to its full queue.
-# TYPE whipgate_subscriber_packets_dropped_total counter
-whipgate_subscriber_packets_dropped_total{kind="whep",stream="bench",subscriber="2"} 5
-whipgate_subscriber_packets_dropped_total{kind="egress",stream="bench",subscriber="3"} 100
-whipgate_subscriber_packets_dropped_total{kind="whep",stream="bench",subscriber="4"} 7
-whipgate_stream_packets_total{stream="bench"} 9
-`
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/metrics" {
-			http.NotFound(w, r)
-			return
+// The series the bench reads are the ones a real server exports for a
+// published stream: a renamed metric fails here, not silently as a
+// missing figure in every run.
+func TestStreamMetricsOfARealServer(t *testing.T) {
+	srv := startTestServer(t, buildWhipgate(t), "server")
+	if m := readStreamMetrics(t.Context(), srv.url, streamName); m == nil || len(m) != 0 {
+		t.Errorf("before anything is published: %v, want none of the stream's series", m)
+	}
+	var full atomic.Int64
+	pub, err := publish(t.Context(), peerConfig{log: discardLog(), full: &full}, srv.url+"/whip/"+streamName, discardLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := pub.Close(t.Context()); err != nil {
+			t.Error(err)
 		}
-		_, _ = w.Write([]byte(body))
-	}))
-	defer srv.Close()
-	if n, ok := queueDrops(context.Background(), srv.URL); !ok || n != 12 {
-		t.Errorf("queueDrops = %d, %v; want 12 (the WHEP subscribers only), true", n, ok)
+	}()
+	// Half a second of a 2 Mbps stream, then the counters are read until
+	// every series is there (the ingest's come with its first report).
+	table := newFrameTable(30, 500*time.Millisecond)
+	if err := pub.send(t.Context(), sendOptions{plan: newPlan(2e6, 30, time.Second, 4)}, table); err != nil {
+		t.Fatal(err)
 	}
-	body = "# nothing yet\n"
-	if n, ok := queueDrops(context.Background(), srv.URL); !ok || n != 0 {
-		t.Errorf("no subscribers: queueDrops = %d, %v; want 0, true", n, ok)
+	var m streamMetrics
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		m = readStreamMetrics(t.Context(), srv.url, streamName)
+		if len(m) == len(streamMetricNames) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	if _, ok := queueDrops(context.Background(), srv.URL+"/nothing"); ok {
-		t.Error("a server without /metrics reported drops")
+	for _, name := range streamMetricNames {
+		if _, ok := m.value(name); !ok {
+			t.Errorf("the server exports no %s{stream=%q}; it has %v", name, streamName, m)
+		}
+	}
+	if v, _ := m.value(metricDropped); v != 0 {
+		t.Errorf("%s = %d with no subscriber, want 0", metricDropped, v)
+	}
+}
+
+func TestStreamSampleSumsTheStreamOnly(t *testing.T) {
+	body := `# HELP whipgate_stream_packets_dropped_total Packets a stream's slow subscribers lost to their full queues.
+# TYPE whipgate_stream_packets_dropped_total counter
+whipgate_stream_packets_dropped_total{stream="bench"} 5
+whipgate_stream_packets_dropped_total{stream="bench2"} 100
+whipgate_stream_packets_delivered_total{stream="bench"} 9
+whipgate_stream_packets_dropped_total{stream="bench"} 7
+whipgate_stream_packets_dropped_total 3
+`
+	m := streamMetrics{}
+	for l := range strings.Lines(body) {
+		if name, v, ok := streamSample(strings.TrimSpace(l), "bench"); ok {
+			m[name] += v
+		}
+	}
+	if v, ok := m.value(metricDropped); !ok || v != 12 || len(m) != 1 {
+		t.Errorf("got %v; want %s 12 (the bench stream's samples, no other series)", m, metricDropped)
+	}
+	if _, ok := (streamMetrics{}).value(metricDropped); ok {
+		t.Error("an absent series has a value")
 	}
 }
 
@@ -47,9 +84,12 @@ func TestPionDropsAreCounted(t *testing.T) {
 	if got := b.pionFull.Load(); got != 2 {
 		t.Errorf("counted %d dropped packets, want 2", got)
 	}
-	if d := drops(dropCounts{kernel: 1, benchPion: 2, serverPion: 3, serverQueue: 4, queueKnown: true},
-		dropCounts{kernel: 11, benchPion: 22, serverPion: 33, serverQueue: 44, queueKnown: true}); d.String() != "30/20/40/10" {
+	if d := drops(counterSample{kernel: 1, benchPion: 2, serverPion: 3, metrics: streamMetrics{metricDropped: 4}},
+		counterSample{kernel: 11, benchPion: 22, serverPion: 33, metrics: streamMetrics{metricDropped: 44}}); d.String() != "30/20/40/10" {
 		t.Errorf("drops %v, want server pion 30, bench pion 20, queue 40, kernel 10", d)
+	}
+	if d := drops(counterSample{}, counterSample{metrics: streamMetrics{}}); d.ServerQueue != nil || d.String() != "0/0/-/0" {
+		t.Errorf("drops %v without the server's series, want the queue unknown", d)
 	}
 }
 

@@ -19,7 +19,7 @@ import (
 // as ingest and CPU per viewer stays the WHEP viewers' own.
 func (b *bench) startEgress(ctx context.Context, srv, target *server, table *frameTable) (*viewer, error) {
 	body, err := json.Marshal(map[string]any{
-		"id":     "bench",
+		"id":     egressID,
 		"stream": streamName,
 		"url":    target.url + "/whip/" + streamName,
 	})
@@ -45,19 +45,25 @@ func (b *bench) startEgress(ctx context.Context, srv, target *server, table *fra
 		return nil, fmt.Errorf("bench: create egress: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 
-	// The target has the stream once the egress has connected; until then
-	// its WHEP endpoint answers 404 or 409.
-	url := target.url + "/whep/" + streamName + "/main"
-	deadline := time.Now().Add(15 * time.Second)
+	// The target has the stream once the egress has connected.
+	v, err := b.watchOnceThere(ctx, target.url+"/whep/"+streamName+"/main", table, 15*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("bench: the egress target never had the stream: %w", err)
+	}
+	return v, nil
+}
+
+// watchOnceThere starts a viewer (with no loss) of url, a stream that may
+// not be published yet: until it is, the WHEP endpoint answers 404 or 409,
+// and the viewer tries again every 100 ms for up to limit.
+func (b *bench) watchOnceThere(ctx context.Context, url string, table *frameTable, limit time.Duration) (*viewer, error) {
+	deadline := time.Now().Add(limit)
 	for {
 		v, err := watch(ctx, b.peers, url, table)
-		if err == nil {
-			return v, nil
+		if err == nil || time.Now().After(deadline) {
+			return v, err
 		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("bench: the egress target never had the stream: %w", err)
-		}
-		if perr := pause(ctx, 200*time.Millisecond); perr != nil {
+		if perr := pause(ctx, 100*time.Millisecond); perr != nil {
 			return nil, errors.Join(err, perr)
 		}
 	}

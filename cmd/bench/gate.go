@@ -3,13 +3,10 @@ package bench
 import (
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"whipgate/whip/rtc"
 	"whipgate/whip/rtc/udp"
-
-	"github.com/pion/transport/v4"
 )
 
 // Each viewer's socket is gated like whipgate's own WHIP ingest (see
@@ -38,18 +35,17 @@ func newGate() *gate { return rtc.NewBacklog(gateWindow, gateIdle, gateStall) }
 // loopback the kernel otherwise splits it into datagrams inside the
 // server's send call and charges that work to the server. Its segments are
 // handed to pion one read at a time.
+//
+// Its writes, and its reads in its own loop, pass its lossy path.
 type gatedConn struct {
-	transport.UDPConn
-	udp  *net.UDPConn
+	lossyConn
 	gate *gate
 	wire *wireClock
 	oob  [64]byte // the reader's: a kernel timestamp
 
 	gro    *udp.CoalescedReader // nil: one datagram per read
 	direct *directReceive       // nil: all media through pion
-
-	lossEvery, media int64 // tests: see peerConfig
-	lost             *atomic.Int64
+	counts *rtpCounts           // nil: not counted
 }
 
 // ReadFromAddrPort returns the next datagram for pion: media the direct
@@ -70,7 +66,8 @@ func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 				return 0, from, err
 			}
 		}
-		if c.lose(d) {
+		c.counts.count(d)
+		if c.loss.dropIn(d) {
 			continue
 		}
 		if c.direct != nil && c.direct.datagram(d, kernelTime(oob)) {
@@ -84,29 +81,12 @@ func (c *gatedConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	}
 }
 
-// lose says whether a test's lossy path drops d: every lossEvery-th first
-// transmission of media (RTX repairs pass).
-func (c *gatedConn) lose(d []byte) bool {
-	if c.lossEvery == 0 || !rtc.IsRTP(d) || d[1]&0x7f != h264PayloadType {
-		return false
-	}
-	if c.media++; c.media%c.lossEvery != 0 {
-		return false
-	}
-	c.lost.Add(1)
-	return true
-}
-
 // received books a datagram read with its control messages oob.
 func (c *gatedConn) received(p, oob []byte) {
 	if rtc.IsRTP(p) {
 		c.wire.record(p, kernelTime(oob))
 		c.gate.Received()
 	}
-}
-
-func (c *gatedConn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	return c.udp.WriteToUDPAddrPort(b, addr)
 }
 
 func (c *gatedConn) ReadFrom(b []byte) (int, net.Addr, error) {

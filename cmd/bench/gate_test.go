@@ -39,7 +39,7 @@ func TestGateHoldsReadsUntilTheViewerCatchesUp(t *testing.T) {
 	g := newGate()
 	g.StartReader() // the viewer's track reader
 	g.Reading()
-	c := &gatedConn{UDPConn: rx, udp: rx, gate: g}
+	c := &gatedConn{lossyConn: lossyConn{UDPConn: rx, udp: rx}, gate: g}
 	var mu sync.Mutex
 	read := 0
 	var wg sync.WaitGroup

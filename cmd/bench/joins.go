@@ -14,7 +14,7 @@ func (b *bench) join(ctx context.Context, url string, n int, table *frameTable) 
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() { vs[i], errs[i] = watch(ctx, b.peers, url, table) })
+		wg.Go(func() { vs[i], errs[i] = watch(ctx, b.peer(roleViewer, i), url, table) })
 	}
 	wg.Wait()
 	return compact(vs), errors.Join(errs...)
@@ -56,12 +56,13 @@ type probeResult struct {
 
 // probeJoins runs join probes one after another until ctx ends: each joins,
 // waits for its first complete keyframe, and hangs up. A random pause
-// between probes lands them at random points of the GOP.
-func (b *bench) probeJoins(ctx context.Context, url string, table *frameTable) probeResult {
+// between probes lands them at random points of the GOP. The probes are
+// viewers first, first+1, … (for their lossy paths).
+func (b *bench) probeJoins(ctx context.Context, url string, first int, table *frameTable) probeResult {
 	var r probeResult
 	spacing := max(b.opt.Duration/time.Duration(b.opt.Joins), time.Millisecond)
-	for range b.opt.Joins {
-		v, err := watch(ctx, b.peers, url, table)
+	for i := range b.opt.Joins {
+		v, err := watch(ctx, b.peer(roleViewer, first+i), url, table)
 		if ctx.Err() != nil {
 			if v != nil {
 				_ = v.Close(context.WithoutCancel(ctx))

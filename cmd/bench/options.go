@@ -12,8 +12,20 @@ import (
 )
 
 // Options is one invocation of the benchmark: every run it makes uses the
-// same stream shape, one run per mode and viewer count.
+// same stream shape, one run per mode and viewer count (times Repeat), or
+// Repeat runs of another scenario.
 type Options struct {
+	// Scenario is what a run does: "load" (default) publishes and
+	// watches with viewers and measures the server; "egress-recovery"
+	// has the server egress to a second whipgate, kills that target
+	// (SIGKILL), starts it again on the same ports after TargetDown, and
+	// measures how soon the egress is connected again.
+	Scenario string
+	// TargetDown is how long the egress-recovery scenario keeps the
+	// killed target down. Default 3 s.
+	TargetDown time.Duration
+	// Repeat runs each run this many times. Default 1.
+	Repeat int
 	// Bitrate of the synthetic stream in bits per second. Default 100 Mbps.
 	Bitrate int64
 	// FPS is frames per second. Default 60.
@@ -57,6 +69,17 @@ type Options struct {
 	// have; "pion" reads it through pion's receive path, as before this
 	// option (about 3 µs a packet more, on the cores the server uses).
 	Receive string
+	// ViewerLoss is the share (0 to 0.5) of SRTP and SRTCP datagrams the
+	// WHEP viewers' sockets drop, each way: a lossy path between the
+	// server and its viewers. The egress target's viewer has none.
+	// Default 0.
+	ViewerLoss float64
+	// PublisherLoss is the same for the publisher's socket: a lossy path
+	// into the server. Default 0.
+	PublisherLoss float64
+	// Seed seeds the random drops: the same seed drops the same places
+	// of each socket's sequence of packets. Default 1.
+	Seed uint64
 	// Egress adds a WHIP egress from the server under test to a second
 	// whipgate. Default off.
 	Egress bool
@@ -75,6 +98,12 @@ type Options struct {
 	Verbose bool
 }
 
+// The scenarios a run can be.
+const (
+	scenarioLoad           = "load"
+	scenarioEgressRecovery = "egress-recovery"
+)
+
 func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	o := Options{}
 	fs := flag.NewFlagSet("whipgate bench", flag.ContinueOnError)
@@ -83,9 +112,14 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 		fmt.Fprintf(stderr, "usage: whipgate bench [flags]\n\n"+
 			"Publishes a synthetic H.264 stream over WHIP to a whipgate it starts (or -server),\n"+
 			"watches it with N WHEP viewers in this process, and prints a table and one JSON\n"+
-			"line per run. See BENCHMARKS.md.\n\nflags:\n")
+			"line per run. With -scenario egress-recovery it egresses to a second whipgate instead,\n"+
+			"kills that one (SIGKILL), starts it again after -target-down and reports how soon the\n"+
+			"egress is connected again. See BENCHMARKS.md.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
+	fs.StringVar(&o.Scenario, "scenario", scenarioLoad, "what a run does: load (viewers watch; the table and figures below) or egress-recovery (an egress's target is killed and restarted; see BENCHMARKS.md)")
+	fs.DurationVar(&o.TargetDown, "target-down", 3*time.Second, "egress-recovery: how long the killed target stays down")
+	fs.IntVar(&o.Repeat, "repeat", 1, "run each run this many times")
 	bitrate := fs.String("bitrate", "100M", "stream `bitrate` in bit/s (suffix k, M or G)")
 	fs.IntVar(&o.FPS, "fps", 60, "frames per second")
 	fs.DurationVar(&o.GOP, "gop", time.Second, "keyframe interval")
@@ -99,6 +133,10 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.BoolVar(&o.IgnorePLI, "ignore-pli", false, "never answer a PLI/FIR with an early keyframe")
 	fs.BoolVar(&o.GRO, "gro", true, "viewers receive the server's GSO messages whole (UDP_GRO); false: the kernel segments them in the server's send")
 	fs.StringVar(&o.Receive, "receive", "direct", "how viewers read media: direct (SRTP decrypted beneath pion) or pion (pion's receive path)")
+	loss := fs.String("loss", "0", "drop this `percentage` of media and RTCP both ways on the viewers' and the publisher's paths, at random (like 5%)")
+	viewerLoss := fs.String("viewer-loss", "0", "drop this `percentage` on the viewers' path alone (overrides -loss there)")
+	publisherLoss := fs.String("publisher-loss", "0", "drop this `percentage` on the publisher's path alone (overrides -loss there)")
+	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random drops: the same seed drops the same places of each socket's packets")
 	fs.BoolVar(&o.Egress, "egress", false, "add a WHIP egress from the server under test to a second whipgate")
 	fs.StringVar(&o.Server, "server", "", "base `URL` of a running whipgate to bench instead of starting one")
 	fs.IntVar(&o.PID, "pid", 0, "process ID of -server, for CPU and memory figures")
@@ -117,6 +155,9 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 		errs = append(errs, err)
 	}
 	if o.Viewers, err = parseCounts(*viewers); err != nil {
+		errs = append(errs, err)
+	}
+	if o.ViewerLoss, o.PublisherLoss, err = parseLosses(fs, *loss, *viewerLoss, *publisherLoss); err != nil {
 		errs = append(errs, err)
 	}
 	for m := range strings.SplitSeq(*modes, ",") {
@@ -150,6 +191,21 @@ func (o Options) validate() error {
 	if o.Receive != "direct" && o.Receive != "pion" {
 		errs = append(errs, fmt.Errorf("bench: -receive %q: want direct or pion", o.Receive))
 	}
+	switch o.Scenario {
+	case scenarioLoad:
+	case scenarioEgressRecovery:
+		if o.Server != "" {
+			errs = append(errs, errors.New("bench: -scenario egress-recovery starts and kills the servers itself; it cannot use -server"))
+		}
+		if o.TargetDown < 0 {
+			errs = append(errs, fmt.Errorf("bench: -target-down %v: want 0 or more", o.TargetDown))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("bench: -scenario %q: want %s or %s", o.Scenario, scenarioLoad, scenarioEgressRecovery))
+	}
+	if o.Repeat < 1 || o.Repeat > 1000 {
+		errs = append(errs, fmt.Errorf("bench: -repeat %d: want 1 to 1000", o.Repeat))
+	}
 	if o.Egress && o.Server != "" {
 		errs = append(errs, errors.New("bench: -egress starts both instances itself; it cannot use -server"))
 	}
@@ -157,6 +213,26 @@ func (o Options) validate() error {
 		errs = append(errs, errors.New("bench: -pid needs -server"))
 	}
 	return errors.Join(errs...)
+}
+
+// parseLosses reads -loss, -viewer-loss and -publisher-loss: a path's
+// own flag, where given, overrides -loss.
+func parseLosses(fs *flag.FlagSet, both, viewer, publisher string) (viewerRate, publisherRate float64, err error) {
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var errs [3]error
+	var all float64
+	if given["loss"] {
+		all, errs[0] = parseLoss("loss", both)
+	}
+	viewerRate, publisherRate = all, all
+	if given["viewer-loss"] {
+		viewerRate, errs[1] = parseLoss("viewer-loss", viewer)
+	}
+	if given["publisher-loss"] {
+		publisherRate, errs[2] = parseLoss("publisher-loss", publisher)
+	}
+	return viewerRate, publisherRate, errors.Join(errs[:]...)
 }
 
 // parseBitrate reads "100M", "2.5G", "800k" or plain bits per second.

@@ -37,8 +37,16 @@ func TestParseOptions(t *testing.T) {
 	if err != nil || !slices.Equal(o.Modes, []string{"burst", "paced"}) || !slices.Equal(o.Viewers, []int{2, 3}) || o.GOP != 10*time.Second || o.Bitrate != 20e6 {
 		t.Errorf("got %+v, %v", o, err)
 	}
+	if o.Scenario != "load" || o.Repeat != 1 || o.TargetDown != 3*time.Second {
+		t.Errorf("scenario %q, repeat %d, target down %v; want load, 1, 3 s", o.Scenario, o.Repeat, o.TargetDown)
+	}
+	o, err = parseOptions(strings.Fields("-scenario egress-recovery -target-down 1s -repeat 3"), io.Discard)
+	if err != nil || o.Scenario != scenarioEgressRecovery || o.TargetDown != time.Second || o.Repeat != 3 {
+		t.Errorf("got %q, down %v, repeat %d, %v; want egress-recovery, 1 s, 3", o.Scenario, o.TargetDown, o.Repeat, err)
+	}
 	for _, args := range []string{"-mode jumpy", "-viewers 1,x", "-fps 0", "-gop 0s", "-keyframe-factor 0.5",
-		"-duration 0s", "-pid 5", "-egress -server http://x", "extra"} {
+		"-duration 0s", "-pid 5", "-egress -server http://x", "extra", "-scenario crash", "-repeat 0",
+		"-scenario egress-recovery -server http://x", "-scenario egress-recovery -target-down -1s"} {
 		if _, err := parseOptions(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}

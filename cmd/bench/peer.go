@@ -79,7 +79,7 @@ func newAPI(peers peerConfig, g *gate, wire *wireClock, direct *directReceive) (
 		return nil, fmt.Errorf("bench: network: %w", err)
 	}
 	se := webrtc.SettingEngine{LoggerFactory: pionLogs(peers.log, peers.full)}
-	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire, direct: direct, gro: peers.gro, lossEvery: peers.lossEvery, lost: peers.lost})
+	se.SetNet(bigBufferNet{Net: std, size: socketBuffer, gate: g, wire: wire, direct: direct, gro: peers.gro, loss: peers.loss, counts: peers.counts})
 	if direct != nil {
 		direct.srtp.Configure(&se)
 	}
@@ -113,9 +113,8 @@ type bigBufferNet struct {
 	wire   *wireClock     // with a gate: the socket's arrival times
 	direct *directReceive // with a gate: media read beneath pion; nil: through pion
 	gro    bool           // with a gate: receive GSO messages whole
-
-	lossEvery int64 // with a gate: see peerConfig
-	lost      *atomic.Int64
+	loss   *lossyPath     // nil: no loss
+	counts *rtpCounts     // with a gate: counts what arrives; nil: no count
 }
 
 func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -136,10 +135,16 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 		}
 	}
 	uc, ok := c.(*net.UDPConn)
-	if !ok || n.gate == nil {
+	if !ok {
 		return c, nil
 	}
-	gc := &gatedConn{UDPConn: c, udp: uc, gate: n.gate, wire: n.wire, direct: n.direct, lossEvery: n.lossEvery, lost: n.lost}
+	if n.gate == nil {
+		if n.loss == nil {
+			return c, nil
+		}
+		return &lossyConn{UDPConn: c, udp: uc, loss: n.loss}, nil
+	}
+	gc := &gatedConn{lossyConn: lossyConn{UDPConn: c, udp: uc, loss: n.loss}, gate: n.gate, wire: n.wire, direct: n.direct, counts: n.counts}
 	if n.gro {
 		if err := udp.EnableGRO(uc); err != nil {
 			_ = c.Close()
@@ -259,9 +264,6 @@ type peerConfig struct {
 	full   *atomic.Int64 // packets pion dropped at full buffers
 	gro    bool          // viewers receive GSO messages whole (Options.GRO)
 	direct bool          // viewers read media beneath pion (Options.Receive)
-
-	// Tests: a viewer's socket drops every lossEvery-th media packet on
-	// its first transmission (0: none), counting them in lost.
-	lossEvery int64
-	lost      *atomic.Int64
+	loss   *lossyPath    // the peer's socket drops packets; nil: none
+	counts *rtpCounts    // a viewer's socket counts what it receives; nil: not
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strconv"
 	"text/tabwriter"
 )
 
@@ -21,6 +22,12 @@ type Result struct {
 	KeyframeBytes  int     `json:"keyframe_bytes"`
 	FrameBytes     int     `json:"frame_bytes"` // every other frame
 	Egress         bool    `json:"egress"`
+	// ViewerLoss and PublisherLoss are what the bench's lossy paths
+	// dropped during the window (-viewer-loss, -publisher-loss); absent
+	// without loss. Seed seeded the drops.
+	ViewerLoss    *LossFigures `json:"viewer_loss,omitempty"`
+	PublisherLoss *LossFigures `json:"publisher_loss,omitempty"`
+	Seed          uint64       `json:"seed"`
 	// ViewerGRO: the viewers received GSO messages whole (Options.GRO).
 	ViewerGRO bool `json:"viewer_gro"`
 	// ViewerReceive is Options.Receive; ViewerDirectPackets the media
@@ -98,6 +105,29 @@ type Result struct {
 	PLIs                uint64 `json:"plis"`
 	IngestNACKed        uint64 `json:"ingest_nacked_packets"`
 
+	// Repair during the window. StallMs is the worst viewer's stall time
+	// (see viewerResult), LongestGapMs the longest gap between frames
+	// shown of any viewer; DuplicatePct the packets that arrived again
+	// at the viewers in % of the stream's, WorstDuplicatePct the worst
+	// viewer's.
+	StallMs           float64 `json:"stall_ms"`
+	LongestGapMs      float64 `json:"longest_gap_ms"`
+	DuplicatePct      float64 `json:"duplicate_pct"`
+	WorstDuplicatePct float64 `json:"worst_duplicate_pct"`
+	// ResentPackets and ResentBytes are the server's RTX toward the
+	// viewers as it reached their sockets (SRTP datagrams, those the
+	// bench's lossy path then dropped included: the server exports no
+	// re-sent figures), ResentPct their bytes in % of the media's.
+	ResentPackets int64   `json:"resent_packets"`
+	ResentBytes   int64   `json:"resent_bytes"`
+	ResentPct     float64 `json:"resent_pct"`
+	// KeyframeRequestsReceived counts the PLIs and FIRs that reached the
+	// publisher during the window; IngestRepair has those the server
+	// sent, and its repair of the publisher's stream (null when its
+	// /metrics does not say).
+	KeyframeRequestsReceived uint64        `json:"keyframe_requests_received"`
+	IngestRepair             *IngestRepair `json:"ingest_repair"`
+
 	// Drops says where packets were lost during the window: in the
 	// server (its pion buffers, its viewer queues), in the bench's own
 	// pion buffers, or in the kernel.
@@ -164,7 +194,31 @@ func writeTable(w io.Writer, results []Result) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeRepairTable(w, results); err != nil {
+		return err
+	}
 	return writeEgressTable(w, results)
+}
+
+// writeRepairTable prints, for every run, what the bench's lossy paths
+// dropped and how the server repaired it: what the viewers saw (frames
+// never whole, stalls, duplicates), what it re-sent them, what it asked
+// the publisher for.
+func writeRepairTable(w io.Writer, results []Result) error {
+	fmt.Fprintln(w, "\nloss and repair (bench's drops in/out: toward its peers/from them; stall and dup%: the worst viewer):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tviewer path\tpublisher path\tincompl%\twindow s\tstall ms\tlongest gap ms\tdup%\tresent MB\tresent%\tkey req sent/recv\tingest NACKed/RTX/lost\t")
+	for _, r := range results {
+		sent, ingest := "-", "-"
+		if i := r.IngestRepair; i != nil {
+			sent, ingest = strconv.FormatInt(i.KeyframeRequests, 10), fmt.Sprintf("%d/%d/%d", i.NACKed, i.Recovered, i.Lost)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%.3f\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%s/%d\t%s\t\n",
+			r.Viewers, r.Mode, r.BitrateMbps, r.ViewerLoss, r.PublisherLoss, r.IncompletePct, r.WindowSeconds,
+			r.StallMs, r.LongestGapMs, r.WorstDuplicatePct, float64(r.ResentBytes)/1e6, r.ResentPct,
+			sent, r.KeyframeRequestsReceived, ingest)
+	}
+	return tw.Flush()
 }
 
 // writeEgressTable prints, for egress runs, what a viewer on the egress
@@ -206,8 +260,20 @@ func joinCell(p Percentiles) string {
 	return fmt.Sprintf("%.0f (n=%d)", p.P50, p.N)
 }
 
+// writeReport prints the runs made (none: nothing) with table, then one
+// JSON line each.
+func writeReport[R any](w io.Writer, results []R, table func(io.Writer, []R) error) error {
+	if len(results) == 0 {
+		return nil
+	}
+	if err := table(w, results); err != nil {
+		return err
+	}
+	return writeJSON(w, results)
+}
+
 // writeJSON prints one JSON line per run.
-func writeJSON(w io.Writer, results []Result) error {
+func writeJSON[R any](w io.Writer, results []R) error {
 	for _, r := range results {
 		b, err := json.Marshal(r)
 		if err != nil {

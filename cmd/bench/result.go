@@ -39,7 +39,7 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	opt := b.opt
 	r := Result{
 		Viewers: len(vs), Mode: mode, BitrateMbps: float64(opt.Bitrate) / 1e6, FPS: opt.FPS,
-		GOPSeconds: opt.GOP.Seconds(), KeyframeFactor: opt.KeyframeFactor,
+		GOPSeconds: opt.GOP.Seconds(), KeyframeFactor: opt.KeyframeFactor, Seed: opt.Seed,
 		KeyframeBytes: p.keyBytes, FrameBytes: p.deltaBytes, Egress: opt.Egress,
 		ViewerGRO:     opt.GRO,
 		ViewerReceive: opt.Receive,
@@ -82,7 +82,7 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	r.Frames = end - first
 	var lat latencies
 	var joins []float64
-	var lost, expected, incomplete, frames int64
+	var lost, expected, incomplete, frames, dups int64
 	for _, v := range vs {
 		var vr viewerResult
 		vr, lat = v.tally.result(first, end, lat)
@@ -96,6 +96,10 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 		expected += vr.Packets
 		incomplete += int64(vr.Incomplete)
 		frames += int64(vr.Frames)
+		dups += vr.Duplicates
+		r.StallMs = max(r.StallMs, round2(vr.StallMs))
+		r.LongestGapMs = max(r.LongestGapMs, round2(vr.LongestGapMs))
+		r.WorstDuplicatePct = max(r.WorstDuplicatePct, round2(vr.DuplicatePct))
 		r.WorstLossPct = max(r.WorstLossPct, round2(vr.LossPct))
 		r.WorstIncompletePct = max(r.WorstIncompletePct, round2(vr.IncompletePct))
 		if vr.JoinMs > 0 {
@@ -104,6 +108,7 @@ func (b *bench) result(mode string, p plan, table *frameTable, w0, w1 samples, b
 	}
 	if expected > 0 {
 		r.LossPct = round4(100 * float64(lost) / float64(expected))
+		r.DuplicatePct = round4(100 * float64(dups) / float64(expected))
 	}
 	if frames > 0 {
 		r.IncompletePct = round4(100 * float64(incomplete) / float64(frames))

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,12 +36,16 @@ type server struct {
 	err    error
 }
 
-// startServer runs bin as a whipgate on ephemeral loopback ports with its
+// listenAddrs are a started server's HTTP and WebRTC UDP addresses; ""
+// is an ephemeral loopback port.
+type listenAddrs struct{ http, udp string }
+
+// startServer runs bin as a whipgate on loopback ports (at addrs) with its
 // state in dir, and waits until it prints its URL. The server logs
 // warnings and up; show decides which of its lines go to logs, prefixed
 // with name.
-func startServer(ctx context.Context, name, bin, dir, config string, logs io.Writer, show func(string) bool) (*server, error) {
-	args := []string{"-listen", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-no-test-source",
+func startServer(ctx context.Context, name, bin, dir, config string, addrs listenAddrs, logs io.Writer, show func(string) bool) (*server, error) {
+	args := []string{"-listen", cmp.Or(addrs.http, "127.0.0.1:0"), "-udp", cmp.Or(addrs.udp, "127.0.0.1:0"), "-no-test-source",
 		"-state-dir", dir, "-log-level", "warn"}
 	if config != "" {
 		args = append(args, "-config", config)
@@ -133,6 +138,22 @@ func (s *server) Close() error {
 			_ = s.cmd.Process.Kill()
 			err = fmt.Errorf("bench: %s ignored SIGTERM for 5 s; killed", s.name)
 		}
+		s.wg.Wait()
+	})
+	return err
+}
+
+// kill ends a started server with SIGKILL, as a crash does (no DELETE,
+// no DTLS close alert: the peers hear only silence), and waits for it.
+// Close does nothing after it.
+func (s *server) kill() error {
+	if s == nil || s.cmd == nil {
+		return errors.New("bench: kill: not a server the bench started")
+	}
+	err := errors.New("bench: kill: the server was stopped before")
+	s.once.Do(func() {
+		err = s.cmd.Process.Kill()
+		<-s.exited
 		s.wg.Wait()
 	})
 	return err

@@ -25,6 +25,7 @@ type tally struct {
 	tsBase   uint32
 
 	recv   []int32 // packets received per frame
+	dupsAt []int32 // packets of the frame received again
 	sentAt []int64 // send time read from the frame's stamp (unix ns)
 	doneAt []int64 // when the frame's last missing packet arrived (unix ns)
 	wireAt []int64 // when that packet reached the viewer's socket (unix ns)
@@ -34,12 +35,13 @@ type tally struct {
 	joinedAt int64 // first complete keyframe (unix ns)
 	joined   chan struct{}
 
-	packets, dups, stray, malformed, misnumbered uint64
+	packets, stray, malformed, misnumbered uint64
 }
 
 func newTally(table *frameTable, now func() int64) *tally {
 	n := len(table.frames)
-	return &tally{table: table, now: now, joined: make(chan struct{}), recv: make([]int32, n), sentAt: make([]int64, n), doneAt: make([]int64, n), wireAt: make([]int64, n)}
+	return &tally{table: table, now: now, joined: make(chan struct{}), recv: make([]int32, n), dupsAt: make([]int32, n),
+		sentAt: make([]int64, n), doneAt: make([]int64, n), wireAt: make([]int64, n)}
 }
 
 func unixNow() int64 { return time.Now().UnixNano() }
@@ -53,7 +55,11 @@ func (t *tally) packet(b []byte) {
 	}
 	seq := t.hdr.SequenceNumber
 	if t.seen[seq>>6]&(1<<(seq&63)) != 0 {
-		t.dups++
+		if t.haveBase {
+			if i := frameOf(t.hdr.Timestamp-t.tsBase, t.table.fps); i < uint64(len(t.dupsAt)) {
+				t.dupsAt[i]++
+			}
+		}
 		return
 	}
 	t.seen[seq>>6] |= 1 << (seq & 63)
@@ -113,8 +119,55 @@ type viewerResult struct {
 	Packets       int64   `json:"packets_expected"`
 	Lost          int64   `json:"packets_lost"`
 	LossPct       float64 `json:"loss_pct"`
-	Duplicates    uint64  `json:"duplicates"`
-	JoinMs        float64 `json:"join_ms"`
+	// Duplicates are the window's packets that arrived again (a repair
+	// of a packet that had come, or came too): DuplicatePct in % of
+	// Packets.
+	Duplicates   int64   `json:"duplicates"`
+	DuplicatePct float64 `json:"duplicate_pct"`
+	// StallMs sums the gaps over stallGap between the window's complete
+	// frames, shown in order as they completed (a frame is shown once
+	// every earlier complete frame has been); Stalls counts them,
+	// LongestGapMs is the longest gap of all. A frame never whole is
+	// skipped at no cost (IncompletePct counts it); incomplete frames at
+	// the window's start or end count from the first frame's send time
+	// and to the last's.
+	StallMs      float64 `json:"stall_ms"`
+	Stalls       int     `json:"stalls"`
+	LongestGapMs float64 `json:"longest_gap_ms"`
+	JoinMs       float64 `json:"join_ms"`
+}
+
+// stallGap is the longest pause between two frames shown that is not a
+// stall (the issue's 200 ms: a picture that stops that long is seen to).
+const stallGap = 200 * time.Millisecond
+
+// playout follows a viewer's complete frames as a player shows them, in
+// order, each once it and every earlier one is complete, and adds up the
+// gaps between them.
+type playout struct {
+	last    int64 // when the last frame was shown (unix ns); 0: none yet
+	stall   int64 // the gaps over stallGap, summed (ns)
+	stalls  int
+	longest int64 // ns
+}
+
+// show is a frame completed at t.
+func (p *playout) show(t int64) {
+	t = max(t, p.last)
+	if p.last != 0 {
+		p.gapTo(t)
+	}
+	p.last = t
+}
+
+// gapTo is a gap from the last frame shown to t.
+func (p *playout) gapTo(t int64) {
+	g := t - p.last
+	p.longest = max(p.longest, g)
+	if g > int64(stallGap) {
+		p.stall += g
+		p.stalls++
+	}
 }
 
 // maxIncompleteAt bounds the incomplete frames a viewer lists.
@@ -127,6 +180,7 @@ const maxIncompleteAt = 16
 // milliseconds.
 func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) {
 	var r viewerResult
+	var play playout
 	for i := first; i < end; i++ {
 		rec := &t.table.frames[i]
 		want := int64(rec.packets.Load())
@@ -134,6 +188,7 @@ func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) 
 		r.Frames++
 		r.Packets += want
 		r.Lost += want - got
+		r.Duplicates += int64(t.dupsAt[i])
 		if got > 0 {
 			r.Received++
 		}
@@ -142,8 +197,12 @@ func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) 
 			if len(r.IncompleteAt) < maxIncompleteAt {
 				r.IncompleteAt = append(r.IncompleteAt, i-first)
 			}
+			if i == first {
+				play.last = rec.sentFirst.Load() // nothing shown from the window's start
+			}
 			continue
 		}
+		play.show(t.doneAt[i])
 		if t.sentAt[i] > 0 {
 			lat.frame = append(lat.frame, float64(t.doneAt[i]-t.sentAt[i])/1e6)
 		}
@@ -158,12 +217,20 @@ func (t *tally) result(first, end int, lat latencies) (viewerResult, latencies) 
 			}
 		}
 	}
-	r.Duplicates = t.dups
+	if end > first && t.recv[end-1] < t.table.frames[end-1].packets.Load() {
+		// Nothing shown up to the window's end, at least until its last
+		// frame was sent.
+		if last := t.table.frames[end-1].sentLast.Load(); last > play.last {
+			play.gapTo(last)
+		}
+	}
+	r.StallMs, r.Stalls, r.LongestGapMs = float64(play.stall)/1e6, play.stalls, float64(play.longest)/1e6
 	if r.Frames > 0 {
 		r.IncompletePct = 100 * float64(r.Incomplete) / float64(r.Frames)
 	}
 	if r.Packets > 0 {
 		r.LossPct = 100 * float64(r.Lost) / float64(r.Packets)
+		r.DuplicatePct = 100 * float64(r.Duplicates) / float64(r.Packets)
 	}
 	if t.joinedAt > 0 && t.postedAt > 0 {
 		r.JoinMs = float64(t.joinedAt-t.postedAt) / 1e6

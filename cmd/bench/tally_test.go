@@ -174,3 +174,52 @@ func BenchmarkTallyPacket(b *testing.B) {
 		tl.packet(all[i%len(all)])
 	}
 }
+
+// A player shows frames in order as they complete: a frame repaired late
+// holds back those after it (one stall), a window that ends or starts on
+// frames never whole counts from the last shown or the first sent, and a
+// gap up to 200 ms is no stall. Packets that come again are duplicates of
+// their frame.
+func TestTallyStallsAndDuplicates(t *testing.T) {
+	p := newPlan(2e6, 10, 500*time.Millisecond, 4)
+	s := sendFrames(t, p, 12, 1000, 100)
+	const ms = int64(time.Millisecond)
+	s.table.frames[10].sentLast.Store(1e9 + 1500*ms) // the window's last frame, never whole
+	clock := int64(0)
+	tl := newTally(s.table, func() int64 { return clock })
+	var held []byte
+	for n, pkts := range s.packets {
+		clock = 1e9 + int64(n)*100*ms
+		if n == 8 {
+			clock = 1e9 + 750*ms
+			tl.packet(held) // frame 3 completes, then 4 to 7 are shown
+			clock = 1e9 + 800*ms
+		}
+		for i, b := range pkts {
+			switch {
+			case (n == 1 || n == 10) && i == 0: // never whole
+			case n == 3 && i == len(pkts)-1:
+				held = b
+			case n == 9:
+				tl.packet(b)
+				tl.packet(b)
+			default:
+				tl.packet(b)
+			}
+		}
+	}
+	r, _ := tl.result(1, 11, latencies{})
+	// Frame 1 never whole: frame 2 shown 199 ms after frame 1 was sent
+	// (1 s + 1 ms), no stall. Frame 3 at 750 ms, 550 after frame 2: a
+	// stall. Frame 10 never whole, sent until 1.5 s: 600 ms after frame
+	// 9, a stall.
+	if r.Incomplete != 2 || r.Stalls != 2 || r.StallMs != 1150 || r.LongestGapMs != 600 {
+		t.Errorf("%d incomplete, %d stalls of %v ms, longest gap %v ms; want 2, 2 of 1150 (550 + 600), 600", r.Incomplete, r.Stalls, r.StallMs, r.LongestGapMs)
+	}
+	if want := int64(len(s.packets[9])); r.Duplicates != want || r.DuplicatePct != 100*float64(want)/float64(r.Packets) {
+		t.Errorf("%d duplicates (%v %%), want frame 9's %d of %d packets", r.Duplicates, r.DuplicatePct, want, r.Packets)
+	}
+	if r, _ := tl.result(11, 12, latencies{}); r.Duplicates != 0 || r.Stalls != 0 {
+		t.Errorf("frame 11 alone: %+v, want no duplicate and no stall", r)
+	}
+}

@@ -1,0 +1,101 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The server's /metrics series the bench reads (cmd/metrics.go), each
+// summed over the series of the bench's stream. They are per-stream
+// aggregates that only grow: the server exports nothing per viewer.
+const (
+	// metricDropped counts packets the stream's subscribers lost to
+	// their full queues: the WHEP viewers' and, with -egress, the
+	// egress's too (an egress is a subscriber of the stream).
+	metricDropped = "whipgate_stream_packets_dropped_total"
+)
+
+// streamMetricNames are the series a bench reads; a test holds them to a
+// real server's exposition.
+var streamMetricNames = []string{metricDropped, metricIngestNACKs, metricIngestRTX, metricIngestLost, metricIngestKeyRequests}
+
+// streamMetrics are the values of the series named in streamMetricNames
+// that the server exported for one stream, each summed over its other
+// labels. A name the server did not export is absent.
+type streamMetrics map[string]int64
+
+// value is the named series' sum; ok is false when the server did not
+// export it for the stream.
+func (m streamMetrics) value(name string) (v int64, ok bool) {
+	v, ok = m[name]
+	return v, ok
+}
+
+// readStreamMetrics scrapes base's /metrics for stream's series. It
+// returns nil when the server has no /metrics to read.
+func readStreamMetrics(ctx context.Context, base, stream string) streamMetrics {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		return nil
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil
+	}
+	m := streamMetrics{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		name, v, ok := streamSample(sc.Text(), stream)
+		if ok {
+			m[name] += v
+		}
+	}
+	if sc.Err() != nil {
+		return nil
+	}
+	return m
+}
+
+// streamSample parses one line of the text exposition format: a sample
+// of a series in streamMetricNames labelled with stream. Stream names are
+// letters, digits and -_.~ (the hub's rule), so the label needs no
+// unescaping.
+func streamSample(line, stream string) (name string, v int64, ok bool) {
+	name, rest, found := strings.Cut(line, "{")
+	if !found {
+		return "", 0, false
+	}
+	known := false
+	for _, n := range streamMetricNames {
+		known = known || n == name
+	}
+	labels, value, found := strings.Cut(rest, "}")
+	if !known || !found {
+		return "", 0, false
+	}
+	want := `stream="` + stream + `"`
+	match := false
+	for l := range strings.SplitSeq(labels, ",") {
+		match = match || l == want
+	}
+	f := strings.Fields(value)
+	if !match || len(f) == 0 {
+		return "", 0, false
+	}
+	x, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return name, int64(x), true
+}
