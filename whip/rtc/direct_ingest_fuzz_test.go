@@ -3,18 +3,21 @@ package rtc
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"testing"
 
 	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
 // FuzzDirectIngest drives the shared socket's RTP path beneath pion
 // (ingestTable.take, directIngest.take) with two publishers, each with
-// fixed SRTP keys, declared SSRCs and the address of its selected pair.
+// fixed SRTP keys, SSRCs declared by an offer (fuzzOffer) and the address
+// of its selected pair.
 // Each op is 4 bytes: a kind, then arguments; kinds send a valid SRTP
 // packet, a burst of them, garbage, a valid packet with a byte changed, a
 // replay, from one of six addresses (each publisher's, the first's as
@@ -113,10 +116,7 @@ func newIngestFuzzRig(t *testing.T) *ingestFuzzRig {
 		}
 		p := &ingestFuzzPub{d: newDirectIngest(slog.New(slog.DiscardHandler)), send: send, home: rig.addrs[i],
 			ssrcs: []uint32{uint32(1000*(i+1) + 1), uint32(1000*(i+1) + 2)}, allowed: map[netip.AddrPort]bool{}, queued: map[uint32][]fuzzWant{}}
-		for _, s := range p.ssrcs {
-			p.d.declared[s] = true
-		}
-		p.d.repairOf[p.ssrcs[1]] = repairSSRC{media: p.ssrcs[0], apt: map[uint8]uint8{fuzzRTXPT: fuzzMediaPT}}
+		p.d.declare(fuzzOffer(t, p.ssrcs[0], p.ssrcs[1]))
 		p.d.ctx = recv // as readyLocked makes it from the handshake's keys
 		p.d.ours.Store(true)
 		// Bound as pion binds them: media first, each innermost, then
@@ -138,6 +138,23 @@ func newIngestFuzzRig(t *testing.T) *ingestFuzzRig {
 		rig.table.add(p.d)
 	}
 	return rig
+}
+
+// fuzzOffer is a publisher's offer as a browser makes it: media and its
+// RTX (a=ssrc-group:FID), one RTX payload type with its apt, another
+// without (fuzzNoAPTPT).
+func fuzzOffer(t *testing.T, media, rtx uint32) *sdp.SessionDescription {
+	t.Helper()
+	raw := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"+
+		"m=video 9 UDP/TLS/RTP/SAVPF %[1]d %[2]d %[3]d\r\na=mid:0\r\n"+
+		"a=rtpmap:%[1]d VP8/90000\r\na=rtpmap:%[2]d rtx/90000\r\na=fmtp:%[2]d apt=%[1]d\r\na=rtpmap:%[3]d rtx/90000\r\n"+
+		"a=ssrc-group:FID %[4]d %[5]d\r\na=ssrc:%[4]d cname:x\r\na=ssrc:%[5]d cname:x\r\n",
+		fuzzMediaPT, fuzzRTXPT, fuzzNoAPTPT, media, rtx)
+	var d sdp.SessionDescription
+	if err := d.UnmarshalString(raw); err != nil {
+		t.Fatal(err)
+	}
+	return &d
 }
 
 func unmapped(a netip.AddrPort) netip.AddrPort { return netip.AddrPortFrom(a.Addr().Unmap(), a.Port()) }
