@@ -237,3 +237,46 @@ func TestResponderFactoryFor(t *testing.T) {
 		t.Errorf("a nil factory's responder has stats %+v", got)
 	}
 }
+
+// A packet is re-sent while it is younger than MaxAge, and forgotten,
+// its payload released, once it is older than MaxAge and the windowSlot
+// or two its mark may take, however large the history.
+func TestNACKHistoryMaxAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 4096 packets, 4 s at a packet a millisecond: the age is the bound.
+		n, w, out := bindResponder(t, 4096, false, ResendBudget(1000))
+		for seq := range uint16(3000) {
+			if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, payloadOf(seq), nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// Now 3 s in: packet k was sent 3000-k ms ago.
+		out.pkts = nil
+		nackFor(n, 1001, 2999, 2700, 779, 10)
+		var got []uint16
+		for _, p := range out.pkts {
+			got = append(got, p.SequenceNumber)
+		}
+		if want := []uint16{1001, 2999, 2700}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("re-sent %v, want %v: those sent less than %v ago", got, want, MaxAge)
+		}
+		if st := n.Stats(); st.Unavailable != 2 {
+			t.Errorf("got stats %+v, want 2 unavailable", st)
+		}
+		s := n.streams[1111]
+		held := 0
+		for _, e := range s.ring {
+			if e.payload == nil {
+				continue
+			}
+			held++
+			if e.seq < 780 {
+				t.Fatalf("packet %d, sent %d ms ago, still referenced", e.seq, 3000-int(e.seq))
+			}
+		}
+		if held < 2000 {
+			t.Errorf("the history holds %d packets, want the last 2 s at least", held)
+		}
+	})
+}

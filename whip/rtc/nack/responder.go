@@ -23,7 +23,11 @@ import (
 //     re-send could have reached it);
 //   - re-sent bytes stay within a budget, a share of the bytes the
 //     stream sent over the last second; NACKed packets past it are
-//     skipped.
+//     skipped;
+//   - a packet sent MaxAge or longer ago is forgotten, however large the
+//     history: it is no use to a receiver any more, and its payload is
+//     released (a large history on a slow stream would otherwise hold
+//     many seconds of the hub's chunks).
 const (
 	// DefaultResendInterval is ResendInterval's default: twice the
 	// 50 ms a round trip within a region takes.
@@ -32,6 +36,10 @@ const (
 	// and pion ask for what did not arrive; at 15 % re-sent a link that
 	// loses that much is too poor to hold the stream anyway.
 	DefaultResendBudget = 15
+	// MaxAge is how long a sent packet is kept for re-sending at most, as
+	// mediasoup keeps video (MaxRetransmissionDelayForVideoMs): a frame
+	// repaired later than that has long been skipped by the receiver.
+	MaxAge = 2 * time.Second
 )
 
 // The budget's window: the bytes a stream sent and re-sent over the last
@@ -204,6 +212,7 @@ type nackStream struct {
 	mu      sync.Mutex
 	ring    []nackEntry
 	highest uint16
+	tail    uint16 // the oldest sequence number that may still be held
 	started bool
 	rtxSeq  uint16
 	scratch []byte          // RTX payload: original sequence number + payload
@@ -211,6 +220,42 @@ type nackStream struct {
 	win     byteWindow
 	unclock int   // packets added since the window last looked at the clock
 	pending int64 // and their bytes, not in the window yet
+	marks   marks
+}
+
+// marks are the highest sequence number sent at ticks at least windowSlot
+// apart, oldest first: every packet up to a mark's was sent by its time,
+// so once that is MaxAge ago they may all go. A packet is forgotten no
+// sooner than MaxAge after it was sent; on a stream of at least
+// clockEvery packets per windowSlot (1.6 ms at 100 Mbps, 30 ms at 5 Mbps),
+// within another windowSlot or two.
+type marks struct {
+	at    [32]uint32 // milliseconds; 32 slots outlast MaxAge / windowSlot
+	seq   [32]uint16
+	first int
+	n     int
+}
+
+func (m *marks) push(ms uint32, seq uint16) {
+	if m.n > 0 && ms-m.at[(m.first+m.n-1)%len(m.at)] < uint32(windowSlot/time.Millisecond) {
+		return
+	}
+	if m.n == len(m.at) { // cannot happen: MaxAge is far shorter
+		m.first, m.n = (m.first+1)%len(m.at), m.n-1
+	}
+	i := (m.first + m.n) % len(m.at)
+	m.at[i], m.seq[i] = ms, seq
+	m.n++
+}
+
+// expired pops the oldest mark if it is MaxAge old at ms.
+func (m *marks) expired(ms uint32) (seq uint16, ok bool) {
+	if m.n == 0 || ms-m.at[m.first] < maxAgeMS {
+		return 0, false
+	}
+	seq = m.seq[m.first]
+	m.first, m.n = (m.first+1)%len(m.at), m.n-1
+	return seq, true
 }
 
 // byteWindow is a stream's sent and re-sent bytes over the last second,
@@ -297,8 +342,9 @@ func (s *nackStream) add(h *rtp.Header, payload []byte) {
 		diff := seq - s.highest
 		if diff == 0 || diff >= 1<<15 {
 			// A duplicate or a late packet: the latest write of a sequence
-			// number is what a NACK should get.
-			if s.highest-seq < size {
+			// number is what a NACK should get, unless it is older than
+			// what the history still holds.
+			if s.highest-seq < size && seq-s.tail < 1<<15 {
 				s.ring[seq%size] = e
 			}
 			return
@@ -309,22 +355,59 @@ func (s *nackStream) add(h *rtp.Header, payload []byte) {
 			s.ring[i%size] = nackEntry{}
 		}
 	}
+	if !s.started {
+		s.tail = seq
+	}
 	s.started, s.highest = true, seq
 	s.ring[seq%size] = e
 }
 
-// tickLocked moves the window on to now and counts the bytes sent since
-// the last tick in the current slot.
+// tickLocked moves the window on to now, counts the bytes sent since the
+// last tick in the current slot, and forgets the packets sent MaxAge or
+// longer ago.
 func (s *nackStream) tickLocked(now time.Duration) {
 	s.win.advance(slotAt(now))
 	s.win.sent[s.win.slot%windowSlots] += s.pending
 	s.pending, s.unclock = 0, 0
+	if !s.started {
+		return
+	}
+	ms := millis(now)
+	s.marks.push(ms, s.highest)
+	for {
+		seq, ok := s.marks.expired(ms)
+		if !ok {
+			return
+		}
+		s.forgetLocked(seq)
+	}
 }
+
+// forgetLocked moves the tail past seq, dropping the references of the
+// packets it passes; each sequence number is passed once.
+func (s *nackStream) forgetLocked(seq uint16) {
+	size := uint16(len(s.ring))
+	if held := s.highest - s.tail + 1; held > size { // 0: all forgotten
+		s.tail = s.highest - size + 1 // the ring has moved on past them
+	}
+	if seq-s.tail >= s.highest-s.tail+1 {
+		return // at or behind the tail already
+	}
+	for ; s.tail != seq+1; s.tail++ {
+		if e := &s.ring[s.tail%size]; e.seq == s.tail {
+			*e = nackEntry{}
+		}
+	}
+}
+
+const maxAgeMS = uint32(MaxAge / time.Millisecond)
+
+func millis(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 
 // get returns the entry with sequence number seq, if still held.
 func (s *nackStream) get(seq uint16) (*nackEntry, bool) {
 	size := uint16(len(s.ring))
-	if !s.started || s.highest-seq >= size {
+	if !s.started || s.highest-seq >= size || seq-s.tail >= 1<<15 {
 		return nil, false
 	}
 	e := &s.ring[seq%size]
@@ -369,7 +452,7 @@ func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
 	sent, resent := s.win.totals()
 	s.mu.Unlock()
 	b := resendBatch{
-		nowMS:      uint32(now / time.Millisecond),
+		nowMS:      millis(now),
 		intervalMS: uint32(r.factory.interval / time.Millisecond),
 		allowance:  sent*r.factory.budget/100 - resent,
 	}
