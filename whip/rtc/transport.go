@@ -214,7 +214,8 @@ func (r *Transport) ICEServers() []webrtc.ICEServer { return PionICEServers(r.cf
 
 // APIOptions tune one pion API built on the shared transport.
 type APIOptions struct {
-	// NACKHistory overrides Config.NACKHistory for senders of this API.
+	// NACKHistory overrides Config.NACKHistory for senders of this API
+	// (and pionNACKHistory with PionNACK).
 	NACKHistory int
 	// Interceptors are added after the standard ones (NACK, RTCP reports,
 	// TWCC feedback).
@@ -243,6 +244,11 @@ type APIOptions struct {
 // receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
 const receiveMTU = 8192
 
+// pionNACKHistory is the history of pion's NACK responder (PionNACK)
+// unless APIOptions.NACKHistory says otherwise: it copies each packet,
+// so Config.NACKHistory, sized for ours, would cost four times as much.
+const pionNACKHistory = 4096
+
 // NewAPI builds a pion API on the shared UDP port, with codecs and
 // interceptors sized for 8K rates.
 func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
@@ -265,6 +271,11 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		opt.ingest.replay = uint(r.cfg.SRTPReplayWindow)
 	}
 	history := r.cfg.NACKHistory
+	if opt.PionNACK {
+		// pion copies every packet into a 1460-byte slot: 6 MB a sender
+		// at this size, 24 MB at our default.
+		history = pionNACKHistory
+	}
 	if opt.NACKHistory > 0 {
 		history = opt.NACKHistory
 	}
