@@ -280,3 +280,47 @@ func TestNACKHistoryMaxAge(t *testing.T) {
 		}
 	})
 }
+
+// Once the round trip is known, the resend interval is the round trip,
+// within MinResendInterval and the ResendInterval (the default before).
+func TestNACKResendIntervalFollowsRTT(t *testing.T) {
+	for _, tc := range []struct {
+		rtt, want time.Duration
+	}{
+		{0, DefaultResendInterval},
+		{30 * time.Millisecond, 30 * time.Millisecond},
+		{time.Millisecond / 2, MinResendInterval}, // loopback
+		{300 * time.Millisecond, DefaultResendInterval},
+	} {
+		t.Run(tc.rtt.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n, w, out := bindResponder(t, 64, true)
+				for seq := uint16(1); seq <= 40; seq++ {
+					if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, 1000), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				n.SetRTT(tc.rtt)
+				if got := n.Interval(); got != tc.want {
+					t.Fatalf("interval %v, want %v", got, tc.want)
+				}
+				out.pkts = nil
+				for _, step := range []struct {
+					after time.Duration
+					want  int // re-sends
+				}{
+					{0, 1},
+					{tc.want - time.Millisecond, 0},
+					{time.Millisecond, 1}, // an interval after the re-send
+				} {
+					time.Sleep(step.after)
+					before := len(out.pkts)
+					nackFor(n, 7)
+					if got := len(out.pkts) - before; got != step.want {
+						t.Fatalf("NACK %v after the last: got %d re-sends, want %d", step.after, got, step.want)
+					}
+				}
+			})
+		})
+	}
+}

@@ -18,9 +18,13 @@ import (
 // Re-sends are limited per stream (SSRC), so that a receiver asking
 // again and again, or for the whole history at once, costs a bounded
 // share of the link:
-//   - a packet re-sent is not re-sent again within the resend interval
-//     (about a round trip: the receiver asked again before the first
-//     re-send could have reached it);
+//   - a packet re-sent is not re-sent again within the resend interval:
+//     the round trip to the receiver once known (SetRTT), as libwebrtc's
+//     packet history and mediasoup do, since a request that arrives
+//     sooner was sent before the re-send could have reached it; a
+//     receiver asks again a round trip after it asked (libwebrtc's
+//     NackRequester), so a longer interval would drop the request that
+//     repairs a lost re-send;
 //   - re-sent bytes stay within a budget, a share of the bytes the
 //     stream sent over the last second; NACKed packets past it are
 //     skipped;
@@ -32,6 +36,11 @@ const (
 	// DefaultResendInterval is ResendInterval's default: twice the
 	// 50 ms a round trip within a region takes.
 	DefaultResendInterval = 100 * time.Millisecond
+	// MinResendInterval is the resend interval however short the round
+	// trip: half of the 20 ms at which receivers look for what to ask
+	// again (libwebrtc's kProcessIntervalMs), so that a request one look
+	// later is answered and one from the same look is not.
+	MinResendInterval = 10 * time.Millisecond
 	// DefaultResendBudget is ResendBudget's default, in percent. Chrome
 	// and pion ask for what did not arrive; at 15 % re-sent a link that
 	// loses that much is too poor to hold the stream anyway.
@@ -80,8 +89,9 @@ type ResponderFactory struct {
 type ResponderOption func(*ResponderFactory)
 
 // ResendInterval is how long after re-sending a packet the responder
-// ignores further requests for it. Default DefaultResendInterval; zero or
-// negative means the default.
+// ignores further requests for it until the round trip is known, and at
+// most after (see Responder.SetRTT). Default DefaultResendInterval; zero
+// or negative means the default.
 func ResendInterval(d time.Duration) ResponderOption {
 	return func(f *ResponderFactory) {
 		if d > 0 {
@@ -152,6 +162,8 @@ type Responder struct {
 	mu      sync.Mutex
 	streams map[uint32]*nackStream
 
+	rtt atomic.Int64 // nanoseconds; 0: not known
+
 	resent, resentBytes, duplicate, overBudget, unavailable atomic.Uint64
 }
 
@@ -181,6 +193,29 @@ func (r *Responder) Stats() ResponderStats {
 		Resent: r.resent.Load(), ResentBytes: r.resentBytes.Load(), Duplicate: r.duplicate.Load(),
 		OverBudget: r.overBudget.Load(), Unavailable: r.unavailable.Load(),
 	}
+}
+
+// SetRTT sets the round trip to the receiver, as last measured: the
+// resend interval becomes rtt, within MinResendInterval and the
+// factory's ResendInterval. Zero or negative: unknown, the factory's.
+// Nil does nothing.
+func (r *Responder) SetRTT(rtt time.Duration) {
+	if r != nil {
+		r.rtt.Store(int64(max(rtt, 0)))
+	}
+}
+
+// Interval is the resend interval now in force (see SetRTT); the
+// default for nil.
+func (r *Responder) Interval() time.Duration {
+	if r == nil {
+		return DefaultResendInterval
+	}
+	ceiling := r.factory.interval
+	if rtt := time.Duration(r.rtt.Load()); rtt > 0 {
+		return min(max(rtt, MinResendInterval), ceiling)
+	}
+	return ceiling
 }
 
 // clock is the time on the Responder's clock.
@@ -453,7 +488,7 @@ func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
 	s.mu.Unlock()
 	b := resendBatch{
 		nowMS:      millis(now),
-		intervalMS: uint32(r.factory.interval / time.Millisecond),
+		intervalMS: millis(r.Interval()),
 		allowance:  sent*r.factory.budget/100 - resent,
 	}
 	for _, pair := range nack.Nacks {
