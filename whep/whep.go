@@ -171,6 +171,7 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 		return st
 	}
 	run := func(ctx context.Context) error {
+		sess.Go(func() { snd.FollowRTT(ctx) })
 		for i, s := range senders {
 			sess.Go(func() {
 				rtc.ReadRTCP(s, func() {

@@ -38,6 +38,7 @@ type Transport struct {
 	addr     *net.UDPAddr
 	loopback bool
 	nacks    *nack.GeneratorFactory // the NACK generators of every API built here
+	resps    *nack.ResponderFactory // the NACK responders of every API built here (WithSize)
 
 	panics atomic.Uint64 // recovered in filter
 
@@ -65,6 +66,7 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 	}
 	r := &Transport{cfg: cfg, log: log}
 	r.nacks = nack.NewGeneratorFactory(uint16(min(cfg.NACKReceive, 1<<15)), log)
+	r.resps = nack.NewResponderFactory(uint16(cfg.NACKHistory), log)
 	pionLog := pionlog.Factory{Log: log}.NewLogger("ice")
 	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
@@ -289,7 +291,7 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		// generator (see nackgen.go).
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-		reg.Add(nack.NewResponderFactory(uint16(history), r.log))
+		reg.Add(r.resps.WithSize(uint16(history)))
 		reg.Add(r.nacks)
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {

@@ -232,6 +232,14 @@ func TestResponderFactoryFor(t *testing.T) {
 	if got := f.For("pc-c"); got != nil {
 		t.Errorf("For a closed responder = %p, want nil", got)
 	}
+	// A factory of another size registers with the first.
+	d, err := f.WithSize(128).NewInterceptor("pc-d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.For("pc-d"); got != d || got.factory.size != 128 {
+		t.Errorf("For(pc-d) = %p, want the 128-packet responder built for it (%p)", got, d)
+	}
 	var nilFactory *ResponderFactory
 	if got := nilFactory.For("x").Stats(); got != (ResponderStats{}) {
 		t.Errorf("a nil factory's responder has stats %+v", got)

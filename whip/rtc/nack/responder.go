@@ -74,13 +74,20 @@ const (
 // payload buffers set rtc.APIOptions.PionNACK.
 //
 // Like the GeneratorFactory, it finds a PeerConnection's Responder again
-// by the PeerConnection's ID (For), so that a session can read its stats.
+// by the PeerConnection's ID (For), so that a session can read its stats
+// and tell it the round trip; so do the factories of other sizes made
+// from it (WithSize).
 type ResponderFactory struct {
 	size     uint16 // power of two
 	log      *slog.Logger
 	interval time.Duration
 	budget   int64 // percent
+	reg      *responderRegistry
+}
 
+// responderRegistry is the Responders of a factory and of those made
+// from it, by PeerConnection ID.
+type responderRegistry struct {
 	mu   sync.Mutex
 	byPC map[string]*Responder
 }
@@ -113,11 +120,20 @@ func ResendBudget(percent int) ResponderOption {
 
 // NewResponderFactory keeps size packets per sender (a power of two).
 func NewResponderFactory(size uint16, log *slog.Logger, opts ...ResponderOption) *ResponderFactory {
-	f := &ResponderFactory{size: size, log: log, interval: DefaultResendInterval, budget: DefaultResendBudget, byPC: map[string]*Responder{}}
+	f := &ResponderFactory{size: size, log: log, interval: DefaultResendInterval, budget: DefaultResendBudget,
+		reg: &responderRegistry{byPC: map[string]*Responder{}}}
 	for _, o := range opts {
 		o(f)
 	}
 	return f
+}
+
+// WithSize is a factory like f that keeps size packets per sender, and
+// whose Responders f's For finds too.
+func (f *ResponderFactory) WithSize(size uint16) *ResponderFactory {
+	g := *f
+	g.size = size
+	return &g
 }
 
 func (f *ResponderFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
@@ -125,15 +141,16 @@ func (f *ResponderFactory) NewInterceptor(id string) (interceptor.Interceptor, e
 		return nil, fmt.Errorf("nack: history %d is not a power of two", f.size)
 	}
 	r := &Responder{factory: f, id: id, epoch: time.Now(), streams: map[uint32]*nackStream{}}
-	f.mu.Lock()
-	if _, taken := f.byPC[id]; taken {
+	reg := f.reg
+	reg.mu.Lock()
+	if _, taken := reg.byPC[id]; taken {
 		// Two PeerConnections made in one tick share an ID (see
 		// GeneratorFactory.NewInterceptor): neither is found.
-		f.byPC[id] = nil
+		reg.byPC[id] = nil
 	} else {
-		f.byPC[id] = r
+		reg.byPC[id] = r
 	}
-	f.mu.Unlock()
+	reg.mu.Unlock()
 	return r, nil
 }
 
@@ -145,9 +162,9 @@ func (f *ResponderFactory) For(id string) *Responder {
 	if f == nil {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.byPC[id]
+	f.reg.mu.Lock()
+	defer f.reg.mu.Unlock()
+	return f.reg.byPC[id]
 }
 
 // Responder is one PeerConnection's NACK responder: it keeps each local
@@ -581,11 +598,11 @@ func (r *Responder) Close() error {
 	r.mu.Lock()
 	r.streams = map[uint32]*nackStream{}
 	r.mu.Unlock()
-	f := r.factory
-	f.mu.Lock()
-	if f.byPC[r.id] == r {
-		delete(f.byPC, r.id)
+	reg := r.factory.reg
+	reg.mu.Lock()
+	if reg.byPC[r.id] == r {
+		delete(reg.byPC, r.id)
 	}
-	f.mu.Unlock()
+	reg.mu.Unlock()
 	return nil
 }
