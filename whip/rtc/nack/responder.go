@@ -212,6 +212,14 @@ func (r *Responder) Stats() ResponderStats {
 	}
 }
 
+// Add is the sum of two Responders' figures.
+func (s ResponderStats) Add(o ResponderStats) ResponderStats {
+	return ResponderStats{
+		Resent: s.Resent + o.Resent, ResentBytes: s.ResentBytes + o.ResentBytes, Duplicate: s.Duplicate + o.Duplicate,
+		OverBudget: s.OverBudget + o.OverBudget, Unavailable: s.Unavailable + o.Unavailable,
+	}
+}
+
 // SetRTT sets the round trip to the receiver, as last measured: the
 // resend interval becomes rtt, within MinResendInterval and the
 // factory's ResendInterval. Zero or negative: unknown, the factory's.
