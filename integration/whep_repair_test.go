@@ -8,6 +8,7 @@ import (
 	"github.com/pion/rtcp"
 
 	"whipgate/certs/certstest"
+	"whipgate/cmd"
 	"whipgate/whip/rtc/nack"
 )
 
@@ -85,4 +86,32 @@ func (v *viewer) sendNACK(seqs ...uint16) error {
 	tr := v.vtrack
 	v.mu.Unlock()
 	return v.pc.WriteRTCP([]rtcp.Packet{&rtcp.TransportLayerNack{MediaSSRC: uint32(tr.SSRC()), Nacks: rtcp.NackPairsFromSequenceNumbers(seqs)}})
+}
+
+// A viewer asking for a packet long gone has lost its frame: whipgate asks
+// the publisher for a keyframe for it, counted in the session's detail
+// and the stream's /metrics.
+func TestWHEPRepairAsksKeyframeForLostPackets(t *testing.T) {
+	app := startGateway(t, func(c *cmd.Config) {
+		// Requests reach the test source at once, not merged into the
+		// next: the count below is the responder's request.
+		c.Hub.KeyframeInterval = time.Millisecond
+	})
+	waitLive(t, app, "test")
+	v := watch(t, app.URL()+"/whep/test/preview")
+	v.waitFrames(10, 5*time.Second)
+	const keyReqs = `whipgate_ingest_keyframe_requests_sent_total{layer="preview",stream="test"}`
+	before := metric(t, app, keyReqs)
+	video, _ := v.packets()
+	if err := v.sendNACK(video[len(video)-1].SequenceNumber - 20000); err != nil {
+		t.Fatal(err)
+	}
+	repair := waitRepair(t, app, func(r nack.ResponderStats) bool { return r.KeyframeRequests >= 1 })
+	certstest.Eventually(t, 5*time.Second, "the keyframe request sent to the publisher", func() bool {
+		return metric(t, app, keyReqs) > before
+	})
+	if got := metric(t, app, `whipgate_stream_repair_keyframe_requests_total{stream="test"}`); got < 1 {
+		t.Errorf("whipgate_stream_repair_keyframe_requests_total = %v, want at least 1", got)
+	}
+	t.Logf("repair %+v; keyframe requests sent to the publisher %v → %v", repair, before, metric(t, app, keyReqs))
 }

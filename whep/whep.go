@@ -209,9 +209,28 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 			}
 		}
 		sub.Store(sb)
+		askKeyframes(resp, senders, sb)
 		return snd.Forward(ctx, sb, writers)
 	}
 	return h.ep.Answer(ctx, pc, offer, sess, prepare, run)
+}
+
+// askKeyframes has the viewer's responder ask the publisher for a
+// keyframe (merged and rate-limited by the hub, as the viewer's own PLIs)
+// when the viewer asks for packets it can no longer have: the frame they
+// belong to is lost, and re-sending the rest of it would not save it.
+func askKeyframes(resp *nack.Responder, senders []*webrtc.RTPSender, sb *gateway.Subscription) {
+	track := map[uint32]int{}
+	for i, s := range senders {
+		for _, e := range s.GetParameters().Encodings {
+			track[uint32(e.SSRC)] = i
+		}
+	}
+	resp.OnHopeless(func(ssrc uint32) {
+		if i, ok := track[ssrc]; ok {
+			sb.RequestKeyframe(i)
+		}
+	})
 }
 
 // SessionStats is a WHEP session's figures for the API: its subscription's,

@@ -332,3 +332,60 @@ func TestNACKResendIntervalFollowsRTT(t *testing.T) {
 		})
 	}
 }
+
+// A NACK for packets the responder cannot re-send, gone or over the
+// budget, asks for a keyframe for the stream, at most once per
+// KeyframeGap; one it can answer (or a duplicate) does not.
+func TestNACKHopelessAsksForKeyframe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, w, _ := bindResponder(t, 64, false)
+		var asked []uint32
+		n.OnHopeless(func(ssrc uint32) { asked = append(asked, ssrc) })
+		var seq uint16
+		send := func(k int) {
+			for range k {
+				if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, 1000), nil); err != nil {
+					t.Fatal(err)
+				}
+				seq++
+			}
+		}
+		send(100) // 0..99; the ring holds 36..99
+		over := make([]uint16, 20)
+		for i := range over {
+			over[i] = 150 + uint16(i)
+		}
+		for _, step := range []struct {
+			after time.Duration
+			send  int
+			seqs  []uint16
+			want  int // keyframe requests so far
+		}{
+			{0, 0, []uint16{90}, 0},     // re-sent
+			{0, 0, []uint16{90}, 0},     // a duplicate
+			{0, 0, []uint16{10, 91}, 1}, // 10 is gone
+			{0, 0, []uint16{11}, 1},     // gone, but a keyframe is on its way
+			{KeyframeGap - time.Millisecond, 0, []uint16{12}, 1},
+			{time.Millisecond, 0, []uint16{12}, 2},
+			// 100 kB sent over the last second: 15 of the 20 packets fit
+			// the budget.
+			{KeyframeGap, 100, over, 3},
+		} {
+			time.Sleep(step.after)
+			send(step.send)
+			nackFor(n, step.seqs...)
+			if len(asked) != step.want {
+				t.Fatalf("after NACK %v: %d keyframe requests, want %d", step.seqs, len(asked), step.want)
+			}
+		}
+		for _, ssrc := range asked {
+			if ssrc != 1111 {
+				t.Fatalf("asked for a keyframe for SSRC %d, want 1111", ssrc)
+			}
+		}
+		st := n.Stats()
+		if st.KeyframeRequests != 3 || st.Unavailable != 4 || st.OverBudget != 5 || st.Resent != 17 || st.Duplicate != 1 {
+			t.Errorf("got stats %+v", st)
+		}
+	})
+}

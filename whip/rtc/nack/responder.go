@@ -41,6 +41,11 @@ const (
 	// again (libwebrtc's kProcessIntervalMs), so that a request one look
 	// later is answered and one from the same look is not.
 	MinResendInterval = 10 * time.Millisecond
+	// KeyframeGap is how long after asking for a keyframe for a stream
+	// (OnHopeless) the responder leaves its further hopeless requests
+	// alone: the keyframe asked for is on its way. The hub's own limit
+	// per layer (hub.keyframe_interval) is as long by default.
+	KeyframeGap = 500 * time.Millisecond
 	// DefaultResendBudget is ResendBudget's default, in percent. Chrome
 	// and pion ask for what did not arrive; at 15 % re-sent a link that
 	// loses that much is too poor to hold the stream anyway.
@@ -176,12 +181,13 @@ type Responder struct {
 	id      string
 	epoch   time.Time // the streams' clock starts here
 
-	mu      sync.Mutex
-	streams map[uint32]*nackStream
+	mu       sync.Mutex
+	streams  map[uint32]*nackStream
+	hopeless func(ssrc uint32)
 
 	rtt atomic.Int64 // nanoseconds; 0: not known
 
-	resent, resentBytes, duplicate, overBudget, unavailable atomic.Uint64
+	resent, resentBytes, duplicate, overBudget, unavailable, keyframes atomic.Uint64
 }
 
 // ResponderStats counts what a Responder did with the packets receivers
@@ -199,6 +205,9 @@ type ResponderStats struct {
 	// Unavailable counts requests for packets no longer (or never) in
 	// the history.
 	Unavailable uint64 `json:"unavailable"`
+	// KeyframeRequests counts the keyframes asked for (OnHopeless)
+	// because requests were unavailable or over budget.
+	KeyframeRequests uint64 `json:"keyframe_requests"`
 }
 
 // Stats returns the counters; nil has none.
@@ -208,7 +217,7 @@ func (r *Responder) Stats() ResponderStats {
 	}
 	return ResponderStats{
 		Resent: r.resent.Load(), ResentBytes: r.resentBytes.Load(), Duplicate: r.duplicate.Load(),
-		OverBudget: r.overBudget.Load(), Unavailable: r.unavailable.Load(),
+		OverBudget: r.overBudget.Load(), Unavailable: r.unavailable.Load(), KeyframeRequests: r.keyframes.Load(),
 	}
 }
 
@@ -217,6 +226,7 @@ func (s ResponderStats) Add(o ResponderStats) ResponderStats {
 	return ResponderStats{
 		Resent: s.Resent + o.Resent, ResentBytes: s.ResentBytes + o.ResentBytes, Duplicate: s.Duplicate + o.Duplicate,
 		OverBudget: s.OverBudget + o.OverBudget, Unavailable: s.Unavailable + o.Unavailable,
+		KeyframeRequests: s.KeyframeRequests + o.KeyframeRequests,
 	}
 }
 
@@ -241,6 +251,21 @@ func (r *Responder) Interval() time.Duration {
 		return min(max(rtt, MinResendInterval), ceiling)
 	}
 	return ceiling
+}
+
+// OnHopeless has f called with the SSRC of a stream a receiver asked for
+// packets that cannot be re-sent, no longer held or over the budget: the
+// frames they belong to are lost, and the receiver needs a keyframe,
+// which the caller asks for. At most once per KeyframeGap per stream,
+// each call counted (KeyframeRequests); on the RTCP reader's goroutine,
+// so f must not block. Nil does nothing.
+func (r *Responder) OnHopeless(f func(ssrc uint32)) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.hopeless = f
+	r.mu.Unlock()
 }
 
 // clock is the time on the Responder's clock.
@@ -275,6 +300,8 @@ type nackStream struct {
 	tail    uint16 // the oldest sequence number that may still be held
 	started bool
 	rtxSeq  uint16
+	askedAt uint32          // when OnHopeless was last called for the stream, ms
+	asked   bool            // askedAt is set
 	scratch []byte          // RTX payload: original sequence number + payload
 	extBuf  []rtp.Extension // a re-send's extensions
 	win     byteWindow
@@ -502,6 +529,7 @@ func (r *Responder) BindRTCPReader(reader interceptor.RTCPReader) interceptor.RT
 func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
 	r.mu.Lock()
 	s := r.streams[nack.MediaSSRC]
+	hopeless := r.hopeless
 	r.mu.Unlock()
 	if s == nil {
 		return
@@ -528,12 +556,29 @@ func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
 			return true
 		})
 	}
+	if b.hopeless && hopeless != nil && s.askKeyframe(b.nowMS) {
+		r.keyframes.Add(1)
+		hopeless(s.ssrc)
+	}
+}
+
+// askKeyframe reports whether a hopeless request at nowMS asks for a
+// keyframe: not within KeyframeGap of the stream's last.
+func (s *nackStream) askKeyframe(nowMS uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.asked && nowMS-s.askedAt < uint32(KeyframeGap/time.Millisecond) {
+		return false
+	}
+	s.asked, s.askedAt = true, nowMS
+	return true
 }
 
 // resendBatch is the state of one NACK's re-sends.
 type resendBatch struct {
 	nowMS, intervalMS uint32
 	allowance         int64 // bytes the budget still allows
+	hopeless          bool  // a packet asked for is unavailable or over budget
 }
 
 // resendLocked writes one packet again, unless it was re-sent within the
@@ -545,7 +590,8 @@ func (s *nackStream) resendLocked(seq uint16, b *resendBatch) error {
 	r := s.r
 	e, ok := s.get(seq)
 	if !ok {
-		r.unavailable.Add(1) // too old: the receiver will ask for a keyframe
+		r.unavailable.Add(1) // too old: its frame needs a keyframe
+		b.hopeless = true
 		return nil
 	}
 	if e.resent && b.nowMS-e.resentAt < b.intervalMS {
@@ -558,6 +604,7 @@ func (s *nackStream) resendLocked(seq uint16, b *resendBatch) error {
 	}
 	if int64(n) > b.allowance {
 		r.overBudget.Add(1)
+		b.hopeless = true
 		return nil
 	}
 	b.allowance -= int64(n)
