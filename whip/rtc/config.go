@@ -37,8 +37,10 @@ type Config struct {
 	// retransmission (each WHEP viewer, and an egress session until its
 	// layer's bitrate is known). Default 16384: 1.6 s at 100 Mbps, 2 s
 	// (the responder's nack.MaxAge) below 80 Mbps. A slot is a reference
-	// to the hub's shared payload, 64 bytes: 1 MiB per viewer. Power of
-	// two, at most 32768.
+	// to the hub's shared payload, 64 bytes: 1 MiB per viewer; the
+	// references keep that much of the stream's payloads in memory,
+	// shared by all its viewers: about 20 MB at 100 Mbps (0.5 MB at
+	// 5 Mbps, where 4096 slots held 8 s). Power of two, at most 32768.
 	NACKHistory int `yaml:"nack_history"`
 	// NACKReceive is the receive-side loss tracking window in packets.
 	// Default 8192.
