@@ -106,7 +106,7 @@ func (d *directIngest) watch(r *Transport, pc *webrtc.PeerConnection) error {
 		return errors.New("whip: direct ingest: no transport")
 	}
 	sctp.Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
-		route, why := r.directRoute(pc)
+		route, why := r.conns.directRoute(pc)
 		if route != nil {
 			d.learn(route.remote)
 			d.ours.Store(true)

@@ -180,10 +180,10 @@ func suiteHash(id uint16) func() hash.Hash {
 
 // Activate switches pc's RTP to the direct path, before its first media
 // packet: pc is connected, we were the DTLS server and the selected pair
-// is UDP from one of our sockets. An error says why not; pion's path then
-// stays, for good.
-func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
-	if d == nil || r == nil {
+// is UDP from one of socks. An error says why not; pion's path then stays,
+// for good.
+func (d *directSRTP) activate(socks sockets, pc *webrtc.PeerConnection) error {
+	if d == nil || len(socks) == 0 {
 		return errors.New("whip: direct srtp: not configured")
 	}
 	if d.active.Load() {
@@ -194,7 +194,7 @@ func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
 		return errors.New("whip: direct srtp: no transport")
 	}
 	dt := sctp.Transport()
-	route, why := r.directRoute(pc)
+	route, why := socks.directRoute(pc)
 	if route == nil {
 		return fmt.Errorf("whip: direct srtp: %s", why)
 	}
@@ -210,7 +210,7 @@ func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
 		if !d.active.Load() {
 			return // activation failed: pion's path, which follows pairs itself
 		}
-		nr, why := r.directRoute(pc)
+		nr, why := socks.directRoute(pc)
 		if nr == nil {
 			d.route.Store(nil)
 			d.log.Warn("media path left the shared UDP port; closing the session so the viewer reconnects", "why", why)
@@ -219,7 +219,7 @@ func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
 		}
 		d.route.Store(nr)
 	})
-	if route, _ = r.directRoute(pc); route == nil {
+	if route, _ = socks.directRoute(pc); route == nil {
 		return errors.New("whip: direct srtp: the selected pair changed during activation")
 	}
 	d.route.Store(route)
@@ -271,31 +271,6 @@ func (d *directSRTP) write(h *rtp.Header, payload []byte) (int, error) {
 const srtpOverhead = 32
 
 var errDirectNoRoute = errors.New("whip: direct srtp: the media path left the shared UDP port")
-
-// directRoute is pc's selected pair when it can take direct sends: UDP
-// from a host candidate on one of our sockets.
-func (r *Transport) directRoute(pc *webrtc.PeerConnection) (*directRoute, string) {
-	sctp := pc.SCTP()
-	if sctp == nil {
-		return nil, "no transport"
-	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
-		return nil, "no selected candidate pair"
-	}
-	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ != webrtc.ICECandidateTypeHost {
-		return nil, fmt.Sprintf("local candidate %s/%s", pair.Local.Typ, pair.Local.Protocol)
-	}
-	local, remote := selectedPair(pc)
-	if !remote.IsValid() {
-		return nil, fmt.Sprintf("remote address %q", pair.Remote.Address)
-	}
-	c := r.connFor(local)
-	if c == nil {
-		return nil, fmt.Sprintf("no socket of ours sends from %s", local)
-	}
-	return &directRoute{conn: c, remote: remote}, ""
-}
 
 // directFactory puts a directSRTP innermost in an API's interceptor chain.
 type directFactory struct{ d *directSRTP }

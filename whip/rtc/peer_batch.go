@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"net"
 	"net/netip"
 	"time"
 
@@ -10,13 +9,13 @@ import (
 	"whipgate/whip/rtc/udp"
 )
 
-// peerBatch batches one PeerConnection's sends on the shared port: Forward
+// peerBatch batches one PeerConnection's sends on our sockets: Forward
 // opens it around each group of packets it writes. Sessions gathered on
-// their own sockets (NoMux) never reach the shared port, so for them it
-// queues nothing and costs one map lookup per group.
+// their own sockets (NoMux) never reach ours, so for them it queues
+// nothing and costs one map lookup per group.
 type peerBatch struct {
 	pc    *webrtc.PeerConnection
-	rtc   *Transport
+	socks sockets
 	conn  *udp.Conn // the socket of the selected pair's local address
 	batch *udp.SendBatch
 	addr  netip.AddrPort
@@ -30,13 +29,13 @@ type peerBatch struct {
 // to the new one simply go out unbatched until the refresh.
 const peerBatchRefresh = 250 * time.Millisecond
 
-// newPeerBatch returns pc's batch, or nil (which batches nothing) when the
-// transport has no socket of ours to batch on.
-func (r *Transport) newPeerBatch(pc *webrtc.PeerConnection) *peerBatch {
-	if len(r.conns) == 0 || pc == nil {
+// newPeerBatch returns pc's batch on socks, or nil (which batches
+// nothing) when there is no socket of ours to batch on.
+func newPeerBatch(socks sockets, pc *webrtc.PeerConnection) *peerBatch {
+	if len(socks) == 0 || pc == nil {
 		return nil
 	}
-	return &peerBatch{pc: pc, rtc: r}
+	return &peerBatch{pc: pc, socks: socks}
 }
 
 // Open starts gathering datagrams toward the selected candidate pair's
@@ -73,21 +72,6 @@ func (p *peerBatch) stats() (datagrams, calls uint64) {
 	return datagrams + p.sent, calls + p.calls
 }
 
-// connFor is the socket that sends from local: the only one, or with a
-// socket per local address the one bound on local; nil for none (a NAT 1:1
-// address among several sockets).
-func (r *Transport) connFor(local netip.Addr) *udp.Conn {
-	if len(r.conns) == 1 {
-		return r.conns[0]
-	}
-	for _, bc := range r.conns {
-		if a, ok := bc.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
-			return bc
-		}
-	}
-	return nil
-}
-
 // remote is the selected pair's remote address; it also keeps the batch
 // on the socket of the pair's local address.
 func (p *peerBatch) remote() netip.AddrPort {
@@ -102,12 +86,11 @@ func (p *peerBatch) remote() netip.AddrPort {
 	return p.addr
 }
 
-// useConn moves the batch to the socket that sends from local: the only
-// one, or with a socket per local address the one bound on local. With
-// none (a NAT 1:1 address among several) the batch is dropped and
+// useConn moves the batch to the socket that sends from local (connFor).
+// With none (a NAT 1:1 address among several) the batch is dropped and
 // datagrams leave unbatched.
 func (p *peerBatch) useConn(local netip.Addr) {
-	c := p.rtc.connFor(local)
+	c := p.socks.connFor(local)
 	if c == p.conn {
 		return
 	}

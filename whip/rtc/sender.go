@@ -45,11 +45,11 @@ func (s *Sender) PeerConnection() *webrtc.PeerConnection { return s.pc }
 // group of packets with one sendmmsg (UDP GSO where the kernel has it).
 func (s *Sender) Forward(ctx context.Context, sub *gateway.Subscription, writers []RTPWriter) error {
 	if s.direct != nil {
-		if err := s.direct.activate(s.t, s.pc); err != nil {
+		if err := s.direct.activate(s.t.conns, s.pc); err != nil {
 			s.log.Info("media goes through pion's SRTP path", "why", err)
 		}
 	}
-	batch := s.t.newPeerBatch(s.pc)
+	batch := newPeerBatch(s.t.conns, s.pc)
 	defer batch.close()
 	return forwardBatched(ctx, sub, writers, batch)
 }

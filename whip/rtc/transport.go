@@ -22,7 +22,6 @@ import (
 
 	"whipgate/whip/rtc/nack"
 	"whipgate/whip/rtc/pionlog"
-	"whipgate/whip/rtc/udp"
 )
 
 // Transport is the WebRTC transport shared by all sessions: one UDP port,
@@ -32,7 +31,7 @@ type Transport struct {
 	cfg      Config
 	log      *slog.Logger
 	mux      ice.UDPMux
-	conns    []*udp.Conn // one per local address the port is bound on
+	conns    sockets     // one per local address the port is bound on
 	gate     readGate    // holds the sockets' reads while a publisher's burst is inside pion
 	ingest   ingestTable // publishers whose RTP the sockets' reader takes beneath pion
 	addr     *net.UDPAddr
@@ -65,7 +64,6 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 	}
 	r := &Transport{cfg: cfg, log: log}
 	r.nacks = nack.NewGeneratorFactory(uint16(min(cfg.NACKReceive, 1<<15)), log)
-	pionLog := pionlog.Factory{Log: log}.NewLogger("ice")
 	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
 		// One socket per local address, as pion's NewMultiUDPMuxFromPort
@@ -84,38 +82,18 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 			ips = []net.IP{net.IPv4(127, 0, 0, 1)}
 		}
 	}
-	port := addr.Port
-	var muxes []ice.UDPMux
-	fail := func(err error) (*Transport, error) {
-		for _, m := range muxes {
-			_ = m.Close()
-		}
+	socks, mux, err := listen(ips, addr.Port, cfg.SocketBuffer, log, r.filter)
+	if err != nil {
 		return nil, err
 	}
-	for _, ip := range ips {
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
-		if err != nil {
-			return fail(fmt.Errorf("webrtc: listen udp %s:%d: %w", ip, port, err))
-		}
-		local := conn.LocalAddr().(*net.UDPAddr)
-		port = local.Port // an ephemeral port: the same on every address
-		udp.SetBuffers(conn, cfg.SocketBuffer, log)
-		bc := udp.New(conn, log, r.filter)
-		r.conns = append(r.conns, bc)
-		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: bc}))
-		if r.addr == nil {
-			r.addr = local
-		}
+	r.conns, r.mux = socks, mux
+	r.addr = socks[0].LocalAddr().(*net.UDPAddr)
+	if len(socks) > 1 {
+		r.addr = &net.UDPAddr{IP: addr.IP, Port: r.addr.Port}
 	}
 	r.loopback = true
 	for _, ip := range ips {
 		r.loopback = r.loopback && ip.IsLoopback()
-	}
-	if len(muxes) == 1 {
-		r.mux = muxes[0]
-	} else {
-		r.mux = ice.NewMultiUDPMuxDefault(muxes...)
-		r.addr = &net.UDPAddr{IP: addr.IP, Port: port}
 	}
 	return r, nil
 }
