@@ -1,6 +1,7 @@
 package rtc
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -14,8 +15,9 @@ import (
 )
 
 // sockets are UDP sockets of ours that pion's ICE gathers on through a UDP
-// mux: the shared port's, one per local address it is bound on. Sends from
-// them can be batched (peerBatch) and sealed beneath pion (directSRTP).
+// mux: the shared port's (one per local address it is bound on), or a
+// PeerConnection's own (NewClientSender). Sends from them can be batched
+// (peerBatch) and sealed beneath pion (directSRTP).
 type sockets []*udp.Conn
 
 // listen binds a socket on each of ips, all on one port (0: the first
@@ -44,6 +46,34 @@ func listen(ips []net.IP, port, size int, log *slog.Logger, filter udp.ReadFilte
 		return socks, muxes[0], nil
 	}
 	return socks, ice.NewMultiUDPMuxDefault(muxes...), nil
+}
+
+// ownSockets binds sockets for one PeerConnection of its own, on the
+// addresses pion would gather on without a mux (every local IPv4 address,
+// and 127.0.0.1 where the transport is on loopback only), but ours, with
+// the transport's buffers, so that its sends batch and filter sees what
+// they read. What they log, the transport said of its own sockets at
+// start, so it is logged at debug level.
+func (r *Transport) ownSockets(filter udp.ReadFilter) (sockets, ice.UDPMux, error) {
+	ips, err := localIPv4s()
+	if err != nil {
+		return nil, nil, fmt.Errorf("webrtc: local addresses: %w", err)
+	}
+	if r.loopback {
+		ips = append(ips, net.IPv4(127, 0, 0, 1))
+	}
+	if len(ips) == 0 {
+		return nil, nil, fmt.Errorf("webrtc: no IPv4 address to send from")
+	}
+	log := slog.New(debugOnly{r.log.Handler()})
+	for try := 1; ; try++ {
+		// One ephemeral port on every address, as the shared port has: it
+		// may be taken on another address, so a few tries.
+		socks, mux, err := listen(ips, 0, r.cfg.SocketBuffer, log, filter)
+		if err == nil || try == 3 {
+			return socks, mux, err
+		}
+	}
 }
 
 // connFor is the socket that sends from local: the only one, or with a
@@ -85,3 +115,18 @@ func (s sockets) directRoute(pc *webrtc.PeerConnection) (*directRoute, string) {
 	}
 	return &directRoute{conn: c, remote: remote}, ""
 }
+
+// debugOnly passes records on at debug level.
+type debugOnly struct{ h slog.Handler }
+
+func (d debugOnly) Enabled(ctx context.Context, _ slog.Level) bool {
+	return d.h.Enabled(ctx, slog.LevelDebug)
+}
+
+func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return d.h.Handle(ctx, r)
+}
+
+func (d debugOnly) WithAttrs(as []slog.Attr) slog.Handler { return debugOnly{d.h.WithAttrs(as)} }
+func (d debugOnly) WithGroup(name string) slog.Handler    { return debugOnly{d.h.WithGroup(name)} }

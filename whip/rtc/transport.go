@@ -216,6 +216,9 @@ type APIOptions struct {
 	// beneath pion (see directIngest). It makes us the DTLS server when
 	// answering. Not with direct. NewIngest sets it.
 	ingest *directIngest
+	// mux, when set, is the UDP mux of the PeerConnection's own sockets,
+	// gathered on instead of the shared port. NewClientSender sets it.
+	mux ice.UDPMux
 }
 
 // receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
@@ -283,7 +286,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	// ("short buffer"): a compound RTCP datagram from a peer at 8K rates
 	// (a whole interval's TWCC feedback, a long NACK list) can be longer.
 	se.SetReceiveMTU(receiveMTU)
-	if !opt.NoMux {
+	switch {
+	case opt.mux != nil:
+		se.SetICEUDPMux(opt.mux)
+	case !opt.NoMux:
 		se.SetICEUDPMux(r.mux)
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
