@@ -118,6 +118,13 @@ type SessionStatus struct {
 	EstimateSource string `json:"estimate_source,omitempty"`
 	// CandidatePair is the selected pair ("relay udp a:p -> host b:q").
 	CandidatePair string `json:"candidate_pair,omitempty"`
+	// SRTP is "direct" when the session's media is sealed beneath pion and
+	// sent in batches, "pion" on pion's path (a relay, pion_srtp); empty
+	// between sessions. DirectSent and DirectDropped count packets on the
+	// direct path.
+	SRTP          string `json:"srtp,omitempty"`
+	DirectSent    uint64 `json:"direct_sent,omitempty"`
+	DirectDropped uint64 `json:"direct_dropped,omitempty"`
 	Trickle       bool   `json:"trickle"`
 	ICERestarts   int    `json:"ice_restarts"`
 	NACKHistory   int    `json:"nack_history,omitempty"`
@@ -167,6 +174,8 @@ func (l *egressLeg) status() (SessionStatus, time.Time) {
 	if s.TargetEstimateBps == 0 {
 		s.EstimateSource = ""
 	}
+	path := live.snd.Stats()
+	s.SRTP, s.DirectSent, s.DirectDropped = path.SRTP, path.DirectSent, path.DirectDropped
 	s.NACKed = live.feedback.nacked.Load()
 	s.KeyframeRequests = live.feedback.keyReqs.Load()
 	live.mu.Lock()
