@@ -136,15 +136,24 @@ func (s *TargetSession) ID() string { return s.id }
 
 // SendPLI asks the sender for a keyframe on every received track.
 func (s *TargetSession) SendPLI() error {
-	s.mu.Lock()
-	ssrcs := append([]uint32(nil), s.ssrcs...)
-	s.mu.Unlock()
-	for _, ssrc := range ssrcs {
+	for _, ssrc := range s.videoSSRCs() {
 		if err := s.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// SendREMB tells the sender the bandwidth it may use (REMB) for the
+// received video.
+func (s *TargetSession) SendREMB(bps float32) error {
+	return s.PC.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: s.videoSSRCs()}})
+}
+
+func (s *TargetSession) videoSSRCs() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ssrcs)
 }
 
 func (s *TargetSession) counter(key string) *atomic.Int64 {

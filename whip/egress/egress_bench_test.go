@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 
@@ -18,11 +17,11 @@ import (
 
 // BenchmarkEgressSendPath measures one 1200-byte packet through a
 // connected egress session's track, in groups of 32 as the pacer releases
-// them: pion's interceptors (NACK history sized for 100 Mbps, reports, and
-// with "bwe" the TWCC sequence numbers and GCC), then either pion's SRTP,
-// ICE connection and a sendto per packet ("pion", pion_srtp) or the seal
-// beneath pion and one sendmmsg with UDP GSO per group ("direct"), to a
-// pion target on loopback that answers as DTLS server, as whipgate does.
+// them: pion's interceptors (NACK history sized for 100 Mbps, reports),
+// then either pion's SRTP, ICE connection and a sendto per packet ("pion",
+// pion_srtp) or the seal beneath pion and one sendmmsg with UDP GSO per
+// group ("direct"), to a pion target on loopback that answers as DTLS
+// server, as whipgate does.
 //
 // The target loses every RTP datagram at its socket, so that what it
 // costs is one read a datagram, not pion's receive path. cpu-ns/op is the
@@ -30,17 +29,11 @@ import (
 // that read.
 func BenchmarkEgressSendPath(b *testing.B) {
 	for _, path := range []string{"pion", "direct"} {
-		for _, withBWE := range []bool{false, true} {
-			name := path + "/plain"
-			if withBWE {
-				name = path + "/bwe"
-			}
-			b.Run(name, func(b *testing.B) { benchSendPath(b, path == "pion", withBWE) })
-		}
+		b.Run(path, func(b *testing.B) { benchSendPath(b, path == "pion") })
 	}
 }
 
-func benchSendPath(b *testing.B, pionSRTP, withBWE bool) {
+func benchSendPath(b *testing.B, pionSRTP bool) {
 	tp := rtctest.New(b)
 	f := testkit.NewTarget(b, func(f *testkit.Target) {
 		f.Settings = func(se *webrtc.SettingEngine) { _ = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) }
@@ -51,15 +44,8 @@ func benchSendPath(b *testing.B, pionSRTP, withBWE bool) {
 		b.Fatal(err)
 	}
 	defer c.Close()
-	var extra []interceptor.Factory
-	if withBWE {
-		var bwe egressBWE
-		if extra, err = bwe.interceptors(100_000_000, testkit.PionLog(b)); err != nil {
-			b.Fatal(err)
-		}
-	}
 	snd, err := tp.NewClientSender(c.PeerConfiguration(),
-		rtc.APIOptions{NACKHistory: egressNACKHistory(100_000_000, 1200), Interceptors: extra},
+		rtc.APIOptions{NACKHistory: egressNACKHistory(100_000_000, 1200), NoTWCC: true},
 		rtc.PeerOptions{PionSRTP: pionSRTP, Log: testkit.PionLog(b)})
 	if err != nil {
 		b.Fatal(err)

@@ -132,7 +132,6 @@ type egressLive struct {
 	sess     *client.Session
 	snd      *rtc.Sender
 	feedback *egressFeedback
-	bwe      egressBWE
 	history  int
 
 	mu        sync.Mutex
@@ -260,18 +259,15 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	warning := l.checkTargetLimits(setup.names[:nVideo], setup.bitrate[:nVideo])
 
 	live := &egressLive{feedback: newEgressFeedback(), warning: warning}
-	var total int64
-	for _, b := range setup.bitrate {
-		total += b
-	}
-	bwe, err := live.bwe.interceptors(total, l.log)
-	if err != nil {
-		return 0, err
-	}
 	// Each session gathers on sockets of its own (see NewClientSender) and
-	// seals its media beneath pion where it can.
+	// seals its media beneath pion where it can. No TWCC: the bandwidth
+	// estimate is the target's REMB, where it sends one. pion's GCC over
+	// TWCC feedback cost as much a packet as the rest of the send path,
+	// and its send history (250 packets, 25 ms at 100 Mbps) is shorter
+	// than the feedback interval (100 ms), so at 8K rates it could match
+	// little of the feedback; nothing followed its estimate anyway.
 	snd, err := l.e.t.NewClientSender(l.client.PeerConfiguration(),
-		rtc.APIOptions{NACKHistory: history, Interceptors: bwe, RelayOnly: l.e.cfg.RelayOnly},
+		rtc.APIOptions{NACKHistory: history, RelayOnly: l.e.cfg.RelayOnly, NoTWCC: true},
 		rtc.PeerOptions{PionSRTP: l.e.cfg.PionSRTP, Log: l.log})
 	if err != nil {
 		return 0, fmt.Errorf("whip: new peer connection: %w", err)

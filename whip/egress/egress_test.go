@@ -124,10 +124,15 @@ func TestEgressSessionsModeMediaFlows(t *testing.T) {
 			t.Logf("last status: %+v", last)
 		}
 	}()
-	testkit.Eventually(t, 5*time.Second, "bitrate and RTT in the status", func() bool {
+	for _, s := range f.Sessions() {
+		if err := s.SendREMB(5e6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, "bitrate, RTT and REMB in the status", func() bool {
 		last = e.Status()
 		return last.BitrateBps > 0 && last.RTTMs > 0 && last.Sessions[0].Packets > 0 && last.Sessions[0].NACKHistory >= 1024 &&
-			last.TargetEstimateBps > 0 && last.Sessions[0].EstimateSource == "twcc"
+			last.TargetEstimateBps == 10e6 && last.Sessions[0].EstimateSource == "remb"
 	})
 	// The target answers as DTLS client (pion's default): the egress is
 	// DTLS server, its media sealed beneath pion.

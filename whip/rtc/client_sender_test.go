@@ -125,3 +125,26 @@ func TestHandshakeSecretsRefuseTwoServerHellos(t *testing.T) {
 		t.Fatalf("two ServerHellos: %v; want a refusal", err)
 	}
 }
+
+// NoTWCC leaves the transport-wide congestion control header extension
+// and feedback out of the offer.
+func TestNoTWCCLeavesTransportCCOut(t *testing.T) {
+	rtc := newTestTransport(t)
+	for _, noTWCC := range []bool{false, true} {
+		s, err := rtc.NewClientSender(webrtc.Configuration{}, APIOptions{NoTWCC: noTWCC}, PeerOptions{PionSRTP: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {
+			t.Fatal(err)
+		}
+		offer, err := s.pc.CreateOffer(nil)
+		_ = s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if has := strings.Contains(offer.SDP, "transport-wide-cc") || strings.Contains(offer.SDP, "transport-cc"); has == noTWCC {
+			t.Errorf("NoTWCC %v: offer names transport-wide CC %v", noTWCC, has)
+		}
+	}
+}

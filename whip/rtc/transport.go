@@ -208,6 +208,11 @@ type APIOptions struct {
 	// RelayOnly drops pion's 2 s wait before accepting a relay pair, which
 	// only delays a session that has nothing but relay candidates.
 	RelayOnly bool
+	// NoTWCC leaves transport-wide congestion control out: the header
+	// extension is not negotiated and no TWCC feedback is sent. For a
+	// sender that estimates no bandwidth from feedback (an egress), it
+	// would only cost. Default false.
+	NoTWCC bool
 	// direct, when set, lets the API's one PeerConnection send its RTP
 	// beneath pion once direct.activate succeeds (see directSRTP). It makes
 	// us the DTLS server when answering. NewSender sets it.
@@ -274,8 +279,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	// MTU is raised as ours is below. Feedback every 25 ms kept it small,
 	// but Chromium's simulcast then failed to bring up its full-size layer
 	// within 10 s in 2 of 40 test runs (0 of 32 at 100 ms).
-	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
-		return nil, fmt.Errorf("webrtc: twcc: %w", err)
+	if !opt.NoTWCC {
+		if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+			return nil, fmt.Errorf("webrtc: twcc: %w", err)
+		}
 	}
 	for _, f := range opt.Interceptors {
 		reg.Add(f)
