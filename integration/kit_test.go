@@ -12,13 +12,13 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"whipgate/certs/certstest"
 	"whipgate/cmd"
+	"whipgate/internal/testkit"
 )
 
 // The kit every integration test starts from: an in-process whipgate, the
@@ -149,15 +149,7 @@ func clientAPI(t testing.TB) *webrtc.API {
 // clientAPIWith is clientAPI with the codecs register registers.
 func clientAPIWith(t testing.TB, register func(*webrtc.MediaEngine) error) *webrtc.API {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := register(m); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(loopbackSettings()))
+	return testkit.NewAPI(t, register, loopbackSettings())
 }
 
 // loopbackSettings keep a test peer's ICE on IPv4 loopback without mDNS.

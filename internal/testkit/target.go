@@ -248,14 +248,6 @@ func PionAPIWith(t testing.TB, n transport.Net, set func(*webrtc.SettingEngine))
 // of pion's defaults: a player that numbers them as a browser does.
 func PionAPICodecs(t testing.TB, n transport.Net, register func(*webrtc.MediaEngine) error, set func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := register(m); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: PionLog(t)}}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -265,6 +257,22 @@ func PionAPICodecs(t testing.TB, n transport.Net, register func(*webrtc.MediaEng
 	se.SetNet(n)
 	if set != nil {
 		set(&se)
+	}
+	return NewAPI(t, register, se)
+}
+
+// NewAPI is a pion API with the codecs register registers, pion's default
+// interceptors and the settings se: the one way every test peer, the fake
+// target's and the integration tests' own, is made.
+func NewAPI(t testing.TB, register func(*webrtc.MediaEngine) error, se webrtc.SettingEngine) *webrtc.API {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := register(m); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
