@@ -283,13 +283,7 @@ func (p *publisher) ridExtensions(i int) []testkit.RTPExtension {
 // NACK responder see the viewers' NACKs.
 func (p *publisher) readRTCP(s *webrtc.RTPSender, i int, rid string) {
 	for {
-		var pkts []rtcp.Packet
-		var err error
-		if rid != "" {
-			pkts, _, err = s.ReadSimulcastRTCP(rid)
-		} else {
-			pkts, _, err = s.ReadRTCP()
-		}
+		pkts, err := testkit.ReadRTCP(s, rid)
 		if err != nil {
 			return
 		}

@@ -452,13 +452,7 @@ func (f *Target) post(w http.ResponseWriter, r *http.Request) {
 		rid := tr.RID()
 		f.wg.Go(func() {
 			for {
-				var pkts []rtcp.Packet
-				var err error
-				if rid != "" {
-					pkts, _, err = recv.ReadSimulcastRTCP(rid)
-				} else {
-					pkts, _, err = recv.ReadRTCP()
-				}
+				pkts, err := ReadRTCP(recv, rid)
 				if err != nil {
 					return
 				}
