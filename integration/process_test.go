@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"whipgate/certs/certstest"
 )
 
@@ -25,10 +27,11 @@ func buildWhipgate(t *testing.T) string {
 	return bin
 }
 
-// whipgateProcess is whipgate running as its own process, for tests whose
-// subject keeps process-wide state: certmagic starts a rate-limiter goroutine
-// per CA and account that nothing can stop, which TestMain's leak check would
-// report, and a restart is then a real one.
+// whipgateProcess is whipgate running as its own process, for the tests of
+// the binary itself (started as the README says, stopped by a signal) and
+// for tests whose subject keeps process-wide state: certmagic starts a
+// rate-limiter goroutine per CA and account that nothing can stop, which
+// TestMain's leak check would report, and a restart is then a real one.
 type whipgateProcess struct {
 	name   string
 	cmd    *exec.Cmd
@@ -87,19 +90,25 @@ func startWhipgateProcess(t *testing.T, name, bin string, args ...string) *whipg
 	return p
 }
 
-// stop sends SIGINT, as Ctrl-C would, and fails the test unless the process
-// then exits with status 0.
-func (p *whipgateProcess) stop(t *testing.T) {
+// stop sends sig (SIGINT as Ctrl-C does, SIGTERM as systemd does) and
+// fails the test unless the process then exits with status 0 within the
+// time.
+func (p *whipgateProcess) stop(t *testing.T, sig syscall.Signal, within time.Duration) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	name := unix.SignalName(sig)
+	start := time.Now()
+	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatalf("signal %s whipgate: %v", p.name, err)
 	}
 	select {
 	case <-p.done:
 		if p.err != nil {
-			t.Fatalf("%s whipgate exited with %v after SIGINT\nstderr:\n%s", p.name, p.err, p.stderr)
+			t.Fatalf("%s whipgate exited with %v after %v\nstderr:\n%s", p.name, p.err, name, p.stderr)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s whipgate still running 10 s after SIGINT", p.name)
+		if d := time.Since(start); d > within {
+			t.Fatalf("%s whipgate took %v to exit after %v, want < %v", p.name, d, name, within)
+		}
+	case <-time.After(within + 2*time.Second):
+		t.Fatalf("%s whipgate still running %v after %v\nstderr:\n%s", p.name, within+2*time.Second, name, p.stderr)
 	}
 }

@@ -99,7 +99,7 @@ func TestSIGHUPReloadKeepsPlaying(t *testing.T) {
 	if largest >= time.Second {
 		t.Fatalf("the viewer's frames stopped for %v across a reload", largest)
 	}
-	proc.stop(t)
+	proc.stop(t, syscall.SIGINT, 10*time.Second)
 }
 
 // playsOn waits until v has received frames for 2 s past since.

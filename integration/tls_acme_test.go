@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -74,7 +75,7 @@ test_source: {}
 		t.Fatalf("plain HTTP GET went through %q, want one hop %q", hops, want)
 	}
 	client.CloseIdleConnections() // see TestTLSSelfSignedExampleRun
-	first.stop(t)
+	first.stop(t, syscall.SIGINT, 10*time.Second)
 
 	// Without the CA any new order would fail and whipgate would not start.
 	peb.Stop()
@@ -87,5 +88,5 @@ test_source: {}
 		t.Fatalf("after a restart the server sends %s, want the stored %s", got, want)
 	}
 	client.CloseIdleConnections()
-	second.stop(t)
+	second.stop(t, syscall.SIGINT, 10*time.Second)
 }
