@@ -15,9 +15,11 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
+	"whipgate/ingest/h264synth"
 	"whipgate/internal/testkit"
 	"whipgate/whip/client"
 )
@@ -436,6 +438,26 @@ func runSources(srcs ...pacedSource) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// synthVideo is a 30 fps pacedSource of n access units of enc on video
+// layer i of p. A PLI the layer got makes the next one a keyframe, as a
+// live encoder does; each access unit goes out as Annex-B and is appended
+// to *sent, with whether it is an IDR.
+func (p *publisher) synthVideo(i int, enc *h264synth.Encoder, n int, sent *[]accessUnit) pacedSource {
+	stream := newSendStream(p.video[i], &codecs.H264Payloader{})
+	stream.ext = p.ridExtensions(i)
+	return pacedSource{stream: stream, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
+		if len(*sent) == n {
+			return nil, false
+		}
+		if p.wantKey[i].Swap(false) {
+			enc.RequestKeyframe()
+		}
+		nalus, key := enc.Next()
+		*sent = append(*sent, accessUnit{data: h264synth.AppendAnnexB(nil, nalus), key: key})
+		return (*sent)[len(*sent)-1].data, true
+	}}
 }
 
 // framesOnce serves pre-encoded frames once.

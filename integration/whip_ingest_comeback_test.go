@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/cmd"
@@ -31,19 +30,8 @@ func TestWHIPIngestKeyHolderComesBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sent := 0
-		s := newSendStream(p.video[0], &codecs.H264Payloader{})
-		playSources(t, pacedSource{stream: s, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
-			if sent == n {
-				return nil, false
-			}
-			sent++
-			if p.wantKey[0].Swap(false) {
-				enc.RequestKeyframe()
-			}
-			nalus, _ := enc.Next()
-			return h264synth.AppendAnnexB(nil, nalus), true
-		}})
+		var sent []accessUnit
+		playSources(t, p.synthVideo(0, enc, n, &sent))
 	}
 
 	first := publish(t, url, opt)

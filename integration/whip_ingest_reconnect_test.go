@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
@@ -36,11 +35,7 @@ func TestWHIPIngestReconnect(t *testing.T) {
 	// an IDR; with skipIDR the publisher's own first IDR is never sent, as
 	// when a viewer joins an encoder mid-GOP, so only a PLI gets the
 	// viewer a picture.
-	type au struct {
-		data []byte
-		key  bool
-	}
-	run := func(p *publisher, label string, n int, skipIDR bool) []au {
+	run := func(p *publisher, label string, n int, skipIDR bool) []accessUnit {
 		enc, err := h264synth.New(h264synth.Config{Width: 320, Height: 240, FPS: 30, GOP: 300, Label: label})
 		if err != nil {
 			t.Fatal(err)
@@ -48,24 +43,13 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		if skipIDR {
 			enc.Next()
 		}
-		var aus []au
-		s := newSendStream(p.video[0], &codecs.H264Payloader{})
-		playSources(t, pacedSource{stream: s, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
-			if len(aus) == n {
-				return nil, false
-			}
-			if p.wantKey[0].Swap(false) {
-				enc.RequestKeyframe()
-			}
-			nalus, key := enc.Next()
-			aus = append(aus, au{h264synth.AppendAnnexB(nil, nalus), key})
-			return aus[len(aus)-1].data, true
-		}})
+		var aus []accessUnit
+		playSources(t, p.synthVideo(0, enc, n, &aus))
 		return aus
 	}
 	// fromKey is what a viewer gets of a publisher it waits on: its access
 	// units from the first IDR on.
-	fromKey := func(aus []au) []au {
+	fromKey := func(aus []accessUnit) []accessUnit {
 		for i, a := range aus {
 			if a.key {
 				return aus[i:]

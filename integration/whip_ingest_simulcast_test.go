@@ -149,27 +149,14 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 			viewers[i] = watch(t, app.URL()+"/whep/sim/"+l.rid)
 		}
 		const n = 60
-		sent := make([][][]byte, len(layers))
+		sent := make([][]accessUnit, len(layers))
 		var srcs []pacedSource
 		for i, l := range layers {
 			enc, err := h264synth.New(h264synth.Config{Width: l.w, Height: l.h, FPS: 30, Label: "rid" + l.rid})
 			if err != nil {
 				t.Fatal(err)
 			}
-			stream := newSendStream(pub.video[i], &codecs.H264Payloader{})
-			stream.ext = pub.ridExtensions(i)
-			srcs = append(srcs, pacedSource{stream: stream, interval: time.Second / 30, ticks: 3000,
-				next: func() ([]byte, bool) {
-					if len(sent[i]) == n {
-						return nil, false
-					}
-					if pub.wantKey[i].Swap(false) {
-						enc.RequestKeyframe()
-					}
-					nalus, _ := enc.Next()
-					sent[i] = append(sent[i], h264synth.AppendAnnexB(nil, nalus))
-					return sent[i][len(sent[i])-1], true
-				}})
+			srcs = append(srcs, pub.synthVideo(i, enc, n, &sent[i]))
 		}
 		srcs = append(srcs, pacedSource{stream: newSendStream(pub.audio, &codecs.OpusPayloader{}), interval: 20 * time.Millisecond,
 			ticks: 960, next: framesOnce(encodeOpusPackets(t, 2))})
@@ -184,7 +171,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 				t.Fatalf("layer %s: viewer assembled %d access units, want %d", l.rid, len(got), n)
 			}
 			for k := range sent[i] {
-				if !bytes.Equal(got[k].data, sent[i][k]) {
+				if !bytes.Equal(got[k].data, sent[i][k].data) {
 					t.Fatalf("layer %s: access unit %d differs at the viewer", l.rid, k)
 				}
 			}
