@@ -67,6 +67,13 @@ func startGateway(t testing.TB, mutate func(*cmd.Config)) *instance {
 	return &instance{App: app, log: tap}
 }
 
+// testSourceLayers are the layers of cmd.DefaultConfig's test source
+// (stream "test"), with their picture sizes.
+var testSourceLayers = []struct {
+	layer string
+	w, h  int
+}{{"main", 1280, 720}, {"preview", 320, 180}}
+
 // waitLive waits until a stream has a live publisher.
 func waitLive(t testing.TB, app *instance, name string) {
 	t.Helper()

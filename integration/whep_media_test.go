@@ -12,10 +12,7 @@ import (
 func TestWHEPLayersDecode(t *testing.T) {
 	app := startGateway(t, nil)
 	waitLive(t, app, "test")
-	for _, tc := range []struct {
-		layer string
-		w, h  int
-	}{{"main", 1280, 720}, {"preview", 320, 180}} {
+	for _, tc := range testSourceLayers {
 		t.Run(tc.layer, func(t *testing.T) {
 			v := watch(t, app.URL()+"/whep/test/"+tc.layer)
 			first := v.waitFrames(1, 5*time.Second)
