@@ -48,6 +48,11 @@ type publishOptions struct {
 // type 106 and its RTX 107.
 const videoPT, rtxPT = 106, 107
 
+// h264Video is the H.264 test publishers send: constrained baseline
+// (42e01f), packetization mode 1, as OBS and browsers offer it.
+var h264Video = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
+
 // publisher is a pion WHIP publisher: local tracks to send on, and the
 // RTCP its senders receive.
 type publisher struct {

@@ -71,8 +71,7 @@ func TestSIGHUPReloadKeepsPlaying(t *testing.T) {
 	hup("")
 	v := watch(t, proc.url+"/whep/test/preview")
 	v.waitFrames(30, 10*time.Second)
-	publish(t, proc.url+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
+	publish(t, proc.url+"/whip/cam", publishOptions{video: h264Video})
 	camViewer := watchWith(t, proc.url+"/whep/cam", watchOptions{token: oldToken})
 
 	write("log_level: debug\nstreams:\n  cam: {view_token: " + oldToken + "}\n" +

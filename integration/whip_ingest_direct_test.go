@@ -35,8 +35,7 @@ func TestWHIPIngestPionSRTP(t *testing.T) {
 				c.TestSource = nil
 				c.WHIP.PionSRTP = pionSRTP
 			})
-			pub := publish(t, app.URL()+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
+			pub := publish(t, app.URL()+"/whip/cam", publishOptions{video: h264Video})
 			v := watch(t, app.URL()+"/whep/cam")
 			video := newSendStream(pub.video[0], &codecs.H264Payloader{})
 			i := 0
@@ -173,10 +172,9 @@ func lossyPublisher(t *testing.T, name string, rtx bool) (*instance, *holdBack, 
 	app := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
 	drop := &holdBack{seqs: map[uint16]bool{}}
 	pub := postOffer(t, app.URL()+"/whip/"+name, publishOptions{
-		api: bigWindowAPI(t, drop),
-		video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
-		rtx: rtx,
+		api:   bigWindowAPI(t, drop),
+		video: h264Video,
+		rtx:   rtx,
 	}).requireCreated()
 	return app, drop, pub
 }

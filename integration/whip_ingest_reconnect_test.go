@@ -27,8 +27,7 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		c.WHIP.StaleAfter = stale
 	})
 	url := app.URL() + "/whip/relive"
-	opt := publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}
+	opt := publishOptions{video: h264Video}
 
 	// Each publisher draws its own label, so its pictures (and bytes) are
 	// its own. run returns the access units sent, each with whether it is
@@ -142,8 +141,7 @@ func TestWHIPIngestKeyHolderComesBack(t *testing.T) {
 		c.Streams = map[string]cmd.StreamConfig{"cam": {PublishToken: key}}
 	})
 	url := app.URL() + "/whip/cam"
-	opt := publishOptions{token: key, video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}
+	opt := publishOptions{token: key, video: h264Video}
 	send := func(p *publisher, label string, n int) {
 		enc, err := h264synth.New(h264synth.Config{Width: 320, Height: 240, FPS: 30, GOP: 300, Label: label})
 		if err != nil {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4"
 
 	"whipgate/cmd"
 	"whipgate/ingest/h264synth"
@@ -133,8 +132,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 			rids = append(rids, l.rid)
 		}
 		pub := publish(t, app.URL()+"/whip/sim", publishOptions{
-			video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+			video: h264Video,
 			rids:  rids,
 			audio: true,
 		})
