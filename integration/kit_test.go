@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -95,6 +96,28 @@ func waitKeyframe(t testing.TB, app *instance, name string, within time.Duration
 		tr := s.Stats().Tracks
 		return len(tr) > 0 && tr[0].Keyframes > 0
 	})
+}
+
+// sessionDetails is the API detail of app's sessions of a kind, by ID;
+// at least one, or the test fails.
+func sessionDetails(t testing.TB, app *instance, kind string) map[string]json.RawMessage {
+	t.Helper()
+	out := map[string]json.RawMessage{}
+	for _, s := range app.Sessions().List() {
+		info := s.Info()
+		if info.Kind != kind {
+			continue
+		}
+		raw, err := json.Marshal(info.Detail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[info.ID] = raw
+	}
+	if len(out) == 0 {
+		t.Fatalf("no %s session to check", kind)
+	}
+	return out
 }
 
 // sessionID is the last path segment of a session URL.

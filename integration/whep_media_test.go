@@ -208,25 +208,3 @@ func requireDirectSRTP(t testing.TB, app *instance) {
 		}
 	}
 }
-
-// sessionDetails is the API detail of app's sessions of a kind, by ID;
-// at least one, or the test fails.
-func sessionDetails(t testing.TB, app *instance, kind string) map[string]json.RawMessage {
-	t.Helper()
-	out := map[string]json.RawMessage{}
-	for _, s := range app.Sessions().List() {
-		info := s.Info()
-		if info.Kind != kind {
-			continue
-		}
-		raw, err := json.Marshal(info.Detail)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[info.ID] = raw
-	}
-	if len(out) == 0 {
-		t.Fatalf("no %s session to check", kind)
-	}
-	return out
-}
