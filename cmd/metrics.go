@@ -69,7 +69,7 @@ func newMetricsHandler(a *App) http.Handler {
 		egressBytes:        d("whipgate_egress_sent_bytes_total", "Payload bytes an egress session sent (since it connected).", "egress", "layer"),
 		egressPackets:      d("whipgate_egress_sent_packets_total", "RTP packets an egress session sent (since it connected).", "egress", "layer"),
 		egressRTT:          d("whipgate_egress_rtt_seconds", "Round trip to the egress target from RTCP reports.", "egress", "layer"),
-		egressEstimate:     d("whipgate_egress_target_estimate_bits_per_second", "The bandwidth the egress target's feedback implies (REMB, else GCC over TWCC).", "egress", "layer"),
+		egressEstimate:     d("whipgate_egress_target_estimate_bits_per_second", "The bandwidth the egress target's REMB says (0 without REMB).", "egress", "layer"),
 		egressNACKs:        d("whipgate_egress_nacks_received_total", "Packets the egress target asked for again (since the session connected).", "egress", "layer"),
 		egressPLIs:         d("whipgate_egress_keyframe_requests_received_total", "PLI and FIR from the egress target (since the session connected).", "egress", "layer"),
 		encoderUp:          d("whipgate_encoder_up", "1 while the encoder process runs, else 0."),

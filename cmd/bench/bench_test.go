@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -47,6 +48,28 @@ func startTestServer(t *testing.T, bin, name string) *server {
 		}
 	})
 	return srv
+}
+
+// loopbackUDP is a UDP socket on 127.0.0.1, closed when the test ends.
+func loopbackUDP(t *testing.T) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// dialUDP is a UDP socket that sends to rx, closed when the test ends.
+func dialUDP(t *testing.T, rx *net.UDPConn) *net.UDPConn {
+	t.Helper()
+	c, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
 }
 
 // runBench runs the command and returns its one JSON line, decoded both

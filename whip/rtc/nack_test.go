@@ -191,11 +191,11 @@ func recoversLoss(t *testing.T, responder string, rtx bool) {
 	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
 	ln.ssrc.Store(uint32(enc[0].SSRC))
 	if direct != nil {
-		if err := direct.activate(rtc, v.pc); err != nil {
+		if err := direct.activate(rtc.conns, v.pc); err != nil {
 			t.Fatal(err)
 		}
 	}
-	batch := rtc.newPeerBatch(v.pc)
+	batch := newPeerBatch(rtc.conns, v.pc)
 	defer batch.close()
 
 	const first, n = 5000, 1500

@@ -40,7 +40,7 @@ func TestSenderResponderFollowsRTT(t *testing.T) {
 	cancel()
 	<-done
 
-	sendAll(t, v, tr.newPeerBatch(v.pc), 100, 50, "packets")
+	sendAll(t, v, newPeerBatch(tr.conns, v.pc), 100, 50, "packets")
 	nackFrom(t, v, 120, 1) // 1 was never sent
 	testkit.Eventually(t, 5*time.Second, "the NACK answered", func() bool {
 		st := r.Stats()

@@ -22,7 +22,6 @@ import (
 
 	"whipgate/whip/rtc/nack"
 	"whipgate/whip/rtc/pionlog"
-	"whipgate/whip/rtc/udp"
 )
 
 // Transport is the WebRTC transport shared by all sessions: one UDP port,
@@ -32,7 +31,7 @@ type Transport struct {
 	cfg      Config
 	log      *slog.Logger
 	mux      ice.UDPMux
-	conns    []*udp.Conn // one per local address the port is bound on
+	conns    sockets     // one per local address the port is bound on
 	gate     readGate    // holds the sockets' reads while a publisher's burst is inside pion
 	ingest   ingestTable // publishers whose RTP the sockets' reader takes beneath pion
 	addr     *net.UDPAddr
@@ -67,7 +66,6 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 	r := &Transport{cfg: cfg, log: log}
 	r.nacks = nack.NewGeneratorFactory(uint16(min(cfg.NACKReceive, 1<<15)), log)
 	r.resps = nack.NewResponderFactory(uint16(cfg.NACKHistory), log)
-	pionLog := pionlog.Factory{Log: log}.NewLogger("ice")
 	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
 		// One socket per local address, as pion's NewMultiUDPMuxFromPort
@@ -86,38 +84,18 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 			ips = []net.IP{net.IPv4(127, 0, 0, 1)}
 		}
 	}
-	port := addr.Port
-	var muxes []ice.UDPMux
-	fail := func(err error) (*Transport, error) {
-		for _, m := range muxes {
-			_ = m.Close()
-		}
+	socks, mux, err := listen(ips, addr.Port, cfg.SocketBuffer, log, r.filter)
+	if err != nil {
 		return nil, err
 	}
-	for _, ip := range ips {
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
-		if err != nil {
-			return fail(fmt.Errorf("webrtc: listen udp %s:%d: %w", ip, port, err))
-		}
-		local := conn.LocalAddr().(*net.UDPAddr)
-		port = local.Port // an ephemeral port: the same on every address
-		udp.SetBuffers(conn, cfg.SocketBuffer, log)
-		bc := udp.New(conn, log, r.filter)
-		r.conns = append(r.conns, bc)
-		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: bc}))
-		if r.addr == nil {
-			r.addr = local
-		}
+	r.conns, r.mux = socks, mux
+	r.addr = socks[0].LocalAddr().(*net.UDPAddr)
+	if len(socks) > 1 {
+		r.addr = &net.UDPAddr{IP: addr.IP, Port: r.addr.Port}
 	}
 	r.loopback = true
 	for _, ip := range ips {
 		r.loopback = r.loopback && ip.IsLoopback()
-	}
-	if len(muxes) == 1 {
-		r.mux = muxes[0]
-	} else {
-		r.mux = ice.NewMultiUDPMuxDefault(muxes...)
-		r.addr = &net.UDPAddr{IP: addr.IP, Port: port}
 	}
 	return r, nil
 }
@@ -233,6 +211,11 @@ type APIOptions struct {
 	// RelayOnly drops pion's 2 s wait before accepting a relay pair, which
 	// only delays a session that has nothing but relay candidates.
 	RelayOnly bool
+	// NoTWCC leaves transport-wide congestion control out: the header
+	// extension is not negotiated and no TWCC feedback is sent. For a
+	// sender that estimates no bandwidth from feedback (an egress), it
+	// would only cost. Default false.
+	NoTWCC bool
 	// direct, when set, lets the API's one PeerConnection send its RTP
 	// beneath pion once direct.activate succeeds (see directSRTP). It makes
 	// us the DTLS server when answering. NewSender sets it.
@@ -241,6 +224,9 @@ type APIOptions struct {
 	// beneath pion (see directIngest). It makes us the DTLS server when
 	// answering. Not with direct. NewIngest sets it.
 	ingest *directIngest
+	// mux, when set, is the UDP mux of the PeerConnection's own sockets,
+	// gathered on instead of the shared port. NewClientSender sets it.
+	mux ice.UDPMux
 }
 
 // receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
@@ -306,8 +292,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	// MTU is raised as ours is below. Feedback every 25 ms kept it small,
 	// but Chromium's simulcast then failed to bring up its full-size layer
 	// within 10 s in 2 of 40 test runs (0 of 32 at 100 ms).
-	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
-		return nil, fmt.Errorf("webrtc: twcc: %w", err)
+	if !opt.NoTWCC {
+		if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+			return nil, fmt.Errorf("webrtc: twcc: %w", err)
+		}
 	}
 	for _, f := range opt.Interceptors {
 		reg.Add(f)
@@ -318,7 +306,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	// ("short buffer"): a compound RTCP datagram from a peer at 8K rates
 	// (a whole interval's TWCC feedback, a long NACK list) can be longer.
 	se.SetReceiveMTU(receiveMTU)
-	if !opt.NoMux {
+	switch {
+	case opt.mux != nil:
+		se.SetICEUDPMux(opt.mux)
+	case !opt.NoMux:
 		se.SetICEUDPMux(r.mux)
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
