@@ -46,6 +46,9 @@ if rev=$(git rev-parse HEAD 2>/dev/null); then
 		{ echo "the release binary does not name commit $rev" >&2; exit 1; }
 fi
 rm -rf "$release_dir"
+# Browser tests keep their screenshots here (the dashboard, the player),
+# for a person or a CI job to look at after the run.
+export WHIPGATE_ARTIFACTS="${WHIPGATE_ARTIFACTS:-$PWD/artifacts}"
 # With the race detector: the media path is all goroutines, and a race in
 # the trickle PATCH handler showed only under it (about 2 minutes either way).
 go test -race -count=1 -timeout 15m "$@" ./...

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd/config/configtest"
 )
 
@@ -91,7 +92,7 @@ func TestRunVersion(t *testing.T) {
 	}
 	for _, args := range [][]string{{"version"}, {"-version"}, {"--version"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr certstest.LogTap
 			if err := Run(t.Context(), args, configtest.Env(nil), &stdout, &stderr); err != nil {
 				t.Fatal(err)
 			}

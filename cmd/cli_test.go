@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd/config/configtest"
 )
 
@@ -32,7 +33,7 @@ func TestRunHelp(t *testing.T) {
 		{args: []string{"version", "-h"}, wantStderr: []string{"usage: whipgate version"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr certstest.LogTap
 			if err := Run(t.Context(), tc.args, configtest.Env(nil), &stdout, &stderr); err != nil {
 				t.Fatalf("got error %v, want none (exit 0)", err)
 			}
@@ -65,7 +66,7 @@ func TestRunCommandErrors(t *testing.T) {
 		{[]string{"-no-such-flag"}, []string{"flag provided but not defined: -no-such-flag"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			var stdout, stderr syncBuffer
+			var stdout, stderr certstest.LogTap
 			err := Run(context.Background(), tc.args, configtest.Env(nil), &stdout, &stderr)
 			for _, want := range tc.wantErr {
 				configtest.CheckErr(t, err, want)

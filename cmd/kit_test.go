@@ -3,7 +3,8 @@ package cmd
 // The test kit of package cmd: how a test starts a whipgate and talks to
 // it. Every test in the package uses these; keep them few and plain. How a
 // test writes a config file, fakes the environment and checks an error is
-// configtest's, shared with package config.
+// configtest's, shared with package config; what Run writes to stdout and
+// stderr from its goroutine a test reads from a certstest.LogTap.
 
 import (
 	"context"
@@ -11,10 +12,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"whipgate/certs/certstest"
 	"whipgate/whip/rtc"
 )
 
@@ -84,10 +85,10 @@ func request(t testing.TB, method, url, token, body string) (int, string) {
 // runServer calls Run on a goroutine, as main does, and returns the URL
 // its welcome text names, and its stdout. When the test ends, Run's context
 // ends and Run must return nil.
-func runServer(t testing.TB, args []string, getenv func(string) string) (string, *syncBuffer) {
+func runServer(t testing.TB, args []string, getenv func(string) string) (string, *certstest.LogTap) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
+	var stdout, stderr certstest.LogTap
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, args, getenv, &stdout, &stderr) }()
 	t.Cleanup(func() {
@@ -119,25 +120,6 @@ func runServer(t testing.TB, args []string, getenv func(string) string) (string,
 			t.Fatalf("no %q line within 10 s; stdout:\n%s\nstderr:\n%s", prefix, stdout.String(), stderr.String())
 		}
 	}
-}
-
-// syncBuffer is an io.Writer that Run writes from its goroutine while the
-// test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // waitForEnd is a session's run that only waits to be ended.

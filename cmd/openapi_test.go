@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -34,6 +33,7 @@ import (
 
 	"whipgate/cmd/apidoc"
 	"whipgate/cmd/config"
+	"whipgate/cmd/config/configtest"
 )
 
 func init() {
@@ -698,27 +698,6 @@ func TestOpenAPIRefusals(t *testing.T) {
 	c.do(t, 503, "GET", app.URL()+"/api/v1/events", nil, "")
 }
 
-// readmeCurlLines are the curl lines of the README's api-examples block.
-func readmeCurlLines(t testing.TB) []string {
-	t.Helper()
-	raw, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, block, ok := strings.Cut(string(raw), "<!-- api-examples:begin -->")
-	block, _, ok2 := strings.Cut(block, "<!-- api-examples:end -->")
-	if !ok || !ok2 {
-		t.Fatal("README has no api-examples block")
-	}
-	var lines []string
-	for l := range strings.Lines(block) {
-		if strings.HasPrefix(l, "curl ") {
-			lines = append(lines, strings.TrimSpace(l))
-		}
-	}
-	return lines
-}
-
 // shellWords splits a command line as bash would for the forms the
 // README uses: words in single quotes (literal), in double quotes or bare
 // ($NAME expanded from env).
@@ -838,10 +817,7 @@ func TestShellWords(t *testing.T) {
 // README describes it (a token, the test source, a viewer), answer what
 // the document says, and send what it allows.
 func TestOpenAPIREADMEExamples(t *testing.T) {
-	lines := readmeCurlLines(t)
-	if len(lines) < 10 {
-		t.Fatalf("only %d curl lines in the README's API block", len(lines))
-	}
+	lines := configtest.READMECurlLines(t, "../README.md")
 	app := startApp(t, func(c *Config) {
 		c.APIToken = "readme-token"
 		c.TestSource = &config.TestSourceConfig{}

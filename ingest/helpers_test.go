@@ -185,6 +185,23 @@ func (s *sink) write(t testing.TB, name string) string {
 	return path
 }
 
+// runSource runs src on a goroutine and returns Run's context, for the
+// test's own goroutines to end with, and stop, which ends it and fails the
+// test unless Run then returns context.Canceled.
+func runSource(t testing.TB, src interface{ Run(context.Context) error }) (ctx context.Context, stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	return ctx, func() {
+		t.Helper()
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run returned %v, want context.Canceled", err)
+		}
+	}
+}
+
 // drain feeds everything sub delivers into s until ctx is done and the
 // queue is empty.
 func drain(ctx context.Context, sub *gateway.Subscription, s *sink) error {

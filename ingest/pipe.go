@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -58,21 +57,32 @@ func (c PipeConfig) Validate() error {
 	return err
 }
 
-func (c PipeConfig) withDefaults() (PipeConfig, error) {
-	if c.Layer == "" {
-		c.Layer = "main"
+// layerCodec applies the layer name's default and checks the layer name
+// and the codec, which every source's layer config has; kind names the
+// source in the errors ("pipe", "rtp").
+func layerCodec(kind, layer string, codec gateway.Codec) (string, gateway.Codec, error) {
+	if layer == "" {
+		layer = "main"
 	}
-	if err := gateway.ValidLayerName(c.Layer); err != nil {
-		return c, fmt.Errorf("ingest: pipe: %w", err)
+	if err := gateway.ValidLayerName(layer); err != nil {
+		return layer, codec, fmt.Errorf("ingest: %s: %w", kind, err)
 	}
-	if c.Codec == "" {
-		return c, errors.New("ingest: pipe: codec is required")
+	if codec == "" {
+		return layer, codec, fmt.Errorf("ingest: %s %s: codec is required", kind, layer)
 	}
-	codec, err := gateway.ParseCodec(string(c.Codec))
+	parsed, err := gateway.ParseCodec(string(codec))
 	if err != nil {
-		return c, fmt.Errorf("ingest: pipe %s: %w", c.Layer, err)
+		return layer, codec, fmt.Errorf("ingest: %s %s: %w", kind, layer, err)
 	}
-	c.Codec = codec
+	return layer, parsed, nil
+}
+
+func (c PipeConfig) withDefaults() (PipeConfig, error) {
+	var err error
+	if c.Layer, c.Codec, err = layerCodec("pipe", c.Layer, c.Codec); err != nil {
+		return c, err
+	}
+	codec := c.Codec
 	if c.Container == "" {
 		switch codec {
 		case gateway.H264, gateway.H265:

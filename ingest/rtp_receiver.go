@@ -69,20 +69,10 @@ type RTPConfig struct {
 var ErrNoSender = errors.New("no RTP sender yet")
 
 func (c RTPConfig) withDefaults() (RTPConfig, error) {
-	if c.Layer == "" {
-		c.Layer = "main"
+	var err error
+	if c.Layer, c.Codec, err = layerCodec("rtp", c.Layer, c.Codec); err != nil {
+		return c, err
 	}
-	if err := gateway.ValidLayerName(c.Layer); err != nil {
-		return c, fmt.Errorf("ingest: rtp: %w", err)
-	}
-	if c.Codec == "" {
-		return c, fmt.Errorf("ingest: rtp %s: codec is required", c.Layer)
-	}
-	codec, err := gateway.ParseCodec(string(c.Codec))
-	if err != nil {
-		return c, fmt.Errorf("ingest: rtp %s: %w", c.Layer, err)
-	}
-	c.Codec = codec
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:0"
 	}

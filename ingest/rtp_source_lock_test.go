@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"whipgate/certs/certstest"
 	"whipgate/gateway"
 )
 
@@ -87,25 +87,6 @@ func (w *tagWriter) got() string {
 	return string(w.tags)
 }
 
-// syncBuffer is a log sink the receiver's goroutine writes while the test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) count(substr string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), substr)
-}
-
 // runReceiver starts a receiver with cfg writing into a tagWriter.
 func runReceiver(t *testing.T, cfg RTPConfig, log *slog.Logger) (*RTPReceiver, *tagWriter) {
 	t.Helper()
@@ -146,7 +127,7 @@ func waitStats(t *testing.T, r *RTPReceiver, packets, foreign uint64) RTPStats {
 // dropped, counted and logged (once in a while), until the first has been
 // silent for 2 s; then the other takes its place.
 func TestRTPSourceLock(t *testing.T) {
-	var logs syncBuffer
+	var logs certstest.LogTap // the receiver logs from its goroutine
 	r, w := runReceiver(t, RTPConfig{}, slog.New(slog.NewTextHandler(&logs, nil)))
 	a := newUDPSender(t, "127.0.0.1", r.Addr(), 'A')
 	b := newUDPSender(t, "127.0.0.1", r.Addr(), 'B')
@@ -163,7 +144,7 @@ func TestRTPSourceLock(t *testing.T) {
 	if st.Source != a.addr() || st.Senders != 1 {
 		t.Errorf("got source %s after %d senders, want %s after 1", st.Source, st.Senders, a.addr())
 	}
-	if n := logs.count("RTP from another address than the encoder's dropped"); n != 1 {
+	if n := strings.Count(logs.String(), "RTP from another address than the encoder's dropped"); n != 1 {
 		t.Errorf("got %d log lines about foreign datagrams, want 1 (rate-limited)", n)
 	}
 	aStopped := time.Now()
@@ -187,7 +168,7 @@ func TestRTPSourceLock(t *testing.T) {
 	if st.Source != b.addr() || st.Senders != 2 {
 		t.Errorf("got source %s after %d senders, want %s after 2", st.Source, st.Senders, b.addr())
 	}
-	if n := logs.count("RTP source changed after the last one's silence"); n != 1 {
+	if n := strings.Count(logs.String(), "RTP source changed after the last one's silence"); n != 1 {
 		t.Errorf("got %d log lines about the new source, want 1", n)
 	}
 	a.send(2) // now A is the foreign one

@@ -37,10 +37,7 @@ func TestRTPIngestFFmpegRestart(t *testing.T) {
 	defer src.Close()
 	rcv := src.Receivers()[0]
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- src.Run(ctx) }()
+	ctx, stop := runSource(t, src)
 	sub := subscribeWhenLive(t, hub, "cam", "preview")
 	s := newSink(gateway.H264)
 	drained := make(chan error, 1)
@@ -67,10 +64,7 @@ func TestRTPIngestFFmpegRestart(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-runErr; err != context.Canceled {
-		t.Fatalf("Run returned %v, want context.Canceled", err)
-	}
+	stop()
 	st := rcv.Stats()
 	if st.Senders != 2 || st.Lost != 0 || st.Foreign != 0 {
 		t.Errorf("stats %+v: want 2 senders, no loss and nothing foreign", st)
@@ -128,10 +122,7 @@ func TestRTPIngestGStreamerPLI(t *testing.T) {
 	rcv := src.Receivers()[0]
 	port := rcv.Addr().Port
 
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- src.Run(ctx) }()
+	ctx, stop := runSource(t, src)
 
 	// Sender reports go to the RTP port (rtcp-mux); our RTCP goes to the
 	// udpsrc feeding rtpbin's recv_rtcp_sink.
@@ -205,10 +196,7 @@ func TestRTPIngestGStreamerPLI(t *testing.T) {
 	if err := <-drained; err != nil {
 		t.Fatal(err)
 	}
-	cancel()
-	if err := <-runErr; err != context.Canceled {
-		t.Fatalf("Run returned %v, want context.Canceled", err)
-	}
+	stop()
 	if st := rcv.Stats(); st.PLIs < 1 || st.Lost != 0 {
 		t.Errorf("receiver stats %+v: want at least one PLI and no loss", st)
 	}

@@ -28,10 +28,7 @@ func TestTestSourceDecodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- src.Run(ctx) }()
+	ctx, stopRun := runSource(t, src)
 
 	// Join in the middle of a GOP: the cache must start the viewer at its IDR.
 	time.Sleep(700 * time.Millisecond)
@@ -63,10 +60,7 @@ func TestTestSourceDecodes(t *testing.T) {
 	asked := time.Now()
 	subs[0].RequestKeyframe(0)
 	wg.Wait()
-	cancel()
-	if err := <-runErr; !errors.Is(err, context.Canceled) {
-		t.Fatalf("Run returned %v, want context.Canceled", err)
-	}
+	stopRun()
 	for i, l := range layers {
 		if errs[i] != nil {
 			t.Fatalf("%s: %v", l.name, errs[i])

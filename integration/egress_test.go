@@ -10,6 +10,7 @@ import (
 
 	"whipgate/certs/certstest"
 	"whipgate/cmd"
+	"whipgate/gateway"
 	"whipgate/whip/egress"
 )
 
@@ -66,6 +67,34 @@ func TestEgressSessionsToSecondInstance(t *testing.T) {
 	waitLive(t, b, "relay-preview")
 	decodeLayer(t, b, "/whep/relay-main", 1280, 720)
 	decodeLayer(t, b, "/whep/relay-preview", 320, 180)
+	// B answers as DTLS server: A is DTLS client, and seals beneath pion
+	// with the keys it learnt from B's ServerHello. B lost nothing.
+	requireDirectEgress(t, a, "relay")
+	for _, name := range []string{"relay-main", "relay-preview"} {
+		var st gateway.StreamStats
+		_, body := do(t, "GET", b.URL()+"/api/v1/streams/"+name, "", "", nil)
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range st.Tracks {
+			if tr.Packets == 0 || tr.Lost != 0 || tr.NACKsSent != 0 {
+				t.Errorf("%s/%s at the target: %d packets, %d NACKed, %d lost; want packets, nothing missed", name, tr.Name, tr.Packets, tr.NACKsSent, tr.Lost)
+			}
+		}
+	}
+}
+
+// requireDirectEgress requires every session of an egress to seal its
+// media beneath pion, losing nothing there.
+func requireDirectEgress(t *testing.T, app *instance, id string) {
+	t.Helper()
+	st := waitEgress(t, app, id, egress.StateConnected, 5*time.Second)
+	for _, s := range st.Sessions {
+		if s.SRTP != "direct" || s.DirectSent == 0 || s.DirectDropped != 0 {
+			t.Errorf("egress %s session %v: srtp %q, %d sent beneath pion, %d dropped; want direct, some, none",
+				id, s.Layers, s.SRTP, s.DirectSent, s.DirectDropped)
+		}
+	}
 }
 
 // TestEgressSimulcastToSecondInstance: one WHIP session with OBS-style rids
@@ -82,6 +111,7 @@ func TestEgressSimulcastToSecondInstance(t *testing.T) {
 	waitLive(t, b, "relay")
 	decodeLayer(t, b, "/whep/relay/0", 1280, 720)
 	decodeLayer(t, b, "/whep/relay/1", 320, 180)
+	requireDirectEgress(t, a, "sim")
 }
 
 // TestEgressAPI: create, list, get and delete over the API, the error

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
 	"whipgate/cmd"
@@ -28,8 +27,7 @@ func TestFreshJoin(t *testing.T) {
 	for _, answers := range []bool{true, false} {
 		t.Run(map[bool]string{true: "publisher answers requests", false: "publisher ignores requests"}[answers], func(t *testing.T) {
 			app := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
-			pub := publish(t, app.URL()+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
+			pub := publish(t, app.URL()+"/whip/cam", publishOptions{video: h264Video})
 			src := &onRequestSource{pub: pub, answers: answers}
 			keepPlaying(t, pacedSource{stream: newSendStream(pub.video[0], &codecs.H264Payloader{}),
 				interval: time.Second / 30, ticks: 3000, next: src.next})

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -12,13 +13,13 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
 
 	"whipgate/certs/certstest"
 	"whipgate/cmd"
+	"whipgate/internal/testkit"
 )
 
 // The kit every integration test starts from: an in-process whipgate, the
@@ -67,6 +68,13 @@ func startGateway(t testing.TB, mutate func(*cmd.Config)) *instance {
 	return &instance{App: app, log: tap}
 }
 
+// testSourceLayers are the layers of cmd.DefaultConfig's test source
+// (stream "test"), with their picture sizes.
+var testSourceLayers = []struct {
+	layer string
+	w, h  int
+}{{"main", 1280, 720}, {"preview", 320, 180}}
+
 // waitLive waits until a stream has a live publisher.
 func waitLive(t testing.TB, app *instance, name string) {
 	t.Helper()
@@ -88,6 +96,28 @@ func waitKeyframe(t testing.TB, app *instance, name string, within time.Duration
 		tr := s.Stats().Tracks
 		return len(tr) > 0 && tr[0].Keyframes > 0
 	})
+}
+
+// sessionDetails is the API detail of app's sessions of a kind, by ID;
+// at least one, or the test fails.
+func sessionDetails(t testing.TB, app *instance, kind string) map[string]json.RawMessage {
+	t.Helper()
+	out := map[string]json.RawMessage{}
+	for _, s := range app.Sessions().List() {
+		info := s.Info()
+		if info.Kind != kind {
+			continue
+		}
+		raw, err := json.Marshal(info.Detail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[info.ID] = raw
+	}
+	if len(out) == 0 {
+		t.Fatalf("no %s session to check", kind)
+	}
+	return out
 }
 
 // sessionID is the last path segment of a session URL.
@@ -149,15 +179,7 @@ func clientAPI(t testing.TB) *webrtc.API {
 // clientAPIWith is clientAPI with the codecs register registers.
 func clientAPIWith(t testing.TB, register func(*webrtc.MediaEngine) error) *webrtc.API {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := register(m); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(loopbackSettings()))
+	return testkit.NewAPI(t, register, loopbackSettings())
 }
 
 // loopbackSettings keep a test peer's ICE on IPv4 loopback without mDNS.

@@ -13,10 +13,7 @@ func TestBrowserPlaysBothLayers(t *testing.T) {
 	app := startGateway(t, nil)
 	waitLive(t, app, "test")
 	browser := newBrowser(t)
-	for _, tc := range []struct {
-		layer string
-		w, h  int
-	}{{"main", 1280, 720}, {"preview", 320, 180}} {
+	for _, tc := range testSourceLayers {
 		t.Run(tc.layer, func(t *testing.T) {
 			tab := newTab(t, browser)
 			if _, err := chromedp.Run(tab, chromedp.Navigate(app.URL()+"/play/test?layer="+tc.layer)); err != nil {

@@ -15,9 +15,11 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
+	"whipgate/ingest/h264synth"
 	"whipgate/internal/testkit"
 	"whipgate/whip/client"
 )
@@ -45,6 +47,11 @@ type publishOptions struct {
 // With the default codecs, H.264 42e01f packetization mode 1 is payload
 // type 106 and its RTX 107.
 const videoPT, rtxPT = 106, 107
+
+// h264Video is the H.264 test publishers send: constrained baseline
+// (42e01f), packetization mode 1, as OBS and browsers offer it.
+var h264Video = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+	SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
 
 // publisher is a pion WHIP publisher: local tracks to send on, and the
 // RTCP its senders receive.
@@ -283,13 +290,7 @@ func (p *publisher) ridExtensions(i int) []testkit.RTPExtension {
 // NACK responder see the viewers' NACKs.
 func (p *publisher) readRTCP(s *webrtc.RTPSender, i int, rid string) {
 	for {
-		var pkts []rtcp.Packet
-		var err error
-		if rid != "" {
-			pkts, _, err = s.ReadSimulcastRTCP(rid)
-		} else {
-			pkts, _, err = s.ReadRTCP()
-		}
+		pkts, err := testkit.ReadRTCP(s, rid)
 		if err != nil {
 			return
 		}
@@ -442,6 +443,26 @@ func runSources(srcs ...pacedSource) error {
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// synthVideo is a 30 fps pacedSource of n access units of enc on video
+// layer i of p. A PLI the layer got makes the next one a keyframe, as a
+// live encoder does; each access unit goes out as Annex-B and is appended
+// to *sent, with whether it is an IDR.
+func (p *publisher) synthVideo(i int, enc *h264synth.Encoder, n int, sent *[]accessUnit) pacedSource {
+	stream := newSendStream(p.video[i], &codecs.H264Payloader{})
+	stream.ext = p.ridExtensions(i)
+	return pacedSource{stream: stream, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
+		if len(*sent) == n {
+			return nil, false
+		}
+		if p.wantKey[i].Swap(false) {
+			enc.RequestKeyframe()
+		}
+		nalus, key := enc.Next()
+		*sent = append(*sent, accessUnit{data: h264synth.AppendAnnexB(nil, nalus), key: key})
+		return (*sent)[len(*sent)-1].data, true
+	}}
 }
 
 // framesOnce serves pre-encoded frames once.

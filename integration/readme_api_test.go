@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"whipgate/cmd"
+	"whipgate/cmd/config/configtest"
 )
 
 // TestREADMECurlLines runs every curl line of the README's API block, as
@@ -15,24 +16,7 @@ import (
 // at a second whipgate so the egress can really connect.
 func TestREADMECurlLines(t *testing.T) {
 	needTool(t, "curl", "apt-get install curl")
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, block, ok := strings.Cut(string(readme), "<!-- api-examples:begin -->")
-	block, _, ok2 := strings.Cut(block, "<!-- api-examples:end -->")
-	if !ok || !ok2 {
-		t.Fatal("README has no api-examples block")
-	}
-	var lines []string
-	for _, l := range strings.Split(block, "\n") {
-		if strings.HasPrefix(l, "curl ") {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) < 10 {
-		t.Fatalf("only %d curl lines in the README's API block", len(lines))
-	}
+	lines := configtest.READMECurlLines(t, "../README.md")
 
 	target := startGateway(t, func(c *cmd.Config) { c.TestSource = nil })
 	app := startGateway(t, func(c *cmd.Config) { c.APIToken = "readme-token" })

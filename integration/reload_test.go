@@ -71,8 +71,7 @@ func TestSIGHUPReloadKeepsPlaying(t *testing.T) {
 	hup("")
 	v := watch(t, proc.url+"/whep/test/preview")
 	v.waitFrames(30, 10*time.Second)
-	publish(t, proc.url+"/whip/cam", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
+	publish(t, proc.url+"/whip/cam", publishOptions{video: h264Video})
 	camViewer := watchWith(t, proc.url+"/whep/cam", watchOptions{token: oldToken})
 
 	write("log_level: debug\nstreams:\n  cam: {view_token: " + oldToken + "}\n" +
@@ -99,7 +98,7 @@ func TestSIGHUPReloadKeepsPlaying(t *testing.T) {
 	if largest >= time.Second {
 		t.Fatalf("the viewer's frames stopped for %v across a reload", largest)
 	}
-	proc.stop(t)
+	proc.stop(t, syscall.SIGINT, 10*time.Second)
 }
 
 // playsOn waits until v has received frames for 2 s past since.

@@ -41,9 +41,7 @@ func TestWHIPIngestHTTP(t *testing.T) {
 		}
 	})
 	base := app.URL()
-	h264 := webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}
-	av := publishOptions{video: h264, audio: true}
+	av := publishOptions{video: h264Video, audio: true}
 
 	t.Run("201 Location ETag Link", func(t *testing.T) {
 		p := postOffer(t, base+"/whip/created", av).requireCreated()
@@ -344,8 +342,7 @@ func trickleFrag(sdp string) string {
 // old ETag then fails with 412, and media sent after the restart reaches
 // a viewer.
 func testICERestart(t *testing.T, app *instance) {
-	p := postOffer(t, app.URL()+"/whip/restart", publishOptions{video: webrtc.RTPCodecCapability{
-		MimeType: webrtc.MimeTypeH264, ClockRate: 90000, SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}).requireCreated()
+	p := postOffer(t, app.URL()+"/whip/restart", publishOptions{video: h264Video}).requireCreated()
 	v := watch(t, app.URL()+"/whep/restart")
 	enc, err := h264synth.New(h264synth.Config{Width: 160, Height: 96, FPS: 30})
 	if err != nil {
@@ -489,6 +486,5 @@ func TestPOSTClientLeavesEarly(t *testing.T) {
 		}
 	}
 	// The next publisher gets 201 (publish fails on anything else).
-	publish(t, app.URL()+"/whip/left", publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}})
+	publish(t, app.URL()+"/whip/left", publishOptions{video: h264Video})
 }

@@ -86,14 +86,12 @@ func runH264AndOpus(t *testing.T, url string, pub *publisher, rv *viewer) {
 		t.Fatal(err)
 	}
 	const n = 75
-	var aus [][]byte
+	var aus []accessUnit
 	var plisBefore int64
-	i := 0
-	nextVideo := func() ([]byte, bool) {
-		if i == n {
-			return nil, false
-		}
-		if i == 30 {
+	video := pub.synthVideo(0, enc, n, &aus)
+	nextVideo := video.next
+	video.next = func() ([]byte, bool) {
+		if len(aus) == 30 {
 			plisBefore = pub.pli[0].Load()
 			for range 5 {
 				if err := rv.sendPLI(); err != nil {
@@ -101,23 +99,14 @@ func runH264AndOpus(t *testing.T, url string, pub *publisher, rv *viewer) {
 				}
 			}
 		}
-		i++
-		if pub.wantKey[0].Swap(false) {
-			enc.RequestKeyframe()
-		}
-		nalus, _ := enc.Next()
-		au := h264synth.AppendAnnexB(nil, nalus)
-		aus = append(aus, au)
-		return au, true
+		return nextVideo()
 	}
-	video := newSendStream(pub.video[0], &codecs.H264Payloader{})
 	audio := newSendStream(pub.audio, &codecs.OpusPayloader{})
 	opus := encodeOpusPackets(t, 2.5)
-	playSources(t,
-		pacedSource{stream: video, interval: time.Second / 30, ticks: 3000, next: nextVideo},
+	playSources(t, video,
 		pacedSource{stream: audio, interval: 20 * time.Millisecond, ticks: 960, next: framesOnce(opus)})
 
-	sentV, sentA := video.frames(), audio.frames()
+	sentV, sentA := video.stream.frames(), audio.frames()
 	gotV := rv.waitPackets(sentV, sentA)
 	_, gotA := rv.packets()
 	requireSameFrames(t, "H.264", sentV, groupRTPFrames(gotV, false))
@@ -130,8 +119,8 @@ func runH264AndOpus(t *testing.T, url string, pub *publisher, rv *viewer) {
 		t.Fatalf("second viewer assembled %d access units, want %d", len(got), n)
 	}
 	for k := range aus {
-		if !bytes.Equal(got[k].data, aus[k]) {
-			t.Fatalf("access unit %d differs at the viewer (%d bytes, sent %d)", k, len(got[k].data), len(aus[k]))
+		if !bytes.Equal(got[k].data, aus[k].data) {
+			t.Fatalf("access unit %d differs at the viewer (%d bytes, sent %d)", k, len(got[k].data), len(aus[k].data))
 		}
 	}
 	dw, dh, df := decodeClean(t, annexB(t, got))

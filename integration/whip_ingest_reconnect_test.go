@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/certs/certstest"
@@ -28,19 +27,14 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		c.WHIP.StaleAfter = stale
 	})
 	url := app.URL() + "/whip/relive"
-	opt := publishOptions{video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"}}
+	opt := publishOptions{video: h264Video}
 
 	// Each publisher draws its own label, so its pictures (and bytes) are
 	// its own. run returns the access units sent, each with whether it is
 	// an IDR; with skipIDR the publisher's own first IDR is never sent, as
 	// when a viewer joins an encoder mid-GOP, so only a PLI gets the
 	// viewer a picture.
-	type au struct {
-		data []byte
-		key  bool
-	}
-	run := func(p *publisher, label string, n int, skipIDR bool) []au {
+	run := func(p *publisher, label string, n int, skipIDR bool) []accessUnit {
 		enc, err := h264synth.New(h264synth.Config{Width: 320, Height: 240, FPS: 30, GOP: 300, Label: label})
 		if err != nil {
 			t.Fatal(err)
@@ -48,24 +42,13 @@ func TestWHIPIngestReconnect(t *testing.T) {
 		if skipIDR {
 			enc.Next()
 		}
-		var aus []au
-		s := newSendStream(p.video[0], &codecs.H264Payloader{})
-		playSources(t, pacedSource{stream: s, interval: time.Second / 30, ticks: 3000, next: func() ([]byte, bool) {
-			if len(aus) == n {
-				return nil, false
-			}
-			if p.wantKey[0].Swap(false) {
-				enc.RequestKeyframe()
-			}
-			nalus, key := enc.Next()
-			aus = append(aus, au{h264synth.AppendAnnexB(nil, nalus), key})
-			return aus[len(aus)-1].data, true
-		}})
+		var aus []accessUnit
+		playSources(t, p.synthVideo(0, enc, n, &aus))
 		return aus
 	}
 	// fromKey is what a viewer gets of a publisher it waits on: its access
 	// units from the first IDR on.
-	fromKey := func(aus []au) []au {
+	fromKey := func(aus []accessUnit) []accessUnit {
 		for i, a := range aus {
 			if a.key {
 				return aus[i:]
@@ -144,4 +127,48 @@ func TestWHIPIngestReconnect(t *testing.T) {
 	}
 	t.Logf("one viewer session (%s) across 3 publishers: %d access units identical, %d packets with continuous sequence numbers, decoded cleanly; %d POSTs got 409 after the abrupt close",
 		viewerID, len(got), len(pkts), retries)
+}
+
+// A publisher that holds the stream's key and crashed (its PeerConnection
+// silent, no DELETE) comes back a second later: the default configuration
+// lets its new POST take the stream over (OBS does not retry a 409), and the
+// viewer, whose session lives on, decodes the new publisher's first
+// keyframe.
+func TestWHIPIngestKeyHolderComesBack(t *testing.T) {
+	const key = "stream-key-0123456789"
+	app := startGateway(t, func(c *cmd.Config) {
+		c.TestSource = nil
+		c.Streams = map[string]cmd.StreamConfig{"cam": {PublishToken: key}}
+	})
+	url := app.URL() + "/whip/cam"
+	opt := publishOptions{token: key, video: h264Video}
+	send := func(p *publisher, label string, n int) {
+		enc, err := h264synth.New(h264synth.Config{Width: 320, Height: 240, FPS: 30, GOP: 300, Label: label})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sent []accessUnit
+		playSources(t, p.synthVideo(0, enc, n, &sent))
+	}
+
+	first := publish(t, url, opt)
+	v := watch(t, app.URL()+"/whep/cam")
+	send(first, "one", 30)
+	v.waitFrames(30, 5*time.Second)
+
+	// The first publisher crashes: it sends nothing more, says nothing.
+	if _, err := tryPublish(t, url, opt); httpStatus(err) != http.StatusConflict {
+		t.Fatalf("a second POST while the first sends: %v, want 409", err)
+	}
+	time.Sleep(time.Second)
+	second, err := tryPublish(t, url, opt)
+	if err != nil {
+		t.Fatalf("the key holder coming back 1 s after a crash: %v, want it to take over", err)
+	}
+	second.waitConnected()
+	send(second, "two", 30)
+	got := v.waitFrames(31, 10*time.Second)
+	if _, _, n := decodeClean(t, annexB(t, got)); n < 31 {
+		t.Fatalf("the viewer decoded %d frames across the comeback", n)
+	}
 }

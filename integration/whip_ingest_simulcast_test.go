@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp/codecs"
-	"github.com/pion/webrtc/v4"
 
 	"whipgate/cmd"
 	"whipgate/ingest/h264synth"
@@ -133,8 +132,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 			rids = append(rids, l.rid)
 		}
 		pub := publish(t, app.URL()+"/whip/sim", publishOptions{
-			video: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
-				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
+			video: h264Video,
 			rids:  rids,
 			audio: true,
 		})
@@ -149,27 +147,14 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 			viewers[i] = watch(t, app.URL()+"/whep/sim/"+l.rid)
 		}
 		const n = 60
-		sent := make([][][]byte, len(layers))
+		sent := make([][]accessUnit, len(layers))
 		var srcs []pacedSource
 		for i, l := range layers {
 			enc, err := h264synth.New(h264synth.Config{Width: l.w, Height: l.h, FPS: 30, Label: "rid" + l.rid})
 			if err != nil {
 				t.Fatal(err)
 			}
-			stream := newSendStream(pub.video[i], &codecs.H264Payloader{})
-			stream.ext = pub.ridExtensions(i)
-			srcs = append(srcs, pacedSource{stream: stream, interval: time.Second / 30, ticks: 3000,
-				next: func() ([]byte, bool) {
-					if len(sent[i]) == n {
-						return nil, false
-					}
-					if pub.wantKey[i].Swap(false) {
-						enc.RequestKeyframe()
-					}
-					nalus, _ := enc.Next()
-					sent[i] = append(sent[i], h264synth.AppendAnnexB(nil, nalus))
-					return sent[i][len(sent[i])-1], true
-				}})
+			srcs = append(srcs, pub.synthVideo(i, enc, n, &sent[i]))
 		}
 		srcs = append(srcs, pacedSource{stream: newSendStream(pub.audio, &codecs.OpusPayloader{}), interval: 20 * time.Millisecond,
 			ticks: 960, next: framesOnce(encodeOpusPackets(t, 2))})
@@ -184,7 +169,7 @@ func TestWHIPIngestSimulcast(t *testing.T) {
 				t.Fatalf("layer %s: viewer assembled %d access units, want %d", l.rid, len(got), n)
 			}
 			for k := range sent[i] {
-				if !bytes.Equal(got[k].data, sent[i][k]) {
+				if !bytes.Equal(got[k].data, sent[i][k].data) {
 					t.Fatalf("layer %s: access unit %d differs at the viewer", l.rid, k)
 				}
 			}

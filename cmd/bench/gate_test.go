@@ -17,17 +17,9 @@ import (
 // window through a real socket and delivers slowly: the socket must never
 // be more than the window ahead, and nothing is lost.
 func TestGateHoldsReadsUntilTheViewerCatchesUp(t *testing.T) {
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := loopbackUDP(t)
 	_ = rx.SetReadBuffer(4 << 20)
-	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	tx := dialUDP(t, rx)
 	const burst = 3 * gateWindow
 	pkt := append([]byte{0x80, 102}, make([]byte, 1000)...)
 	for range burst {
@@ -101,11 +93,7 @@ func TestGatedConnSplitsGSOMessages(t *testing.T) {
 	if !ok || c.gro == nil {
 		t.Fatalf("viewer socket %T without GRO", uc)
 	}
-	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	tx := loopbackUDP(t)
 
 	var pkts [][]byte
 	var msg []byte

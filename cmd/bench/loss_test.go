@@ -83,11 +83,7 @@ func TestLossyPathIsSeeded(t *testing.T) {
 // media or RTCP.
 func TestLossyConnDropsBothWays(t *testing.T) {
 	listen := func() *net.UDPConn {
-		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = c.Close() })
+		c := loopbackUDP(t)
 		_ = c.SetReadBuffer(1 << 20)
 		return c
 	}

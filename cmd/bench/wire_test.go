@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"net"
 	"testing"
 	"time"
 )
@@ -10,11 +9,7 @@ import (
 // lies between its send and its read, and is filed under its RTP sequence
 // number, for the media payload type only.
 func TestWireClockRecordsKernelReceiveTimes(t *testing.T) {
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
+	rx := loopbackUDP(t)
 	raw, err := rx.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -23,11 +18,7 @@ func TestWireClockRecordsKernelReceiveTimes(t *testing.T) {
 	if err := raw.Control(func(fd uintptr) { serr = enableTimestamps(fd) }); err != nil || serr != nil {
 		t.Fatalf("enable SO_TIMESTAMPNS: %v %v", err, serr)
 	}
-	tx, err := net.DialUDP("udp4", nil, rx.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	tx := dialUDP(t, rx)
 
 	w := newWireClock(h264PayloadType)
 	media := append([]byte{0x80, h264PayloadType, 0x12, 0x34}, make([]byte, 20)...)

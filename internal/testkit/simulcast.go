@@ -3,6 +3,8 @@ package testkit
 import (
 	"fmt"
 
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
@@ -48,4 +50,24 @@ func SetExtensions(h *rtp.Header, exts []RTPExtension) error {
 		}
 	}
 	return nil
+}
+
+// RTCPReader is what an RTPSender and an RTPReceiver both offer to read
+// RTCP with: for the plain stream, or for one simulcast encoding.
+type RTCPReader interface {
+	ReadRTCP() ([]rtcp.Packet, interceptor.Attributes, error)
+	ReadSimulcastRTCP(rid string) ([]rtcp.Packet, interceptor.Attributes, error)
+}
+
+// ReadRTCP reads r's next RTCP packets, those of encoding rid unless rid
+// is "".
+func ReadRTCP(r RTCPReader, rid string) ([]rtcp.Packet, error) {
+	var pkts []rtcp.Packet
+	var err error
+	if rid != "" {
+		pkts, _, err = r.ReadSimulcastRTCP(rid)
+	} else {
+		pkts, _, err = r.ReadRTCP()
+	}
+	return pkts, err
 }

@@ -73,6 +73,12 @@ type Target struct {
 	EditAnswer func(string) string
 	// OnRestart, when set, runs as an ICE restart PATCH arrives.
 	OnRestart func()
+	// Settings, when set, changes the peers' SettingEngine (an answering
+	// DTLS role, SRTP profiles).
+	Settings func(*webrtc.SettingEngine)
+	// Drop, when set, loses the datagrams that the peers' sockets receive
+	// and it returns true for, as a lossy path would.
+	Drop func(b []byte) bool
 
 	// net carries the peers' UDP; Blackhole silences it.
 	net *holeNet
@@ -90,10 +96,39 @@ type TargetSession struct {
 	PC   *webrtc.PeerConnection
 	etag string
 
-	mu      sync.Mutex
-	packets map[string]*atomic.Int64 // by rid, else by kind
-	mimes   map[string]string        // the same keys: negotiated codec
-	ssrcs   []uint32                 // of the received tracks
+	mu       sync.Mutex
+	packets  map[string]*atomic.Int64 // by rid, else by kind
+	mimes    map[string]string        // the same keys: negotiated codec
+	ssrcs    []uint32                 // of the received tracks
+	received map[string]*Received     // the same keys
+}
+
+// Received is what a session received under one key (rid, else kind).
+type Received struct {
+	// Packets holds what came under each sequence number, repairs
+	// included.
+	Packets map[uint16]ReceivedPacket
+	// Repaired counts the packets that came through RTX.
+	Repaired int
+	// SenderReports are the sender's reports for the track, in order.
+	SenderReports []rtcp.SenderReport
+}
+
+// ReceivedPacket is one packet a session received.
+type ReceivedPacket struct {
+	Timestamp uint32
+	Size      int // payload bytes
+}
+
+// Received returns a copy of what the session received under key.
+func (s *TargetSession) Received(key string) Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.received[key]
+	if !ok {
+		return Received{Packets: map[uint16]ReceivedPacket{}}
+	}
+	return Received{Packets: maps.Clone(r.Packets), Repaired: r.Repaired, SenderReports: slices.Clone(r.SenderReports)}
 }
 
 // ID is the session's id in its resource URL.
@@ -101,15 +136,24 @@ func (s *TargetSession) ID() string { return s.id }
 
 // SendPLI asks the sender for a keyframe on every received track.
 func (s *TargetSession) SendPLI() error {
-	s.mu.Lock()
-	ssrcs := append([]uint32(nil), s.ssrcs...)
-	s.mu.Unlock()
-	for _, ssrc := range ssrcs {
+	for _, ssrc := range s.videoSSRCs() {
 		if err := s.PC.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// SendREMB tells the sender the bandwidth it may use (REMB) for the
+// received video.
+func (s *TargetSession) SendREMB(bps float32) error {
+	return s.PC.WriteRTCP([]rtcp.Packet{&rtcp.ReceiverEstimatedMaximumBitrate{Bitrate: bps, SSRCs: s.videoSSRCs()}})
+}
+
+func (s *TargetSession) videoSSRCs() []uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ssrcs)
 }
 
 func (s *TargetSession) counter(key string) *atomic.Int64 {
@@ -204,14 +248,6 @@ func PionAPIWith(t testing.TB, n transport.Net, set func(*webrtc.SettingEngine))
 // of pion's defaults: a player that numbers them as a browser does.
 func PionAPICodecs(t testing.TB, n transport.Net, register func(*webrtc.MediaEngine) error, set func(*webrtc.SettingEngine)) *webrtc.API {
 	t.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := register(m); err != nil {
-		t.Fatal(err)
-	}
-	reg := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
-		t.Fatal(err)
-	}
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: PionLog(t)}}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
@@ -221,6 +257,22 @@ func PionAPICodecs(t testing.TB, n transport.Net, register func(*webrtc.MediaEng
 	se.SetNet(n)
 	if set != nil {
 		set(&se)
+	}
+	return NewAPI(t, register, se)
+}
+
+// NewAPI is a pion API with the codecs register registers, pion's default
+// interceptors and the settings se: the one way every test peer, the fake
+// target's and the integration tests' own, is made.
+func NewAPI(t testing.TB, register func(*webrtc.MediaEngine) error, se webrtc.SettingEngine) *webrtc.API {
+	t.Helper()
+	m := &webrtc.MediaEngine{}
+	if err := register(m); err != nil {
+		t.Fatal(err)
+	}
+	reg := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, reg); err != nil {
+		t.Fatal(err)
 	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se))
 }
@@ -239,10 +291,11 @@ func NewTargetAt(t testing.TB, addr string, configure func(*Target)) *Target {
 		t.Fatal(err)
 	}
 	hole := &holeNet{Net: base}
-	f := &Target{t: t, api: PionAPI(t, hole), net: hole, log: Log(t).With("fake", "target"), ETag: "strong", sessions: map[string]*TargetSession{}}
+	f := &Target{t: t, net: hole, log: Log(t).With("fake", "target"), ETag: "strong", sessions: map[string]*TargetSession{}}
 	if configure != nil {
 		configure(f)
 	}
+	f.api, hole.drop = PionAPIWith(t, hole, f.Settings), f.Drop
 	var ln net.Listener
 	for range 50 { // a port just closed may linger briefly
 		if ln, err = net.Listen("tcp", addr); err == nil {
@@ -377,7 +430,8 @@ func (f *Target) post(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.nextID++
-	s := &TargetSession{id: fmt.Sprintf("s%d", f.nextID), PC: pc, packets: map[string]*atomic.Int64{}, mimes: map[string]string{}}
+	s := &TargetSession{id: fmt.Sprintf("s%d", f.nextID), PC: pc, packets: map[string]*atomic.Int64{}, mimes: map[string]string{},
+		received: map[string]*Received{}}
 	f.mu.Unlock()
 	pc.OnTrack(func(tr *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 		key := tr.RID()
@@ -390,29 +444,40 @@ func (f *Target) post(w http.ResponseWriter, r *http.Request) {
 		if tr.Kind() == webrtc.RTPCodecTypeVideo {
 			s.ssrcs = append(s.ssrcs, uint32(tr.SSRC()))
 		}
+		got := &Received{Packets: map[uint16]ReceivedPacket{}}
+		s.received[key] = got
 		s.mu.Unlock()
 		// Reading RTCP is what hands our sender reports to pion's
 		// receiver reports (their LSR/DLSR give the sender its RTT).
 		rid := tr.RID()
 		f.wg.Go(func() {
 			for {
-				var err error
-				if rid != "" {
-					_, _, err = recv.ReadSimulcastRTCP(rid)
-				} else {
-					_, _, err = recv.ReadRTCP()
-				}
+				pkts, err := ReadRTCP(recv, rid)
 				if err != nil {
 					return
+				}
+				for _, p := range pkts {
+					if sr, ok := p.(*rtcp.SenderReport); ok && sr.SSRC == uint32(tr.SSRC()) {
+						s.mu.Lock()
+						got.SenderReports = append(got.SenderReports, *sr)
+						s.mu.Unlock()
+					}
 				}
 			}
 		})
 		f.wg.Go(func() {
 			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
+				p, attrs, err := tr.ReadRTP()
+				if err != nil {
 					return
 				}
 				c.Add(1)
+				s.mu.Lock()
+				got.Packets[p.SequenceNumber] = ReceivedPacket{Timestamp: p.Timestamp, Size: len(p.Payload)}
+				if attrs != nil && attrs.Get(webrtc.AttributeRtxSsrc) != nil {
+					got.Repaired++
+				}
+				s.mu.Unlock()
 			}
 		})
 	})
@@ -550,10 +615,12 @@ func (f *Target) patch(w http.ResponseWriter, r *http.Request, id string) {
 // both directions, as a broken path would; HTTP is unaffected.
 func (f *Target) Blackhole(on bool) { f.net.hole.Store(on) }
 
-// holeNet wraps the real network so a test can cut the target's UDP.
+// holeNet wraps the real network so a test can cut the target's UDP, or
+// lose some of what it receives.
 type holeNet struct {
 	transport.Net
 	hole atomic.Bool
+	drop func([]byte) bool
 }
 
 func (n *holeNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -561,18 +628,23 @@ func (n *holeNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPCo
 	if err != nil {
 		return nil, err
 	}
-	return &holeConn{UDPConn: c, hole: &n.hole}, nil
+	return &holeConn{UDPConn: c, n: n}, nil
 }
 
 type holeConn struct {
 	transport.UDPConn
-	hole *atomic.Bool
+	n *holeNet
+}
+
+// lost says whether a datagram read is lost on the way.
+func (c *holeConn) lost(d []byte) bool {
+	return c.n.hole.Load() || c.n.drop != nil && c.n.drop(d)
 }
 
 func (c *holeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, a, err := c.UDPConn.ReadFrom(p)
-		if err != nil || !c.hole.Load() {
+		if err != nil || !c.lost(p[:n]) {
 			return n, a, err
 		}
 	}
@@ -581,7 +653,7 @@ func (c *holeConn) ReadFrom(p []byte) (int, net.Addr, error) {
 func (c *holeConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
 	for {
 		n, a, err := c.UDPConn.ReadFromUDP(p)
-		if err != nil || !c.hole.Load() {
+		if err != nil || !c.lost(p[:n]) {
 			return n, a, err
 		}
 	}
@@ -590,28 +662,28 @@ func (c *holeConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
 func (c *holeConn) Read(p []byte) (int, error) {
 	for {
 		n, err := c.UDPConn.Read(p)
-		if err != nil || !c.hole.Load() {
+		if err != nil || !c.lost(p[:n]) {
 			return n, err
 		}
 	}
 }
 
 func (c *holeConn) WriteTo(p []byte, a net.Addr) (int, error) {
-	if c.hole.Load() {
+	if c.n.hole.Load() {
 		return len(p), nil
 	}
 	return c.UDPConn.WriteTo(p, a)
 }
 
 func (c *holeConn) WriteToUDP(p []byte, a *net.UDPAddr) (int, error) {
-	if c.hole.Load() {
+	if c.n.hole.Load() {
 		return len(p), nil
 	}
 	return c.UDPConn.WriteToUDP(p, a)
 }
 
 func (c *holeConn) Write(p []byte) (int, error) {
-	if c.hole.Load() {
+	if c.n.hole.Load() {
 		return len(p), nil
 	}
 	return c.UDPConn.Write(p)

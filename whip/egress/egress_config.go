@@ -79,6 +79,12 @@ type Config struct {
 	// PacingFactor is the pacing rate as a multiple of each layer's
 	// measured bitrate; keyframe bursts leave no faster. Default 2.5.
 	PacingFactor float64 `yaml:"pacing_factor" json:"pacing_factor,omitempty"`
+	// PionSRTP sends the media through pion's SRTP session, ICE
+	// connection and sockets (default buffers, a system call a packet)
+	// instead of sealing it beneath pion and sending it in batches from
+	// sockets with 8 MiB buffers, which costs several times the CPU per
+	// packet. A relayed (TURN) path takes pion's path anyway. Default false.
+	PionSRTP bool `yaml:"pion_srtp" json:"pion_srtp,omitempty"`
 	// Target is generic or sora; sora enables Sora's documented limits
 	// (a warning above 15 Mbps per layer). Default: sora when the URL's
 	// host names Sora, else generic.

@@ -130,9 +130,8 @@ func (l *egressLeg) setState(s string) {
 // fields above mu are set before the leg publishes it.
 type egressLive struct {
 	sess     *client.Session
-	pc       *webrtc.PeerConnection
+	snd      *rtc.Sender
 	feedback *egressFeedback
-	bwe      egressBWE
 	history  int
 
 	mu        sync.Mutex
@@ -260,28 +259,23 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	warning := l.checkTargetLimits(setup.names[:nVideo], setup.bitrate[:nVideo])
 
 	live := &egressLive{feedback: newEgressFeedback(), warning: warning}
-	var total int64
-	for _, b := range setup.bitrate {
-		total += b
-	}
-	bwe, err := live.bwe.interceptors(total, l.log)
+	// Each session gathers on sockets of its own (see NewClientSender) and
+	// seals its media beneath pion where it can. No TWCC: the bandwidth
+	// estimate is the target's REMB, where it sends one. pion's GCC over
+	// TWCC feedback cost as much a packet as the rest of the send path,
+	// and its send history (250 packets, 25 ms at 100 Mbps) is shorter
+	// than the feedback interval (100 ms), so at 8K rates it could match
+	// little of the feedback; nothing followed its estimate anyway.
+	snd, err := l.e.t.NewClientSender(l.client.PeerConfiguration(),
+		rtc.APIOptions{NACKHistory: history, RelayOnly: l.e.cfg.RelayOnly, NoTWCC: true},
+		rtc.PeerOptions{PionSRTP: l.e.cfg.PionSRTP, Log: l.log})
 	if err != nil {
-		return 0, err
-	}
-	// Each session gathers on its own sockets: two sessions to one target
-	// from the shared port would be one 5-tuple, and the target's ICE mux
-	// (and ours) could not tell them apart.
-	api, err := l.e.t.NewAPI(rtc.APIOptions{NACKHistory: history, Interceptors: bwe, NoMux: true, RelayOnly: l.e.cfg.RelayOnly})
-	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("whip: new peer connection: %w", err)
 	}
 	if history == 0 {
 		history = l.e.t.Config().NACKHistory // not measured yet: the transport's default
 	}
-	pc, err := api.NewPeerConnection(l.client.PeerConfiguration())
-	if err != nil {
-		return 0, fmt.Errorf("whip: new peer connection: %w", err)
-	}
+	pc := snd.PeerConnection()
 	kick := make(chan struct{}, 1)
 	poke := func() {
 		select {
@@ -302,7 +296,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	var sess *client.Session
 	var sub *gateway.Subscription
-	live.pc, live.history = pc, history
+	live.snd, live.history = snd, history
 	defer func() {
 		cancel()
 		live.mu.Lock()
@@ -311,7 +305,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 		for _, p := range pacers {
 			_ = p.Close()
 		}
-		_ = pc.Close() // ends the RTCP readers
+		_ = snd.Close() // ends the RTCP readers
 		wg.Wait()
 		if sub != nil {
 			_ = sub.Close()
@@ -368,7 +362,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	}
 	writers := make([]rtc.RTPWriter, len(setup.names))
 	for i := range nVideo {
-		pcfg := PacerConfig{Factor: l.e.cfg.PacingFactor, InitialBps: setup.bitrate[i]}
+		pcfg := PacerConfig{Factor: l.e.cfg.PacingFactor, InitialBps: setup.bitrate[i], Batch: snd}
 		if len(l.rids) > 0 {
 			pcfg.Extensions = egressRIDExtensions(trs[0], l.rids[i])
 		}
@@ -391,7 +385,7 @@ func (l *egressLeg) serve(ctx context.Context) (up time.Duration, err error) {
 	}
 	l.startRTCP(&wg, sub, trs, live.feedback)
 	fwdDone := make(chan error, 1)
-	wg.Go(func() { fwdDone <- rtc.Forward(sctx, sub, writers) })
+	wg.Go(func() { fwdDone <- snd.Forward(sctx, sub, writers) })
 	return up, l.monitor(ctx, pc, sess, kick, fwdDone, live)
 }
 

@@ -19,7 +19,6 @@ type egressFeedback struct {
 	nacked  atomic.Uint64 // packets the target asked for again
 	keyReqs atomic.Uint64 // PLI + FIR
 	reports atomic.Uint64 // receiver reports seen
-	twcc    atomic.Uint64 // transport-wide CC feedback packets seen
 	last    atomic.Int64  // unix ns of the last RTCP packet; 0 before any
 	now     func() time.Time
 }
@@ -53,8 +52,6 @@ func (f *egressFeedback) onPacket(p rtcp.Packet) {
 		for _, r := range p.Reports {
 			f.onReception(r)
 		}
-	case *rtcp.TransportLayerCC:
-		f.twcc.Add(1)
 	case *rtcp.ReceiverEstimatedMaximumBitrate:
 		f.remb.Store(int64(p.Bitrate))
 	case *rtcp.TransportLayerNack:

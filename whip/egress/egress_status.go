@@ -31,8 +31,8 @@ type Status struct {
 	BitrateBps int64 `json:"bitrate_bps"`
 	// RTTMs is the worst session's round trip from RTCP reports.
 	RTTMs float64 `json:"rtt_ms"`
-	// TargetEstimateBps is the bandwidth the target's feedback implies
-	// (REMB, else GCC over TWCC), summed over sessions; 0 with neither.
+	// TargetEstimateBps is the bandwidth the target's REMB says, summed
+	// over sessions; 0 without REMB.
 	TargetEstimateBps int64           `json:"target_estimate_bps,omitempty"`
 	Sessions          []SessionStatus `json:"sessions"`
 }
@@ -111,13 +111,20 @@ type SessionStatus struct {
 	ConnectedSince *time.Time `json:"connected_since,omitempty"`
 	BitrateBps     int64      `json:"bitrate_bps"`
 	RTTMs          float64    `json:"rtt_ms"`
-	// TargetEstimateBps is the bandwidth the target's feedback implies:
-	// its REMB, else GCC over its TWCC feedback; 0 with neither.
+	// TargetEstimateBps is the bandwidth the target's REMB says; 0
+	// without REMB.
 	TargetEstimateBps int64 `json:"target_estimate_bps,omitempty"`
-	// EstimateSource is "remb" or "twcc".
+	// EstimateSource is "remb" when there is an estimate.
 	EstimateSource string `json:"estimate_source,omitempty"`
 	// CandidatePair is the selected pair ("relay udp a:p -> host b:q").
 	CandidatePair string `json:"candidate_pair,omitempty"`
+	// SRTP is "direct" when the session's media is sealed beneath pion and
+	// sent in batches, "pion" on pion's path (a relay, pion_srtp); empty
+	// between sessions. DirectSent and DirectDropped count packets on the
+	// direct path.
+	SRTP          string `json:"srtp,omitempty"`
+	DirectSent    uint64 `json:"direct_sent,omitempty"`
+	DirectDropped uint64 `json:"direct_dropped,omitempty"`
 	Trickle       bool   `json:"trickle"`
 	ICERestarts   int    `json:"ice_restarts"`
 	NACKHistory   int    `json:"nack_history,omitempty"`
@@ -160,13 +167,11 @@ func (l *egressLeg) status() (SessionStatus, time.Time) {
 	s.ICERestarts += live.sess.Restarts()
 	s.NACKHistory = live.history
 	s.RTTMs = live.feedback.rttMs()
-	s.TargetEstimateBps, s.EstimateSource = live.feedback.remb.Load(), "remb"
-	if s.TargetEstimateBps == 0 && live.feedback.twcc.Load() > 0 {
-		s.TargetEstimateBps, s.EstimateSource = live.bwe.bps(), "twcc"
+	if s.TargetEstimateBps = live.feedback.remb.Load(); s.TargetEstimateBps > 0 {
+		s.EstimateSource = "remb"
 	}
-	if s.TargetEstimateBps == 0 {
-		s.EstimateSource = ""
-	}
+	path := live.snd.Stats()
+	s.SRTP, s.DirectSent, s.DirectDropped = path.SRTP, path.DirectSent, path.DirectDropped
 	s.NACKed = live.feedback.nacked.Load()
 	s.KeyframeRequests = live.feedback.keyReqs.Load()
 	live.mu.Lock()

@@ -124,11 +124,23 @@ func TestEgressSessionsModeMediaFlows(t *testing.T) {
 			t.Logf("last status: %+v", last)
 		}
 	}()
-	testkit.Eventually(t, 5*time.Second, "bitrate and RTT in the status", func() bool {
+	for _, s := range f.Sessions() {
+		if err := s.SendREMB(5e6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testkit.Eventually(t, 5*time.Second, "bitrate, RTT and REMB in the status", func() bool {
 		last = e.Status()
 		return last.BitrateBps > 0 && last.RTTMs > 0 && last.Sessions[0].Packets > 0 && last.Sessions[0].NACKHistory >= 1024 &&
-			last.TargetEstimateBps > 0 && last.Sessions[0].EstimateSource == "twcc"
+			last.TargetEstimateBps == 10e6 && last.Sessions[0].EstimateSource == "remb"
 	})
+	// The target answers as DTLS client (pion's default): the egress is
+	// DTLS server, its media sealed beneath pion.
+	for _, s := range last.Sessions {
+		if s.SRTP != "direct" || s.DirectSent == 0 || s.DirectDropped != 0 {
+			t.Errorf("session %v: srtp %q, %d sent beneath pion, %d dropped; want direct, some, none", s.Layers, s.SRTP, s.DirectSent, s.DirectDropped)
+		}
+	}
 	t.Logf("status: %d bps sent, RTT %.2f ms, target estimate %d bps (%s), NACK history %d, pacing %d bps",
 		last.BitrateBps, last.RTTMs, last.TargetEstimateBps, last.Sessions[0].EstimateSource, last.Sessions[0].NACKHistory, last.Sessions[0].PacingRateBps)
 	stop()
@@ -243,6 +255,9 @@ func TestEgressICERestartAfterPathLoss(t *testing.T) {
 	st := e.Status()
 	if f.Count(http.MethodPost) != 1 || st.Sessions[0].ICERestarts != 1 {
 		t.Errorf("%d POSTs and %d ICE restarts, want 1 and 1 (recovered in place)", f.Count(http.MethodPost), st.Sessions[0].ICERestarts)
+	}
+	if s := st.Sessions[0]; s.SRTP != "direct" || s.DirectDropped != 0 {
+		t.Errorf("after the restart: srtp %q, %d dropped beneath pion; want direct, none", s.SRTP, s.DirectDropped)
 	}
 }
 
@@ -470,7 +485,10 @@ func TestEgressSimulcast(t *testing.T) {
 	waitPackets(t, f, []string{"r0", "r1", "audio"}, 20)
 	st := e.Status()
 	if len(st.Sessions) != 1 || strings.Join(st.Sessions[0].RIDs, ",") != "r1,r0" || strings.Join(st.Sessions[0].Layers, ",") != "main,preview" {
-		t.Errorf("sessions %+v: want one session, layers main,preview as rids r1,r0", st.Sessions)
+		t.Fatalf("sessions %+v: want one session, layers main,preview as rids r1,r0", st.Sessions)
+	}
+	if s := st.Sessions[0]; s.SRTP != "direct" || s.DirectSent == 0 {
+		t.Errorf("srtp %q, %d sent beneath pion; want direct: two pacers and the audio share one batch", s.SRTP, s.DirectSent)
 	}
 	stop()
 	if f.Count(http.MethodDelete) != 1 {
@@ -519,6 +537,9 @@ func TestEgressRelayOnlyOverTURN(t *testing.T) {
 			pair := e.Status().Sessions[0].CandidatePair
 			if !strings.HasPrefix(pair, "relay ") {
 				t.Errorf("selected pair %q, want a relay local candidate", pair)
+			}
+			if s := e.Status().Sessions[0]; s.SRTP != "pion" || s.DirectSent != 0 {
+				t.Errorf("srtp %q, %d sent beneath pion; a relay path keeps pion's", s.SRTP, s.DirectSent)
 			}
 			if auths(transport) == 0 {
 				t.Errorf("the TURN server saw no authenticated request over %s", transport)

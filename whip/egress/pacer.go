@@ -41,6 +41,18 @@ type PacerConfig struct {
 	// Extensions are set on every packet written (simulcast needs mid
 	// and rid on each encoding's packets). Default none.
 	Extensions []PacerExtension `yaml:"-" json:"-"`
+	// Batch gathers the packets the pacer releases together into one send
+	// (a sendmmsg with UDP GSO, rtc.Sender): it is opened before a group
+	// is written and flushed before the pacer waits. Default none: each
+	// packet leaves as it is written.
+	Batch Batcher `yaml:"-" json:"-"`
+}
+
+// Batcher gathers what is written between OpenBatch and FlushBatch into
+// one send (rtc.Sender is one).
+type Batcher interface {
+	OpenBatch()
+	FlushBatch() error
 }
 
 // PacerExtension is a one-byte RTP header extension (RFC 8285).
@@ -113,7 +125,7 @@ type PacerStats struct {
 // at Factor times the measured input bitrate, drained by Run on its own
 // goroutine from a bounded queue. WriteRTP never blocks and allocates
 // nothing; it keeps the payload slice (hub payloads never change) and
-// copies the few header fields rtc.Forward sets.
+// copies the few header fields rtc.Sender.Forward sets.
 type Pacer struct {
 	cfg  PacerConfig
 	w    rtc.RTPWriter
@@ -165,7 +177,7 @@ func NewPacer(cfg PacerConfig, w rtc.RTPWriter, log *slog.Logger) (*Pacer, error
 }
 
 // WriteRTP queues a packet. It fails only once the pacer is closed
-// (io.ErrClosedPipe, which ends rtc.Forward); a full queue drops the packet.
+// (io.ErrClosedPipe, which ends rtc.Sender.Forward); a full queue drops the packet.
 func (p *Pacer) WriteRTP(pkt *rtp.Packet) error {
 	if len(pkt.Payload) > p.cfg.MaxPayload {
 		p.oversize.Add(1)
@@ -266,16 +278,28 @@ func (m *pacerMeter) bps() int64 {
 }
 
 // Run sends queued packets at the paced rate until ctx is done or the
-// pacer is closed. It returns nil after Close, else ctx's error.
+// pacer is closed. It returns nil after Close, else ctx's error. What it
+// releases without waiting in between leaves as one batch (cfg.Batch).
 func (p *Pacer) Run(ctx context.Context) error {
 	var (
 		pkt    rtp.Packet
 		batch  [pacerBatch]pacerEntry
 		tokens float64
 		timer  = time.NewTimer(time.Hour)
+		open   bool // cfg.Batch is open
 	)
 	timer.Stop()
 	defer timer.Stop()
+	// release sends the open batch: before every wait, so that nothing
+	// released waits with the pacer. A failed send is loss on the path,
+	// which the target NACKs, as after a failed sendto.
+	release := func() {
+		if open {
+			open = false
+			_ = p.cfg.Batch.FlushBatch()
+		}
+	}
+	defer release()
 	now := time.Now()
 	last := now
 	meter := pacerMeter{slotDur: p.cfg.Window / pacerSlots, slotStart: now}
@@ -294,6 +318,7 @@ func (p *Pacer) Run(ctx context.Context) error {
 			return nil
 		}
 		if queued == 0 {
+			release()
 			select {
 			case <-p.notify:
 				continue
@@ -320,6 +345,7 @@ func (p *Pacer) Run(ctx context.Context) error {
 
 		if rate > 0 && tokens < float64(head) {
 			wait := time.Duration((float64(head) - tokens) / rate * float64(time.Second))
+			release()
 			timer.Reset(max(wait, 200*time.Microsecond))
 			select {
 			case <-timer.C:
@@ -351,6 +377,10 @@ func (p *Pacer) Run(ctx context.Context) error {
 		}
 		p.mu.Unlock()
 
+		if !open && p.cfg.Batch != nil {
+			p.cfg.Batch.OpenBatch()
+			open = true
+		}
 		for i := range k {
 			e := &batch[i]
 			pkt.Header = rtp.Header{Version: 2, Marker: e.marker, SequenceNumber: e.seq, Timestamp: e.ts}

@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/pion/dtls/v3/pkg/protocol"
-	"github.com/pion/dtls/v3/pkg/protocol/handshake"
-	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
@@ -49,29 +46,7 @@ func (c *ClientSRTP) Configure(se *webrtc.SettingEngine) {
 
 // Inspect notes the ServerHello in a received datagram, if it carries
 // one; anything else is ignored. Cheap for non-DTLS datagrams.
-func (c *ClientSRTP) Inspect(b []byte) {
-	// A DTLS 1.2 handshake record in epoch 0 starts 22, 254, 253, 0, 0.
-	if len(b) <= recordlayer.FixedHeaderSize || b[0] != byte(protocol.ContentTypeHandshake) || b[3] != 0 || b[4] != 0 {
-		return
-	}
-	recs, err := recordlayer.UnpackDatagram(b)
-	if err != nil {
-		return
-	}
-	for _, r := range recs {
-		var h recordlayer.Header
-		if h.Unmarshal(r) != nil || h.ContentType != protocol.ContentTypeHandshake || h.Epoch != 0 || h.Size() > len(r) {
-			continue
-		}
-		var hs handshake.Handshake
-		if hs.Unmarshal(r[h.Size():]) != nil { // a fragment or another message
-			continue
-		}
-		if m, ok := hs.Message.(*handshake.MessageServerHello); ok {
-			c.keys.serverHello(*m)
-		}
-	}
-}
+func (c *ClientSRTP) Inspect(b []byte) { c.keys.inspect(b) }
 
 // DecryptRTP decrypts one SRTP packet in place and returns the RTP packet
 // within b. ErrSRTPKeysUnknown means the handshake has not been seen whole
@@ -91,7 +66,7 @@ func (c *ClientSRTP) DecryptRTP(b []byte) ([]byte, error) {
 
 // context derives the server's sending keys (RFC 5764) from the secrets.
 func (c *ClientSRTP) context() (*srtp.Context, error) {
-	ctx, err := c.keys.srtpContext(true, false)
+	ctx, err := c.keys.srtpContext(false)
 	if errors.Is(err, errSecretsUnseen) {
 		return nil, ErrSRTPKeysUnknown
 	}

@@ -110,7 +110,7 @@ func TestClientSRTPDecryptsBeneathPion(t *testing.T) {
 					c.rtx.Store(uint32(enc[0].RTX.SSRC))
 				}
 				if direct {
-					if err := d.activate(rtc, v.pc); err != nil {
+					if err := d.activate(rtc.conns, v.pc); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -154,7 +154,7 @@ func TestClientSRTPLeavesPacketsAsDTLSServer(t *testing.T) {
 // until pion's viewer has them all.
 func sendAllTapped(t *testing.T, rtc *Transport, v *viewer, first uint16, n int) {
 	t.Helper()
-	batch := rtc.newPeerBatch(v.pc)
+	batch := newPeerBatch(rtc.conns, v.pc)
 	t.Cleanup(func() { _ = batch.close() })
 	sendAll(t, v, batch, first, n, "all packets at pion's viewer")
 }

@@ -149,7 +149,7 @@ func (d *directIngest) watch(r *Transport, pc *webrtc.PeerConnection) error {
 		return errors.New("whip: direct ingest: no transport")
 	}
 	sctp.Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
-		route, why := r.directRoute(pc)
+		route, why := r.conns.directRoute(pc)
 		if route != nil {
 			d.learn(route.remote)
 			d.ours.Store(true)
@@ -205,7 +205,7 @@ func (d *directIngest) readyLocked() bool {
 	if d.ctx != nil {
 		return true
 	}
-	ctx, err := d.keys.srtpContext(false, false, srtp.SRTPReplayProtection(d.replay))
+	ctx, err := d.keys.srtpContext(false, srtp.SRTPReplayProtection(d.replay))
 	if err != nil {
 		d.failed = true
 		d.log.Warn("reading the publisher's media through pion", "why", err)

@@ -16,8 +16,10 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/prf"
+	"github.com/pion/dtls/v3/pkg/protocol"
 	"github.com/pion/dtls/v3/pkg/protocol/extension"
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
+	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
@@ -36,8 +38,12 @@ import (
 // pion does not export SRTP keys, so directSRTP learns what RFC 5764
 // derives them from as the handshake passes: the client random and master
 // secret from the DTLS key log, and the server random, cipher suite and
-// SRTP profile from the ServerHello we send — hence DTLS server role, and
-// one API per PeerConnection, so that the hooks see one handshake.
+// SRTP profile from the ServerHello — the one we send as DTLS server (a
+// hook), or, as DTLS client, the one the peer sends, read off sockets of
+// the PeerConnection's own (NewClientSender). One API per PeerConnection,
+// so that the hooks see one handshake. On the shared port, which reads for
+// every session, only the first way is open: a WHEP session answers as
+// DTLS server.
 //
 // It sits innermost in the interceptor chain, so pion's RTCP reports and
 // our NACK responder still see every packet, and every RTP packet of the
@@ -46,8 +52,8 @@ import (
 // ours must never both seal packets of one SSRC, or a sequence number could
 // be sealed twice under one nonce with different contents. Activation
 // happens once, before the first media packet, and is never undone; if the
-// path later leaves our socket (an ICE restart onto a relay), packets are
-// dropped and the PeerConnection closed, so the viewer reconnects.
+// path later leaves our sockets (an ICE restart onto a relay), packets are
+// dropped and the PeerConnection closed, so the peer connects again.
 type directSRTP struct {
 	log  *slog.Logger
 	keys handshakeSecrets
@@ -83,6 +89,11 @@ type handshakeSecrets struct {
 	master       []byte
 	suite        uint16
 	profile      srtp.ProtectionProfile
+	// client: the ServerHello was the peer's, so we were DTLS client.
+	client bool
+	// conflict: our sockets showed two different ServerHellos of the peer
+	// (a forged one among them): the keys are not to be trusted.
+	conflict bool
 }
 
 // keyLog takes the DTLS key log (SSLKEYLOGFILE format, one line per
@@ -107,11 +118,52 @@ func (k keyLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// serverHello notes what our ServerHello says and sends it unchanged.
+// serverHello notes what our ServerHello says and sends it unchanged (the
+// DTLS server's hook).
 func (s *handshakeSecrets) serverHello(m handshake.MessageServerHello) handshake.Message {
+	s.noteHello(&m, false)
+	return &m
+}
+
+// inspect notes the peer's ServerHello in a datagram our socket received,
+// if it carries one (we are DTLS client); anything else is ignored,
+// cheaply for what is not a DTLS handshake.
+func (s *handshakeSecrets) inspect(b []byte) {
+	// A DTLS 1.2 handshake record in epoch 0 starts 22, 254, 253, 0, 0.
+	if len(b) <= recordlayer.FixedHeaderSize || b[0] != byte(protocol.ContentTypeHandshake) || b[3] != 0 || b[4] != 0 {
+		return
+	}
+	recs, err := recordlayer.UnpackDatagram(b)
+	if err != nil {
+		return
+	}
+	for _, r := range recs {
+		var h recordlayer.Header
+		if h.Unmarshal(r) != nil || h.ContentType != protocol.ContentTypeHandshake || h.Epoch != 0 || h.Size() > len(r) {
+			continue
+		}
+		var hs handshake.Handshake
+		if hs.Unmarshal(r[h.Size():]) != nil { // a fragment or another message
+			continue
+		}
+		if m, ok := hs.Message.(*handshake.MessageServerHello); ok {
+			s.noteHello(m, true)
+		}
+	}
+}
+
+// noteHello keeps what a ServerHello says, ours or (peer) the peer's. A
+// retransmission repeats the peer's hello; a different one means that
+// someone else sent one too, and pion's handshake took at most one of
+// them: the keys stay unknown.
+func (s *handshakeSecrets) noteHello(m *handshake.MessageServerHello, peer bool) {
 	r := m.Random.MarshalFixed()
 	s.mu.Lock()
-	s.serverRandom = r[:]
+	defer s.mu.Unlock()
+	if peer && s.serverRandom != nil && !bytes.Equal(s.serverRandom, r[:]) {
+		s.conflict = true
+	}
+	s.serverRandom, s.client = r[:], peer
 	if m.CipherSuiteID != nil {
 		s.suite = *m.CipherSuiteID
 	}
@@ -120,8 +172,6 @@ func (s *handshakeSecrets) serverHello(m handshake.MessageServerHello) handshake
 			s.profile = srtp.ProtectionProfile(u.ProtectionProfiles[0])
 		}
 	}
-	s.mu.Unlock()
-	return &m
 }
 
 // ExportKeyingMaterial is RFC 5705's exporter over the captured secrets,
@@ -141,16 +191,21 @@ func (s *handshakeSecrets) ExportKeyingMaterial(label string, context []byte, le
 
 // errSecretsUnseen: the handshake has not shown all that the keys derive
 // from — not yet, or not to us (the ServerHello hook sees only a hello we
-// send, so on the server side only as DTLS server).
-var errSecretsUnseen = errors.New("no SRTP profile or handshake secrets seen (not the DTLS server?)")
+// send, and a peer's hello is seen only on sockets of a PeerConnection's
+// own).
+var errSecretsUnseen = errors.New("no SRTP profile or handshake secrets seen (not the DTLS server, nor a client on sockets of its own?)")
 
 // srtpContext derives one direction's SRTP context (RFC 5764) from the
-// captured secrets: our sending keys (send) or the peer's, with isClient
-// the DTLS role we had.
-func (s *handshakeSecrets) srtpContext(isClient, send bool, opts ...srtp.ContextOption) (*srtp.Context, error) {
+// captured secrets: our sending keys (send) or the peer's, in the DTLS role
+// the ServerHello showed we had.
+func (s *handshakeSecrets) srtpContext(send bool, opts ...srtp.ContextOption) (*srtp.Context, error) {
 	s.mu.Lock()
 	profile, complete := s.profile, len(s.master) > 0 && len(s.clientRandom) == 32 && len(s.serverRandom) == 32
+	isClient, conflict := s.client, s.conflict
 	s.mu.Unlock()
+	if conflict {
+		return nil, errors.New("two different ServerHellos seen: the keys are unknown")
+	}
 	if profile == 0 || !complete {
 		return nil, errSecretsUnseen
 	}
@@ -179,11 +234,11 @@ func suiteHash(id uint16) func() hash.Hash {
 }
 
 // Activate switches pc's RTP to the direct path, before its first media
-// packet: pc is connected, we were the DTLS server and the selected pair
-// is UDP from one of our sockets. An error says why not; pion's path then
-// stays, for good.
-func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
-	if d == nil || r == nil {
+// packet: pc is connected, the handshake showed us its secrets and the
+// selected pair is UDP from one of socks. An error says why not; pion's
+// path then stays, for good.
+func (d *directSRTP) activate(socks sockets, pc *webrtc.PeerConnection) error {
+	if d == nil || len(socks) == 0 {
 		return errors.New("whip: direct srtp: not configured")
 	}
 	if d.active.Load() {
@@ -194,11 +249,11 @@ func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
 		return errors.New("whip: direct srtp: no transport")
 	}
 	dt := sctp.Transport()
-	route, why := r.directRoute(pc)
+	route, why := socks.directRoute(pc)
 	if route == nil {
 		return fmt.Errorf("whip: direct srtp: %s", why)
 	}
-	ctx, err := d.keys.srtpContext(false, true)
+	ctx, err := d.keys.srtpContext(true)
 	if err != nil {
 		return fmt.Errorf("whip: direct srtp: %w", err)
 	}
@@ -210,16 +265,16 @@ func (d *directSRTP) activate(r *Transport, pc *webrtc.PeerConnection) error {
 		if !d.active.Load() {
 			return // activation failed: pion's path, which follows pairs itself
 		}
-		nr, why := r.directRoute(pc)
+		nr, why := socks.directRoute(pc)
 		if nr == nil {
 			d.route.Store(nil)
-			d.log.Warn("media path left the shared UDP port; closing the session so the viewer reconnects", "why", why)
+			d.log.Warn("media path left our UDP sockets; closing the session so the peer connects again", "why", why)
 			go func() { _ = pc.Close() }() // not from inside pion's callback
 			return
 		}
 		d.route.Store(nr)
 	})
-	if route, _ = r.directRoute(pc); route == nil {
+	if route, _ = socks.directRoute(pc); route == nil {
 		return errors.New("whip: direct srtp: the selected pair changed during activation")
 	}
 	d.route.Store(route)
@@ -270,32 +325,7 @@ func (d *directSRTP) write(h *rtp.Header, payload []byte) (int, error) {
 // for HMAC-SHA1-80) and an MKI, so sealing in place never reallocates.
 const srtpOverhead = 32
 
-var errDirectNoRoute = errors.New("whip: direct srtp: the media path left the shared UDP port")
-
-// directRoute is pc's selected pair when it can take direct sends: UDP
-// from a host candidate on one of our sockets.
-func (r *Transport) directRoute(pc *webrtc.PeerConnection) (*directRoute, string) {
-	sctp := pc.SCTP()
-	if sctp == nil {
-		return nil, "no transport"
-	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
-	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
-		return nil, "no selected candidate pair"
-	}
-	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Local.Typ != webrtc.ICECandidateTypeHost {
-		return nil, fmt.Sprintf("local candidate %s/%s", pair.Local.Typ, pair.Local.Protocol)
-	}
-	local, remote := selectedPair(pc)
-	if !remote.IsValid() {
-		return nil, fmt.Sprintf("remote address %q", pair.Remote.Address)
-	}
-	c := r.connFor(local)
-	if c == nil {
-		return nil, fmt.Sprintf("no socket of ours sends from %s", local)
-	}
-	return &directRoute{conn: c, remote: remote}, ""
-}
+var errDirectNoRoute = errors.New("whip: direct srtp: the media path left our UDP sockets")
 
 // directFactory puts a directSRTP innermost in an API's interceptor chain.
 type directFactory struct{ d *directSRTP }

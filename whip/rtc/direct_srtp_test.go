@@ -46,10 +46,10 @@ func TestDirectSRTPReachesPionViewer(t *testing.T) {
 			}
 			ln.rtx.Store(uint32(enc[0].RTX.SSRC))
 			ln.ssrc.Store(uint32(enc[0].SSRC))
-			if err := d.activate(rtc, v.pc); err != nil {
+			if err := d.activate(rtc.conns, v.pc); err != nil {
 				t.Fatal(err)
 			}
-			batch := rtc.newPeerBatch(v.pc)
+			batch := newPeerBatch(rtc.conns, v.pc)
 			t.Cleanup(func() { _ = batch.close() })
 			sendAll(t, v, batch, 1000, n, "all packets at the viewer")
 			// Beyond the n packets, the direct path may carry re-sends of
@@ -92,10 +92,10 @@ func TestDirectSRTPFollowsICERestart(t *testing.T) {
 	}
 	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
 	ln.ssrc.Store(uint32(enc[0].SSRC))
-	if err := d.activate(rtc, v.pc); err != nil {
+	if err := d.activate(rtc.conns, v.pc); err != nil {
 		t.Fatal(err)
 	}
-	batch := rtc.newPeerBatch(v.pc)
+	batch := newPeerBatch(rtc.conns, v.pc)
 	t.Cleanup(func() { _ = batch.close() })
 	sendAll(t, v, batch, 1000, n, "packets before the restart")
 	_, before := selectedPair(v.pc)
@@ -150,7 +150,7 @@ func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "connected", func() bool {
 		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
 	})
-	if err := d.activate(rtc, pc); err == nil {
+	if err := d.activate(rtc.conns, pc); err == nil {
 		t.Fatal("Activate succeeded as DTLS client")
 	}
 	requirePionPath(t, d, track, &got)
@@ -187,7 +187,7 @@ func TestDirectSRTPRefusesRelayPath(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "connected over the relay", func() bool {
 		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
 	})
-	err = d.activate(rtc, pc)
+	err = d.activate(rtc.conns, pc)
 	if err == nil || !strings.Contains(err.Error(), "relay") {
 		t.Fatalf("Activate on a relayed pair: %v; want a refusal naming the relay", err)
 	}

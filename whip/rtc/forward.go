@@ -18,17 +18,13 @@ type RTPWriter interface {
 	WriteRTP(*rtp.Packet) error
 }
 
-// Forward drains sub into writers (indexed like the subscription's tracks)
-// until ctx is done or the subscription ends. It takes whatever is queued
-// at once, so a frame's packets go out as a group, and builds each header
-// fresh: the publisher's extensions and CSRCs never leak to a viewer.
-func Forward(ctx context.Context, sub *gateway.Subscription, writers []RTPWriter) error {
-	return forwardBatched(ctx, sub, writers, nil)
-}
-
-// forwardBatched is Forward with each group of packets gathered in batch
-// and sent with one sendmmsg (nil batches nothing). The batch is flushed
-// before Next waits, so a packet never waits for the next group.
+// forwardBatched drains sub into writers (indexed like the subscription's
+// tracks) until ctx is done or the subscription ends. It takes whatever is
+// queued at once, so a frame's packets go out as a group, gathered in
+// batch and sent with one sendmmsg (nil batches nothing), and builds each
+// header fresh: the publisher's extensions and CSRCs never leak to a
+// viewer. The batch is flushed before Next waits, so a packet never waits
+// for the next group.
 func forwardBatched(ctx context.Context, sub *gateway.Subscription, writers []RTPWriter, batch *peerBatch) error {
 	outs := make([]gateway.Out, 256)
 	var pkt rtp.Packet

@@ -61,12 +61,22 @@ func connectViewer(t testing.TB, api *webrtc.API, n transport.Net) *viewer {
 // connectViewerWith is connectViewer with the viewer's own API.
 func connectViewerWith(t testing.TB, api, viewerAPI *webrtc.API) *viewer {
 	t.Helper()
-	v := &viewer{got: map[uint16]int{}}
-	var err error
-	if v.pc, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	return connectPeers(t, pc, viewerAPI, false)
+}
+
+// connectPeers connects a viewer of viewerAPI to the server PC pc (which
+// it closes when the test ends), the viewer offering, as WHEP's do, or pc
+// (pcOffers), as a WHIP client does, and waits until media can flow.
+func connectPeers(t testing.TB, pc *webrtc.PeerConnection, viewerAPI *webrtc.API, pcOffers bool) *viewer {
+	t.Helper()
+	v := &viewer{pc: pc, got: map[uint16]int{}}
+	var err error
 	if v.viewer, err = viewerAPI.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		_ = pc.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -84,8 +94,10 @@ func connectViewerWith(t testing.TB, api, viewerAPI *webrtc.API) *viewer {
 	}
 	v.sender = tr.Sender()
 	v.wg.Go(func() { ReadRTCP(v.sender, func() { v.plis.Add(1) }, nil) })
-	if _, err := v.viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
-		t.Fatal(err)
+	if !pcOffers {
+		if _, err := v.viewer.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	v.viewer.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		var p rtp.Packet
@@ -104,29 +116,10 @@ func connectViewerWith(t testing.TB, api, viewerAPI *webrtc.API) *viewer {
 			v.recv.Add(1)
 		}
 	})
-	offer, err := v.viewer.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := webrtc.GatheringCompletePromise(v.viewer)
-	if err := v.viewer.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-done
-	if err := v.pc.SetRemoteDescription(*v.viewer.LocalDescription()); err != nil {
-		t.Fatal(err)
-	}
-	answer, err := v.pc.CreateAnswer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done = webrtc.GatheringCompletePromise(v.pc)
-	if err := v.pc.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	<-done
-	if err := v.viewer.SetRemoteDescription(*v.pc.LocalDescription()); err != nil {
-		t.Fatal(err)
+	if pcOffers {
+		negotiate(t, v.pc, v.viewer)
+	} else {
+		negotiate(t, v.viewer, v.pc)
 	}
 	testkit.Eventually(t, 10*time.Second, "connected", func() bool {
 		return v.pc.ConnectionState() == webrtc.PeerConnectionStateConnected &&
@@ -240,28 +233,28 @@ func requirePionPath(t *testing.T, d *directSRTP, track *webrtc.TrackLocalStatic
 }
 
 // restartICE renegotiates with an ICE restart offered by offerer.
-func restartICE(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+func restartICE(t testing.TB, offerer, answerer *webrtc.PeerConnection) {
 	t.Helper()
 	renegotiate(t, offerer, answerer, &webrtc.OfferOptions{ICERestart: true}, nil)
 }
 
 // negotiate makes offerer's offer and answerer's answer, candidates
 // included.
-func negotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection) {
+func negotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection) {
 	t.Helper()
 	negotiateWith(t, offerer, answerer, nil)
 }
 
 // negotiateWith is negotiate that shows the offer to onOffer (if not
 // nil) before the answerer applies it.
-func negotiateWith(t *testing.T, offerer, answerer *webrtc.PeerConnection, onOffer func(*webrtc.SessionDescription)) {
+func negotiateWith(t testing.TB, offerer, answerer *webrtc.PeerConnection, onOffer func(*webrtc.SessionDescription)) {
 	t.Helper()
 	renegotiate(t, offerer, answerer, nil, onOffer)
 }
 
 // renegotiate is one offer (with opts) and answer, candidates included.
 // A restart waits for gathering at most testkit.AwaitGathering's bound.
-func renegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection, opts *webrtc.OfferOptions, onOffer func(*webrtc.SessionDescription)) {
+func renegotiate(t testing.TB, offerer, answerer *webrtc.PeerConnection, opts *webrtc.OfferOptions, onOffer func(*webrtc.SessionDescription)) {
 	t.Helper()
 	await := func(gathered <-chan struct{}) { <-gathered }
 	if opts != nil && opts.ICERestart {
@@ -276,7 +269,7 @@ func renegotiate(t *testing.T, offerer, answerer *webrtc.PeerConnection, opts *w
 
 // setOffer sets a new offer (with opts) on offerer and waits for its
 // candidates with await.
-func setOffer(t *testing.T, offerer *webrtc.PeerConnection, opts *webrtc.OfferOptions, await func(<-chan struct{})) {
+func setOffer(t testing.TB, offerer *webrtc.PeerConnection, opts *webrtc.OfferOptions, await func(<-chan struct{})) {
 	t.Helper()
 	offer, err := offerer.CreateOffer(opts)
 	if err != nil {
@@ -292,7 +285,7 @@ func setOffer(t *testing.T, offerer *webrtc.PeerConnection, opts *webrtc.OfferOp
 // answerOffer applies offerer's offer to answerer and answerer's answer,
 // its candidates gathered with await, to offerer. prepare, if not nil,
 // runs once the offer is applied, before the answer is made.
-func answerOffer(t *testing.T, offerer, answerer *webrtc.PeerConnection, prepare func(), await func(<-chan struct{})) {
+func answerOffer(t testing.TB, offerer, answerer *webrtc.PeerConnection, prepare func(), await func(<-chan struct{})) {
 	t.Helper()
 	if err := answerer.SetRemoteDescription(*offerer.LocalDescription()); err != nil {
 		t.Fatal(err)

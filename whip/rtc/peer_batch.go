@@ -1,8 +1,8 @@
 package rtc
 
 import (
-	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -10,17 +10,25 @@ import (
 	"whipgate/whip/rtc/udp"
 )
 
-// peerBatch batches one PeerConnection's sends on the shared port: Forward
-// opens it around each group of packets it writes. Sessions gathered on
-// their own sockets (NoMux) never reach the shared port, so for them it
-// queues nothing and costs one map lookup per group.
+// peerBatch batches one PeerConnection's sends on its sockets: Forward
+// opens it around each group of packets it writes, a pacer around each
+// group it releases. Sessions gathered on pion's own sockets never reach
+// ours, so for them it queues nothing and costs one map lookup per group.
+//
+// Opens nest: writers on several goroutines (a pacer per simulcast layer
+// and the forwarder) share the one batch toward the peer, and it leaves
+// when the last of them flushes.
 type peerBatch struct {
 	pc    *webrtc.PeerConnection
-	rtc   *Transport
-	conn  *udp.Conn // the socket of the selected pair's local address
-	batch *udp.SendBatch
-	addr  netip.AddrPort
-	next  time.Time // when to ask ICE for the selected pair again
+	socks sockets
+
+	mu     sync.Mutex
+	opens  int // open, not yet flushed
+	closed bool
+	conn   *udp.Conn // the socket of the selected pair's local address
+	batch  *udp.SendBatch
+	addr   netip.AddrPort
+	next   time.Time // when to ask ICE for the selected pair again
 	// sent and calls count what batches the peerBatch moved away from sent.
 	sent, calls uint64
 }
@@ -30,13 +38,13 @@ type peerBatch struct {
 // to the new one simply go out unbatched until the refresh.
 const peerBatchRefresh = 250 * time.Millisecond
 
-// newPeerBatch returns pc's batch, or nil (which batches nothing) when the
-// transport has no socket of ours to batch on.
-func (r *Transport) newPeerBatch(pc *webrtc.PeerConnection) *peerBatch {
-	if len(r.conns) == 0 || pc == nil {
+// newPeerBatch returns pc's batch on socks, or nil (which batches
+// nothing) when there is no socket of ours to batch on.
+func newPeerBatch(socks sockets, pc *webrtc.PeerConnection) *peerBatch {
+	if len(socks) == 0 || pc == nil {
 		return nil
 	}
-	return &peerBatch{pc: pc, rtc: r}
+	return &peerBatch{pc: pc, socks: socks}
 }
 
 // Open starts gathering datagrams toward the selected candidate pair's
@@ -45,12 +53,25 @@ func (p *peerBatch) open() {
 	if p == nil {
 		return
 	}
-	p.batch.Open(p.remote())
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.opens++
+	if p.opens == 1 && !p.closed {
+		p.batch.Open(p.remote())
+	}
 }
 
-// Flush sends the gathered datagrams.
+// Flush ends one Open; the last sends the gathered datagrams.
 func (p *peerBatch) flush() error {
 	if p == nil {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.opens > 0 {
+		p.opens--
+	}
+	if p.opens > 0 {
 		return nil
 	}
 	return p.batch.Flush()
@@ -61,6 +82,9 @@ func (p *peerBatch) close() error {
 	if p == nil {
 		return nil
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
 	return p.batch.Close()
 }
 
@@ -69,27 +93,14 @@ func (p *peerBatch) stats() (datagrams, calls uint64) {
 	if p == nil {
 		return 0, 0
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	datagrams, calls = p.batch.Stats()
 	return datagrams + p.sent, calls + p.calls
 }
 
-// connFor is the socket that sends from local: the only one, or with a
-// socket per local address the one bound on local; nil for none (a NAT 1:1
-// address among several sockets).
-func (r *Transport) connFor(local netip.Addr) *udp.Conn {
-	if len(r.conns) == 1 {
-		return r.conns[0]
-	}
-	for _, bc := range r.conns {
-		if a, ok := bc.LocalAddr().(*net.UDPAddr); ok && a.AddrPort().Addr().Unmap() == local {
-			return bc
-		}
-	}
-	return nil
-}
-
 // remote is the selected pair's remote address; it also keeps the batch
-// on the socket of the pair's local address.
+// on the socket of the pair's local address. p.mu is held.
 func (p *peerBatch) remote() netip.AddrPort {
 	now := time.Now()
 	if p.addr.IsValid() && now.Before(p.next) {
@@ -102,12 +113,11 @@ func (p *peerBatch) remote() netip.AddrPort {
 	return p.addr
 }
 
-// useConn moves the batch to the socket that sends from local: the only
-// one, or with a socket per local address the one bound on local. With
-// none (a NAT 1:1 address among several) the batch is dropped and
-// datagrams leave unbatched.
+// useConn moves the batch to the socket that sends from local (connFor).
+// With none (a NAT 1:1 address among several) the batch is dropped and
+// datagrams leave unbatched. p.mu is held.
 func (p *peerBatch) useConn(local netip.Addr) {
-	c := p.rtc.connFor(local)
+	c := p.socks.connFor(local)
 	if c == p.conn {
 		return
 	}

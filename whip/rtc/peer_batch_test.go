@@ -34,7 +34,7 @@ func batchedToViewer(t *testing.T, rtc *Transport, n int) (*viewer, *peerBatch) 
 		t.Fatal(err)
 	}
 	v := connectViewer(t, api, nil)
-	batch := rtc.newPeerBatch(v.pc)
+	batch := newPeerBatch(rtc.conns, v.pc)
 	t.Cleanup(func() { _ = batch.close() })
 	sendAll(t, v, batch, 1000, n, "all packets at the viewer")
 	return v, batch
@@ -57,13 +57,13 @@ func BenchmarkPeerSend(b *testing.B) {
 			}
 			v := connectViewer(b, api, nil)
 			if d != nil {
-				if err := d.activate(rtc, v.pc); err != nil {
+				if err := d.activate(rtc.conns, v.pc); err != nil {
 					b.Fatal(err)
 				}
 			}
 			var batch *peerBatch
 			if mode != "sendto" {
-				batch = rtc.newPeerBatch(v.pc)
+				batch = newPeerBatch(rtc.conns, v.pc)
 				defer batch.close()
 			}
 			pkt := rtp.Packet{Header: rtp.Header{Version: 2}, Payload: make([]byte, 1200)}

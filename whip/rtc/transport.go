@@ -22,7 +22,6 @@ import (
 
 	"whipgate/whip/rtc/nack"
 	"whipgate/whip/rtc/pionlog"
-	"whipgate/whip/rtc/udp"
 )
 
 // Transport is the WebRTC transport shared by all sessions: one UDP port,
@@ -32,12 +31,13 @@ type Transport struct {
 	cfg      Config
 	log      *slog.Logger
 	mux      ice.UDPMux
-	conns    []*udp.Conn // one per local address the port is bound on
+	conns    sockets     // one per local address the port is bound on
 	gate     readGate    // holds the sockets' reads while a publisher's burst is inside pion
 	ingest   ingestTable // publishers whose RTP the sockets' reader takes beneath pion
 	addr     *net.UDPAddr
 	loopback bool
 	nacks    *nack.GeneratorFactory // the NACK generators of every API built here
+	resps    *nack.ResponderFactory // the NACK responders of every API built here (WithSize)
 
 	panics atomic.Uint64 // recovered in filter
 
@@ -65,7 +65,7 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 	}
 	r := &Transport{cfg: cfg, log: log}
 	r.nacks = nack.NewGeneratorFactory(uint16(min(cfg.NACKReceive, 1<<15)), log)
-	pionLog := pionlog.Factory{Log: log}.NewLogger("ice")
+	r.resps = nack.NewResponderFactory(uint16(cfg.NACKHistory), log)
 	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
 		// One socket per local address, as pion's NewMultiUDPMuxFromPort
@@ -84,38 +84,18 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 			ips = []net.IP{net.IPv4(127, 0, 0, 1)}
 		}
 	}
-	port := addr.Port
-	var muxes []ice.UDPMux
-	fail := func(err error) (*Transport, error) {
-		for _, m := range muxes {
-			_ = m.Close()
-		}
+	socks, mux, err := listen(ips, addr.Port, cfg.SocketBuffer, log, r.filter)
+	if err != nil {
 		return nil, err
 	}
-	for _, ip := range ips {
-		conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip, Port: port})
-		if err != nil {
-			return fail(fmt.Errorf("webrtc: listen udp %s:%d: %w", ip, port, err))
-		}
-		local := conn.LocalAddr().(*net.UDPAddr)
-		port = local.Port // an ephemeral port: the same on every address
-		udp.SetBuffers(conn, cfg.SocketBuffer, log)
-		bc := udp.New(conn, log, r.filter)
-		r.conns = append(r.conns, bc)
-		muxes = append(muxes, ice.NewUDPMuxDefault(ice.UDPMuxParams{Logger: pionLog, UDPConn: bc}))
-		if r.addr == nil {
-			r.addr = local
-		}
+	r.conns, r.mux = socks, mux
+	r.addr = socks[0].LocalAddr().(*net.UDPAddr)
+	if len(socks) > 1 {
+		r.addr = &net.UDPAddr{IP: addr.IP, Port: r.addr.Port}
 	}
 	r.loopback = true
 	for _, ip := range ips {
 		r.loopback = r.loopback && ip.IsLoopback()
-	}
-	if len(muxes) == 1 {
-		r.mux = muxes[0]
-	} else {
-		r.mux = ice.NewMultiUDPMuxDefault(muxes...)
-		r.addr = &net.UDPAddr{IP: addr.IP, Port: port}
 	}
 	return r, nil
 }
@@ -214,7 +194,8 @@ func (r *Transport) ICEServers() []webrtc.ICEServer { return PionICEServers(r.cf
 
 // APIOptions tune one pion API built on the shared transport.
 type APIOptions struct {
-	// NACKHistory overrides Config.NACKHistory for senders of this API.
+	// NACKHistory overrides Config.NACKHistory for senders of this API
+	// (and pionNACKHistory with PionNACK).
 	NACKHistory int
 	// Interceptors are added after the standard ones (NACK, RTCP reports,
 	// TWCC feedback).
@@ -230,6 +211,11 @@ type APIOptions struct {
 	// RelayOnly drops pion's 2 s wait before accepting a relay pair, which
 	// only delays a session that has nothing but relay candidates.
 	RelayOnly bool
+	// NoTWCC leaves transport-wide congestion control out: the header
+	// extension is not negotiated and no TWCC feedback is sent. For a
+	// sender that estimates no bandwidth from feedback (an egress), it
+	// would only cost. Default false.
+	NoTWCC bool
 	// direct, when set, lets the API's one PeerConnection send its RTP
 	// beneath pion once direct.activate succeeds (see directSRTP). It makes
 	// us the DTLS server when answering. NewSender sets it.
@@ -238,10 +224,18 @@ type APIOptions struct {
 	// beneath pion (see directIngest). It makes us the DTLS server when
 	// answering. Not with direct. NewIngest sets it.
 	ingest *directIngest
+	// mux, when set, is the UDP mux of the PeerConnection's own sockets,
+	// gathered on instead of the shared port. NewClientSender sets it.
+	mux ice.UDPMux
 }
 
 // receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
 const receiveMTU = 8192
+
+// pionNACKHistory is the history of pion's NACK responder (PionNACK)
+// unless APIOptions.NACKHistory says otherwise: it copies each packet,
+// so Config.NACKHistory, sized for ours, would cost four times as much.
+const pionNACKHistory = 4096
 
 // NewAPI builds a pion API on the shared UDP port, with codecs and
 // interceptors sized for 8K rates.
@@ -265,6 +259,11 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		opt.ingest.replay = uint(r.cfg.SRTPReplayWindow)
 	}
 	history := r.cfg.NACKHistory
+	if opt.PionNACK {
+		// pion copies every packet into a 1460-byte slot: 6 MB a sender
+		// at this size, 24 MB at our default.
+		history = pionNACKHistory
+	}
 	if opt.NACKHistory > 0 {
 		history = opt.NACKHistory
 	}
@@ -278,7 +277,7 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		// generator (see nackgen.go).
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-		reg.Add(nack.NewResponderFactory(uint16(history), r.log))
+		reg.Add(r.resps.WithSize(uint16(history)))
 		reg.Add(r.nacks)
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {
@@ -293,8 +292,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	// MTU is raised as ours is below. Feedback every 25 ms kept it small,
 	// but Chromium's simulcast then failed to bring up its full-size layer
 	// within 10 s in 2 of 40 test runs (0 of 32 at 100 ms).
-	if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
-		return nil, fmt.Errorf("webrtc: twcc: %w", err)
+	if !opt.NoTWCC {
+		if err := webrtc.ConfigureTWCCSender(m, reg); err != nil {
+			return nil, fmt.Errorf("webrtc: twcc: %w", err)
+		}
 	}
 	for _, f := range opt.Interceptors {
 		reg.Add(f)
@@ -308,7 +309,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	// ("short buffer"): a compound RTCP datagram from a peer at 8K rates
 	// (a whole interval's TWCC feedback, a long NACK list) can be longer.
 	se.SetReceiveMTU(receiveMTU)
-	if !opt.NoMux {
+	switch {
+	case opt.mux != nil:
+		se.SetICEUDPMux(opt.mux)
+	case !opt.NoMux:
 		se.SetICEUDPMux(r.mux)
 	}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})

@@ -1,7 +1,8 @@
 // Package configtest is the test kit that package cmd and package config
 // share: how a test writes a config file, fakes the environment, checks an
-// error and reads a section of the README. Tests that start a server keep
-// their helpers in cmd's own kit.
+// error and reads a section or the curl examples of the README (the
+// integration tests run those too). Tests that start a server keep their
+// helpers in cmd's own kit.
 //
 // Only tests import it. It imports nothing of whipgate, so that the tests of
 // every package under cmd can use it.
@@ -59,4 +60,30 @@ func READMESection(t testing.TB, path, title string) string {
 	}
 	sec, _, _ = strings.Cut(sec, "\n## ")
 	return sec
+}
+
+// READMECurlLines are the curl lines of the api-examples block of the
+// README at path, as written. It fails the test when the block is gone or
+// has fewer than 10 of them.
+func READMECurlLines(t testing.TB, path string) []string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(raw), "<!-- api-examples:begin -->")
+	block, _, ok2 := strings.Cut(block, "<!-- api-examples:end -->")
+	if !ok || !ok2 {
+		t.Fatalf("%s has no api-examples block", path)
+	}
+	var lines []string
+	for l := range strings.Lines(block) {
+		if strings.HasPrefix(l, "curl ") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	if len(lines) < 10 {
+		t.Fatalf("only %d curl lines in the api-examples block of %s", len(lines), path)
+	}
+	return lines
 }
