@@ -1,7 +1,8 @@
 // Package testkit is the test kit of whipgate's WebRTC layers (whip/...,
 // whep): a fake WHIP target with real pion peers and the quirks of real
 // servers, pion APIs for test peers on loopback, an idle peer for the
-// session registry (whose tests in cmd use it too), a synthetic publisher
+// session registry (whose tests in cmd use it too), gathered offers for
+// the requests of cmd's and integration's tests, a synthetic publisher
 // into the hub, logs to a test's output, a goroutine leak check and a
 // poller.
 //
