@@ -16,14 +16,13 @@ import (
 	"time"
 
 	"whipgate/certs/certstest"
+	"whipgate/internal/testkit"
 	"whipgate/whip/rtc"
 )
 
-// testLog writes the app's log into the test's output, so a failure shows
-// what the server did.
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
+// testLog writes the app's warnings into the test's output, so a failure
+// shows what the server did.
+func testLog(t testing.TB) *slog.Logger { return testkit.LogAt(t, slog.LevelWarn) }
 
 // loopbackConfig is a config that binds only ephemeral loopback ports and
 // keeps its state in the test's directory, so tests run in parallel and
