@@ -1,6 +1,7 @@
 // Package certstest is a test kit for the certs package's tests and the
 // integration tests: a Pebble ACME server on loopback, throwaway key pairs,
-// free ports, a log tap, a waiter and a hand-made HTTP exchange. It imports nothing of whipgate, so
+// free ports, a log tap, a waiter, a hand-made HTTP exchange and a command
+// line run in the background. It imports nothing of whipgate, so
 // certs' own (internal) tests can import it without a cycle.
 package certstest
 
