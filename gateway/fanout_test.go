@@ -47,15 +47,7 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 		var got []Out
 		readerDone := make(chan error)
 		go func() {
-			out := make([]Out, 16)
-			for {
-				n, err := draining.Next(ctx, out)
-				if err != nil {
-					readerDone <- err
-					return
-				}
-				got = append(got, out[:n]...)
-			}
+			readerDone <- readEach(ctx, draining, 16, func(out []Out) { got = append(got, out...) })
 		}()
 
 		start := time.Now()

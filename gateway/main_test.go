@@ -162,7 +162,19 @@ func index(o Out) uint32 {
 	return binary.BigEndian.Uint32(o.Payload[len(o.Payload)-4:])
 }
 
-// drain returns everything queued for sub right now, without waiting.
+// readEach calls Next on sub, with room for batch packets, until it fails;
+// it hands each call's packets to got and returns Next's error.
+func readEach(ctx context.Context, sub *Subscription, batch int, got func([]Out)) error {
+	out := make([]Out, batch)
+	for {
+		n, err := sub.Next(ctx, out)
+		if err != nil {
+			return err
+		}
+		got(out[:n])
+	}
+}
+
 // drainWaiting is drain for a subscriber that joined with a GOP cache,
 // which Next hands out paced: it waits for packets until none came for
 // a second (fake time under synctest).
@@ -181,6 +193,7 @@ func drainWaiting(t testing.TB, sub *Subscription) []Out {
 	}
 }
 
+// drain returns everything queued for sub right now, without waiting.
 func drain(t testing.TB, sub *Subscription) []Out {
 	t.Helper()
 	var all []Out
