@@ -229,8 +229,8 @@ func recoversLoss(t *testing.T, responder string, rtx bool) {
 	t.Logf("path dropped %d packets, %d repairs on RTX, all %d recovered (%d sent)", ln.dropped.Load(), ln.repairs.Load(), n, next-first)
 }
 
-// BenchmarkNACKHistoryMemory reports the heap each viewer holds once its
-// NACK history is full (4096 packets of 1200 bytes), peer connection
+// BenchmarkNACKHistoryMemory reports the heap each viewer holds once a
+// NACK history of 4096 packets (of 1200 bytes) is full, peer connection
 // included: the difference between pion's copying responder and ours is
 // the history's cost. Payloads are shared by all viewers, as the hub's
 // are, and are not counted.
@@ -244,7 +244,7 @@ func BenchmarkNACKHistoryMemory(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				rtc := newTestTransport(b)
-				api, err := rtc.NewAPI(APIOptions{PionNACK: pion})
+				api, err := rtc.NewAPI(APIOptions{PionNACK: pion, NACKHistory: 4096})
 				if err != nil {
 					b.Fatal(err)
 				}
