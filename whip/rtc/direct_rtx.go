@@ -212,18 +212,15 @@ func (d *directIngest) unbindRepair(ssrc uint32) {
 	delete(d.repairs, ssrc)
 }
 
-// repairFactory puts a directIngest's repairReaders outermost in an API's
-// interceptor chain, above reports and TWCC (see NewAPI).
-type repairFactory struct{ d *directIngest }
-
-func (f repairFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &repairInterceptor{d: f.d}, nil
-}
-
+// repairInterceptor puts a directIngest's repairReaders outermost in an
+// API's interceptor chain, above reports and TWCC (see NewAPI). It is its
+// own factory: it keeps nothing per PeerConnection.
 type repairInterceptor struct {
 	interceptor.NoOp
 	d *directIngest
 }
+
+func (i *repairInterceptor) NewInterceptor(string) (interceptor.Interceptor, error) { return i, nil }
 
 func (i *repairInterceptor) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {
 	return i.d.bindRepair(info.SSRC, r)

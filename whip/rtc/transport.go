@@ -301,7 +301,7 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		reg.Add(f)
 	}
 	if opt.ingest != nil {
-		reg.Add(repairFactory{opt.ingest}) // last: outermost, above every reader of the media stream
+		reg.Add(&repairInterceptor{d: opt.ingest}) // last: outermost, above every reader of the media stream
 	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: r.log}}
