@@ -69,18 +69,16 @@ func (b *SendBatch) register(addr netip.AddrPort) {
 	c := b.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if b.addr.IsValid() && c.batches[b.addr] == b {
-		delete(c.batches, b.addr)
-		c.open.Add(-1)
+	if b.addr.IsValid() && c.batchFor(b.addr) == b {
+		c.setBatch(b.addr, nil)
 	}
 	b.addr, b.uaddr = netip.AddrPort{}, nil
-	if _, taken := c.batches[addr]; taken {
+	if c.batchFor(addr) != nil {
 		// Two senders toward one address share a 5-tuple, which ICE
 		// never gives two sessions; the second simply sends at once.
 		return
 	}
-	c.batches[addr] = b
-	c.open.Add(1)
+	c.setBatch(addr, b)
 	b.addr, b.uaddr = addr, net.UDPAddrFromAddrPort(addr)
 }
 
@@ -147,9 +145,8 @@ func (b *SendBatch) Close() error {
 		b.closed = true
 		c := b.conn
 		c.mu.Lock()
-		if b.addr.IsValid() && c.batches[b.addr] == b {
-			delete(c.batches, b.addr)
-			c.open.Add(-1)
+		if b.addr.IsValid() && c.batchFor(b.addr) == b {
+			c.setBatch(b.addr, nil)
 		}
 		c.mu.Unlock()
 	}
