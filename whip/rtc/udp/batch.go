@@ -59,6 +59,10 @@ func (b *SendBatch) Open(addr netip.AddrPort) {
 		return
 	}
 	if addr != b.addr {
+		// What is queued goes to the address it was written to.
+		if err := b.flushLocked(); err != nil {
+			b.conn.log.Debug("batched send failed", "err", err)
+		}
 		b.register(addr)
 	}
 	b.open = true
