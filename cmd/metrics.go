@@ -19,13 +19,15 @@ import (
 // configured or published: streams, layers, egress ids. Per-viewer
 // series are not exported: viewers come and go (each would be a new
 // series), and the hub's subscriber numbers join nothing; per-stream
-// aggregates that only grow stand in (whipgate_stream_packets_*_total),
-// and /api/v1/sessions has each viewer.
+// aggregates that only grow stand in (whipgate_stream_packets_*_total,
+// the viewers' repair in whipgate_stream_resen*_total), and
+// /api/v1/sessions has each viewer.
 type metrics struct {
 	app *App
 
 	layerBitrate, layerFPS, layerPackets, layerBytes, layerKeyframes, layerKeyframeBytes *prometheus.Desc
 	live, sessions, viewers, delivered, dropped                                          *prometheus.Desc
+	resent, resentBytes, resendSkipped, repairKeyReqs                                    *prometheus.Desc
 	ingestNACKs, ingestRTX, ingestLost, ingestKeyReqs                                    *prometheus.Desc
 	egressUp, egressRetries, egressState, egressBytes, egressPackets, egressRTT          *prometheus.Desc
 	egressEstimate, egressNACKs, egressPLIs                                              *prometheus.Desc
@@ -53,6 +55,10 @@ func newMetricsHandler(a *App) http.Handler {
 		viewers:            d("whipgate_stream_viewers", "WHEP sessions watching a stream.", "stream"),
 		delivered:          d("whipgate_stream_packets_delivered_total", "Packets handed to a stream's subscribers (viewers and egress), those gone included.", "stream"),
 		dropped:            d("whipgate_stream_packets_dropped_total", "Packets a stream's slow subscribers lost to their full queues.", "stream"),
+		resent:             d("whipgate_stream_resent_packets_total", "Packets re-sent to a stream's WHEP viewers for their NACKs (RTX or plain), those gone included.", "stream"),
+		resentBytes:        d("whipgate_stream_resent_bytes_total", "Payload bytes re-sent to a stream's WHEP viewers (with RTX's 2 bytes a packet), those gone included.", "stream"),
+		resendSkipped:      d("whipgate_stream_resend_skipped_total", "Packets a stream's WHEP viewers asked for and did not get again: re-sent less than a round trip before (duplicate), past the viewer's re-send budget (budget), or no longer held (unavailable).", "stream", "reason"),
+		repairKeyReqs:      d("whipgate_stream_repair_keyframe_requests_total", "Keyframes asked for because a stream's WHEP viewer NACKed packets that could not be re-sent (budget, unavailable); merged into whipgate_ingest_keyframe_requests_sent_total.", "stream"),
 		ingestNACKs:        d("whipgate_ingest_nacks_sent_total", "Sequence numbers a publisher was asked for again (NACK).", "stream", "layer"),
 		ingestRTX:          d("whipgate_ingest_rtx_received_total", "Packets recovered through RTX from a publisher.", "stream", "layer"),
 		ingestLost:         d("whipgate_ingest_packets_lost_total", "Packets from a publisher lost for good (three NACKs unanswered).", "stream", "layer"),
@@ -104,11 +110,19 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 	for k, n := range counts {
 		gauge(m.sessions, float64(n), k)
 	}
+	repairs := a.whep.Repair()
 	for _, s := range a.hub.Streams() {
 		gauge(m.live, bit(s.Live), s.Name)
 		gauge(m.viewers, float64(viewers[s.Name]), s.Name)
 		counter(m.delivered, float64(s.Delivered), s.Name)
 		counter(m.dropped, float64(s.Dropped), s.Name)
+		r := repairs[s.Name]
+		counter(m.resent, float64(r.Resent), s.Name)
+		counter(m.resentBytes, float64(r.ResentBytes), s.Name)
+		counter(m.resendSkipped, float64(r.Duplicate), s.Name, "duplicate")
+		counter(m.resendSkipped, float64(r.OverBudget), s.Name, "budget")
+		counter(m.resendSkipped, float64(r.Unavailable), s.Name, "unavailable")
+		counter(m.repairKeyReqs, float64(r.KeyframeRequests), s.Name)
 		for _, l := range s.Tracks {
 			gauge(m.layerBitrate, float64(l.BitrateBps), s.Name, l.Name, l.Codec.Name())
 			gauge(m.layerFPS, l.FPS, s.Name, l.Name)

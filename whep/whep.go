@@ -22,6 +22,7 @@ import (
 	"whipgate/gateway"
 	"whipgate/whip/problem"
 	"whipgate/whip/rtc"
+	"whipgate/whip/rtc/nack"
 	"whipgate/whip/session"
 )
 
@@ -37,6 +38,8 @@ type Handler struct {
 	log *slog.Logger
 	// token returns the Bearer token needed to watch a stream ("" = none).
 	token func(stream string) string
+	// repairs sums the viewers' loss repair per stream (Repair).
+	repairs *repairBook
 }
 
 // New builds the handler on the shared transport and session registry.
@@ -47,7 +50,7 @@ func New(cfg Config, hub *gateway.Hub, t *rtc.Transport, sessions *session.Regis
 		token = func(string) string { return "" }
 	}
 	log = log.With("component", "whep")
-	return &Handler{cfg: cfg, hub: hub, t: t, token: token, log: log, ep: &session.Endpoint{
+	return &Handler{cfg: cfg, hub: hub, t: t, token: token, log: log, repairs: newRepairBook(), ep: &session.Endpoint{
 		Kind: "whep", Who: "viewer", ProbeStatus: http.StatusOK,
 		Config: cfg, Sessions: sessions, ICEServers: t.ICEServers(), Log: log,
 	}}
@@ -163,14 +166,21 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 		return nil
 	}
 	var sub atomic.Pointer[gateway.Subscription] // set once connected
+	resp := snd.Responder()                      // kept: the transport forgets it once closed
 	sess.Stats = func() any {
-		st := SessionStats{SenderSRTP: snd.Stats()}
+		st := SessionStats{SenderSRTP: snd.Stats(), Repair: resp.Stats()}
 		if s := sub.Load(); s != nil {
 			st.SubscriberStats = s.Stats()
+		}
+		if rtt, ok := rtc.PeerRTT(pc); ok {
+			st.RTTMillis = float64(rtt.Microseconds()) / 1000
 		}
 		return st
 	}
 	run := func(ctx context.Context) error {
+		h.repairs.add(sess.Stream, resp)
+		defer h.repairs.retire(sess.Stream, resp)
+		sess.Go(func() { snd.FollowRTT(ctx) })
 		for i, s := range senders {
 			sess.Go(func() {
 				rtc.ReadRTCP(s, func() {
@@ -199,16 +209,42 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 			}
 		}
 		sub.Store(sb)
+		askKeyframes(resp, senders, sb)
 		return snd.Forward(ctx, sb, writers)
 	}
 	return h.ep.Answer(ctx, pc, offer, sess, prepare, run)
 }
 
+// askKeyframes has the viewer's responder ask the publisher for a
+// keyframe (merged and rate-limited by the hub, as the viewer's own PLIs)
+// when the viewer asks for packets it can no longer have: the frame they
+// belong to is lost, and re-sending the rest of it would not save it.
+func askKeyframes(resp *nack.Responder, senders []*webrtc.RTPSender, sb *gateway.Subscription) {
+	track := map[uint32]int{}
+	for i, s := range senders {
+		for _, e := range s.GetParameters().Encodings {
+			track[uint32(e.SSRC)] = i
+		}
+	}
+	resp.OnHopeless(func(ssrc uint32) {
+		if i, ok := track[ssrc]; ok {
+			sb.RequestKeyframe(i)
+		}
+	})
+}
+
 // SessionStats is a WHEP session's figures for the API: its subscription's,
-// and which path its SRTP takes.
+// which path its SRTP takes, the round trip to the viewer and its loss
+// repair.
 type SessionStats struct {
 	gateway.SubscriberStats
 	rtc.SenderSRTP
+	// RTTMillis is the round trip to the viewer in milliseconds, as ICE
+	// last measured it (every 2 s); absent until measured. The NACK
+	// responder's resend interval follows it.
+	RTTMillis float64 `json:"rtt_ms,omitempty"`
+	// Repair is what the viewer's NACK responder did with its requests.
+	Repair nack.ResponderStats `json:"repair"`
 }
 
 // pickTracks finds the video layer asked for ("" = "main", else the first

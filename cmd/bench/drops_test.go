@@ -35,19 +35,34 @@ func TestStreamMetricsOfARealServer(t *testing.T) {
 	var m streamMetrics
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		m = readStreamMetrics(t.Context(), srv.url, streamName)
-		if len(m) == len(streamMetricNames) || time.Now().After(deadline) {
+		if len(m) == len(streamSeries()) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, name := range streamMetricNames {
+	for _, name := range streamSeries() {
 		if _, ok := m.value(name); !ok {
-			t.Errorf("the server exports no %s{stream=%q}; it has %v", name, streamName, m)
+			t.Errorf("the server exports no %s (stream %q); it has %v", name, streamName, m)
 		}
 	}
 	if v, _ := m.value(metricDropped); v != 0 {
 		t.Errorf("%s = %d with no subscriber, want 0", metricDropped, v)
 	}
+}
+
+// streamSeries are the keys of the streamMetrics of a published stream:
+// streamMetricNames, the one by reason once per reason.
+func streamSeries() []string {
+	var keys []string
+	for _, n := range streamMetricNames {
+		if n != metricResendSkipped {
+			keys = append(keys, n)
+		}
+	}
+	for _, r := range resendSkipReasons {
+		keys = append(keys, reasonKey(metricResendSkipped, r))
+	}
+	return keys
 }
 
 func TestStreamSampleSumsTheStreamOnly(t *testing.T) {
@@ -58,6 +73,9 @@ whipgate_stream_packets_dropped_total{stream="bench2"} 100
 whipgate_stream_packets_delivered_total{stream="bench"} 9
 whipgate_stream_packets_dropped_total{stream="bench"} 7
 whipgate_stream_packets_dropped_total 3
+whipgate_stream_resend_skipped_total{reason="budget",stream="bench"} 4
+whipgate_stream_resend_skipped_total{reason="unavailable",stream="bench"} 6
+whipgate_stream_resend_skipped_total{reason="budget",stream="bench2"} 8
 `
 	m := streamMetrics{}
 	for l := range strings.Lines(body) {
@@ -65,8 +83,11 @@ whipgate_stream_packets_dropped_total 3
 			m[name] += v
 		}
 	}
-	if v, ok := m.value(metricDropped); !ok || v != 12 || len(m) != 1 {
-		t.Errorf("got %v; want %s 12 (the bench stream's samples, no other series)", m, metricDropped)
+	if v, ok := m.value(metricDropped); !ok || v != 12 || len(m) != 3 {
+		t.Errorf("got %v; want %s 12 (the bench stream's samples, no other series) and the skipped by reason", m, metricDropped)
+	}
+	if b, u := m[reasonKey(metricResendSkipped, "budget")], m[reasonKey(metricResendSkipped, "unavailable")]; b != 4 || u != 6 {
+		t.Errorf("skipped over budget %d, unavailable %d; want 4 and 6, each reason apart", b, u)
 	}
 	if _, ok := (streamMetrics{}).value(metricDropped); ok {
 		t.Error("an absent series has a value")

@@ -21,12 +21,17 @@ const (
 
 // streamMetricNames are the series a bench reads; a test holds them to a
 // real server's exposition.
-var streamMetricNames = []string{metricDropped, metricIngestNACKs, metricIngestRTX, metricIngestLost, metricIngestKeyRequests}
+var streamMetricNames = []string{metricDropped, metricIngestNACKs, metricIngestRTX, metricIngestLost, metricIngestKeyRequests,
+	metricLayerBytes, metricResent, metricResentBytes, metricResendSkipped, metricRepairKeyRequests}
 
 // streamMetrics are the values of the series named in streamMetricNames
 // that the server exported for one stream, each summed over its other
-// labels. A name the server did not export is absent.
+// labels but reason: a series with a reason label is kept per reason,
+// under reasonKey. A name the server did not export is absent.
 type streamMetrics map[string]int64
+
+// reasonKey is the streamMetrics key of name's series for reason.
+func reasonKey(name, reason string) string { return name + `{reason="` + reason + `"}` }
 
 // value is the named series' sum; ok is false when the server did not
 // export it for the stream.
@@ -85,9 +90,12 @@ func streamSample(line, stream string) (name string, v int64, ok bool) {
 		return "", 0, false
 	}
 	want := `stream="` + stream + `"`
-	match := false
+	match, key := false, name
 	for l := range strings.SplitSeq(labels, ",") {
 		match = match || l == want
+		if strings.HasPrefix(l, "reason=") {
+			key = name + "{" + l + "}"
+		}
 	}
 	f := strings.Fields(value)
 	if !match || len(f) == 0 {
@@ -97,5 +105,5 @@ func streamSample(line, stream string) (name string, v int64, ok bool) {
 	if err != nil {
 		return "", 0, false
 	}
-	return name, int64(x), true
+	return key, int64(x), true
 }

@@ -23,9 +23,12 @@ import (
 // sending it, on the cores the server is measured on. So by default a
 // viewer reads its media beneath pion (-receive direct): its socket reader
 // decrypts each SRTP packet with the session's keys (rtc.ClientSRTP),
-// unwraps RTX, asks for losses itself (nack.LossLog, as whipgate's own
-// NACK generator does) and tallies the packet on the spot. pion keeps ICE,
-// DTLS and RTCP. -receive pion is the bench before this.
+// unwraps RTX, asks for losses itself (nack.LossLog) as Chrome does
+// (libwebrtc's NackRequester: looks every 20 ms, asks again once a round
+// trip has passed since the last request, the round trip ICE measures)
+// and tallies the packet on the spot. pion keeps ICE, DTLS and RTCP.
+// -receive pion is the bench before this (pion's generator asks again
+// every 100 ms).
 
 // rtxPayloadType is the RTX payload type the bench registers (apt=102).
 const rtxPayloadType = 103
@@ -130,6 +133,10 @@ func (r *directReceive) close() {
 	r.mu.Unlock()
 }
 
+// rttLooks is how many NACK looks pass between two looks at the round
+// trip: a second's (ICE measures it every 2 s).
+const rttLooks = int(time.Second / nack.Interval)
+
 // askLoop sends NACKs for the media stream's losses through pc until done
 // is closed.
 func (r *directReceive) askLoop(pc *webrtc.PeerConnection, done <-chan struct{}, log *slog.Logger) {
@@ -137,7 +144,12 @@ func (r *directReceive) askLoop(pc *webrtc.PeerConnection, done <-chan struct{},
 	t := time.NewTicker(nack.Interval)
 	defer t.Stop()
 	var seqs []uint16
-	for {
+	for looks := 0; ; looks++ {
+		if looks%rttLooks == 0 {
+			if rtt, ok := rtc.PeerRTT(pc); ok {
+				r.losses.SetRTT(rtt)
+			}
+		}
 		select {
 		case <-done:
 			return

@@ -7,10 +7,11 @@ import (
 )
 
 // What the server did to repair loss, seen from both sides: the RTX it
-// sent the viewers (their sockets count it: the server exports no
-// re-sent figures), the keyframes it asked the publisher for and its own
-// repair of the publisher's stream (its /metrics, and the publisher's
-// count of the requests that reached it).
+// sent the viewers (as their sockets count it, and as the server counts
+// it in its /metrics, with the requests it let be), the keyframes it
+// asked the publisher for and its own repair of the publisher's stream
+// (its /metrics, and the publisher's count of the requests that reached
+// it).
 
 // rtpCounts are the RTP datagrams the viewers' sockets received before
 // the bench's lossy path: the stream's media and the server's RTX
@@ -48,6 +49,70 @@ const (
 	metricIngestKeyRequests = "whipgate_ingest_keyframe_requests_sent_total"
 )
 
+// The server's repair toward the stream's WHEP viewers, summed over them
+// (cmd/metrics.go), and the payload bytes its layers published.
+const (
+	metricResent            = "whipgate_stream_resent_packets_total"
+	metricResentBytes       = "whipgate_stream_resent_bytes_total"
+	metricResendSkipped     = "whipgate_stream_resend_skipped_total" // by reason
+	metricRepairKeyRequests = "whipgate_stream_repair_keyframe_requests_total"
+	metricLayerBytes        = "whipgate_layer_bytes_total"
+)
+
+// resendSkipReasons are metricResendSkipped's reasons.
+var resendSkipReasons = []string{"duplicate", "budget", "unavailable"}
+
+// ViewerRepair is the server's own count of its repair toward the viewers
+// during the window, from its /metrics.
+type ViewerRepair struct {
+	// Resent packets and their payload bytes (RTX's 2 bytes a packet
+	// included); ResentPct those bytes in % of the payload bytes the
+	// stream published in the window, times the viewers.
+	Resent      int64   `json:"resent_packets"`
+	ResentBytes int64   `json:"resent_bytes"`
+	ResentPct   float64 `json:"resent_pct"`
+	// Requests it did not re-send: the packet went less than a round trip
+	// before (Duplicate), over the viewer's budget, no longer held.
+	Duplicate   int64 `json:"duplicate"`
+	OverBudget  int64 `json:"over_budget"`
+	Unavailable int64 `json:"unavailable"`
+	// KeyframeRequests it made for viewers whose requests were over
+	// budget or unavailable (merged into IngestRepair's).
+	KeyframeRequests int64 `json:"keyframe_requests"`
+}
+
+// viewerRepair is the difference of two scrapes for viewers viewers; nil
+// unless both have every series.
+func viewerRepair(a, b streamMetrics, viewers int) *ViewerRepair {
+	keys := []string{metricResent, metricResentBytes, metricRepairKeyRequests, metricLayerBytes}
+	for _, r := range resendSkipReasons {
+		keys = append(keys, reasonKey(metricResendSkipped, r))
+	}
+	d, ok := deltas(a, b, keys)
+	if !ok {
+		return nil
+	}
+	v := &ViewerRepair{Resent: d[0], ResentBytes: d[1], KeyframeRequests: d[2], Duplicate: d[4], OverBudget: d[5], Unavailable: d[6]}
+	if published := d[3] * int64(viewers); published > 0 {
+		v.ResentPct = round4(100 * float64(v.ResentBytes) / float64(published))
+	}
+	return v
+}
+
+// deltas is b's value minus a's of each key; false unless both have all.
+func deltas(a, b streamMetrics, keys []string) ([]int64, bool) {
+	d := make([]int64, len(keys))
+	for i, k := range keys {
+		v0, ok0 := a.value(k)
+		v1, ok1 := b.value(k)
+		if !ok0 || !ok1 {
+			return nil, false
+		}
+		d[i] = v1 - v0
+	}
+	return d, true
+}
+
 // IngestRepair is the server's repair of the publisher's stream during
 // the window, from its /metrics.
 type IngestRepair struct {
@@ -66,14 +131,9 @@ type IngestRepair struct {
 // ingestRepair is the difference of two scrapes; nil unless both have
 // every series.
 func ingestRepair(a, b streamMetrics) *IngestRepair {
-	var d [4]int64
-	for i, name := range []string{metricIngestNACKs, metricIngestRTX, metricIngestLost, metricIngestKeyRequests} {
-		v0, ok0 := a.value(name)
-		v1, ok1 := b.value(name)
-		if !ok0 || !ok1 {
-			return nil
-		}
-		d[i] = v1 - v0
+	d, ok := deltas(a, b, []string{metricIngestNACKs, metricIngestRTX, metricIngestLost, metricIngestKeyRequests})
+	if !ok {
+		return nil
 	}
 	return &IngestRepair{NACKed: d[0], Recovered: d[1], Lost: d[2], KeyframeRequests: d[3]}
 }
@@ -88,4 +148,5 @@ func (res *Result) repair(a, b counterSample) {
 	}
 	res.KeyframeRequestsReceived = b.publisherPLIs - a.publisherPLIs
 	res.IngestRepair = ingestRepair(a.metrics, b.metrics)
+	res.ServerRepair = viewerRepair(a.metrics, b.metrics, res.Viewers)
 }

@@ -27,6 +27,23 @@ func TestRepairFigures(t *testing.T) {
 	if i := r.IngestRepair; i == nil || *i != (IngestRepair{NACKed: 40, Recovered: 30, Lost: 1, KeyframeRequests: 3}) {
 		t.Errorf("ingest repair %+v, want 40 NACKed, 30 recovered, 1 lost, 3 keyframe requests", i)
 	}
+	if r.ServerRepair != nil {
+		t.Errorf("server repair %+v from scrapes without its series, want none", r.ServerRepair)
+	}
+	viewers := func(base int64) {
+		for i, k := range []string{metricResent, metricResentBytes, metricRepairKeyRequests, metricLayerBytes,
+			reasonKey(metricResendSkipped, "duplicate"), reasonKey(metricResendSkipped, "budget"), reasonKey(metricResendSkipped, "unavailable")} {
+			a.metrics[k] = base
+			b.metrics[k] = base + []int64{8, 480, 1, 6000, 2, 3, 4}[i]
+		}
+	}
+	viewers(100)
+	r = Result{Viewers: 2}
+	r.repair(a, b)
+	want := ViewerRepair{Resent: 8, ResentBytes: 480, ResentPct: 4, Duplicate: 2, OverBudget: 3, Unavailable: 4, KeyframeRequests: 1}
+	if v := r.ServerRepair; v == nil || *v != want {
+		t.Errorf("server repair %+v, want %+v (480 bytes: 4 %% of 6000 published to 2 viewers)", v, want)
+	}
 	delete(b.metrics, metricIngestLost)
 	if r.repair(a, b); r.IngestRepair != nil {
 		t.Errorf("ingest repair %+v from a scrape without %s, want none", r.IngestRepair, metricIngestLost)

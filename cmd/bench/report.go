@@ -116,11 +116,14 @@ type Result struct {
 	WorstDuplicatePct float64 `json:"worst_duplicate_pct"`
 	// ResentPackets and ResentBytes are the server's RTX toward the
 	// viewers as it reached their sockets (SRTP datagrams, those the
-	// bench's lossy path then dropped included: the server exports no
-	// re-sent figures), ResentPct their bytes in % of the media's.
-	ResentPackets int64   `json:"resent_packets"`
-	ResentBytes   int64   `json:"resent_bytes"`
-	ResentPct     float64 `json:"resent_pct"`
+	// bench's lossy path then dropped included), ResentPct their bytes
+	// in % of the media's. ServerRepair is the server's own count, with
+	// the requests it did not answer (null when its /metrics does not
+	// say).
+	ResentPackets int64         `json:"resent_packets"`
+	ResentBytes   int64         `json:"resent_bytes"`
+	ResentPct     float64       `json:"resent_pct"`
+	ServerRepair  *ViewerRepair `json:"server_repair"`
 	// KeyframeRequestsReceived counts the PLIs and FIRs that reached the
 	// publisher during the window; IngestRepair has those the server
 	// sent, and its repair of the publisher's stream (null when its
@@ -302,15 +305,18 @@ func writeMarginalTable(w io.Writer, results []Result) error {
 func writeRepairTable(w io.Writer, results []Result) error {
 	fmt.Fprintln(w, "\nloss and repair (bench's drops in/out: toward its peers/from them; stall and dup%: the worst viewer):")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "viewers\tmode\tMbps\tviewer path\tpublisher path\tincompl%\twindow s\tstall ms\tlongest gap ms\tdup%\tresent MB\tresent%\tkey req sent/recv\tingest NACKed/RTX/lost\t")
+	fmt.Fprintln(tw, "viewers\tmode\tMbps\tviewer path\tpublisher path\tincompl%\twindow s\tstall ms\tlongest gap ms\tdup%\tresent MB\tresent%\tsrv resent%\tsrv dup/budget/gone/key\tkey req sent/recv\tingest NACKed/RTX/lost\t")
 	for _, r := range results {
-		sent, ingest := "-", "-"
+		sent, ingest, srvPct, srv := "-", "-", "-", "-"
 		if i := r.IngestRepair; i != nil {
 			sent, ingest = strconv.FormatInt(i.KeyframeRequests, 10), fmt.Sprintf("%d/%d/%d", i.NACKed, i.Recovered, i.Lost)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%.3f\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%s/%d\t%s\t\n",
+		if v := r.ServerRepair; v != nil {
+			srvPct, srv = fmt.Sprintf("%.2f", v.ResentPct), fmt.Sprintf("%d/%d/%d/%d", v.Duplicate, v.OverBudget, v.Unavailable, v.KeyframeRequests)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%.3f\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s/%d\t%s\t\n",
 			r.Viewers, runKind(r), r.BitrateMbps, r.ViewerLoss, r.PublisherLoss, r.IncompletePct, r.WindowSeconds,
-			r.StallMs, r.LongestGapMs, r.WorstDuplicatePct, float64(r.ResentBytes)/1e6, r.ResentPct,
+			r.StallMs, r.LongestGapMs, r.WorstDuplicatePct, float64(r.ResentBytes)/1e6, r.ResentPct, srvPct, srv,
 			sent, r.KeyframeRequestsReceived, ingest)
 	}
 	return tw.Flush()

@@ -34,8 +34,13 @@ type Config struct {
 	// thousands of packets late at 8K rates (pion's 64 would drop it).
 	SRTPReplayWindow int `yaml:"srtp_replay_window"`
 	// NACKHistory is how many sent packets each sender keeps for
-	// retransmission. Default 4096 (0.4 s at 100 Mbps); power of two, at
-	// most 32768.
+	// retransmission (each WHEP viewer, and an egress session until its
+	// layer's bitrate is known). Default 16384: 1.6 s at 100 Mbps, 2 s
+	// (the responder's nack.MaxAge) below 80 Mbps. A slot is a reference
+	// to the hub's shared payload, 64 bytes: 1 MiB per viewer; the
+	// references keep that much of the stream's payloads in memory,
+	// shared by all its viewers: about 20 MB at 100 Mbps (0.5 MB at
+	// 5 Mbps, where 4096 slots held 8 s). Power of two, at most 32768.
 	NACKHistory int `yaml:"nack_history"`
 	// NACKReceive is the receive-side loss tracking window in packets.
 	// Default 8192.
@@ -71,7 +76,7 @@ func (c *Config) applyDefaults() {
 		c.SRTPReplayWindow = 8192
 	}
 	if c.NACKHistory <= 0 {
-		c.NACKHistory = 4096
+		c.NACKHistory = 16384
 	}
 	if c.NACKReceive <= 0 {
 		c.NACKReceive = 8192

@@ -37,6 +37,7 @@ type Transport struct {
 	addr     *net.UDPAddr
 	loopback bool
 	nacks    *nack.GeneratorFactory // the NACK generators of every API built here
+	resps    *nack.ResponderFactory // the NACK responders of every API built here (WithSize)
 
 	panics atomic.Uint64 // recovered in filter
 
@@ -64,6 +65,7 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 	}
 	r := &Transport{cfg: cfg, log: log}
 	r.nacks = nack.NewGeneratorFactory(uint16(min(cfg.NACKReceive, 1<<15)), log)
+	r.resps = nack.NewResponderFactory(uint16(cfg.NACKHistory), log)
 	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
 		// One socket per local address, as pion's NewMultiUDPMuxFromPort
@@ -192,7 +194,8 @@ func (r *Transport) ICEServers() []webrtc.ICEServer { return PionICEServers(r.cf
 
 // APIOptions tune one pion API built on the shared transport.
 type APIOptions struct {
-	// NACKHistory overrides Config.NACKHistory for senders of this API.
+	// NACKHistory overrides Config.NACKHistory for senders of this API
+	// (and pionNACKHistory with PionNACK).
 	NACKHistory int
 	// Interceptors are added after the standard ones (NACK, RTCP reports,
 	// TWCC feedback).
@@ -229,6 +232,11 @@ type APIOptions struct {
 // receiveMTU is the largest datagram pion reads (see SetReceiveMTU).
 const receiveMTU = 8192
 
+// pionNACKHistory is the history of pion's NACK responder (PionNACK)
+// unless APIOptions.NACKHistory says otherwise: it copies each packet,
+// so Config.NACKHistory, sized for ours, would cost four times as much.
+const pionNACKHistory = 4096
+
 // NewAPI builds a pion API on the shared UDP port, with codecs and
 // interceptors sized for 8K rates.
 func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
@@ -251,6 +259,11 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		opt.ingest.replay = uint(r.cfg.SRTPReplayWindow)
 	}
 	history := r.cfg.NACKHistory
+	if opt.PionNACK {
+		// pion copies every packet into a 1460-byte slot: 6 MB a sender
+		// at this size, 24 MB at our default.
+		history = pionNACKHistory
+	}
 	if opt.NACKHistory > 0 {
 		history = opt.NACKHistory
 	}
@@ -264,7 +277,7 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		// generator (see nackgen.go).
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
 		m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
-		reg.Add(nack.NewResponderFactory(uint16(history), r.log))
+		reg.Add(r.resps.WithSize(uint16(history)))
 		reg.Add(r.nacks)
 	}
 	if err := webrtc.ConfigureRTCPReports(reg); err != nil {

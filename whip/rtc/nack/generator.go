@@ -281,12 +281,13 @@ func (g *Generator) loop(w interceptor.RTCPWriter) {
 // recvLog is one stream's last size sequence numbers: which arrived, and
 // for the missing ones, how often and when they were asked for.
 type recvLog struct {
-	mu   sync.Mutex
-	size uint16
-	end  uint16 // the newest sequence number
-	span int    // numbers at and before end that the log covers (≤ size); 0 before the first
-	got  []uint64
-	asks map[uint16]ask
+	mu    sync.Mutex
+	size  uint16
+	retry time.Duration // nackRetry, or LossLog's round trip
+	end   uint16        // the newest sequence number
+	span  int           // numbers at and before end that the log covers (≤ size); 0 before the first
+	got   []uint64
+	asks  map[uint16]ask
 
 	nacked, lost uint64 // sequence numbers asked for (each time), and counted lost
 }
@@ -298,7 +299,7 @@ type ask struct {
 }
 
 func newRecvLog(size uint16) *recvLog {
-	return &recvLog{size: size, got: make([]uint64, int(size)/64), asks: map[uint16]ask{}}
+	return &recvLog{size: size, retry: nackRetry, got: make([]uint64, int(size)/64), asks: map[uint16]ask{}}
 }
 
 func (l *recvLog) bit(seq uint16) (int, uint64) {
@@ -378,8 +379,8 @@ func (l *recvLog) recovered(seq uint16) {
 }
 
 // due appends the missing sequence numbers to ask for at now: those never
-// asked for, and those whose last request went unanswered for nackRetry,
-// up to nackMaxAsks requests each.
+// asked for, and those whose last request went unanswered for the retry
+// time (nackRetry), up to nackMaxAsks requests each.
 func (l *recvLog) due(now time.Time, seqs []uint16) []uint16 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -399,12 +400,12 @@ func (l *recvLog) due(now time.Time, seqs []uint16) []uint16 {
 			continue
 		}
 		a := l.asks[s]
-		if a.n >= lossAsks && !a.lost && now.Sub(a.last) >= nackRetry {
+		if a.n >= lossAsks && !a.lost && now.Sub(a.last) >= l.retry {
 			a.lost = true
 			l.lost++
 			l.asks[s] = a
 		}
-		if a.n >= nackMaxAsks || (a.n > 0 && now.Sub(a.last) < nackRetry) {
+		if a.n >= nackMaxAsks || (a.n > 0 && now.Sub(a.last) < l.retry) {
 			continue
 		}
 		l.asks[s] = ask{n: a.n + 1, last: now, lost: a.lost}
@@ -417,7 +418,10 @@ func (l *recvLog) due(now time.Time, seqs []uint16) []uint16 {
 // LossLog is one received stream's log of sequence numbers, for a receiver
 // that reads RTP beneath pion and so has to ask for losses itself: the
 // bookkeeping of whipgate's NACK generator (first request nackTick after a
-// gap shows, again after nackRetry unanswered, at most nackMaxAsks times).
+// gap shows, again after nackRetry unanswered, at most nackMaxAsks times),
+// or, given the round trip (SetRTT), libwebrtc's NackRequester's: again
+// once a round trip has passed since the last request, looked at every
+// Interval (its kProcessIntervalMs), at most 10 times (kMaxNackRetries).
 // Safe for concurrent use.
 type LossLog struct{ l *recvLog }
 
@@ -435,6 +439,18 @@ func (l *LossLog) Recovered(seq uint16) { l.l.recovered(seq) }
 
 // Due appends to seqs the sequence numbers to ask for now.
 func (l *LossLog) Due(now time.Time, seqs []uint16) []uint16 { return l.l.due(now, seqs) }
+
+// SetRTT has requests repeated once rtt has passed since the last one
+// (at the next Due); zero or negative: after nackRetry, 100 ms, as
+// libwebrtc does before it knows the round trip.
+func (l *LossLog) SetRTT(rtt time.Duration) {
+	if rtt <= 0 {
+		rtt = nackRetry
+	}
+	l.l.mu.Lock()
+	l.l.retry = rtt
+	l.l.mu.Unlock()
+}
 
 // Interval is how often a LossLog's Due is meant to be called.
 const Interval = nackTick

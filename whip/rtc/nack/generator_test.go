@@ -265,3 +265,33 @@ func TestRecvLogCountsLoss(t *testing.T) {
 		t.Fatalf("asked for %v after it arrived", got)
 	}
 }
+
+// Given the round trip, a LossLog asks again once it has passed since the
+// last request, at the next look; without it, after nackRetry.
+func TestLossLogRetriesAfterRTT(t *testing.T) {
+	for _, tc := range []struct {
+		rtt, want time.Duration
+	}{
+		{0, nackRetry},
+		{30 * time.Millisecond, 40 * time.Millisecond}, // the second look after it
+		{time.Millisecond / 2, Interval},               // loopback: every look
+	} {
+		l := NewLossLog(1024)
+		l.SetRTT(tc.rtt)
+		l.Add(1)
+		l.Add(3)
+		t0 := time.Unix(1000, 0)
+		if got := l.Due(t0, nil); !slices.Equal(got, []uint16{2}) {
+			t.Fatalf("rtt %v: first look asked for %v, want [2]", tc.rtt, got)
+		}
+		var again time.Duration
+		for d := Interval; d <= 10*Interval && again == 0; d += Interval {
+			if len(l.Due(t0.Add(d), nil)) > 0 {
+				again = d
+			}
+		}
+		if again != tc.want {
+			t.Errorf("rtt %v: asked again %v later, want %v", tc.rtt, again, tc.want)
+		}
+	}
+}

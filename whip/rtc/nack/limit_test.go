@@ -232,8 +232,160 @@ func TestResponderFactoryFor(t *testing.T) {
 	if got := f.For("pc-c"); got != nil {
 		t.Errorf("For a closed responder = %p, want nil", got)
 	}
+	// A factory of another size registers with the first.
+	d, err := f.WithSize(128).NewInterceptor("pc-d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.For("pc-d"); got != d || got.factory.size != 128 {
+		t.Errorf("For(pc-d) = %p, want the 128-packet responder built for it (%p)", got, d)
+	}
 	var nilFactory *ResponderFactory
 	if got := nilFactory.For("x").Stats(); got != (ResponderStats{}) {
 		t.Errorf("a nil factory's responder has stats %+v", got)
 	}
+}
+
+// A packet is re-sent while it is younger than MaxAge, and forgotten,
+// its payload released, once it is older than MaxAge and the windowSlot
+// or two its mark may take, however large the history.
+func TestNACKHistoryMaxAge(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 4096 packets, 4 s at a packet a millisecond: the age is the bound.
+		n, w, out := bindResponder(t, 4096, false, ResendBudget(1000))
+		for seq := range uint16(3000) {
+			if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, payloadOf(seq), nil); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		// Now 3 s in: packet k was sent 3000-k ms ago.
+		out.pkts = nil
+		nackFor(n, 1001, 2999, 2700, 779, 10)
+		var got []uint16
+		for _, p := range out.pkts {
+			got = append(got, p.SequenceNumber)
+		}
+		if want := []uint16{1001, 2999, 2700}; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("re-sent %v, want %v: those sent less than %v ago", got, want, MaxAge)
+		}
+		if st := n.Stats(); st.Unavailable != 2 {
+			t.Errorf("got stats %+v, want 2 unavailable", st)
+		}
+		s := n.streams[1111]
+		held := 0
+		for _, e := range s.ring {
+			if e.payload == nil {
+				continue
+			}
+			held++
+			if e.seq < 780 {
+				t.Fatalf("packet %d, sent %d ms ago, still referenced", e.seq, 3000-int(e.seq))
+			}
+		}
+		if held < 2000 {
+			t.Errorf("the history holds %d packets, want the last 2 s at least", held)
+		}
+	})
+}
+
+// Once the round trip is known, the resend interval is the round trip,
+// within MinResendInterval and the ResendInterval (the default before).
+func TestNACKResendIntervalFollowsRTT(t *testing.T) {
+	for _, tc := range []struct {
+		rtt, want time.Duration
+	}{
+		{0, DefaultResendInterval},
+		{30 * time.Millisecond, 30 * time.Millisecond},
+		{time.Millisecond / 2, MinResendInterval}, // loopback
+		{300 * time.Millisecond, DefaultResendInterval},
+	} {
+		t.Run(tc.rtt.String(), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				n, w, out := bindResponder(t, 64, true)
+				for seq := uint16(1); seq <= 40; seq++ {
+					if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, 1000), nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				n.SetRTT(tc.rtt)
+				if got := n.Interval(); got != tc.want {
+					t.Fatalf("interval %v, want %v", got, tc.want)
+				}
+				out.pkts = nil
+				for _, step := range []struct {
+					after time.Duration
+					want  int // re-sends
+				}{
+					{0, 1},
+					{tc.want - time.Millisecond, 0},
+					{time.Millisecond, 1}, // an interval after the re-send
+				} {
+					time.Sleep(step.after)
+					before := len(out.pkts)
+					nackFor(n, 7)
+					if got := len(out.pkts) - before; got != step.want {
+						t.Fatalf("NACK %v after the last: got %d re-sends, want %d", step.after, got, step.want)
+					}
+				}
+			})
+		})
+	}
+}
+
+// A NACK for packets the responder cannot re-send, gone or over the
+// budget, asks for a keyframe for the stream, at most once per
+// KeyframeGap; one it can answer (or a duplicate) does not.
+func TestNACKHopelessAsksForKeyframe(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, w, _ := bindResponder(t, 64, false)
+		var asked []uint32
+		n.OnHopeless(func(ssrc uint32) { asked = append(asked, ssrc) })
+		var seq uint16
+		send := func(k int) {
+			for range k {
+				if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, 1000), nil); err != nil {
+					t.Fatal(err)
+				}
+				seq++
+			}
+		}
+		send(100) // 0..99; the ring holds 36..99
+		over := make([]uint16, 20)
+		for i := range over {
+			over[i] = 150 + uint16(i)
+		}
+		for _, step := range []struct {
+			after time.Duration
+			send  int
+			seqs  []uint16
+			want  int // keyframe requests so far
+		}{
+			{0, 0, []uint16{90}, 0},     // re-sent
+			{0, 0, []uint16{90}, 0},     // a duplicate
+			{0, 0, []uint16{10, 91}, 1}, // 10 is gone
+			{0, 0, []uint16{11}, 1},     // gone, but a keyframe is on its way
+			{KeyframeGap - time.Millisecond, 0, []uint16{12}, 1},
+			{time.Millisecond, 0, []uint16{12}, 2},
+			// 100 kB sent over the last second: 15 of the 20 packets fit
+			// the budget.
+			{KeyframeGap, 100, over, 3},
+		} {
+			time.Sleep(step.after)
+			send(step.send)
+			nackFor(n, step.seqs...)
+			if len(asked) != step.want {
+				t.Fatalf("after NACK %v: %d keyframe requests, want %d", step.seqs, len(asked), step.want)
+			}
+		}
+		for _, ssrc := range asked {
+			if ssrc != 1111 {
+				t.Fatalf("asked for a keyframe for SSRC %d, want 1111", ssrc)
+			}
+		}
+		st := n.Stats()
+		if st.KeyframeRequests != 3 || st.Unavailable != 4 || st.OverBudget != 5 || st.Resent != 17 || st.Duplicate != 1 {
+			t.Errorf("got stats %+v", st)
+		}
+	})
 }

@@ -18,20 +18,42 @@ import (
 // Re-sends are limited per stream (SSRC), so that a receiver asking
 // again and again, or for the whole history at once, costs a bounded
 // share of the link:
-//   - a packet re-sent is not re-sent again within the resend interval
-//     (about a round trip: the receiver asked again before the first
-//     re-send could have reached it);
+//   - a packet re-sent is not re-sent again within the resend interval:
+//     the round trip to the receiver once known (SetRTT), as libwebrtc's
+//     packet history and mediasoup do, since a request that arrives
+//     sooner was sent before the re-send could have reached it; a
+//     receiver asks again a round trip after it asked (libwebrtc's
+//     NackRequester), so a longer interval would drop the request that
+//     repairs a lost re-send;
 //   - re-sent bytes stay within a budget, a share of the bytes the
 //     stream sent over the last second; NACKed packets past it are
-//     skipped.
+//     skipped;
+//   - a packet sent MaxAge or longer ago is forgotten, however large the
+//     history: it is no use to a receiver any more, and its payload is
+//     released (a large history on a slow stream would otherwise hold
+//     many seconds of the hub's chunks).
 const (
 	// DefaultResendInterval is ResendInterval's default: twice the
 	// 50 ms a round trip within a region takes.
 	DefaultResendInterval = 100 * time.Millisecond
+	// MinResendInterval is the resend interval however short the round
+	// trip: half of the 20 ms at which receivers look for what to ask
+	// again (libwebrtc's kProcessIntervalMs), so that a request one look
+	// later is answered and one from the same look is not.
+	MinResendInterval = 10 * time.Millisecond
+	// KeyframeGap is how long after asking for a keyframe for a stream
+	// (OnHopeless) the responder leaves its further hopeless requests
+	// alone: the keyframe asked for is on its way. The hub's own limit
+	// per layer (hub.keyframe_interval) is as long by default.
+	KeyframeGap = 500 * time.Millisecond
 	// DefaultResendBudget is ResendBudget's default, in percent. Chrome
 	// and pion ask for what did not arrive; at 15 % re-sent a link that
 	// loses that much is too poor to hold the stream anyway.
 	DefaultResendBudget = 15
+	// MaxAge is how long a sent packet is kept for re-sending at most, as
+	// mediasoup keeps video (MaxRetransmissionDelayForVideoMs): a frame
+	// repaired later than that has long been skipped by the receiver.
+	MaxAge = 2 * time.Second
 )
 
 // The budget's window: the bytes a stream sent and re-sent over the last
@@ -57,13 +79,20 @@ const (
 // payload buffers set rtc.APIOptions.PionNACK.
 //
 // Like the GeneratorFactory, it finds a PeerConnection's Responder again
-// by the PeerConnection's ID (For), so that a session can read its stats.
+// by the PeerConnection's ID (For), so that a session can read its stats
+// and tell it the round trip; so do the factories of other sizes made
+// from it (WithSize).
 type ResponderFactory struct {
 	size     uint16 // power of two
 	log      *slog.Logger
 	interval time.Duration
 	budget   int64 // percent
+	reg      *responderRegistry
+}
 
+// responderRegistry is the Responders of a factory and of those made
+// from it, by PeerConnection ID.
+type responderRegistry struct {
 	mu   sync.Mutex
 	byPC map[string]*Responder
 }
@@ -72,8 +101,9 @@ type ResponderFactory struct {
 type ResponderOption func(*ResponderFactory)
 
 // ResendInterval is how long after re-sending a packet the responder
-// ignores further requests for it. Default DefaultResendInterval; zero or
-// negative means the default.
+// ignores further requests for it until the round trip is known, and at
+// most after (see Responder.SetRTT). Default DefaultResendInterval; zero
+// or negative means the default.
 func ResendInterval(d time.Duration) ResponderOption {
 	return func(f *ResponderFactory) {
 		if d > 0 {
@@ -95,11 +125,20 @@ func ResendBudget(percent int) ResponderOption {
 
 // NewResponderFactory keeps size packets per sender (a power of two).
 func NewResponderFactory(size uint16, log *slog.Logger, opts ...ResponderOption) *ResponderFactory {
-	f := &ResponderFactory{size: size, log: log, interval: DefaultResendInterval, budget: DefaultResendBudget, byPC: map[string]*Responder{}}
+	f := &ResponderFactory{size: size, log: log, interval: DefaultResendInterval, budget: DefaultResendBudget,
+		reg: &responderRegistry{byPC: map[string]*Responder{}}}
 	for _, o := range opts {
 		o(f)
 	}
 	return f
+}
+
+// WithSize is a factory like f that keeps size packets per sender, and
+// whose Responders f's For finds too.
+func (f *ResponderFactory) WithSize(size uint16) *ResponderFactory {
+	g := *f
+	g.size = size
+	return &g
 }
 
 func (f *ResponderFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
@@ -107,15 +146,16 @@ func (f *ResponderFactory) NewInterceptor(id string) (interceptor.Interceptor, e
 		return nil, fmt.Errorf("nack: history %d is not a power of two", f.size)
 	}
 	r := &Responder{factory: f, id: id, epoch: time.Now(), streams: map[uint32]*nackStream{}}
-	f.mu.Lock()
-	if _, taken := f.byPC[id]; taken {
+	reg := f.reg
+	reg.mu.Lock()
+	if _, taken := reg.byPC[id]; taken {
 		// Two PeerConnections made in one tick share an ID (see
 		// GeneratorFactory.NewInterceptor): neither is found.
-		f.byPC[id] = nil
+		reg.byPC[id] = nil
 	} else {
-		f.byPC[id] = r
+		reg.byPC[id] = r
 	}
-	f.mu.Unlock()
+	reg.mu.Unlock()
 	return r, nil
 }
 
@@ -127,9 +167,9 @@ func (f *ResponderFactory) For(id string) *Responder {
 	if f == nil {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.byPC[id]
+	f.reg.mu.Lock()
+	defer f.reg.mu.Unlock()
+	return f.reg.byPC[id]
 }
 
 // Responder is one PeerConnection's NACK responder: it keeps each local
@@ -141,10 +181,13 @@ type Responder struct {
 	id      string
 	epoch   time.Time // the streams' clock starts here
 
-	mu      sync.Mutex
-	streams map[uint32]*nackStream
+	mu       sync.Mutex
+	streams  map[uint32]*nackStream
+	hopeless func(ssrc uint32)
 
-	resent, resentBytes, duplicate, overBudget, unavailable atomic.Uint64
+	rtt atomic.Int64 // nanoseconds; 0: not known
+
+	resent, resentBytes, duplicate, overBudget, unavailable, keyframes atomic.Uint64
 }
 
 // ResponderStats counts what a Responder did with the packets receivers
@@ -162,6 +205,9 @@ type ResponderStats struct {
 	// Unavailable counts requests for packets no longer (or never) in
 	// the history.
 	Unavailable uint64 `json:"unavailable"`
+	// KeyframeRequests counts the keyframes asked for (OnHopeless)
+	// because requests were unavailable or over budget.
+	KeyframeRequests uint64 `json:"keyframe_requests"`
 }
 
 // Stats returns the counters; nil has none.
@@ -171,8 +217,55 @@ func (r *Responder) Stats() ResponderStats {
 	}
 	return ResponderStats{
 		Resent: r.resent.Load(), ResentBytes: r.resentBytes.Load(), Duplicate: r.duplicate.Load(),
-		OverBudget: r.overBudget.Load(), Unavailable: r.unavailable.Load(),
+		OverBudget: r.overBudget.Load(), Unavailable: r.unavailable.Load(), KeyframeRequests: r.keyframes.Load(),
 	}
+}
+
+// Add is the sum of two Responders' figures.
+func (s ResponderStats) Add(o ResponderStats) ResponderStats {
+	return ResponderStats{
+		Resent: s.Resent + o.Resent, ResentBytes: s.ResentBytes + o.ResentBytes, Duplicate: s.Duplicate + o.Duplicate,
+		OverBudget: s.OverBudget + o.OverBudget, Unavailable: s.Unavailable + o.Unavailable,
+		KeyframeRequests: s.KeyframeRequests + o.KeyframeRequests,
+	}
+}
+
+// SetRTT sets the round trip to the receiver, as last measured: the
+// resend interval becomes rtt, within MinResendInterval and the
+// factory's ResendInterval. Zero or negative: unknown, the factory's.
+// Nil does nothing.
+func (r *Responder) SetRTT(rtt time.Duration) {
+	if r != nil {
+		r.rtt.Store(int64(max(rtt, 0)))
+	}
+}
+
+// Interval is the resend interval now in force (see SetRTT); the
+// default for nil.
+func (r *Responder) Interval() time.Duration {
+	if r == nil {
+		return DefaultResendInterval
+	}
+	ceiling := r.factory.interval
+	if rtt := time.Duration(r.rtt.Load()); rtt > 0 {
+		return min(max(rtt, MinResendInterval), ceiling)
+	}
+	return ceiling
+}
+
+// OnHopeless has f called with the SSRC of a stream a receiver asked for
+// packets that cannot be re-sent, no longer held or over the budget: the
+// frames they belong to are lost, and the receiver needs a keyframe,
+// which the caller asks for. At most once per KeyframeGap per stream,
+// each call counted (KeyframeRequests); on the RTCP reader's goroutine,
+// so f must not block. Nil does nothing.
+func (r *Responder) OnHopeless(f func(ssrc uint32)) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	r.hopeless = f
+	r.mu.Unlock()
 }
 
 // clock is the time on the Responder's clock.
@@ -204,13 +297,52 @@ type nackStream struct {
 	mu      sync.Mutex
 	ring    []nackEntry
 	highest uint16
+	tail    uint16 // the oldest sequence number that may still be held
 	started bool
 	rtxSeq  uint16
+	askedAt uint32          // when OnHopeless was last called for the stream, ms
+	asked   bool            // askedAt is set
 	scratch []byte          // RTX payload: original sequence number + payload
 	extBuf  []rtp.Extension // a re-send's extensions
 	win     byteWindow
 	unclock int   // packets added since the window last looked at the clock
 	pending int64 // and their bytes, not in the window yet
+	marks   marks
+}
+
+// marks are the highest sequence number sent at ticks at least windowSlot
+// apart, oldest first: every packet up to a mark's was sent by its time,
+// so once that is MaxAge ago they may all go. A packet is forgotten no
+// sooner than MaxAge after it was sent; on a stream of at least
+// clockEvery packets per windowSlot (1.6 ms at 100 Mbps, 30 ms at 5 Mbps),
+// within another windowSlot or two.
+type marks struct {
+	at    [32]uint32 // milliseconds; 32 slots outlast MaxAge / windowSlot
+	seq   [32]uint16
+	first int
+	n     int
+}
+
+func (m *marks) push(ms uint32, seq uint16) {
+	if m.n > 0 && ms-m.at[(m.first+m.n-1)%len(m.at)] < uint32(windowSlot/time.Millisecond) {
+		return
+	}
+	if m.n == len(m.at) { // cannot happen: MaxAge is far shorter
+		m.first, m.n = (m.first+1)%len(m.at), m.n-1
+	}
+	i := (m.first + m.n) % len(m.at)
+	m.at[i], m.seq[i] = ms, seq
+	m.n++
+}
+
+// expired pops the oldest mark if it is MaxAge old at ms.
+func (m *marks) expired(ms uint32) (seq uint16, ok bool) {
+	if m.n == 0 || ms-m.at[m.first] < maxAgeMS {
+		return 0, false
+	}
+	seq = m.seq[m.first]
+	m.first, m.n = (m.first+1)%len(m.at), m.n-1
+	return seq, true
 }
 
 // byteWindow is a stream's sent and re-sent bytes over the last second,
@@ -297,8 +429,9 @@ func (s *nackStream) add(h *rtp.Header, payload []byte) {
 		diff := seq - s.highest
 		if diff == 0 || diff >= 1<<15 {
 			// A duplicate or a late packet: the latest write of a sequence
-			// number is what a NACK should get.
-			if s.highest-seq < size {
+			// number is what a NACK should get, unless it is older than
+			// what the history still holds.
+			if s.highest-seq < size && seq-s.tail < 1<<15 {
 				s.ring[seq%size] = e
 			}
 			return
@@ -309,22 +442,59 @@ func (s *nackStream) add(h *rtp.Header, payload []byte) {
 			s.ring[i%size] = nackEntry{}
 		}
 	}
+	if !s.started {
+		s.tail = seq
+	}
 	s.started, s.highest = true, seq
 	s.ring[seq%size] = e
 }
 
-// tickLocked moves the window on to now and counts the bytes sent since
-// the last tick in the current slot.
+// tickLocked moves the window on to now, counts the bytes sent since the
+// last tick in the current slot, and forgets the packets sent MaxAge or
+// longer ago.
 func (s *nackStream) tickLocked(now time.Duration) {
 	s.win.advance(slotAt(now))
 	s.win.sent[s.win.slot%windowSlots] += s.pending
 	s.pending, s.unclock = 0, 0
+	if !s.started {
+		return
+	}
+	ms := millis(now)
+	s.marks.push(ms, s.highest)
+	for {
+		seq, ok := s.marks.expired(ms)
+		if !ok {
+			return
+		}
+		s.forgetLocked(seq)
+	}
 }
+
+// forgetLocked moves the tail past seq, dropping the references of the
+// packets it passes; each sequence number is passed once.
+func (s *nackStream) forgetLocked(seq uint16) {
+	size := uint16(len(s.ring))
+	if held := s.highest - s.tail + 1; held > size { // 0: all forgotten
+		s.tail = s.highest - size + 1 // the ring has moved on past them
+	}
+	if seq-s.tail >= s.highest-s.tail+1 {
+		return // at or behind the tail already
+	}
+	for ; s.tail != seq+1; s.tail++ {
+		if e := &s.ring[s.tail%size]; e.seq == s.tail {
+			*e = nackEntry{}
+		}
+	}
+}
+
+const maxAgeMS = uint32(MaxAge / time.Millisecond)
+
+func millis(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 
 // get returns the entry with sequence number seq, if still held.
 func (s *nackStream) get(seq uint16) (*nackEntry, bool) {
 	size := uint16(len(s.ring))
-	if !s.started || s.highest-seq >= size {
+	if !s.started || s.highest-seq >= size || seq-s.tail >= 1<<15 {
 		return nil, false
 	}
 	e := &s.ring[seq%size]
@@ -359,6 +529,7 @@ func (r *Responder) BindRTCPReader(reader interceptor.RTCPReader) interceptor.RT
 func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
 	r.mu.Lock()
 	s := r.streams[nack.MediaSSRC]
+	hopeless := r.hopeless
 	r.mu.Unlock()
 	if s == nil {
 		return
@@ -369,8 +540,8 @@ func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
 	sent, resent := s.win.totals()
 	s.mu.Unlock()
 	b := resendBatch{
-		nowMS:      uint32(now / time.Millisecond),
-		intervalMS: uint32(r.factory.interval / time.Millisecond),
+		nowMS:      millis(now),
+		intervalMS: millis(r.Interval()),
 		allowance:  sent*r.factory.budget/100 - resent,
 	}
 	for _, pair := range nack.Nacks {
@@ -385,12 +556,29 @@ func (r *Responder) resend(nack *rtcp.TransportLayerNack) {
 			return true
 		})
 	}
+	if b.hopeless && hopeless != nil && s.askKeyframe(b.nowMS) {
+		r.keyframes.Add(1)
+		hopeless(s.ssrc)
+	}
+}
+
+// askKeyframe reports whether a hopeless request at nowMS asks for a
+// keyframe: not within KeyframeGap of the stream's last.
+func (s *nackStream) askKeyframe(nowMS uint32) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.asked && nowMS-s.askedAt < uint32(KeyframeGap/time.Millisecond) {
+		return false
+	}
+	s.asked, s.askedAt = true, nowMS
+	return true
 }
 
 // resendBatch is the state of one NACK's re-sends.
 type resendBatch struct {
 	nowMS, intervalMS uint32
 	allowance         int64 // bytes the budget still allows
+	hopeless          bool  // a packet asked for is unavailable or over budget
 }
 
 // resendLocked writes one packet again, unless it was re-sent within the
@@ -402,7 +590,8 @@ func (s *nackStream) resendLocked(seq uint16, b *resendBatch) error {
 	r := s.r
 	e, ok := s.get(seq)
 	if !ok {
-		r.unavailable.Add(1) // too old: the receiver will ask for a keyframe
+		r.unavailable.Add(1) // too old: its frame needs a keyframe
+		b.hopeless = true
 		return nil
 	}
 	if e.resent && b.nowMS-e.resentAt < b.intervalMS {
@@ -415,6 +604,7 @@ func (s *nackStream) resendLocked(seq uint16, b *resendBatch) error {
 	}
 	if int64(n) > b.allowance {
 		r.overBudget.Add(1)
+		b.hopeless = true
 		return nil
 	}
 	b.allowance -= int64(n)
@@ -463,11 +653,11 @@ func (r *Responder) Close() error {
 	r.mu.Lock()
 	r.streams = map[uint32]*nackStream{}
 	r.mu.Unlock()
-	f := r.factory
-	f.mu.Lock()
-	if f.byPC[r.id] == r {
-		delete(f.byPC, r.id)
+	reg := r.factory.reg
+	reg.mu.Lock()
+	if reg.byPC[r.id] == r {
+		delete(reg.byPC, r.id)
 	}
-	f.mu.Unlock()
+	reg.mu.Unlock()
 	return nil
 }
