@@ -10,8 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/pion/transport/v4/stdnet"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
+
+	"whipgate/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -293,5 +298,38 @@ func TestHelpIsNotAnError(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "-viewers") {
 		t.Errorf("-h output lists no -viewers flag:\n%s", &out)
+	}
+}
+
+// A WHIP server may answer with a relative Location (MediaMTX does; so
+// does the test kit's target): signal returns it resolved against the
+// POST's URL, so the DELETE at the end reaches the session.
+func TestSignalResolvesRelativeLocation(t *testing.T) {
+	f := testkit.NewTarget(t, nil)
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := testkit.PionAPI(t, base).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, "video", "bench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pc.AddTrack(track); err != nil {
+		t.Fatal(err)
+	}
+	url := f.URL("127.0.0.1", "/whip")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resource, _, err := signal(ctx, pc, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(resource, f.URL("127.0.0.1", "/resource/")) {
+		t.Errorf("session URL %q; want the target's /resource/… on its host and port", resource)
 	}
 }

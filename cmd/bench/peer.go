@@ -156,7 +156,8 @@ func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.U
 }
 
 // signal runs the WHIP/WHEP offer/answer: gather all candidates, POST the
-// offer, apply the answer. It returns the session URL (Location) and when
+// offer, apply the answer. It returns the session URL (Location, resolved
+// against the POST's URL: MediaMTX, for one, answers with a path) and when
 // the POST started.
 func signal(ctx context.Context, pc *webrtc.PeerConnection, url string) (resource string, posted time.Time, err error) {
 	offer, err := pc.CreateOffer(nil)
@@ -190,7 +191,11 @@ func signal(ctx context.Context, pc *webrtc.PeerConnection, url string) (resourc
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: string(body)}); err != nil {
 		return "", posted, fmt.Errorf("apply answer from %s: %w", url, err)
 	}
-	return resp.Header.Get("Location"), posted, nil
+	loc, err := resp.Location()
+	if err != nil {
+		return "", posted, fmt.Errorf("POST %s: the answer's Location: %w", url, err)
+	}
+	return loc.String(), posted, nil
 }
 
 // hangUp ends a WHIP/WHEP session with DELETE, so the server frees the
