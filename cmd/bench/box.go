@@ -76,15 +76,17 @@ func boxConfig(opt Options, dir string) (string, error) {
 // target's URL of the first layer for its viewer.
 func egressRequest(mode, target string, layers []string) (req map[string]any, watch string) {
 	req = map[string]any{"id": egressID, "stream": streamName, "mode": mode, "layers": layers}
+	if len(layers) == 1 {
+		// One session without rids in either mode: the target's one
+		// layer is "main".
+		req["url"] = target + "/whip/" + streamName
+		return req, target + "/whep/" + streamName + "/main"
+	}
 	if mode == egressSimulcast {
 		// One session; the target names its layers by rid, "0" the
 		// full size (rid_style obs).
 		req["url"] = target + "/whip/" + streamName
 		return req, target + "/whep/" + streamName + "/0"
-	}
-	if len(layers) == 1 {
-		req["url"] = target + "/whip/" + streamName
-		return req, target + "/whep/" + streamName + "/main"
 	}
 	// A session per layer, a stream per layer on the target, where its
 	// one layer is "main".
