@@ -14,10 +14,12 @@ import (
 // where a part starts its work labels the goroutines pion and the
 // transport start for it too. whipgate bench -box sums a CPU profile's
 // samples by it: Go has no CPU time per goroutine.
+//
+// The egress registry (whip/egress) labels its egresses "egress" itself:
+// their goroutines start there, whoever adds them.
 const (
 	partLabel   = "part"
 	partIngest  = "ingest"  // local sources: the encoder's pipes, the test pattern
-	partEgress  = "egress"  // WHIP egress legs
 	partViewers = "viewers" // WHEP sessions
 )
 

@@ -13,6 +13,11 @@
 // the publisher goes on a moment (so that losses at the window's end are
 // seen and repaired), stops, in-flight packets drain, viewers hang up,
 // the server is stopped.
+//
+// With -box the server under test is the box: the stream enters through
+// its encoder pipe from a synthetic encoder in this process (box.go) and
+// leaves through a WHIP egress to a second whipgate, and the report adds
+// the box's CPU split by part and its allocations (profile.go).
 package bench
 
 import (

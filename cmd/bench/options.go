@@ -128,7 +128,9 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 			"watches it with N WHEP viewers in this process, and prints a table and one JSON\n"+
 			"line per run. With -scenario egress-recovery it egresses to a second whipgate instead,\n"+
 			"kills that one (SIGKILL), starts it again after -target-down and reports how soon the\n"+
-			"egress is connected again. See BENCHMARKS.md.\n\nflags:\n")
+			"egress is connected again. With -box the stream enters through the encoder pipe\n"+
+			"instead (main + preview) and leaves through a WHIP egress to a second whipgate, and\n"+
+			"the report adds the box's CPU by part and its allocations. See BENCHMARKS.md.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.Scenario, "scenario", scenarioLoad, "what a run does: load (viewers watch; the table and figures below) or egress-recovery (an egress's target is killed and restarted; see BENCHMARKS.md)")
