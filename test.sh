@@ -54,7 +54,7 @@ export WHIPGATE_ARTIFACTS="${WHIPGATE_ARTIFACTS:-$PWD/artifacts}"
 go test -race -count=1 -timeout 15m "$@" ./...
 # Each fuzz target for 2 s past its corpus (the line above replays the
 # seeds and testdata/fuzz): -fuzz takes one package and one target at a
-# time, so 22 targets are 44 s of fuzzing plus a go test start each.
+# time, so each target costs 2 s of fuzzing plus a go test start.
 # scripts/fuzz.sh runs them longer.
 go test -list '^Fuzz' ./... | awk '/^Fuzz/ {names = names " " $1} /^ok/ {if (names != "") print $2 names; names = ""}' |
 	while read -r pkg targets; do

@@ -3,6 +3,7 @@ package certs
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"slices"
@@ -14,27 +15,42 @@ import (
 	"whipgate/certs/certstest"
 )
 
-func acmeConfig(t *testing.T, p *certstest.Pebble, domain string) Config {
-	return Config{
+// pebbleACME begins an ACME test: the leak check, Pebble started with
+// opts, a log, and the config of a Manager that asks Pebble for domain
+// over loopback.
+func pebbleACME(t *testing.T, opts certstest.PebbleOptions, domain string) (*certstest.Pebble, Config, *slog.Logger) {
+	t.Helper()
+	checkLeaks(t)
+	peb := certstest.StartPebble(t, opts)
+	log, _ := certstest.NewLog(t)
+	return peb, Config{
 		Mode:       ModeACME,
 		Domains:    []string{domain},
-		CA:         p.DirURL,
-		CARoot:     p.CARoot,
+		CA:         peb.DirURL,
+		CARoot:     peb.CARoot,
 		Storage:    t.TempDir(),
 		HTTPPort:   certstest.FreePort(t),
 		HTTPSPort:  certstest.FreePort(t),
 		ListenHost: "127.0.0.1",
+	}, log
+}
+
+// newACME is a Manager for cfg, closed when the test ends.
+func newACME(t *testing.T, cfg Config, log *slog.Logger) *Manager {
+	t.Helper()
+	m, err := New(t.Context(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }
 
 // A certificate obtained from a real ACME server is served, verifies for the name, and
 // is reused from storage by the next Manager with the CA gone.
 func TestACMEObtainThenReuseWithoutCA(t *testing.T) {
-	checkLeaks(t)
-	peb := certstest.StartPebble(t, certstest.PebbleOptions{AlwaysValid: true})
-	log, _ := certstest.NewLog(t)
 	const name = "whipgate.test"
-	cfg := acmeConfig(t, peb, name)
+	peb, cfg, log := pebbleACME(t, certstest.PebbleOptions{AlwaysValid: true}, name)
 
 	first, err := New(t.Context(), cfg, log)
 	if err != nil {
@@ -72,21 +88,14 @@ func TestACMEObtainThenReuseWithoutCA(t *testing.T) {
 // The Manager's HTTP listener answers a real HTTP-01 validation and redirects other
 // requests to HTTPS.
 func TestACMEHTTP01(t *testing.T) {
-	checkLeaks(t)
 	httpPort := certstest.FreePort(t)
-	peb := certstest.StartPebble(t, certstest.PebbleOptions{HTTPPort: httpPort})
-	log, _ := certstest.NewLog(t)
 	// An IP identifier (RFC 8738) lets Pebble's validator connect without DNS.
-	cfg := acmeConfig(t, peb, "127.0.0.1")
+	peb, cfg, log := pebbleACME(t, certstest.PebbleOptions{HTTPPort: httpPort}, "127.0.0.1")
 	cfg.HTTPPort = httpPort
 	cfg.DisableTLSALPNChallenge = true
 	cfg.Email = "ops@whipgate.test"
 
-	m, err := New(t.Context(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newACME(t, cfg, log)
 	if got, want := m.HTTPAddr(), fmt.Sprintf("127.0.0.1:%d", httpPort); got != want {
 		t.Fatalf("HTTPAddr %s, want %s", got, want)
 	}
@@ -116,19 +125,12 @@ func TestACMEHTTP01(t *testing.T) {
 // A real TLS-ALPN-01 validation, first by certmagic's own temporary listener inside New,
 // then, for a forced renewal, by an HTTPS server using TLSConfig on the HTTPS port.
 func TestACMETLSALPN01(t *testing.T) {
-	checkLeaks(t)
 	httpsPort := certstest.FreePort(t)
-	peb := certstest.StartPebble(t, certstest.PebbleOptions{TLSPort: httpsPort})
-	log, _ := certstest.NewLog(t)
-	cfg := acmeConfig(t, peb, "127.0.0.1")
+	peb, cfg, log := pebbleACME(t, certstest.PebbleOptions{TLSPort: httpsPort}, "127.0.0.1")
 	cfg.HTTPSPort = httpsPort
 	cfg.DisableHTTPChallenge = true
 
-	m, err := New(t.Context(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newACME(t, cfg, log)
 	if protos := m.TLSConfig().NextProtos; strings.Join(protos, ",") != "h2,http/1.1,acme-tls/1" {
 		t.Fatalf("NextProtos %v, want [h2 http/1.1 acme-tls/1]", protos)
 	}

@@ -45,6 +45,15 @@ func (a *App) apiAuth(next http.Handler) http.Handler {
 	})
 }
 
+// found says whether the API's {what} named id was found, and answers 404
+// when it was not.
+func (a *App) found(w http.ResponseWriter, ok bool, what, id string) bool {
+	if !ok {
+		a.apiError(w, problem.Errorf(http.StatusNotFound, "no %s %q", what, id))
+	}
+	return ok
+}
+
 func (a *App) listStreams(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"streams": a.hub.Streams()})
 }
@@ -56,10 +65,7 @@ func (a *App) stream(w http.ResponseWriter, r *http.Request) (*gateway.Stream, b
 		return nil, false
 	}
 	s, ok := a.hub.Stream(name)
-	if !ok {
-		a.apiError(w, problem.Errorf(http.StatusNotFound, "no stream %q", name))
-	}
-	return s, ok
+	return s, a.found(w, ok, "stream", name)
 }
 
 func (a *App) getStream(w http.ResponseWriter, r *http.Request) {
@@ -91,21 +97,16 @@ func (a *App) listSessions(w http.ResponseWriter, _ *http.Request) {
 
 func (a *App) getSession(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	s, ok := a.sessions.Get(id)
-	if !ok {
-		a.apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
-		return
+	if s, ok := a.sessions.Get(id); a.found(w, ok, "session", id) {
+		writeJSON(w, http.StatusOK, s.Info())
 	}
-	writeJSON(w, http.StatusOK, s.Info())
 }
 
 func (a *App) deleteSession(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	if !a.sessions.End(id) {
-		a.apiError(w, problem.Errorf(http.StatusNotFound, "no session %q", id))
-		return
+	if a.found(w, a.sessions.End(id), "session", id) {
+		w.WriteHeader(http.StatusNoContent)
 	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // getEncoder shows the supervised encoder: backend, state, restarts, fps

@@ -59,25 +59,17 @@ func egressError(err error) error {
 }
 
 func (a *App) createEgress(w http.ResponseWriter, r *http.Request) {
-	var cfg egress.Config
-	if err := decodeEgress(r, &cfg); err != nil {
-		a.apiError(w, err)
-		return
-	}
-	if err := a.checkEgress(cfg); err != nil {
-		a.apiError(w, err)
-		return
-	}
-	e, err := a.egress.Add(cfg, true)
-	if err != nil {
-		a.apiError(w, egressError(err))
-		return
-	}
-	if err := a.egress.Save(); err != nil {
-		a.log.Error("egress state not saved", "err", err)
-	}
-	w.Header().Set("Location", "/api/v1/egress/"+e.Config().ID)
-	writeJSON(w, http.StatusCreated, e.Status())
+	a.applyEgress(w, r, egress.Config{}, nil, http.StatusCreated, func(cfg egress.Config) (*egress.Egress, error) {
+		e, err := a.egress.Add(cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.egress.Save(); err != nil {
+			a.log.Error("egress state not saved", "err", err)
+		}
+		w.Header().Set("Location", "/api/v1/egress/"+e.Config().ID)
+		return e, nil
+	})
 }
 
 // patchEgress is PATCH /api/v1/egress/{id}: the fields given (url, token,
@@ -90,32 +82,48 @@ func (a *App) patchEgress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cfg, api, ok := a.egress.Given(id)
-	if !ok {
-		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
+	if !a.found(w, ok, "egress", id) {
 		return
 	}
 	if !api {
 		a.apiError(w, problem.Errorf(http.StatusConflict, "egress %q comes from the config file: change it there and reload", id))
 		return
 	}
+	sameID := func(cfg egress.Config) error {
+		if cfg.EffectiveID() != id {
+			return problem.Errorf(http.StatusBadRequest, "an egress's id cannot change (%q to %q)", id, cfg.EffectiveID())
+		}
+		return nil
+	}
+	a.applyEgress(w, r, cfg, sameID, http.StatusOK, func(cfg egress.Config) (*egress.Egress, error) {
+		return a.egress.Replace(id, cfg)
+	})
+}
+
+// applyEgress is what POST and PATCH do alike: read the body onto cfg,
+// check it (rule first, when given, then checkEgress), hand it to apply
+// and answer the egress's status with code, or the first error.
+func (a *App) applyEgress(w http.ResponseWriter, r *http.Request, cfg egress.Config, rule func(egress.Config) error, code int, apply func(egress.Config) (*egress.Egress, error)) {
 	if err := decodeEgress(r, &cfg); err != nil {
 		a.apiError(w, err)
 		return
 	}
-	if cfg.EffectiveID() != id {
-		a.apiError(w, problem.Errorf(http.StatusBadRequest, "an egress's id cannot change (%q to %q)", id, cfg.EffectiveID()))
-		return
+	if rule != nil {
+		if err := rule(cfg); err != nil {
+			a.apiError(w, err)
+			return
+		}
 	}
 	if err := a.checkEgress(cfg); err != nil {
 		a.apiError(w, err)
 		return
 	}
-	e, err := a.egress.Replace(id, cfg)
+	e, err := apply(cfg)
 	if err != nil {
 		a.apiError(w, egressError(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, e.Status())
+	writeJSON(w, code, e.Status())
 }
 
 func (a *App) listEgress(w http.ResponseWriter, _ *http.Request) {
@@ -138,12 +146,9 @@ func (a *App) getEgress(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	e, ok := a.egress.Get(id)
-	if !ok {
-		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
-		return
+	if e, ok := a.egress.Get(id); a.found(w, ok, "egress", id) {
+		writeJSON(w, http.StatusOK, e.Status())
 	}
-	writeJSON(w, http.StatusOK, e.Status())
 }
 
 func (a *App) deleteEgress(w http.ResponseWriter, r *http.Request) {
@@ -152,8 +157,7 @@ func (a *App) deleteEgress(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ok, err := a.egress.Remove(id)
-	if !ok {
-		a.apiError(w, problem.Errorf(http.StatusNotFound, "no egress %q", id))
+	if !a.found(w, ok, "egress", id) {
 		return
 	}
 	if err != nil {

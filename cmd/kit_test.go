@@ -16,14 +16,13 @@ import (
 	"time"
 
 	"whipgate/certs/certstest"
+	"whipgate/internal/testkit"
 	"whipgate/whip/rtc"
 )
 
-// testLog writes the app's log into the test's output, so a failure shows
-// what the server did.
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
+// testLog writes the app's warnings into the test's output, so a failure
+// shows what the server did.
+func testLog(t testing.TB) *slog.Logger { return testkit.LogAt(t, slog.LevelWarn) }
 
 // loopbackConfig is a config that binds only ephemeral loopback ports and
 // keeps its state in the test's directory, so tests run in parallel and
@@ -87,39 +86,10 @@ func request(t testing.TB, method, url, token, body string) (int, string) {
 // ends and Run must return nil.
 func runServer(t testing.TB, args []string, getenv func(string) string) (string, *certstest.LogTap) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr certstest.LogTap
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, args, getenv, &stdout, &stderr) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: got %v, want a clean stop", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return 10 s after its context ended")
-		}
+	r := certstest.Background(t, func(ctx context.Context, stdout, stderr io.Writer) error {
+		return Run(ctx, args, getenv, stdout, stderr)
 	})
-
-	const prefix = "whipgate is running at "
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		for l := range strings.Lines(stdout.String()) {
-			if u, ok := strings.CutPrefix(l, prefix); ok {
-				return strings.TrimSpace(u), &stdout
-			}
-		}
-		select {
-		case err := <-done:
-			done <- err // for the cleanup
-			t.Fatalf("Run returned %v before serving; stderr:\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q line within 10 s; stdout:\n%s\nstderr:\n%s", prefix, stdout.String(), stderr.String())
-		}
-	}
+	return r.Line(t, "whipgate is running at ", 10*time.Second), &r.Stdout
 }
 
 // waitForEnd is a session's run that only waits to be ended.

@@ -31,9 +31,11 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/certs/certstest"
 	"whipgate/cmd/apidoc"
 	"whipgate/cmd/config"
 	"whipgate/cmd/config/configtest"
+	"whipgate/internal/testkit"
 )
 
 func init() {
@@ -283,26 +285,8 @@ func newContract(t testing.TB, doc *openapi3.T) *contract {
 // document allows. A "Host" in hdr sets the request's Host.
 func (c *contract) do(t testing.TB, want int, method, url string, hdr map[string]string, body string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		if k == "Host" {
-			req.Host = v
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	got, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
-	}
+	req := certstest.NewRequest(t.Context(), t, method, url, body, hdr)
+	resp, got := certstest.Exchange(t, http.DefaultClient, req)
 	if want != 0 && resp.StatusCode != want {
 		t.Errorf("%s %s: got %d %s, want %d", method, url, resp.StatusCode, got, want)
 	}
@@ -436,36 +420,11 @@ func loopbackPeer(t testing.TB) *webrtc.PeerConnection {
 	return pc
 }
 
-// offer adds a section per kind in direction dir to pc and returns its
-// offer with every candidate.
-func offer(t testing.TB, pc *webrtc.PeerConnection, dir webrtc.RTPTransceiverDirection, kinds ...webrtc.RTPCodecType) string {
-	t.Helper()
-	for _, k := range kinds {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	o, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(o); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-gathered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the test peer did not gather within 5 s")
-	}
-	return pc.LocalDescription().SDP
-}
-
 // viewerOffer is a WHEP viewer's offer: receive video and audio.
 func viewerOffer(t testing.TB) (*webrtc.PeerConnection, string) {
 	t.Helper()
 	pc := loopbackPeer(t)
-	return pc, offer(t, pc, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
+	return pc, testkit.OfferFor(t, pc, webrtc.RTPTransceiverDirectionRecvonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeAudio)
 }
 
 // eventually polls cond every 20 ms until it holds, or fails after within.
@@ -620,8 +579,8 @@ egress:
 	// Errors: problem+json, each a status the document lists.
 	_, busy := viewerOffer(t)
 	pub := loopbackPeer(t)
-	publish := offer(t, pub, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo)
-	two := offer(t, loopbackPeer(t), webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeVideo)
+	publish := testkit.OfferFor(t, pub, webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo)
+	two := testkit.OfferFor(t, loopbackPeer(t), webrtc.RTPTransceiverDirectionSendonly, webrtc.RTPCodecTypeVideo, webrtc.RTPCodecTypeVideo)
 	for _, tc := range []struct {
 		want                int
 		method, path, ctype string

@@ -51,14 +51,7 @@ func benchFanout(b *testing.B, subs int) {
 		}
 		wg.Go(func() {
 			defer sub.Close()
-			out := make([]Out, 256)
-			for {
-				n, err := sub.Next(ctx, out)
-				if err != nil {
-					return
-				}
-				delivered[i].Add(int64(n))
-			}
+			_ = readEach(ctx, sub, 256, func(out []Out) { delivered[i].Add(int64(len(out))) })
 		})
 	}
 	// waitFor lets every subscriber catch up to within lag packets of written.

@@ -8,25 +8,6 @@ import (
 	"time"
 )
 
-func publishH264(t *testing.T, hub *Hub, name string) *Publication {
-	t.Helper()
-	pub, err := hub.Publish(name, []TrackInfo{{Name: "main", Codec: H264}}, PublishOptions{Kind: "test"})
-	if err != nil {
-		t.Fatalf("publish %q: %v", name, err)
-	}
-	return pub
-}
-
-func subscribe(t *testing.T, hub *Hub, name string, tracks ...string) *Subscription {
-	t.Helper()
-	sub, err := hub.Subscribe(name, tracks, SubscribeOptions{Kind: "test"})
-	if err != nil {
-		t.Fatalf("subscribe %q %v: %v", name, tracks, err)
-	}
-	t.Cleanup(func() { sub.Close() })
-	return sub
-}
-
 // wantRun checks that got holds the source packets first..first+len(got)-1
 // in order, with sequence numbers that continue from seq0 without a gap.
 func wantRun(t *testing.T, got []Out, first uint32, seq0 uint16) {
@@ -58,8 +39,7 @@ func keyRequests(pub *Publication) int {
 func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const queue = 64
-		hub := newTestHub(t, Config{QueuePackets: queue})
-		pub := publishH264(t, hub, "cam")
+		hub, _, src := h264Hub(t, Config{QueuePackets: queue})
 		stalled := subscribe(t, hub, "cam", "main")
 		draining := subscribe(t, hub, "cam", "main")
 
@@ -67,18 +47,9 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 		var got []Out
 		readerDone := make(chan error)
 		go func() {
-			out := make([]Out, 16)
-			for {
-				n, err := draining.Next(ctx, out)
-				if err != nil {
-					readerDone <- err
-					return
-				}
-				got = append(got, out[:n]...)
-			}
+			readerDone <- readEach(ctx, draining, 16, func(out []Out) { got = append(got, out...) })
 		}()
 
-		src := newH264Source(pub, 0)
 		start := time.Now()
 		for range 300 { // 10 GOPs, 3,450 packets: 54 queues' worth
 			src.writeFrame()
@@ -126,10 +97,8 @@ func TestStalledSubscriberDoesNotDelayOthers(t *testing.T) {
 func TestDropThenResumeAtKeyframe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const queue = 64
-		hub := newTestHub(t, Config{QueuePackets: queue})
-		pub := publishH264(t, hub, "cam")
+		hub, pub, src := h264Hub(t, Config{QueuePackets: queue}) // GOP of 30 frames: 20-packet keyframe, 5-packet deltas
 		sub := subscribe(t, hub, "cam", "main")
-		src := newH264Source(pub, 0) // GOP of 30 frames: 20-packet keyframe, 5-packet deltas
 
 		for range 20 { // 115 packets into a 64-packet queue, nobody reading
 			src.writeFrame()

@@ -8,9 +8,7 @@ import (
 
 func TestGOPCacheJoin(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{})
-		pub := publishH264(t, hub, "cam")
-		src := newH264Source(pub, 0)
+		hub, pub, src := h264Hub(t, Config{})
 		for range 35 { // a whole GOP, then the next keyframe and 4 deltas
 			src.writeFrame()
 		}
@@ -50,9 +48,7 @@ func TestGOPCacheJoin(t *testing.T) {
 // frame's first packet, so a joiner gets the whole access unit.
 func TestGOPCacheKeepsWholeKeyframe(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{})
-		pub := publishH264(t, hub, "cam")
-		src := newH264Source(pub, 0)
+		hub, _, src := h264Hub(t, Config{})
 		for range 3 {
 			src.writeFrame()
 		}
@@ -85,9 +81,7 @@ func TestJoinWithoutGOPCacheWaitsForKeyframe(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				hub := newTestHub(t, Config{GOPCacheBytes: tc.bytes})
-				pub := publishH264(t, hub, "cam")
-				src := newH264Source(pub, 0)
+				hub, pub, src := h264Hub(t, Config{GOPCacheBytes: tc.bytes})
 				for range 8 {
 					src.writeFrame()
 				}
@@ -131,9 +125,7 @@ func TestJoinWithoutGOPCacheWaitsForKeyframe(t *testing.T) {
 // request (as browsers do) and writes 3 s of it at 30 fps after one
 // keyframe (source index 0): the cache is then 3 s old.
 func staleCache(t *testing.T, cfg Config) (*Hub, *Publication, *h264Source) {
-	hub := newTestHub(t, cfg)
-	pub := publishH264(t, hub, "cam")
-	src := newH264Source(pub, 0)
+	hub, pub, src := h264Hub(t, cfg)
 	src.gop = 1 << 30
 	src.play(1 + 3*30)
 	return hub, pub, src

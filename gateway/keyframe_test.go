@@ -9,9 +9,7 @@ import (
 func TestKeyframeRequestsAreMergedAndRateLimited(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const interval = 500 * time.Millisecond
-		hub := newTestHub(t, Config{KeyframeInterval: interval})
-		pub := publishH264(t, hub, "cam")
-		src := newH264Source(pub, 0)
+		hub, pub, src := h264Hub(t, Config{KeyframeInterval: interval})
 		src.writeFrame()
 		var subs []*Subscription
 		for range 4 {
@@ -87,9 +85,7 @@ func TestKeyframeRequestsAreMergedAndRateLimited(t *testing.T) {
 // request stays pending and goes out once there is room.
 func TestKeyframeRequestsNeverBlock(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{KeyframeInterval: time.Millisecond, GOPCacheBytes: -1})
-		pub := publishH264(t, hub, "cam")
-		src := newH264Source(pub, 0)
+		hub, pub, src := h264Hub(t, Config{KeyframeInterval: time.Millisecond, GOPCacheBytes: -1})
 		src.frame, src.gop = 1, 1000 // no keyframe to answer the requests
 		sub := subscribe(t, hub, "cam", "main")
 		for range 100 {

@@ -27,6 +27,36 @@ func newTestHub(t testing.TB, cfg Config) *Hub {
 	return hub
 }
 
+// publishH264 publishes one H.264 track, main, on the stream name.
+func publishH264(t *testing.T, hub *Hub, name string) *Publication {
+	t.Helper()
+	pub, err := hub.Publish(name, []TrackInfo{{Name: "main", Codec: H264}}, PublishOptions{Kind: "test"})
+	if err != nil {
+		t.Fatalf("publish %q: %v", name, err)
+	}
+	return pub
+}
+
+// subscribe subscribes to tracks of the stream name until the test ends.
+func subscribe(t *testing.T, hub *Hub, name string, tracks ...string) *Subscription {
+	t.Helper()
+	sub, err := hub.Subscribe(name, tracks, SubscribeOptions{Kind: "test"})
+	if err != nil {
+		t.Fatalf("subscribe %q %v: %v", name, tracks, err)
+	}
+	t.Cleanup(func() { sub.Close() })
+	return sub
+}
+
+// h264Hub is a hub on cfg with an H.264 publication on stream cam and a
+// source for its track.
+func h264Hub(t *testing.T, cfg Config) (*Hub, *Publication, *h264Source) {
+	t.Helper()
+	hub := newTestHub(t, cfg)
+	pub := publishH264(t, hub, "cam")
+	return hub, pub, newH264Source(pub, 0)
+}
+
 // h264Source writes a synthetic H.264 stream in a GOP pattern: a keyframe
 // (STAP-A with SPS and PPS, then an FU-A IDR) every gop frames, FU-A
 // non-IDR frames in between. Every payload ends with the packet's index in
@@ -132,7 +162,19 @@ func index(o Out) uint32 {
 	return binary.BigEndian.Uint32(o.Payload[len(o.Payload)-4:])
 }
 
-// drain returns everything queued for sub right now, without waiting.
+// readEach calls Next on sub, with room for batch packets, until it fails;
+// it hands each call's packets to got and returns Next's error.
+func readEach(ctx context.Context, sub *Subscription, batch int, got func([]Out)) error {
+	out := make([]Out, batch)
+	for {
+		n, err := sub.Next(ctx, out)
+		if err != nil {
+			return err
+		}
+		got(out[:n])
+	}
+}
+
 // drainWaiting is drain for a subscriber that joined with a GOP cache,
 // which Next hands out paced: it waits for packets until none came for
 // a second (fake time under synctest).
@@ -151,6 +193,7 @@ func drainWaiting(t testing.TB, sub *Subscription) []Out {
 	}
 }
 
+// drain returns everything queued for sub right now, without waiting.
 func drain(t testing.TB, sub *Subscription) []Out {
 	t.Helper()
 	var all []Out

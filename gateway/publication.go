@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,9 +17,7 @@ type Publication struct {
 	keyReq chan int
 
 	lastWrite atomic.Int64
-	once      sync.Once
-	done      chan struct{}
-	err       error
+	life      ending
 }
 
 // ID identifies the publication within the hub.
@@ -84,24 +81,12 @@ func (p *Publication) KeyframeRequests() <-chan int { return p.keyReq }
 
 // Done is closed when the publication ends: closed, replaced by a newer
 // publisher, or the hub closed. Err then says which.
-func (p *Publication) Done() <-chan struct{} { return p.done }
+func (p *Publication) Done() <-chan struct{} { return p.life.done }
 
 // Err is why the publication ended, or nil while it is live.
-func (p *Publication) Err() error {
-	select {
-	case <-p.done:
-		return p.err
-	default:
-		return nil
-	}
-}
+func (p *Publication) Err() error { return p.life.why() }
 
-func (p *Publication) end(err error) {
-	p.once.Do(func() {
-		p.err = err
-		close(p.done)
-	})
-}
+func (p *Publication) end(err error) { p.life.end(err) }
 
 // Close detaches the publisher. The stream and its subscribers stay until
 // the stream has neither publisher nor subscribers (or for good, if pinned).

@@ -17,9 +17,7 @@ func wantStream(t *testing.T, hub *Hub, name string, want bool) {
 
 func TestPublisherRestartKeepsSubscribers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{})
-		a := publishH264(t, hub, "cam")
-		srcA := newH264Source(a, 0)
+		hub, a, srcA := h264Hub(t, Config{})
 		srcA.writeFrame()
 		sub := subscribe(t, hub, "cam", "main")
 		srcA.writeFrame()
@@ -173,9 +171,7 @@ func TestPublishValidation(t *testing.T) {
 
 func TestSecondLivePublisherIsBusy(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{})
-		a := publishH264(t, hub, "cam")
-		src := newH264Source(a, 0)
+		hub, a, src := h264Hub(t, Config{})
 		src.writeFrame()
 		sub := subscribe(t, hub, "cam", "main")
 

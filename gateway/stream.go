@@ -118,7 +118,7 @@ func (s *Stream) publish(id uint64, infos []TrackInfo, opt PublishOptions) (*Pub
 		opt:    opt,
 		since:  time.Now(),
 		keyReq: make(chan int, 16),
-		done:   make(chan struct{}),
+		life:   ending{done: make(chan struct{})},
 		tracks: make([]*track, len(infos)),
 	}
 	p.lastWrite.Store(now)

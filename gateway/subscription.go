@@ -56,10 +56,8 @@ type Subscription struct {
 	scratch []entry
 	pace    *time.Timer
 
-	finishOnce sync.Once
-	closeOnce  sync.Once
-	done       chan struct{}
-	err        error
+	life      ending
+	closeOnce sync.Once
 
 	ended                       atomic.Bool
 	delivered, dropped, skipped atomic.Uint64
@@ -102,7 +100,7 @@ func newSubscription(s *Stream, id uint64, opt SubscribeOptions, capacity int) *
 		since:  time.Now(),
 		ring:   make([]entry, capacity),
 		notify: make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		life:   ending{done: make(chan struct{})},
 	}
 	sub.wakeTimer = time.AfterFunc(time.Hour, sub.wakeLate)
 	sub.wakeTimer.Stop()
@@ -267,8 +265,8 @@ func (s *Subscription) Next(ctx context.Context, out []Out) (int, error) {
 			return n, nil
 		}
 		select {
-		case <-s.done:
-			return 0, s.err
+		case <-s.life.done:
+			return 0, s.life.err
 		default:
 		}
 		var paced <-chan time.Time
@@ -283,8 +281,8 @@ func (s *Subscription) Next(ctx context.Context, out []Out) (int, error) {
 		select {
 		case <-s.notify:
 		case <-paced:
-		case <-s.done:
-			return 0, s.err
+		case <-s.life.done:
+			return 0, s.life.err
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
@@ -378,24 +376,14 @@ func (s *Subscription) RequestKeyframe(i int) {
 }
 
 // Done is closed when the subscription ends; Err says why.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
+func (s *Subscription) Done() <-chan struct{} { return s.life.done }
 
 // Err is why the subscription ended, or nil while it is live.
-func (s *Subscription) Err() error {
-	select {
-	case <-s.done:
-		return s.err
-	default:
-		return nil
-	}
-}
+func (s *Subscription) Err() error { return s.life.why() }
 
 func (s *Subscription) finish(err error) {
-	s.finishOnce.Do(func() {
-		s.ended.Store(true)
-		s.err = err
-		close(s.done)
-	})
+	s.ended.Store(true)
+	s.life.end(err)
 }
 
 // Close detaches the subscriber. It is idempotent.

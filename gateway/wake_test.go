@@ -26,16 +26,11 @@ func consume(ctx context.Context, sub *Subscription) func() []delivery {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		out := make([]Out, 256)
-		for {
-			n, err := sub.Next(ctx, out)
-			if err != nil {
-				return
-			}
+		_ = readEach(ctx, sub, 256, func(out []Out) {
 			mu.Lock()
-			got = append(got, delivery{at: time.Now(), outs: append([]Out(nil), out[:n]...)})
+			got = append(got, delivery{at: time.Now(), outs: append([]Out(nil), out...)})
 			mu.Unlock()
-		}
+		})
 	}()
 	return func() []delivery {
 		wg.Wait()
@@ -47,8 +42,7 @@ func consume(ctx context.Context, sub *Subscription) func() []delivery {
 // for each one: the frame goes out as one group at its last packet.
 func TestPacedFrameWakesOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{})
-		src := newH264Source(publishH264(t, hub, "cam"), 0)
+		hub, _, src := h264Hub(t, Config{})
 		src.pace = 100 * time.Microsecond // 20 packets over 1.9 ms
 		src.deltaPackets = 20
 		sub := subscribe(t, hub, "cam", "main")
@@ -78,8 +72,7 @@ func TestPacedFrameWakesOnce(t *testing.T) {
 // sets the marker) still leaves, wakeDelay after its first packet.
 func TestFrameWithoutMarkerLeavesAfterWakeDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{})
-		src := newH264Source(publishH264(t, hub, "cam"), 0)
+		hub, _, src := h264Hub(t, Config{})
 		sub := subscribe(t, hub, "cam", "main")
 		ctx, cancel := context.WithCancel(context.Background())
 		result := consume(ctx, sub)
@@ -141,8 +134,7 @@ func TestAudioWakesAtOnce(t *testing.T) {
 // live packets as they come.
 func TestGOPCacheReplayIsPaced(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		hub := newTestHub(t, Config{})
-		src := newH264Source(publishH264(t, hub, "cam"), 0)
+		hub, _, src := h264Hub(t, Config{})
 		src.gop = 1000
 		const frame = 20 * time.Millisecond
 		sentAt := map[uint32]time.Time{} // a frame's first packet index → when written

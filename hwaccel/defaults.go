@@ -7,20 +7,20 @@ import (
 
 const maxLayers = 4
 
+// orDefault sets *p to v when *p is the zero value.
+func orDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
 // withDefaults returns c with every zero field replaced by its default.
 func (c Config) withDefaults() Config {
-	if c.Backend == "" {
-		c.Backend = BackendSoftware
-	}
-	if c.FFmpeg == "" {
-		c.FFmpeg = "ffmpeg"
-	}
-	if c.GstLaunch == "" {
-		c.GstLaunch = "gst-launch-1.0"
-	}
-	if c.GstInspect == "" {
-		c.GstInspect = "gst-inspect-1.0"
-	}
+	orDefault(&c.Backend, BackendSoftware)
+	orDefault(&c.FFmpeg, "ffmpeg")
+	orDefault(&c.GstLaunch, "gst-launch-1.0")
+	orDefault(&c.GstInspect, "gst-inspect-1.0")
 	c.Input = c.Input.withDefaults()
 	if len(c.Layers) == 0 {
 		c.Layers = make([]LayerConfig, 2)
@@ -44,9 +44,7 @@ func (c Config) withDefaults() Config {
 }
 
 func (in InputConfig) withDefaults() InputConfig {
-	if in.Kind == "" {
-		in.Kind = InputTestSrc
-	}
+	orDefault(&in.Kind, InputTestSrc)
 	if in.Format == "" {
 		switch in.Kind {
 		case InputV4L2:
@@ -65,15 +63,9 @@ func (in InputConfig) withDefaults() InputConfig {
 			in.Device = "DeckLink 8K Pro (1)"
 		}
 	}
-	if in.Width == 0 {
-		in.Width = 1280
-	}
-	if in.Height == 0 {
-		in.Height = 720
-	}
-	if in.FPS == 0 {
-		in.FPS = 30
-	}
+	orDefault(&in.Width, 1280)
+	orDefault(&in.Height, 720)
+	orDefault(&in.FPS, 30)
 	return in
 }
 
@@ -107,18 +99,10 @@ func (l LayerConfig) withDefaults(i int, in InputConfig) LayerConfig {
 		}
 		l.BitrateKbps = max(50, int(float64(l.Width*l.Height*in.FPS)*bpp/1000))
 	}
-	if l.MaxBitrateKbps == 0 {
-		l.MaxBitrateKbps = l.BitrateKbps
-	}
-	if l.GOP == 0 {
-		l.GOP = in.FPS
-	}
-	if l.MaxFrameBytes == 0 {
-		l.MaxFrameBytes = 2_000_000
-	}
-	if l.VBVKbits == 0 {
-		l.VBVKbits = min(max(l.MaxBitrateKbps/2, 1), l.MaxFrameBytes*8/1000)
-	}
+	orDefault(&l.MaxBitrateKbps, l.BitrateKbps)
+	orDefault(&l.GOP, in.FPS)
+	orDefault(&l.MaxFrameBytes, 2_000_000)
+	orDefault(&l.VBVKbits, min(max(l.MaxBitrateKbps/2, 1), l.MaxFrameBytes*8/1000))
 	if l.Profile == "" {
 		switch l.Codec {
 		case H264:
@@ -127,9 +111,7 @@ func (l LayerConfig) withDefaults(i int, in InputConfig) LayerConfig {
 			l.Profile = "main"
 		}
 	}
-	if l.Transport == "" {
-		l.Transport = TransportPipe
-	}
+	orDefault(&l.Transport, TransportPipe)
 	if l.Container == "" {
 		l.Container = defaultContainer(l.Codec)
 		if l.Transport == TransportRTP {
@@ -137,54 +119,28 @@ func (l LayerConfig) withDefaults(i int, in InputConfig) LayerConfig {
 		}
 	}
 	if l.Transport == TransportRTP && l.Port != 0 {
-		if l.RTCPPort == 0 {
-			l.RTCPPort = l.Port + 1
-		}
-		if l.FeedbackPort == 0 {
-			l.FeedbackPort = l.Port + 5
-		}
+		orDefault(&l.RTCPPort, l.Port+1)
+		orDefault(&l.FeedbackPort, l.Port+5)
 	}
-	if l.PayloadType == 0 {
-		l.PayloadType = 96 + i
-	}
+	orDefault(&l.PayloadType, 96+i)
 	return l
 }
 
 func (w WatchdogConfig) withDefaults() WatchdogConfig {
-	if w.FirstFrame == 0 {
-		w.FirstFrame = 10 * time.Second
-	}
-	if w.Stall == 0 {
-		w.Stall = 2 * time.Second
-	}
-	if w.LowFPS == 0 {
-		w.LowFPS = 0.9
-	}
-	if w.LowFPSFor == 0 {
-		w.LowFPSFor = 10 * time.Second
-	}
+	orDefault(&w.FirstFrame, 10*time.Second)
+	orDefault(&w.Stall, 2*time.Second)
+	orDefault(&w.LowFPS, 0.9)
+	orDefault(&w.LowFPSFor, 10*time.Second)
 	return w
 }
 
 func (r RestartConfig) withDefaults() RestartConfig {
-	if r.BackoffMin == 0 {
-		r.BackoffMin = 500 * time.Millisecond
-	}
-	if r.BackoffMax == 0 {
-		r.BackoffMax = 30 * time.Second
-	}
-	if r.HealthyAfter == 0 {
-		r.HealthyAfter = 60 * time.Second
-	}
-	if r.FallbackAfter == 0 {
-		r.FallbackAfter = 3
-	}
-	if r.FallbackWindow == 0 {
-		r.FallbackWindow = 60 * time.Second
-	}
-	if r.StopGrace == 0 {
-		r.StopGrace = 3 * time.Second
-	}
+	orDefault(&r.BackoffMin, 500*time.Millisecond)
+	orDefault(&r.BackoffMax, 30*time.Second)
+	orDefault(&r.HealthyAfter, 60*time.Second)
+	orDefault(&r.FallbackAfter, 3)
+	orDefault(&r.FallbackWindow, 60*time.Second)
+	orDefault(&r.StopGrace, 3*time.Second)
 	return r
 }
 

@@ -295,3 +295,27 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// indexStartCode finds what bytes.Index(b, startCode) finds, wherever the
+// zeros and ones fall: a start code at either end, runs of zeros before
+// it, 0x01 bytes without two zeros before them, lone and double zeros.
+func TestIndexStartCode(t *testing.T) {
+	for _, b := range [][]byte{
+		nil, {1}, {0, 1}, {0, 0}, {0, 0, 1}, {0, 0, 0, 1}, {1, 0, 0, 1}, {0, 1, 0, 0, 1},
+		{9, 1, 1, 0, 1, 0, 0, 2, 0, 0, 1, 0, 0, 1}, {0, 0, 0, 0, 0}, {5, 0, 0},
+	} {
+		if got, want := indexStartCode(b), bytes.Index(b, startCode); got != want {
+			t.Errorf("indexStartCode(% x) = %d, want %d", b, got, want)
+		}
+	}
+}
+
+func FuzzIndexStartCode(f *testing.F) {
+	f.Add([]byte{0, 0, 1})
+	f.Add([]byte{1, 0, 1, 0, 0, 0, 1, 7})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := indexStartCode(b), bytes.Index(b, startCode); got != want {
+			t.Fatalf("indexStartCode(% x) = %d, want %d", b, got, want)
+		}
+	})
+}

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/binary"
 
 	"whipgate/gateway"
@@ -23,10 +22,10 @@ func (u *unit) len() int { return u.end - u.off }
 
 // addAnnexB adds the NAL units of an Annex-B byte stream.
 func (p *packetizer) addAnnexB(b []byte) {
-	i := bytes.Index(b, startCode)
+	i := indexStartCode(b)
 	for i >= 0 {
 		off := i + len(startCode)
-		next := bytes.Index(b[off:], startCode)
+		next := indexStartCode(b[off:])
 		end := len(b)
 		if next >= 0 {
 			end = off + next

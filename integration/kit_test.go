@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -137,28 +136,11 @@ func do(t testing.TB, method, url, ctype, body string, hdr map[string]string) (*
 // root, say).
 func doWith(t testing.TB, client *http.Client, method, url, ctype, body string, hdr map[string]string) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ctype != "" {
+	req := certstest.NewRequest(context.Background(), t, method, url, body, hdr)
+	if ctype != "" && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	if h := req.Header.Get("Host"); h != "" {
-		req.Host = h // net/http sends req.Host, not a Host header
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	b, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatalf("%s %s: read body: %v", method, url, err)
-	}
+	resp, b := certstest.Exchange(t, client, req)
 	return resp, string(b)
 }
 
@@ -192,21 +174,6 @@ func loopbackSettings() webrtc.SettingEngine {
 	return se
 }
 
-// gatheredOffer sets a new offer on pc and returns it with every candidate.
-func gatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
-	t.Helper()
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	<-gathered
-	return pc.LocalDescription().SDP
-}
-
 // offerFor is a gathered pion offer with a section per kind in direction
 // dir, for requests that need a well-formed offer but no media.
 func offerFor(t testing.TB, dir webrtc.RTPTransceiverDirection, kinds ...webrtc.RTPCodecType) string {
@@ -216,12 +183,7 @@ func offerFor(t testing.TB, dir webrtc.RTPTransceiverDirection, kinds ...webrtc.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pc.Close() })
-	for _, k := range kinds {
-		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return gatheredOffer(t, pc)
+	return testkit.OfferFor(t, pc, dir, kinds...)
 }
 
 // turnServer is a STUN and a TURN server (one pion/turn server on

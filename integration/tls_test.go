@@ -172,59 +172,19 @@ type runResult struct {
 // returns nil.
 func runExample(t *testing.T, stateDir string) (runResult, func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	stdout, stderr := &certstest.LogTap{}, &certstest.LogTap{}
 	args := []string{"-config", selfSignedExample, "-listen", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-state-dir", stateDir}
-	done := make(chan error, 1)
-	go func() {
-		done <- cmd.Run(ctx, args, func(string) string { return "" }, stdout, io.MultiWriter(t.Output(), stderr))
-	}()
-	stop := func() {
-		t.Helper()
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("cmd.Run returned %v after its context ended", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("cmd.Run still running 10 s after its context ended")
-		}
-	}
-
-	var r runResult
-	deadline := time.Now().Add(15 * time.Second)
-	for r.curl == "" {
-		select {
-		case err := <-done:
-			cancel()
-			t.Fatalf("cmd.Run %v ended early: %v\nstdout:\n%s", args, err, stdout)
-		default:
-		}
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("no welcome text within 15 s; stdout:\n%s", stdout)
-		}
-		time.Sleep(10 * time.Millisecond)
-		for line := range strings.Lines(stdout.String()) {
-			line = strings.TrimSpace(line)
-			if v, ok := strings.CutPrefix(line, "whipgate is running at "); ok {
-				r.url = v
-			}
-			if v, ok := strings.CutPrefix(line, "TLS certificate SHA-256: "); ok {
-				r.fingerprint = v
-			}
-			if v, ok := strings.CutPrefix(line, "try: "); ok {
-				r.curl = v
-			}
-		}
-	}
+	run := certstest.Background(t, func(ctx context.Context, stdout, stderr io.Writer) error {
+		return cmd.Run(ctx, args, func(string) string { return "" }, stdout, io.MultiWriter(t.Output(), stderr))
+	})
+	// The try line comes last of the welcome text.
+	r := runResult{curl: run.Line(t, "try: ", 15*time.Second)}
+	r.url = run.Line(t, "whipgate is running at ", 0)
+	r.fingerprint = run.Line(t, "TLS certificate SHA-256: ", 0)
 	if !strings.HasPrefix(r.url, "https://127.0.0.1:") || r.fingerprint == "" {
-		stop()
 		t.Fatalf("welcome text gives URL %q and fingerprint %q; want an https URL on 127.0.0.1 and a fingerprint:\n%s",
-			r.url, r.fingerprint, stdout)
+			r.url, r.fingerprint, run.Stdout.String())
 	}
-	return r, stop
+	return r, func() { run.Stop(t) }
 }
 
 // TestTLSSelfSignedExampleRun: the example run through the command line serves

@@ -15,6 +15,7 @@ import (
 
 	"whipgate/certs/certstest"
 	"whipgate/gateway"
+	"whipgate/internal/testkit"
 )
 
 // viewer is a pion WHEP player. It keeps every RTP packet it receives and,
@@ -89,7 +90,7 @@ func watchWith(t testing.TB, url string, o watchOptions) *viewer {
 		}
 		v.wg.Go(func() { v.read(tr) })
 	})
-	offer := gatheredOffer(t, pc)
+	offer := testkit.GatheredOffer(t, pc)
 	v.posted = time.Now()
 	resp, answer := doWith(t, o.client, http.MethodPost, url, "application/sdp", offer, bearer(o.token))
 	v.answer = answer

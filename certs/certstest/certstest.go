@@ -1,11 +1,13 @@
 // Package certstest is a test kit for the certs package's tests and the
 // integration tests: a Pebble ACME server on loopback, throwaway key pairs,
-// free ports, a log tap and a waiter. It imports nothing of whipgate, so
+// free ports, a log tap, a waiter, a hand-made HTTP exchange and a command
+// line run in the background. It imports nothing of whipgate, so
 // certs' own (internal) tests can import it without a cycle.
 package certstest
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +19,8 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -165,4 +169,38 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 		}
 		time.Sleep(pause)
 	}
+}
+
+// NewRequest is a request with body and the headers in hdr; a "Host" in
+// hdr sets the request's Host (net/http sends that, not a Host header).
+func NewRequest(ctx context.Context, t testing.TB, method, url, body string, hdr map[string]string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if http.CanonicalHeaderKey(k) == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	return req
+}
+
+// Exchange sends req over client and returns the response with its body
+// read and closed; failing to send or to read fails the test.
+func Exchange(t testing.TB, client *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", req.Method, req.URL, err)
+	}
+	return resp, b
 }

@@ -288,15 +288,9 @@ func (c *Config) ApplyDefaults(getenv func(string) string) {
 	}
 	c.HTTP.applyDefaults()
 	c.Limits.ApplyDefaults()
-	if c.Limits.MaxEgress <= 0 {
-		c.Limits.MaxEgress = 32
-	}
-	if c.ReadyGrace <= 0 {
-		c.ReadyGrace = 5 * time.Second
-	}
-	if c.ShutdownGrace <= 0 {
-		c.ShutdownGrace = 2500 * time.Millisecond
-	}
+	def(&c.Limits.MaxEgress, 32)
+	def(&c.ReadyGrace, 5*time.Second)
+	def(&c.ShutdownGrace, 2500*time.Millisecond)
 	if c.StateDir == "" {
 		c.StateDir = certs.StateDir(getenv)
 		if c.StateDir == "" {

@@ -42,23 +42,19 @@ type HTTPConfig struct {
 }
 
 func (c *HTTPConfig) applyDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
 	def(&c.ReadTimeout, 15*time.Second)
 	def(&c.ReadHeaderTimeout, 10*time.Second)
 	def(&c.WriteTimeout, 30*time.Second)
 	def(&c.IdleTimeout, 2*time.Minute)
-	if c.MaxHeaderBytes <= 0 {
-		c.MaxHeaderBytes = 64 << 10
-	}
-	if c.MaxConnections <= 0 {
-		c.MaxConnections = 1024
-	}
-	if c.MaxEventStreams <= 0 {
-		c.MaxEventStreams = 16
+	def(&c.MaxHeaderBytes, 64<<10)
+	def(&c.MaxConnections, 1024)
+	def(&c.MaxEventStreams, 16)
+}
+
+// def sets *p to v unless *p is above zero.
+func def[T int | time.Duration](p *T, v T) {
+	if *p <= 0 {
+		*p = v
 	}
 }
 

@@ -87,24 +87,23 @@ func TestPackageSizes(t *testing.T) {
 // methods (whatever their receiver), types, variables and constants.
 func exportedNames(f *ast.File) int {
 	n := 0
+	count := func(name *ast.Ident) {
+		if name.IsExported() {
+			n++
+		}
+	}
 	for _, d := range f.Decls {
 		switch d := d.(type) {
 		case *ast.FuncDecl:
-			if d.Name.IsExported() {
-				n++
-			}
+			count(d.Name)
 		case *ast.GenDecl:
 			for _, s := range d.Specs {
 				switch s := s.(type) {
 				case *ast.TypeSpec:
-					if s.Name.IsExported() {
-						n++
-					}
+					count(s.Name)
 				case *ast.ValueSpec:
 					for _, name := range s.Names {
-						if name.IsExported() {
-							n++
-						}
+						count(name)
 					}
 				}
 			}

@@ -2,6 +2,7 @@ package testkit
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pion/webrtc/v4"
 )
@@ -16,4 +17,36 @@ func IdlePeer(t testing.TB) *webrtc.PeerConnection {
 	}
 	t.Cleanup(func() { _ = pc.Close() })
 	return pc
+}
+
+// GatheredOffer sets a new offer on pc and returns it with every
+// candidate; a peer that has not gathered within 10 s fails the test.
+func GatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gathered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the test peer did not gather within 10 s")
+	}
+	return pc.LocalDescription().SDP
+}
+
+// OfferFor adds a section per kind in direction dir to pc and returns its
+// GatheredOffer: an offer for requests that need a well-formed one.
+func OfferFor(t testing.TB, pc *webrtc.PeerConnection, dir webrtc.RTPTransceiverDirection, kinds ...webrtc.RTPCodecType) string {
+	t.Helper()
+	for _, k := range kinds {
+		if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: dir}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return GatheredOffer(t, pc)
 }

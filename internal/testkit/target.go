@@ -1,7 +1,8 @@
 // Package testkit is the test kit of whipgate's WebRTC layers (whip/...,
 // whep): a fake WHIP target with real pion peers and the quirks of real
 // servers, pion APIs for test peers on loopback, an idle peer for the
-// session registry (whose tests in cmd use it too), a synthetic publisher
+// session registry (whose tests in cmd use it too), gathered offers for
+// the requests of cmd's and integration's tests, a synthetic publisher
 // into the hub, logs to a test's output, a goroutine leak check and a
 // poller.
 //
@@ -185,13 +186,14 @@ func (s *TargetSession) Packets() map[string]int64 {
 	return out
 }
 
-func Log(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(Output(t), &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
+func Log(t testing.TB) *slog.Logger { return LogAt(t, slog.LevelInfo) }
 
 // PionLog keeps pion's own chatter at warnings.
-func PionLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(Output(t), &slog.HandlerOptions{Level: slog.LevelWarn}))
+func PionLog(t testing.TB) *slog.Logger { return LogAt(t, slog.LevelWarn) }
+
+// LogAt is a text log of level and above into the test's Output.
+func LogAt(t testing.TB, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewTextHandler(Output(t), &slog.HandlerOptions{Level: level}))
 }
 
 // Output is t.Output() until the test's cleanups have run: pion logs from

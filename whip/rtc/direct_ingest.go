@@ -162,7 +162,7 @@ func (d *directIngest) readyLocked() bool {
 	if d.ctx != nil {
 		return true
 	}
-	ctx, err := d.keys.srtpContext(false, srtp.SRTPReplayProtection(d.replay))
+	ctx, err := d.keys.srtpContext(false, srtp.SRTPReplayDetectorFactory(ringReplayFactory(d.replay)))
 	if err != nil {
 		d.failed = true
 		d.log.Warn("reading the publisher's media through pion", "why", err)

@@ -34,8 +34,9 @@ type lossyNet struct {
 	dropped atomic.Int64
 	repairs atomic.Int64 // RTX packets that reached the viewer's socket
 
-	mu   sync.Mutex
-	lost []uint16 // sequence numbers dropped
+	mu      sync.Mutex
+	lost    []uint16        // sequence numbers dropped
+	dropSet map[uint16]bool // the same, to know a retransmission without RTX
 }
 
 // lostIn counts the dropped sequence numbers in first..first+n-1.
@@ -75,10 +76,23 @@ func (c *lossyConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		case c.n.rtx.Load():
 			c.n.repairs.Add(1)
 		case ssrc:
+			// Without RTX a retransmission comes on the media SSRC: it passes
+			// and is not counted, like one on the RTX stream.
+			seq := binary.BigEndian.Uint16(p[2:4])
+			c.n.mu.Lock()
+			again := c.n.dropSet[seq]
+			c.n.mu.Unlock()
+			if again {
+				break
+			}
 			if seen := c.n.seen.Add(1); c.n.period > 0 && seen%c.n.period == 0 {
 				c.n.dropped.Add(1)
 				c.n.mu.Lock()
-				c.n.lost = append(c.n.lost, binary.BigEndian.Uint16(p[2:4]))
+				c.n.lost = append(c.n.lost, seq)
+				if c.n.dropSet == nil {
+					c.n.dropSet = map[uint16]bool{}
+				}
+				c.n.dropSet[seq] = true
 				c.n.mu.Unlock()
 				continue
 			}
