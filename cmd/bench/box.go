@@ -149,7 +149,15 @@ func (f *feed) stats() *sendStats { return &f.sendStats }
 // ends or the table is full. The pipe has no way back: keyframes come
 // every GOP, whatever the server asks.
 func (f *feed) send(ctx context.Context, _ sendOptions, table *frameTable) error {
-	return frameLoop(ctx, f.mainPlan, table, &f.sendStats, nil, func(n int, _ time.Time, key bool) error {
+	// A write blocks while the relay does not read (a server that
+	// died, with the bench still a reader of its own FIFO): ctx ending
+	// must end it.
+	stop := context.AfterFunc(ctx, func() {
+		past := time.Unix(1, 0)
+		_, _ = f.main.SetWriteDeadline(past), f.preview.SetWriteDeadline(past)
+	})
+	defer stop()
+	err := frameLoop(ctx, f.mainPlan, table, &f.sendStats, nil, func(n int, _ time.Time, key bool) error {
 		rec := &table.frames[n]
 		now := time.Now()
 		au, packets := f.mainAU.frame(uint64(n), key, now.UnixNano())
@@ -166,6 +174,10 @@ func (f *feed) send(ctx context.Context, _ sendOptions, table *frameTable) error
 		}
 		return nil
 	})
+	if ctx.Err() != nil {
+		return nil // a write cut short by the end
+	}
+	return err
 }
 
 // Close closes the FIFOs: the relay's cats see EOF.

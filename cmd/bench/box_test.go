@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"testing"
@@ -127,5 +128,32 @@ func TestSplitProfile(t *testing.T) {
 	}
 	if _, _, err := splitProfile([]byte("not a profile")); err == nil || !strings.Contains(err.Error(), "cpu profile") {
 		t.Errorf("garbage reads as a profile: %v", err)
+	}
+}
+
+// The feed's writes block while nothing reads its FIFOs (a relay that
+// died); the end of its context still ends send.
+func TestFeedEndsWithNoReader(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{boxMainFIFO, boxPreviewFIFO} {
+		if err := makeFIFO(filepath.Join(dir, f)); err != nil {
+			t.Skip(err)
+		}
+	}
+	opt := Options{Bitrate: 100e6, PreviewBitrate: 5e6, FPS: 60, GOP: time.Second, KeyframeFactor: 8}
+	f, err := startFeed(dir, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(t.Context())
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- f.send(ctx, sendOptions{}, newFrameTable(60, time.Minute)) }()
+	// The first keyframe (1.67 MB) fills the FIFO (1 MiB at most) and
+	// its write waits; a moment later the context ends. (Should the
+	// write not have begun by then, send ends all the same.)
+	time.AfterFunc(200*time.Millisecond, cancel)
+	if err := <-done; err != nil {
+		t.Errorf("send after its context ended: %v, want nil", err)
 	}
 }
