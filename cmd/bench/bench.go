@@ -79,32 +79,53 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return b.loads(ctx, stdout)
 }
 
-// loads makes the load runs: one per mode and viewer count, each Repeat
-// times.
+// loads makes the load runs: one per mode, viewer count and GRO setting,
+// each Repeat times.
 func (b *bench) loads(ctx context.Context, stdout io.Writer) error {
 	opt := b.opt
 	var results []Result
-	total := len(opt.Modes) * len(opt.Viewers) * opt.Repeat
+	gros := max(len(opt.GROs), 1)
+	total := len(opt.Modes) * len(opt.Viewers) * opt.Repeat * gros
 	for _, mode := range opt.Modes {
 		for _, n := range opt.Viewers {
 			for range opt.Repeat {
-				fmt.Fprintf(b.logs, "bench: run %d/%d: %d viewers, %s, %.0f Mbps, %d fps, GOP %v\n",
-					len(results)+1, total, n, mode, float64(opt.Bitrate)/1e6, opt.FPS, opt.GOP)
-				r, err := b.run(ctx, mode, n)
-				if err != nil {
-					return errors.Join(err, writeReport(stdout, results, writeTable))
-				}
-				results = append(results, r)
-				if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
-					fmt.Fprintf(b.logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
-				}
-				if r.StealCPUPct > stealWarning {
-					fmt.Fprintf(b.logs, "bench: warning: the hypervisor took %.1f%% of a core from this machine during the window (steal); its latency figures are skewed\n", r.StealCPUPct)
+				// Each GRO setting in turn at one count: the machine's
+				// load drifts less between them than across the counts.
+				for i := range gros {
+					if len(opt.GROs) > 0 {
+						b.setGRO(opt.GROs[i])
+					}
+					fmt.Fprintf(b.logs, "bench: run %d/%d: %d viewers, %s, %.0f Mbps, %d fps, GOP %v, viewers' GRO %v\n",
+						len(results)+1, total, n, mode, float64(opt.Bitrate)/1e6, opt.FPS, opt.GOP, onOff(b.opt.GRO))
+					r, err := b.run(ctx, mode, n)
+					if err != nil {
+						return errors.Join(err, writeLoads(stdout, results))
+					}
+					results = append(results, r)
+					if r.OtherCPUPct != nil && *r.OtherCPUPct > otherLoadWarning {
+						fmt.Fprintf(b.logs, "bench: warning: other processes used %.0f%% of a core during the window; this run's figures are skewed\n", *r.OtherCPUPct)
+					}
+					if r.StealCPUPct > stealWarning {
+						fmt.Fprintf(b.logs, "bench: warning: the hypervisor took %.1f%% of a core from this machine during the window (steal); its latency figures are skewed\n", r.StealCPUPct)
+					}
 				}
 			}
 		}
 	}
-	return writeReport(stdout, results, writeTable)
+	return writeLoads(stdout, results)
+}
+
+// setGRO makes the next runs' viewers receive with UDP_GRO or without.
+func (b *bench) setGRO(on bool) {
+	b.opt.GRO = on
+	b.peers.gro = on
+}
+
+func onOff(on bool) string {
+	if on {
+		return "on"
+	}
+	return "off"
 }
 
 // bench holds what all runs share.

@@ -62,8 +62,14 @@ type Options struct {
 	// (UDP_GRO), as a receiver on another machine would: on loopback the
 	// kernel otherwise segments them inside the server's send call and
 	// bills the receivers' work to the server. Default true; false is the
-	// bench before this option.
+	// bench before this option. It is the current run's setting, one of
+	// GROs.
 	GRO bool
+	// GROs lists the GRO settings to run, each viewer count with each in
+	// turn (-gro on,off), so that a receiver without UDP_GRO, as most
+	// are, is measured beside one with it under the same load. Default
+	// [true].
+	GROs []bool
 	// Receive is how the viewers read their media: "direct" (default)
 	// decrypts it beneath pion on the socket reader, a decryption and a
 	// header parse per packet, as the cheap viewers the bench is meant to
@@ -147,7 +153,8 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	fs.DurationVar(&o.Baseline, "baseline", 2*time.Second, "time with the publisher alone (ingest CPU and memory)")
 	fs.IntVar(&o.Joins, "joins", 0, "join probes during the window (join time at random GOP phases)")
 	fs.BoolVar(&o.IgnorePLI, "ignore-pli", false, "never answer a PLI/FIR with an early keyframe")
-	fs.BoolVar(&o.GRO, "gro", true, "viewers receive the server's GSO messages whole (UDP_GRO); false: the kernel segments them in the server's send")
+	gro := groFlag{true}
+	fs.Var(&gro, "gro", "viewers receive the server's GSO messages whole (UDP_GRO): on, off (the kernel segments them in the server's send), or `on,off` (each viewer count with each in turn)")
 	fs.StringVar(&o.Receive, "receive", "direct", "how viewers read media: direct (SRTP decrypted beneath pion) or pion (pion's receive path)")
 	loss := fs.String("loss", "0", "drop this `percentage` of media and RTCP both ways on the viewers' and the publisher's paths, at random (like 5%)")
 	viewerLoss := fs.String("viewer-loss", "0", "drop this `percentage` on the viewers' path alone (overrides -loss there)")
@@ -193,8 +200,43 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 		}
 		o.Modes = append(o.Modes, m)
 	}
+	o.GROs = gro
+	o.GRO = o.GROs[0]
 	errs = append(errs, o.validate())
 	return o, errors.Join(errs...)
+}
+
+// groFlag is -gro: on or off (-gro=false still works), or a list of
+// settings to run in turn (-gro on,off). It takes a value, unlike the
+// boolean it was, so that -gro off is not read as -gro followed by an
+// argument.
+type groFlag []bool
+
+func (g *groFlag) String() string {
+	if g == nil {
+		return ""
+	}
+	var f []string
+	for _, on := range *g {
+		f = append(f, map[bool]string{true: "on", false: "off"}[on])
+	}
+	return strings.Join(f, ",")
+}
+
+func (g *groFlag) Set(s string) error {
+	var out groFlag
+	for f := range strings.SplitSeq(s, ",") {
+		switch strings.ToLower(strings.TrimSpace(f)) {
+		case "on", "true", "1":
+			out = append(out, true)
+		case "off", "false", "0":
+			out = append(out, false)
+		default:
+			return fmt.Errorf("want on, off or a comma-separated list of them, not %q", s)
+		}
+	}
+	*g = out
+	return nil
 }
 
 func (o Options) validate() error {

@@ -51,7 +51,14 @@ func TestParseOptions(t *testing.T) {
 	if err != nil || o.Scenario != scenarioEgressRecovery || o.TargetDown != time.Second || o.Repeat != 3 {
 		t.Errorf("got %q, down %v, repeat %d, %v; want egress-recovery, 1 s, 3", o.Scenario, o.TargetDown, o.Repeat, err)
 	}
-	for _, args := range []string{"-mode jumpy", "-viewers 1,x", "-fps 0", "-gop 0s", "-keyframe-factor 0.5",
+	// -gro is a boolean as before, or a list of settings to run in turn.
+	for args, want := range map[string][]bool{"": {true}, "-gro=false": {false}, "-gro off": {false}, "-gro on,off": {true, false}} {
+		o, err = parseOptions(strings.Fields(args), io.Discard)
+		if err != nil || !slices.Equal(o.GROs, want) || o.GRO != want[0] {
+			t.Errorf("%q: GRO %v, runs %v, %v; want %v", args, o.GRO, o.GROs, err, want)
+		}
+	}
+	for _, args := range []string{"-gro=maybe", "-gro=on,", "-gro", "-mode jumpy", "-viewers 1,x", "-fps 0", "-gop 0s", "-keyframe-factor 0.5",
 		"-duration 0s", "-pid 5", "-egress -server http://x", "extra", "-scenario crash", "-repeat 0",
 		"-scenario egress-recovery -server http://x", "-scenario egress-recovery -target-down -1s",
 		"-egress-mode both", "-box -mode paced", "-box -server-config x.yaml", "-box -server http://x",

@@ -206,16 +206,7 @@ func writeTable(w io.Writer, results []Result) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "viewers\tmode\tMbps\tsrv CPU%\tCPU%/viewer\tRSS MB\tMB/viewer\tloss%\tincompl%\tworst%\tlat p50\tp95\tp99 ms\tadded p99\twire p99\tjoin p50 ms\tdrops s-pion/b-pion/queue/kernel\tbusy%\tirq%\tsteal%\tother%\t")
 	for _, r := range results {
-		mode := r.Mode
-		if r.Egress {
-			mode += "+egress"
-		}
-		if !r.ViewerGRO {
-			mode += ",nogro"
-		}
-		if r.ViewerReceive == "pion" {
-			mode += ",pion"
-		}
+		mode := runKind(r)
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%s\t%s\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%s\t%.0f\t%.0f\t%.1f\t%s\t\n",
 			r.Viewers, mode, r.BitrateMbps, opt(r.ServerCPUPct, 1), opt(r.CPUPerViewerPct, 2),
 			opt(r.RSSMB, 0), opt(r.RSSPerViewerMB, 2), r.LossPct, r.IncompletePct,
@@ -224,6 +215,9 @@ func writeTable(w io.Writer, results []Result) error {
 			joinCell(r.JoinMs), r.Drops, r.MachineBusyPct, r.InterruptCPUPct, r.StealCPUPct, opt(r.OtherCPUPct, 0))
 	}
 	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if err := writeMarginalTable(w, results); err != nil {
 		return err
 	}
 	if err := writeRepairTable(w, results); err != nil {
@@ -286,6 +280,107 @@ func egressFigures(r Result) (viewerResult, Percentiles) {
 	return e, lat
 }
 
+// Marginal is what one more viewer costs the server, for the runs of one
+// kind (mode, GRO, receive path, egress) at two viewer counts or more: the
+// least-squares slope of their server CPU against their viewers. Unlike
+// CPU%/viewer it leaves out the 2 s publisher-alone baseline, whose noise
+// a run's own division by its viewers carries, and what the first viewer
+// costs once (the hub's fan-out, a session's timers).
+type Marginal struct {
+	// Kind is the runs' mode as the table shows it (burst,nogro).
+	Kind string `json:"kind"`
+	// Runs were made at MinViewers to MaxViewers viewers.
+	Runs       int `json:"runs"`
+	MinViewers int `json:"min_viewers"`
+	MaxViewers int `json:"max_viewers"`
+	// CPUPerViewer is the slope of the server's CPU, in % of a core per
+	// viewer; IRQPerViewer the same of the machine's interrupt time,
+	// where loopback delivery runs when no process's system call does.
+	CPUPerViewer float64 `json:"cpu_per_viewer_pct"`
+	IRQPerViewer float64 `json:"irq_per_viewer_pct"`
+	// MaxOtherCPU is the most other processes took in any of the runs:
+	// above ~15 the slope is skewed.
+	MaxOtherCPU float64 `json:"max_other_cpu_pct"`
+}
+
+// marginals groups the runs by kind, in the order each kind first ran.
+func marginals(results []Result) []Marginal {
+	type acc struct {
+		m                   Marginal
+		n, sx, sy, sxx, sxy float64
+		sirq, sxirq         float64
+		counts              map[int]bool
+	}
+	var order []string
+	groups := map[string]*acc{}
+	for _, r := range results {
+		if r.ServerCPUPct == nil || r.Viewers == 0 {
+			continue
+		}
+		k := runKind(r)
+		a := groups[k]
+		if a == nil {
+			a = &acc{m: Marginal{Kind: k, MinViewers: r.Viewers, MaxViewers: r.Viewers}, counts: map[int]bool{}}
+			groups[k] = a
+			order = append(order, k)
+		}
+		x, y := float64(r.Viewers), *r.ServerCPUPct
+		a.n, a.sx, a.sy, a.sxx, a.sxy = a.n+1, a.sx+x, a.sy+y, a.sxx+x*x, a.sxy+x*y
+		a.sirq, a.sxirq = a.sirq+r.InterruptCPUPct, a.sxirq+x*r.InterruptCPUPct
+		a.counts[r.Viewers] = true
+		a.m.Runs++
+		a.m.MinViewers, a.m.MaxViewers = min(a.m.MinViewers, r.Viewers), max(a.m.MaxViewers, r.Viewers)
+		if r.OtherCPUPct != nil {
+			a.m.MaxOtherCPU = max(a.m.MaxOtherCPU, *r.OtherCPUPct)
+		}
+	}
+	var out []Marginal
+	for _, k := range order {
+		a := groups[k]
+		d := a.n*a.sxx - a.sx*a.sx
+		if len(a.counts) < 2 || d == 0 {
+			continue
+		}
+		a.m.CPUPerViewer = round2((a.n*a.sxy - a.sx*a.sy) / d)
+		a.m.IRQPerViewer = round2((a.n*a.sxirq - a.sx*a.sirq) / d)
+		a.m.MaxOtherCPU = round2(a.m.MaxOtherCPU)
+		out = append(out, a.m)
+	}
+	return out
+}
+
+// runKind is a run's mode as the table shows it: burst or paced, then
+// +egress, ,nogro (viewers without UDP_GRO) and ,pion where they apply.
+func runKind(r Result) string {
+	mode := r.Mode
+	if r.Egress {
+		mode += "+egress"
+	}
+	if !r.ViewerGRO {
+		mode += ",nogro"
+	}
+	if r.ViewerReceive == "pion" {
+		mode += ",pion"
+	}
+	return mode
+}
+
+// writeMarginalTable prints what one more viewer costs, for every kind of
+// run made at two viewer counts or more.
+func writeMarginalTable(w io.Writer, results []Result) error {
+	ms := marginals(results)
+	if len(ms) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "\none more viewer (slope of srv CPU% over the runs' viewer counts; irq%: the same of the machine's interrupt time, loopback delivery mostly):")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "mode\tviewers\truns\tCPU%/viewer\tirq%/viewer\tmax other%\t")
+	for _, m := range ms {
+		fmt.Fprintf(tw, "%s\t%d–%d\t%d\t%.2f\t%.2f\t%.0f\t\n", m.Kind, m.MinViewers, m.MaxViewers, m.Runs, m.CPUPerViewer, m.IRQPerViewer, m.MaxOtherCPU)
+	}
+	return tw.Flush()
+}
+
 // writeRepairTable prints, for every run, what the bench's lossy paths
 // dropped and how the server repaired it: what the viewers saw (frames
 // never whole, stalls, duplicates), what it re-sent them, what it asked
@@ -303,7 +398,7 @@ func writeRepairTable(w io.Writer, results []Result) error {
 			srvPct, srv = fmt.Sprintf("%.2f", v.ResentPct), fmt.Sprintf("%d/%d/%d/%d", v.Duplicate, v.OverBudget, v.Unavailable, v.KeyframeRequests)
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%.0f\t%s\t%s\t%.3f\t%.1f\t%.0f\t%.0f\t%.2f\t%.2f\t%.2f\t%s\t%s\t%s/%d\t%s\t\n",
-			r.Viewers, r.Mode, r.BitrateMbps, r.ViewerLoss, r.PublisherLoss, r.IncompletePct, r.WindowSeconds,
+			r.Viewers, runKind(r), r.BitrateMbps, r.ViewerLoss, r.PublisherLoss, r.IncompletePct, r.WindowSeconds,
 			r.StallMs, r.LongestGapMs, r.WorstDuplicatePct, float64(r.ResentBytes)/1e6, r.ResentPct, srvPct, srv,
 			sent, r.KeyframeRequestsReceived, ingest)
 	}
@@ -349,6 +444,27 @@ func writeReport[R any](w io.Writer, results []R, table func(io.Writer, []R) err
 		return err
 	}
 	return writeJSON(w, results)
+}
+
+// writeLoads prints the load runs' tables and JSON lines, then, when some
+// kind of run was made at two viewer counts or more, one more JSON line:
+// {"one_more_viewer": [Marginal...]}.
+func writeLoads(w io.Writer, results []Result) error {
+	if err := writeReport(w, results, writeTable); err != nil {
+		return err
+	}
+	ms := marginals(results)
+	if len(ms) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(struct {
+		OneMoreViewer []Marginal `json:"one_more_viewer"`
+	}{ms})
+	if err != nil {
+		return fmt.Errorf("bench: encode marginal costs: %w", err)
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 // writeJSON prints one JSON line per run.

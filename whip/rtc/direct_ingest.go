@@ -55,10 +55,12 @@ type directIngest struct {
 
 	mu       sync.Mutex
 	declared map[uint32]bool
-	queues   map[uint32]*ingestQueue // SSRCs read our way
-	viaPion  map[uint32]bool         // SSRCs read pion's way
-	ctx      *srtp.Context           // nil until the first packet or binding
-	failed   bool                    // no keys or no context: pion's way for all
+	repairOf map[uint32]repairSSRC    // RTX SSRCs (a=ssrc-group:FID), read-only like declared
+	repairs  map[uint32]*repairReader // media SSRCs whose RTX is read our way (direct_rtx.go)
+	queues   map[uint32]*ingestQueue  // SSRCs read our way
+	viaPion  map[uint32]bool          // SSRCs read pion's way
+	ctx      *srtp.Context            // nil until the first packet or binding
+	failed   bool                     // no keys or no context: pion's way for all
 	hdr      rtp.Header
 	scratch  []byte // decrypts what no queue takes, to verify its origin
 
@@ -69,12 +71,15 @@ type directIngest struct {
 // PeerConnection, to pass in APIOptions.Ingest of the API that creates it;
 // Declare and Watch it once the PeerConnection exists.
 func newDirectIngest(log *slog.Logger) *directIngest {
-	return &directIngest{log: log, declared: map[uint32]bool{}, queues: map[uint32]*ingestQueue{}, viaPion: map[uint32]bool{}}
+	return &directIngest{log: log, declared: map[uint32]bool{}, repairOf: map[uint32]repairSSRC{}, repairs: map[uint32]*repairReader{},
+		queues: map[uint32]*ingestQueue{}, viaPion: map[uint32]bool{}}
 }
 
 // Declare notes the SSRCs an offer announces (a=ssrc lines, RTX and FEC
 // included): only those may be read our way. A simulcast section's are
 // left out: pion tells its layers apart by the rid on their first packets.
+// It also notes which SSRC repairs which (a=ssrc-group:FID media rtx) and
+// the media payload type of each RTX payload type (a=fmtp:rtx apt=media).
 func (d *directIngest) declare(offer *sdp.SessionDescription) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -85,16 +90,54 @@ func (d *directIngest) declare(offer *sdp.SessionDescription) {
 		if _, ok := m.Attribute("rid"); ok {
 			continue
 		}
+		apt := map[uint8]uint8{}
 		for _, a := range m.Attributes {
-			if a.Key != "ssrc" {
+			switch a.Key {
+			case "ssrc":
+				id, _, _ := strings.Cut(a.Value, " ")
+				if s, err := strconv.ParseUint(id, 10, 32); err == nil {
+					d.declared[uint32(s)] = true
+				}
+			case "fmtp":
+				if rtx, media, ok := parseAPT(a.Value); ok {
+					apt[rtx] = media
+				}
+			}
+		}
+		for _, a := range m.Attributes {
+			if a.Key != "ssrc-group" {
 				continue
 			}
-			id, _, _ := strings.Cut(a.Value, " ")
-			if s, err := strconv.ParseUint(id, 10, 32); err == nil {
-				d.declared[uint32(s)] = true
+			// RFC 5576: FID lists the media SSRC, then its repair SSRC.
+			f := strings.Fields(a.Value)
+			if len(f) != 3 || f[0] != "FID" {
+				continue
+			}
+			media, err1 := strconv.ParseUint(f[1], 10, 32)
+			rtx, err2 := strconv.ParseUint(f[2], 10, 32)
+			if err1 == nil && err2 == nil && media != rtx {
+				d.repairOf[uint32(rtx)] = repairSSRC{media: uint32(media), apt: apt}
 			}
 		}
 	}
+}
+
+// parseAPT reads an RTX format's parameters, "97 apt=96" (RFC 4588, 8.6):
+// the RTX payload type and the media payload type it repairs.
+func parseAPT(fmtp string) (rtx, media uint8, ok bool) {
+	pt, params, _ := strings.Cut(fmtp, " ")
+	r, err := strconv.ParseUint(pt, 10, 7)
+	if err != nil {
+		return 0, 0, false
+	}
+	for p := range strings.SplitSeq(params, ";") {
+		if v, found := strings.CutPrefix(strings.TrimSpace(p), "apt="); found {
+			if m, err := strconv.ParseUint(v, 10, 7); err == nil {
+				return uint8(r), uint8(m), true
+			}
+		}
+	}
+	return 0, 0, false
 }
 
 // Watch follows pc's selected pair and puts d in r's table: from then on
@@ -305,6 +348,8 @@ type ingestQueue struct {
 	n      int
 	closed bool
 	wake   chan struct{} // a reader waits
+	notify chan struct{} // woken too: the reader of the media this queue repairs (link)
+	done   chan struct{} // closed by close
 }
 
 const (
@@ -315,7 +360,31 @@ const (
 var errQueueFull = errors.New("whip: direct ingest: queue full")
 
 func newIngestQueue() *ingestQueue {
-	return &ingestQueue{slots: make([][]byte, 64), wake: make(chan struct{}, 1)}
+	return &ingestQueue{slots: make([][]byte, 64), wake: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// poke wakes a reader waiting on c, if any.
+func poke(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// pending says whether Read would return at once: a packet, or the end.
+func (q *ingestQueue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n > 0 || q.closed
+}
+
+// link has every push to q (an RTX stream's) also wake the reader of
+// media, which reads q in turn (see repairReader).
+func (q *ingestQueue) link(media *ingestQueue) {
+	q.mu.Lock()
+	q.notify = media.wake
+	q.mu.Unlock()
+	poke(media.wake) // for what q already holds
 }
 
 // push fills the next slot with fill (given a buffer of capacity ≥ size)
@@ -349,10 +418,11 @@ func (q *ingestQueue) push(size int, fill func(dst []byte) ([]byte, error)) erro
 	}
 	q.slots[i] = p
 	q.n++
+	notify := q.notify
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	poke(q.wake)
+	if notify != nil {
+		poke(notify)
 	}
 	return nil
 }
@@ -384,11 +454,15 @@ func (q *ingestQueue) Read(b []byte, a interceptor.Attributes) (int, interceptor
 
 func (q *ingestQueue) close() {
 	q.mu.Lock()
-	q.closed = true
+	if !q.closed {
+		q.closed = true
+		close(q.done)
+	}
+	notify := q.notify
 	q.mu.Unlock()
-	select {
-	case q.wake <- struct{}{}:
-	default:
+	poke(q.wake)
+	if notify != nil {
+		poke(notify)
 	}
 }
 

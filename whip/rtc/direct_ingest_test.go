@@ -3,6 +3,7 @@ package rtc
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -223,24 +224,40 @@ func TestOffersDTLSServer(t *testing.T) {
 }
 
 // Declare takes the SSRCs of plain sections, RTX included, and leaves a
-// simulcast section's to pion.
+// simulcast section's to pion. It pairs each RTX SSRC with its media SSRC
+// (a=ssrc-group:FID) and each RTX payload type of the section with the
+// media payload type it repairs (a=fmtp apt), wherever the lines stand.
 func TestDirectIngestDeclare(t *testing.T) {
 	raw := "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n" +
-		"m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=mid:0\r\na=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000\r\n" +
+		"m=video 9 UDP/TLS/RTP/SAVPF 96 97 98 99\r\na=mid:0\r\na=rtpmap:96 H264/90000\r\na=rtpmap:97 rtx/90000\r\n" +
+		"a=fmtp:96 level-asymmetry-allowed=1;packetization-mode=1\r\na=fmtp:97 apt=96\r\n" +
+		"a=rtpmap:98 VP8/90000\r\na=rtpmap:99 rtx/90000\r\na=fmtp:99 rtx-time=3000; apt=98\r\n" +
 		"a=ssrc-group:FID 11 12\r\na=ssrc:11 cname:x\r\na=ssrc:12 cname:x\r\n" +
 		"m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=rtpmap:96 H264/90000\r\na=rid:h send\r\na=rid:l send\r\na=simulcast:send h;l\r\n" +
-		"a=ssrc:21 cname:x\r\na=ssrc:22 cname:x\r\n" +
-		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=rtpmap:111 opus/48000/2\r\na=ssrc:31 cname:x\r\n"
+		"a=ssrc-group:FID 21 22\r\na=ssrc:21 cname:x\r\na=ssrc:22 cname:x\r\n" +
+		"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:2\r\na=rtpmap:111 opus/48000/2\r\na=ssrc:31 cname:x\r\n" +
+		// FID before the lines it refers to, apt after; malformed groups.
+		"m=video 9 UDP/TLS/RTP/SAVPF 100 101\r\na=mid:3\r\na=ssrc-group:FID 41 42\r\na=ssrc-group:FID 43\r\n" +
+		"a=ssrc-group:FEC-FR 41 44\r\na=ssrc-group:FID 45 45\r\na=ssrc-group:FID x 46\r\n" +
+		"a=ssrc:41 cname:x\r\na=ssrc:42 cname:x\r\na=rtpmap:100 VP9/90000\r\na=rtpmap:101 rtx/90000\r\na=fmtp:101 apt=100\r\n" +
+		"a=fmtp:102 apt=300\r\na=fmtp:x apt=100\r\n"
 	var offer sdp.SessionDescription
 	if err := offer.UnmarshalString(raw); err != nil {
 		t.Fatal(err)
 	}
 	d := newDirectIngest(testkit.Log(t))
 	d.declare(&offer)
-	for ssrc, want := range map[uint32]bool{11: true, 12: true, 21: false, 22: false, 31: true, 99: false} {
+	for ssrc, want := range map[uint32]bool{11: true, 12: true, 21: false, 22: false, 31: true, 41: true, 42: true, 99: false} {
 		if got := d.declared[ssrc]; got != want {
 			t.Errorf("SSRC %d declared %v, want %v", ssrc, got, want)
 		}
+	}
+	want := map[uint32]repairSSRC{
+		12: {media: 11, apt: map[uint8]uint8{97: 96, 99: 98}},
+		42: {media: 41, apt: map[uint8]uint8{101: 100}},
+	}
+	if !maps.EqualFunc(d.repairOf, want, func(a, b repairSSRC) bool { return a.media == b.media && maps.Equal(a.apt, b.apt) }) {
+		t.Errorf("repairs declared %v, want %v", d.repairOf, want)
 	}
 }
 

@@ -300,6 +300,9 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	for _, f := range opt.Interceptors {
 		reg.Add(f)
 	}
+	if opt.ingest != nil {
+		reg.Add(&repairInterceptor{d: opt.ingest}) // last: outermost, above every reader of the media stream
+	}
 
 	se := webrtc.SettingEngine{LoggerFactory: pionlog.Factory{Log: r.log}}
 	// pion reads datagrams into 1500-byte buffers and drops longer ones

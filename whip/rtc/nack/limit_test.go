@@ -389,3 +389,45 @@ func TestNACKHopelessAsksForKeyframe(t *testing.T) {
 		}
 	})
 }
+
+// A NACK for a packet the stream skipped (the publisher's loss, which the
+// ingest is still repairing) asks for no keyframe: the packet is sent on
+// when its repair comes, and then re-sent when asked for. One for a
+// packet gone from the history still does.
+func TestNACKSkippedIsNotHopeless(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, w, out := bindResponder(t, 64, false)
+		var asked int
+		n.OnHopeless(func(uint32) { asked++ })
+		send := func(seqs ...uint16) {
+			for _, seq := range seqs {
+				if _, err := w.Write(&rtp.Header{Version: 2, SSRC: 1111, SequenceNumber: seq}, make([]byte, 1000), nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for seq := range uint16(100) {
+			if seq != 80 && seq != 81 {
+				send(seq) // 0..99 but 80 and 81, lost on the way in; the ring holds 36..99
+			}
+		}
+		out.pkts = nil
+		nackFor(n, 80, 81)
+		if asked != 0 || len(out.pkts) != 0 {
+			t.Fatalf("NACK for skipped packets: %d keyframe requests, %d re-sends; want none", asked, len(out.pkts))
+		}
+		send(81) // its repair, sent on late
+		out.pkts = nil
+		nackFor(n, 81)
+		if asked != 0 || len(out.pkts) != 1 {
+			t.Fatalf("NACK for a packet sent late: %d keyframe requests, %d re-sends; want 0 and 1", asked, len(out.pkts))
+		}
+		nackFor(n, 20) // gone
+		if asked != 1 {
+			t.Fatalf("NACK for a packet gone: %d keyframe requests, want 1", asked)
+		}
+		if st := n.Stats(); st.Unavailable != 3 || st.Resent != 1 || st.KeyframeRequests != 1 {
+			t.Errorf("got stats %+v", st)
+		}
+	})
+}

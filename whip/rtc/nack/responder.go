@@ -491,6 +491,14 @@ const maxAgeMS = uint32(MaxAge / time.Millisecond)
 
 func millis(d time.Duration) uint32 { return uint32(d / time.Millisecond) }
 
+// skippedLocked says whether seq lies between the oldest packet the
+// history may still hold and the newest sent: one not held there was
+// never sent (the ring forgets only from the tail, and clears what the
+// stream skips).
+func (s *nackStream) skippedLocked(seq uint16) bool {
+	return s.started && s.highest-seq < uint16(len(s.ring)) && seq-s.tail < 1<<15
+}
+
 // get returns the entry with sequence number seq, if still held.
 func (s *nackStream) get(seq uint16) (*nackEntry, bool) {
 	size := uint16(len(s.ring))
@@ -590,8 +598,15 @@ func (s *nackStream) resendLocked(seq uint16, b *resendBatch) error {
 	r := s.r
 	e, ok := s.get(seq)
 	if !ok {
-		r.unavailable.Add(1) // too old: its frame needs a keyframe
-		b.hopeless = true
+		r.unavailable.Add(1)
+		// Too old: its frame needs a keyframe. A packet the stream
+		// skipped is not hopeless: it never reached us (the publisher's
+		// loss), and the ingest's repair, still under way, sends it on
+		// when it comes, or asks for a keyframe itself (Ingest.OnLost).
+		// At 5 % loss from the publisher a viewer's NACK often comes
+		// first: counted hopeless, it asked for a keyframe every
+		// KeyframeGap.
+		b.hopeless = b.hopeless || !s.skippedLocked(seq)
 		return nil
 	}
 	if e.resent && b.nowMS-e.resentAt < b.intervalMS {

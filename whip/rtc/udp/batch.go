@@ -59,6 +59,10 @@ func (b *SendBatch) Open(addr netip.AddrPort) {
 		return
 	}
 	if addr != b.addr {
+		// What is queued goes to the address it was written to.
+		if err := b.flushLocked(); err != nil {
+			b.conn.log.Debug("batched send failed", "err", err)
+		}
 		b.register(addr)
 	}
 	b.open = true
@@ -69,18 +73,16 @@ func (b *SendBatch) register(addr netip.AddrPort) {
 	c := b.conn
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if b.addr.IsValid() && c.batches[b.addr] == b {
-		delete(c.batches, b.addr)
-		c.open.Add(-1)
+	if b.addr.IsValid() && c.batchFor(b.addr) == b {
+		c.setBatch(b.addr, nil)
 	}
 	b.addr, b.uaddr = netip.AddrPort{}, nil
-	if _, taken := c.batches[addr]; taken {
+	if c.batchFor(addr) != nil {
 		// Two senders toward one address share a 5-tuple, which ICE
 		// never gives two sessions; the second simply sends at once.
 		return
 	}
-	c.batches[addr] = b
-	c.open.Add(1)
+	c.setBatch(addr, b)
 	b.addr, b.uaddr = addr, net.UDPAddrFromAddrPort(addr)
 }
 
@@ -147,9 +149,8 @@ func (b *SendBatch) Close() error {
 		b.closed = true
 		c := b.conn
 		c.mu.Lock()
-		if b.addr.IsValid() && c.batches[b.addr] == b {
-			delete(c.batches, b.addr)
-			c.open.Add(-1)
+		if b.addr.IsValid() && c.batchFor(b.addr) == b {
+			c.setBatch(b.addr, nil)
 		}
 		c.mu.Unlock()
 	}

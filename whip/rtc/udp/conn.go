@@ -15,6 +15,7 @@ package udp
 
 import (
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"sync"
@@ -48,9 +49,13 @@ type Conn struct {
 	filter ReadFilter
 	gro    *CoalescedReader // nil: the kernel has no UDP_GRO
 
-	open    atomic.Int32 // batches registered; zero skips the map lookup
-	mu      sync.RWMutex
-	batches map[netip.AddrPort]*SendBatch
+	// batches maps an address to its open batch. Every packet looks it
+	// up, from every sender's goroutine: a read lock's shared counter cost
+	// more than the lookup (BenchmarkBatchLookup), so readers load an
+	// immutable map and the rare writers (a session's batch registered,
+	// moved or closed) copy it under mu. nil: no batch at all.
+	batches atomic.Pointer[map[netip.AddrPort]*SendBatch]
+	mu      sync.Mutex
 }
 
 // batchWriter is ipv4.PacketConn or ipv6.PacketConn (same Message type).
@@ -61,7 +66,7 @@ type batchWriter interface {
 // New wraps conn, switching on what the kernel offers (GRO reads, GSO
 // sends) and logging which. filter may be nil.
 func New(conn *net.UDPConn, log *slog.Logger, filter ReadFilter) *Conn {
-	c := &Conn{conn: conn, log: log, filter: filter, batches: map[netip.AddrPort]*SendBatch{}}
+	c := &Conn{conn: conn, log: log, filter: filter}
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
 		c.wb = ipv6.NewPacketConn(conn)
 	} else {
@@ -83,13 +88,32 @@ func New(conn *net.UDPConn, log *slog.Logger, filter ReadFilter) *Conn {
 }
 
 func (c *Conn) batchFor(addr netip.AddrPort) *SendBatch {
-	if c.open.Load() == 0 {
+	m := c.batches.Load()
+	if m == nil {
 		return nil
 	}
-	c.mu.RLock()
-	b := c.batches[addr]
-	c.mu.RUnlock()
-	return b
+	return (*m)[addr]
+}
+
+// setBatch registers b under addr, or unregisters addr (b nil), in a new
+// copy of the map; c.mu is held.
+func (c *Conn) setBatch(addr netip.AddrPort, b *SendBatch) {
+	var m map[netip.AddrPort]*SendBatch
+	if old := c.batches.Load(); old != nil {
+		m = maps.Clone(*old)
+	} else {
+		m = map[netip.AddrPort]*SendBatch{}
+	}
+	if b != nil {
+		m[addr] = b
+	} else {
+		delete(m, addr)
+	}
+	if len(m) == 0 {
+		c.batches.Store(nil)
+		return
+	}
+	c.batches.Store(&m)
 }
 
 // WriteToAddrPort is pion's send path (mux writes, STUN, DTLS, SRTP, SRTCP).

@@ -266,3 +266,47 @@ func TestWriteDeadlineSparesOtherWriters(t *testing.T) {
 		t.Fatalf("a write after a past deadline: %v", err)
 	}
 }
+
+// A batch is found under the address it was last opened to: moved (ICE
+// picked another pair), what it queued goes to the old address, which is
+// free for another batch and whose datagrams leave at once meanwhile; a
+// second batch toward a taken address batches nothing; closed, a batch is
+// found nowhere.
+func TestBatchRegistry(t *testing.T) {
+	c, r1 := connPair(t, c0gso(t))
+	_, r2 := connPair(t, false)
+	a1, a2 := r1.LocalAddr().(*net.UDPAddr).AddrPort(), r2.LocalAddr().(*net.UDPAddr).AddrPort()
+	b, other := c.NewBatch(), c.NewBatch()
+	defer other.Close()
+	b.Open(a1)
+	if c.batchFor(a1) != b {
+		t.Fatal("an open batch is not found under its address")
+	}
+	other.Open(a1)
+	if c.batchFor(a1) != b {
+		t.Fatal("a second batch toward a taken address displaced the first")
+	}
+	_, _ = c.WriteToAddrPort(datagram(1, 100), a1)
+	_ = other.Flush()
+	if n, _ := other.Stats(); n != 0 {
+		t.Errorf("a batch toward a taken address sent %d datagrams in batches, want none (all at once)", n)
+	}
+	b.Open(a2) // moved, still open
+	if c.batchFor(a2) != b || c.batchFor(a1) != nil {
+		t.Fatalf("after the move: %p under the new address, %p under the old; want the batch, nil", c.batchFor(a2), c.batchFor(a1))
+	}
+	_, _ = c.WriteToAddrPort(datagram(2, 100), a1) // not held: the old address has no batch now
+	receive(t, r1, 2, func(i int) []byte { return datagram(i+1, 100) })
+	_ = b.Close()
+	if c.batchFor(a2) != nil {
+		t.Error("a closed batch is still found")
+	}
+	other.Open(a1)
+	if c.batchFor(a1) != other {
+		t.Error("a freed address cannot be taken by another batch")
+	}
+	_ = other.Close()
+	if c.batches.Load() != nil {
+		t.Error("with every batch closed the map is not dropped, so every write still looks up")
+	}
+}
