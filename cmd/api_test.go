@@ -270,3 +270,19 @@ func TestAPIPatchEgress(t *testing.T) {
 		}
 	}
 }
+
+// /debug/pprof/ is there only with http.pprof, and then behind the API's
+// token like /metrics.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	off := startApp(t, nil)
+	if code, _ := request(t, "GET", off.URL()+"/debug/pprof/heap?debug=1", "", ""); code != http.StatusNotFound {
+		t.Errorf("without http.pprof: %d, want 404", code)
+	}
+	on := startApp(t, func(c *Config) { c.APIToken, c.HTTP.Pprof = "tok", true })
+	if code, _ := request(t, "GET", on.URL()+"/debug/pprof/heap?debug=1", "", ""); code != http.StatusUnauthorized {
+		t.Errorf("with http.pprof, no token: %d, want 401", code)
+	}
+	if code, body := request(t, "GET", on.URL()+"/debug/pprof/heap?debug=1", "tok", ""); code != http.StatusOK || !strings.Contains(body, "# Mallocs = ") {
+		t.Errorf("with http.pprof and the token: %d, want 200 and the heap profile", code)
+	}
+}

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -24,11 +25,17 @@ func (a *App) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(a.logRequests, securityHeaders)
 
+	// A viewer's goroutines (its PeerConnection's, its sender) start in
+	// the POST: the label they inherit counts their CPU as the viewers'.
 	r.HandleFunc("/whep/{stream}", func(w http.ResponseWriter, r *http.Request) {
-		a.whep.ServeEndpoint(w, r, chi.URLParam(r, "stream"), "")
+		labelled(r.Context(), partViewers, func(context.Context) {
+			a.whep.ServeEndpoint(w, r, chi.URLParam(r, "stream"), "")
+		})
 	})
 	r.HandleFunc("/whep/{stream}/{layer}", func(w http.ResponseWriter, r *http.Request) {
-		a.whep.ServeEndpoint(w, r, chi.URLParam(r, "stream"), chi.URLParam(r, "layer"))
+		labelled(r.Context(), partViewers, func(context.Context) {
+			a.whep.ServeEndpoint(w, r, chi.URLParam(r, "stream"), chi.URLParam(r, "layer"))
+		})
 	})
 	r.HandleFunc("/whip/{stream}", func(w http.ResponseWriter, r *http.Request) {
 		a.whip.ServeEndpoint(w, r, chi.URLParam(r, "stream"))
@@ -40,6 +47,9 @@ func (a *App) routes() http.Handler {
 	r.Route("/api/v1", a.apiRoutes)
 
 	r.With(a.apiTrust, a.apiAuth).Get("/metrics", newMetricsHandler(a).ServeHTTP)
+	if a.cfg.HTTP.Pprof {
+		r.With(a.apiTrust, a.apiAuth).Mount("/debug/pprof", pprofRoutes())
+	}
 	r.Get("/readyz", a.readyz)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")

@@ -60,9 +60,11 @@ func (a *App) startEncoder(e *config.EncoderConfig) error {
 	a.encoderMu.Unlock()
 	a.wg.Go(func() {
 		defer close(run.done)
-		if err := src.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			log.Error("encoder source stopped", "err", err)
-		}
+		labelled(ctx, partIngest, func(ctx context.Context) {
+			if err := src.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				log.Error("encoder source stopped", "err", err)
+			}
+		})
 	})
 	return nil
 }

@@ -20,9 +20,11 @@ func (a *App) startTestSource(ctx context.Context, t *config.TestSourceConfig) e
 		return err
 	}
 	a.wg.Go(func() {
-		if err := src.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			a.log.Error("test source stopped", "err", err)
-		}
+		labelled(ctx, partIngest, func(ctx context.Context) {
+			if err := src.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				a.log.Error("test source stopped", "err", err)
+			}
+		})
 	})
 	return nil
 }

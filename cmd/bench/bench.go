@@ -13,6 +13,11 @@
 // the publisher goes on a moment (so that losses at the window's end are
 // seen and repaired), stops, in-flight packets drain, viewers hang up,
 // the server is stopped.
+//
+// With -box the server under test is the box: the stream enters through
+// its encoder pipe from a synthetic encoder in this process (box.go) and
+// leaves through a WHIP egress to a second whipgate, and the report adds
+// the box's CPU split by part and its allocations (profile.go).
 package bench
 
 import (
@@ -185,7 +190,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 
 	p := newPlan(opt.Bitrate, opt.FPS, opt.GOP, opt.KeyframeFactor)
 	table := newFrameTable(opt.FPS, opt.Baseline+opt.Warmup+opt.Duration+time.Minute)
-	pub, err := publish(ctx, b.peer(rolePublisher, 0), srv.url+"/whip/"+streamName, b.log)
+	pub, err := b.source(ctx, srv, dir)
 	if err != nil {
 		return res, err
 	}
@@ -234,7 +239,7 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The viewers join together.
-	dj, err := b.sampleCounters(ctx, srv, pub)
+	dj, err := b.sampleCounters(ctx, srv, pub.stats())
 	if err != nil {
 		return res, err
 	}
@@ -253,13 +258,17 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 
 	// The window.
-	d0, err := b.sampleCounters(ctx, srv, pub)
+	d0, err := b.sampleCounters(ctx, srv, pub.stats())
 	if err != nil {
 		return res, err
 	}
 	w0, err := sampleAll(srv, target)
 	if err != nil {
 		return res, err
+	}
+	var box *boxWindow
+	if opt.Box {
+		box = b.openBoxWindow(ctx, srv)
 	}
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	var probes probeResult
@@ -269,7 +278,10 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	}
 	werr := pause(ctx, opt.Duration)
 	w1, serr := sampleAll(srv, target)
-	d1, derr := b.sampleCounters(ctx, srv, pub)
+	if box != nil {
+		box.closeAllocs(ctx, srv)
+	}
+	d1, derr := b.sampleCounters(ctx, srv, pub.stats())
 	serr = errors.Join(serr, derr)
 	stopProbes()
 	probing.Wait()
@@ -296,12 +308,34 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	res.ViewerLoss = lossFigures(opt.ViewerLoss, d0.viewerPath, d1.viewerPath)
 	res.PublisherLoss = lossFigures(opt.PublisherLoss, d0.publisherPath, d1.publisherPath)
 	res.repair(d0, d1)
-	res.PublisherLateFrames, res.PublisherWriteErrs, res.Keyframes = pub.late, pub.writeErrs, pub.keyframes
-	res.PLIs, res.IngestNACKed = pub.plis.Load(), pub.nacks.Load()
+	st := pub.stats()
+	res.PublisherLateFrames, res.PublisherWriteErrs, res.Keyframes = st.late, st.writeErrs, st.keyframes
+	res.PLIs, res.IngestNACKed = st.plis.Load(), st.nacks.Load()
+	if box != nil {
+		if res.Box, err = box.figures(opt, res, w0, w1); err != nil {
+			return res, err
+		}
+	}
 	if res.Frames == 0 {
 		return res, errors.New("bench: the publisher sent no frame in the window")
 	}
 	return res, nil
+}
+
+// source is what sends the stream into the server under test: a WHIP
+// publisher, or with -box the encoder feed.
+type source interface {
+	send(ctx context.Context, opt sendOptions, table *frameTable) error
+	stats() *sendStats
+	Close(ctx context.Context) error
+}
+
+// source connects the stream's sender to srv.
+func (b *bench) source(ctx context.Context, srv *server, dir string) (source, error) {
+	if b.opt.Box {
+		return startFeed(dir, b.opt)
+	}
+	return publish(ctx, b.peer(rolePublisher, 0), srv.url+"/whip/"+streamName, b.log)
 }
 
 // servers starts the server under test (and the egress target), or
@@ -310,12 +344,18 @@ func (b *bench) servers(ctx context.Context, dir string) (srv, target *server, e
 	if b.opt.Server != "" {
 		return externalServer(b.opt.Server, b.opt.PID), nil, nil
 	}
+	config := b.opt.ServerConfig
+	if b.opt.Box {
+		if config, err = boxFiles(b.opt, dir); err != nil {
+			return nil, nil, err
+		}
+	}
 	if b.opt.Egress {
 		if target, err = startServer(ctx, "target", b.bin, dir+"/target", b.opt.ServerConfig, listenAddrs{}, b.logs, b.show); err != nil {
 			return nil, nil, err
 		}
 	}
-	if srv, err = startServer(ctx, "server", b.bin, dir+"/server", b.opt.ServerConfig, listenAddrs{}, b.logs, b.show); err != nil {
+	if srv, err = startServer(ctx, "server", b.bin, dir+"/server", config, listenAddrs{}, b.logs, b.show); err != nil {
 		return nil, nil, errors.Join(err, target.Close())
 	}
 	return srv, target, nil

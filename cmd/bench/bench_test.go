@@ -333,3 +333,43 @@ func TestSignalResolvesRelativeLocation(t *testing.T) {
 		t.Errorf("session URL %q; want the target's /resource/… on its host and port", resource)
 	}
 }
+
+// TestBenchBox runs the box path briefly in both egress modes: the
+// stream in through the encoder pipe, out through WHIP egress to a
+// second whipgate, whose viewer must get the frames; the report has the
+// box's CPU split and allocations.
+func TestBenchBox(t *testing.T) {
+	bin := buildWhipgate(t)
+	for _, c := range []struct{ mode, viewers string }{{"sessions", "1"}, {"simulcast", "0"}} {
+		t.Run(c.mode, func(t *testing.T) {
+			r, m, out := runBench(t, "-bin", bin, "-box", "-egress-mode", c.mode, "-viewers", c.viewers, "-bitrate", "5M",
+				"-preview-bitrate", "1M", "-duration", "2s", "-warmup", "500ms", "-baseline", "500ms")
+			x := r.Box
+			if x == nil || !r.Egress || x.EgressMode != c.mode || m["box"] == nil {
+				t.Fatalf("a -box run without box figures: %+v", r)
+			}
+			if e := r.EgressViewer; e == nil || e.Frames != r.Frames || e.Received < r.Frames/2 || e.JoinMs <= 0 {
+				t.Errorf("the target's viewer got %+v of %d frames; want most of them", e, r.Frames)
+			}
+			if r.EgressLatencyMs == nil || r.EgressLatencyMs.N == 0 {
+				t.Errorf("no latency at the target's viewer: %+v", r.EgressLatencyMs)
+			}
+			if c.viewers == "1" && (len(r.PerViewer) != 1 || r.PerViewer[0].Received < r.Frames/2) {
+				t.Errorf("the local viewer got %+v of %d frames", r.PerViewer, r.Frames)
+			}
+			var sum float64
+			for _, p := range parts {
+				sum += x.CPUPct[p]
+			}
+			if r.ServerCPUPct == nil || *r.ServerCPUPct <= 0 || sum < *r.ServerCPUPct*0.95 || sum > *r.ServerCPUPct*1.05 {
+				t.Errorf("the parts %v add up to %.2f %%, the server used %v %%", x.CPUPct, sum, r.ServerCPUPct)
+			}
+			if x.ProfileSamples == 0 || x.AllocsPerSecond == nil || *x.AllocsPerSecond <= 0 {
+				t.Errorf("%d profile samples, %v allocations a second: want both measured", x.ProfileSamples, x.AllocsPerSecond)
+			}
+			if !strings.Contains(out, "box (encoder pipe in") {
+				t.Errorf("no box table in:\n%s", out)
+			}
+		})
+	}
+}

@@ -32,7 +32,7 @@ type counterSample struct {
 	publisherPLIs uint64
 }
 
-func (b *bench) sampleCounters(ctx context.Context, srv *server, pub *publisher) (counterSample, error) {
+func (b *bench) sampleCounters(ctx context.Context, srv *server, pub *sendStats) (counterSample, error) {
 	k, err := udpDrops()
 	if err != nil {
 		return counterSample{}, err

@@ -13,16 +13,14 @@ import (
 )
 
 // startEgress asks the server under test, through its control API, to
-// publish the bench stream over WHIP to the target, and starts a viewer on
+// publish the bench stream over WHIP to the target (its main layer, and
+// with -box the preview, in -egress-mode), and starts a viewer on
 // the target that proves the egress delivers (its loss and latency are the
 // egress path's). It runs before the baseline, so the egress's cost counts
 // as ingest and CPU per viewer stays the WHEP viewers' own.
 func (b *bench) startEgress(ctx context.Context, srv, target *server, table *frameTable) (*viewer, error) {
-	body, err := json.Marshal(map[string]any{
-		"id":     egressID,
-		"stream": streamName,
-		"url":    target.url + "/whip/" + streamName,
-	})
+	request, watchURL := b.egress(target)
+	body, err := json.Marshal(request)
 	if err != nil {
 		return nil, fmt.Errorf("bench: egress request: %w", err)
 	}
@@ -46,7 +44,7 @@ func (b *bench) startEgress(ctx context.Context, srv, target *server, table *fra
 	}
 
 	// The target has the stream once the egress has connected.
-	v, err := b.watchOnceThere(ctx, target.url+"/whep/"+streamName+"/main", table, 15*time.Second)
+	v, err := b.watchOnceThere(ctx, watchURL, table, 15*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("bench: the egress target never had the stream: %w", err)
 	}

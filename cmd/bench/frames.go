@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/binary"
 	"math"
 	"sync/atomic"
 	"time"
@@ -11,9 +10,9 @@ import (
 // decodes it: it only has to look like H.264 to the server's keyframe
 // detection (STAP-A with an SPS, FU-A of an IDR) and carry a stamp.
 const (
-	maxPayload  = 1200 // pion's NACK history refuses more than 1460; 1200 fits any path MTU
-	fuHeaderLen = 2    // FU indicator + FU header
-	stampLen    = 16   // frame number + send time, unix nanoseconds
+	maxPayload  = 1200              // pion's NACK history refuses more than 1460; 1200 fits any path MTU
+	fuHeaderLen = 2                 // FU indicator + FU header
+	stampLen    = 2 * stampFieldLen // frame number + send time, unix nanoseconds
 
 	nalSEI  = 6
 	nalIDR  = 5
@@ -99,9 +98,30 @@ func frameOf(d uint32, fps int) uint64 {
 	return (uint64(d)*uint64(fps) + clockRate - 1) / clockRate
 }
 
+// stampFieldLen is the bytes of one stamp field: 64 bits, 7 a byte, each
+// byte's top bit set. A stamp has no zero byte, so that in an Annex-B
+// stream (-box) it can neither make a start code nor need emulation
+// prevention, and comes out of the server's packetizer as it went in.
+const stampFieldLen = 10
+
 func putStamp(b []byte, frame uint64, sentUnixNano int64) {
-	binary.BigEndian.PutUint64(b, frame)
-	binary.BigEndian.PutUint64(b[8:], uint64(sentUnixNano))
+	putStampField(b, frame)
+	putStampField(b[stampFieldLen:], uint64(sentUnixNano))
+}
+
+func putStampField(b []byte, v uint64) {
+	for i := stampFieldLen - 1; i >= 0; i-- {
+		b[i] = 0x80 | byte(v&0x7f)
+		v >>= 7
+	}
+}
+
+func stampField(b []byte) uint64 {
+	var v uint64
+	for _, c := range b[:stampFieldLen] {
+		v = v<<7 | uint64(c&0x7f)
+	}
+	return v
 }
 
 // readStamp finds the stamp in a frame's first packet: a STAP-A (keyframe)
@@ -125,7 +145,7 @@ func readStamp(payload []byte) (frame uint64, sent int64, ok bool) {
 	default:
 		return 0, 0, false
 	}
-	return binary.BigEndian.Uint64(s), int64(binary.BigEndian.Uint64(s[8:])), true
+	return stampField(s), int64(stampField(s[stampFieldLen:])), true
 }
 
 // frameRecord is what the publisher sent as one frame. The publisher sets

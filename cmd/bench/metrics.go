@@ -43,33 +43,47 @@ func (m streamMetrics) value(name string) (v int64, ok bool) {
 // readStreamMetrics scrapes base's /metrics for stream's series. It
 // returns nil when the server has no /metrics to read.
 func readStreamMetrics(ctx context.Context, base, stream string) streamMetrics {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
-	if err != nil {
-		return nil
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil
-	}
 	m := streamMetrics{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		name, v, ok := streamSample(sc.Text(), stream)
-		if ok {
+	ok := scrape(ctx, base, func(line string) {
+		if name, v, ok := streamSample(line, stream); ok {
 			m[name] += v
 		}
-	}
-	if sc.Err() != nil {
+	})
+	if !ok {
 		return nil
 	}
 	return m
+}
+
+// scrape calls line for each line of base's /metrics; false when the
+// server has none to read.
+func scrape(ctx context.Context, base string, line func(string)) bool {
+	return readLines(ctx, base+"/metrics", line)
+}
+
+// readLines calls line for each line of url's response; false when it
+// has none to read.
+func readLines(ctx context.Context, url string, line func(string)) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		line(sc.Text())
+	}
+	return sc.Err() == nil
 }
 
 // streamSample parses one line of the text exposition format: a sample

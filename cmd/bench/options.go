@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -89,6 +90,19 @@ type Options struct {
 	// Egress adds a WHIP egress from the server under test to a second
 	// whipgate. Default off.
 	Egress bool
+	// EgressMode is the egress's mode: sessions (a WHIP session per
+	// layer) or simulcast (one session, a rid per layer). Default
+	// sessions.
+	EgressMode string
+	// Box benches the box's own path: the stream enters the server
+	// through its encoder pipe (a synthetic H.264 encoder writing a main
+	// layer at Bitrate and a preview at PreviewBitrate, a whole frame a
+	// write) and leaves through a WHIP egress of both layers to a second
+	// whipgate; the WHEP viewers watch the main layer. The report adds
+	// the server's CPU split by part and its allocations. Implies Egress.
+	Box bool
+	// PreviewBitrate is the box's preview layer. Default 5 Mbps.
+	PreviewBitrate int64
 	// Server is the base URL of a running whipgate to bench instead of
 	// starting one. Default: start one per run.
 	Server string
@@ -120,7 +134,9 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 			"watches it with N WHEP viewers in this process, and prints a table and one JSON\n"+
 			"line per run. With -scenario egress-recovery it egresses to a second whipgate instead,\n"+
 			"kills that one (SIGKILL), starts it again after -target-down and reports how soon the\n"+
-			"egress is connected again. See BENCHMARKS.md.\n\nflags:\n")
+			"egress is connected again. With -box the stream enters through the encoder pipe\n"+
+			"instead (main + preview) and leaves through a WHIP egress to a second whipgate, and\n"+
+			"the report adds the box's CPU by part and its allocations. See BENCHMARKS.md.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&o.Scenario, "scenario", scenarioLoad, "what a run does: load (viewers watch; the table and figures below) or egress-recovery (an egress's target is killed and restarted; see BENCHMARKS.md)")
@@ -145,6 +161,9 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	publisherLoss := fs.String("publisher-loss", "0", "drop this `percentage` on the publisher's path alone (overrides -loss there)")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the random drops: the same seed drops the same places of each socket's packets")
 	fs.BoolVar(&o.Egress, "egress", false, "add a WHIP egress from the server under test to a second whipgate")
+	egressMode := fs.String("egress-mode", egressSessions, "the egress's `mode`: sessions (a WHIP session per layer) or simulcast (one session, a rid per layer)")
+	fs.BoolVar(&o.Box, "box", false, "bench the box: the stream enters through the encoder pipe (main + preview), leaves through WHIP egress to a second whipgate; adds the CPU split and allocations")
+	previewBitrate := fs.String("preview-bitrate", "5M", "the box's preview layer `bitrate` (-box)")
 	fs.StringVar(&o.Server, "server", "", "base `URL` of a running whipgate to bench instead of starting one")
 	fs.IntVar(&o.PID, "pid", 0, "process ID of -server, for CPU and memory figures")
 	fs.StringVar(&o.Bin, "bin", "", "whipgate `binary` to start (default: this program)")
@@ -161,6 +180,13 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	if o.Bitrate, err = parseBitrate(*bitrate); err != nil {
 		errs = append(errs, err)
 	}
+	if o.PreviewBitrate, err = parseBitrate(*previewBitrate); err != nil {
+		errs = append(errs, fmt.Errorf("%w (-preview-bitrate)", err))
+	}
+	if o.EgressMode, err = parseEgressMode(*egressMode); err != nil {
+		errs = append(errs, err)
+	}
+	o.Egress = o.Egress || o.Box
 	if o.Viewers, err = parseCounts(*viewers); err != nil {
 		errs = append(errs, err)
 	}
@@ -247,6 +273,9 @@ func (o Options) validate() error {
 	}
 	if o.Repeat < 1 || o.Repeat > 1000 {
 		errs = append(errs, fmt.Errorf("bench: -repeat %d: want 1 to 1000", o.Repeat))
+	}
+	if o.Box && (o.ServerConfig != "" || o.Scenario != scenarioLoad || slices.Contains(o.Modes, "paced")) {
+		errs = append(errs, errors.New("bench: -box writes the box's config itself, runs the load scenario, and sends as an encoder does (burst): no -server-config, -scenario or -mode paced"))
 	}
 	if o.Egress && o.Server != "" {
 		errs = append(errs, errors.New("bench: -egress starts both instances itself; it cannot use -server"))

@@ -40,6 +40,13 @@ func TestParseOptions(t *testing.T) {
 	if o.Scenario != "load" || o.Repeat != 1 || o.TargetDown != 3*time.Second {
 		t.Errorf("scenario %q, repeat %d, target down %v; want load, 1, 3 s", o.Scenario, o.Repeat, o.TargetDown)
 	}
+	if o.Box || o.Egress || o.EgressMode != egressSessions || o.PreviewBitrate != 5e6 {
+		t.Errorf("box %v, egress %v, mode %q, preview %d; want off, off, sessions, 5 Mbps", o.Box, o.Egress, o.EgressMode, o.PreviewBitrate)
+	}
+	o, err = parseOptions(strings.Fields("-box -egress-mode simulcast -preview-bitrate 2M"), io.Discard)
+	if err != nil || !o.Box || !o.Egress || o.EgressMode != egressSimulcast || o.PreviewBitrate != 2e6 {
+		t.Errorf("-box: got box %v, egress %v, mode %q, preview %d, %v; want the box egressing in simulcast, 2 Mbps", o.Box, o.Egress, o.EgressMode, o.PreviewBitrate, err)
+	}
 	o, err = parseOptions(strings.Fields("-scenario egress-recovery -target-down 1s -repeat 3"), io.Discard)
 	if err != nil || o.Scenario != scenarioEgressRecovery || o.TargetDown != time.Second || o.Repeat != 3 {
 		t.Errorf("got %q, down %v, repeat %d, %v; want egress-recovery, 1 s, 3", o.Scenario, o.TargetDown, o.Repeat, err)
@@ -53,7 +60,9 @@ func TestParseOptions(t *testing.T) {
 	}
 	for _, args := range []string{"-gro=maybe", "-gro=on,", "-gro", "-mode jumpy", "-viewers 1,x", "-fps 0", "-gop 0s", "-keyframe-factor 0.5",
 		"-duration 0s", "-pid 5", "-egress -server http://x", "extra", "-scenario crash", "-repeat 0",
-		"-scenario egress-recovery -server http://x", "-scenario egress-recovery -target-down -1s"} {
+		"-scenario egress-recovery -server http://x", "-scenario egress-recovery -target-down -1s",
+		"-egress-mode both", "-box -mode paced", "-box -server-config x.yaml", "-box -server http://x",
+		"-box -scenario egress-recovery", "-box -preview-bitrate 1"} {
 		if _, err := parseOptions(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}

@@ -13,11 +13,7 @@ func newPacketizer(p plan) *packetizer {
 	n := max(p.packets(true), p.packets(false))
 	z := &packetizer{plan: p, bufs: make([][]byte, n), out: make([][]byte, 0, n)}
 	store := make([]byte, n*maxPayload)
-	for i := range store {
-		// Not zeros: a run of zero bytes is an Annex-B start code to
-		// anything that scans for one.
-		store[i] = byte(i*7) | 0x10
-	}
+	fillPattern(store)
 	for i := range z.bufs {
 		z.bufs[i] = store[i*maxPayload : (i+1)*maxPayload : (i+1)*maxPayload]
 	}

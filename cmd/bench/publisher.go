@@ -25,10 +25,16 @@ type publisher struct {
 	log      *slog.Logger
 	wg       sync.WaitGroup // the RTCP reader
 
-	keyWanted   atomic.Bool // a PLI or FIR arrived since the last keyframe
-	plis, nacks atomic.Uint64
+	keyWanted atomic.Bool // a PLI or FIR arrived since the last keyframe
+	sendStats
+}
 
-	// Written by send only.
+// sendStats are what a stream's sender (the WHIP publisher, or the box's
+// encoder feed) counts for the report.
+type sendStats struct {
+	plis, nacks atomic.Uint64 // the server's keyframe requests and NACKed packets
+
+	// Written by the sending goroutine only.
 	late, writeErrs int
 	keyframes       int
 }
@@ -105,39 +111,14 @@ type sendOptions struct {
 // send writes frames on schedule until ctx ends or the table is full,
 // recording each in table. Burst mode writes a frame's packets back to
 // back at its due time; paced mode spreads them evenly over the frame
-// interval. A frame that starts more than a frame interval late counts as
-// late (the publisher could not keep up, which skews every figure).
+// interval.
 func (p *publisher) send(ctx context.Context, opt sendOptions, table *frameTable) error {
 	z := newPacketizer(opt.plan)
 	var pkt rtp.Packet
 	seq := uint16(rand.Uint32())
 	tsStart := rand.Uint32()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	start := time.Now()
-	gopPos := 0
-	for n := range table.frames {
-		due := start.Add(opt.plan.due(n))
-		if wait := time.Until(due); wait > 0 {
-			timer.Reset(wait)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				return nil
-			}
-		} else if ctx.Err() != nil {
-			return nil
-		} else if -wait > opt.plan.interval {
-			p.late++
-		}
-		key := gopPos == 0
-		if p.keyWanted.Swap(false) && opt.answerPLI {
-			key = true
-		}
-		if key {
-			gopPos = 0
-			p.keyframes++
-		}
+	wantKey := func() bool { return p.keyWanted.Swap(false) && opt.answerPLI }
+	return frameLoop(ctx, opt.plan, table, &p.sendStats, wantKey, func(n int, due time.Time, key bool) error {
 		payloads := z.frame(uint64(n), key)
 		rec := &table.frames[n]
 		rec.key.Store(key)
@@ -169,10 +150,53 @@ func (p *publisher) send(ctx context.Context, opt sendOptions, table *frameTable
 			}
 		}
 		rec.sentLast.Store(time.Now().UnixNano())
-		gopPos = (gopPos + 1) % opt.plan.gopFrames
+		return nil
+	})
+}
+
+// frameLoop calls frame for each frame of table when it is due, until
+// ctx ends or the table is full, and counts in st the keyframes and the
+// frames that started more than a frame interval late (the sender could
+// not keep up, which skews every figure). A frame is a keyframe at the
+// start of each GOP and, when wantKey (nil: never) says so, out of turn,
+// restarting the GOP there, as a hardware encoder answers a PLI.
+func frameLoop(ctx context.Context, p plan, table *frameTable, st *sendStats, wantKey func() bool,
+	frame func(n int, due time.Time, key bool) error) error {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	start := time.Now()
+	gopPos := 0
+	for n := range table.frames {
+		due := start.Add(p.due(n))
+		if wait := time.Until(due); wait > 0 {
+			timer.Reset(wait)
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return nil
+			}
+		} else if ctx.Err() != nil {
+			return nil
+		} else if -wait > p.interval {
+			st.late++
+		}
+		key := gopPos == 0
+		if wantKey != nil && wantKey() {
+			key = true
+		}
+		if key {
+			gopPos = 0
+			st.keyframes++
+		}
+		if err := frame(n, due, key); err != nil {
+			return err
+		}
+		gopPos = (gopPos + 1) % p.gopFrames
 	}
 	return nil
 }
+
+func (p *publisher) stats() *sendStats { return &p.sendStats }
 
 func (p *publisher) write(pkt *rtp.Packet, payload []byte, seq uint16, ts uint32, marker bool) error {
 	pkt.Header = rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: ts, Marker: marker}

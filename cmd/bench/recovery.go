@@ -167,7 +167,8 @@ func (b *bench) recovery(ctx context.Context) (res RecoveryResult, err error) {
 	var picture time.Time
 	var viewing sync.WaitGroup
 	viewing.Go(func() {
-		v, err := b.watchOnceThere(ctx, target.url+"/whep/"+streamName+"/main", table, recoveryLimit)
+		_, watch := b.egress(target)
+		v, err := b.watchOnceThere(ctx, watch, table, recoveryLimit)
 		if err != nil {
 			b.log.Warn("no viewer on the restarted target", "err", err)
 			return

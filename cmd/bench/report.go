@@ -144,6 +144,35 @@ type Result struct {
 	EgressViewer *viewerResult `json:"egress_viewer,omitempty"`
 	// EgressLatencyMs is that viewer's frame latency.
 	EgressLatencyMs *Percentiles `json:"egress_latency_ms,omitempty"`
+	// Box has a -box run's figures.
+	Box *BoxFigures `json:"box,omitempty"`
+}
+
+// BoxFigures are what a -box run adds: the box's CPU by part and its
+// allocations (profile.go says how the split is made).
+type BoxFigures struct {
+	EgressMode         string  `json:"egress_mode"`
+	PreviewBitrateMbps float64 `json:"preview_bitrate_mbps"`
+	// CPUPct is each part's CPU over the window in percent of one core:
+	// ingest, hub, egress, viewers, gc, other; they add up to
+	// ServerCPUPct.
+	CPUPct map[string]float64 `json:"cpu_pct"`
+	// ProfileShare is each part's share of the profile's CPU samples,
+	// in CPUPct's order above; ProfileSamples how many samples (one per
+	// 10 ms of CPU) over ProfileSeconds.
+	// ProfiledCPUPct is the CPU the samples account for (percent of one
+	// core over ProfileSeconds): below ServerCPUPct by what the profiler
+	// does not see.
+	ProfileShare   []float64 `json:"profile_share"`
+	ProfileSamples int       `json:"profile_samples"`
+	ProfileSeconds int       `json:"profile_s"`
+	ProfiledCPUPct float64   `json:"profiled_cpu_pct"`
+	// AllocsPerSecond is the server's heap allocations (objects) per
+	// second over the window, the bench's readings' own taken off;
+	// AllocsPerFrame the same per frame of the main layer. Null when
+	// they could not be read.
+	AllocsPerSecond *float64 `json:"allocs_per_s"`
+	AllocsPerFrame  *float64 `json:"allocs_per_frame"`
 }
 
 // Percentiles of a sample, nearest rank.
@@ -194,7 +223,61 @@ func writeTable(w io.Writer, results []Result) error {
 	if err := writeRepairTable(w, results); err != nil {
 		return err
 	}
-	return writeEgressTable(w, results)
+	if err := writeEgressTable(w, results); err != nil {
+		return err
+	}
+	return writeBoxTable(w, results)
+}
+
+// writeBoxTable prints, for -box runs, the box's CPU by part, its
+// allocations, and what the egress target's viewer saw.
+func writeBoxTable(w io.Writer, results []Result) error {
+	return writeSection(w, results, "box (encoder pipe in, main + preview, WHIP egress out; CPU in % of one core, split by a CPU profile):",
+		"viewers\tegress\tMbps\tbox CPU%\tingest\thub\tegress\tviewers\tgc\tother\tsamples\tallocs/s\tallocs/frame\ttarget loss%\tincompl%\tlat p50\tp95\tp99 ms\t",
+		func(r Result) string {
+			x := r.Box
+			if x == nil {
+				return ""
+			}
+			e, lat := egressFigures(r)
+			return fmt.Sprintf("%d\t%s\t%.0f+%.0f\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%s\t%s\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t\n",
+				r.Viewers, x.EgressMode, r.BitrateMbps, x.PreviewBitrateMbps, opt(r.ServerCPUPct, 1),
+				x.CPUPct[partIngest], x.CPUPct[partHub], x.CPUPct[partEgress], x.CPUPct[partViewers], x.CPUPct[partGC], x.CPUPct[partOther],
+				x.ProfileSamples, opt(x.AllocsPerSecond, 0), opt(x.AllocsPerFrame, 1), e.LossPct, e.IncompletePct, lat.P50, lat.P95, lat.P99)
+		})
+}
+
+// writeSection prints a table of the runs that row makes a line of (""
+// for none), under title and header; nothing when no run has one.
+func writeSection(w io.Writer, results []Result, title, header string, row func(Result) string) error {
+	shown := false
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, r := range results {
+		line := row(r)
+		if line == "" {
+			continue
+		}
+		if !shown {
+			fmt.Fprintf(w, "\n%s\n", title)
+			fmt.Fprintln(tw, header)
+			shown = true
+		}
+		fmt.Fprint(tw, line)
+	}
+	return tw.Flush()
+}
+
+// egressFigures are what the egress target's viewer saw (zeros without
+// one).
+func egressFigures(r Result) (viewerResult, Percentiles) {
+	e, lat := viewerResult{}, Percentiles{}
+	if r.EgressViewer != nil {
+		e = *r.EgressViewer
+	}
+	if r.EgressLatencyMs != nil {
+		lat = *r.EgressLatencyMs
+	}
+	return e, lat
 }
 
 // Marginal is what one more viewer costs the server, for the runs of one
@@ -325,26 +408,16 @@ func writeRepairTable(w io.Writer, results []Result) error {
 // writeEgressTable prints, for egress runs, what a viewer on the egress
 // target saw: the server's WHIP egress path end to end.
 func writeEgressTable(w io.Writer, results []Result) error {
-	header := false
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	for _, r := range results {
-		e := r.EgressViewer
-		if e == nil {
-			continue
-		}
-		if !header {
-			fmt.Fprintln(w, "\negress (a viewer on the target whipgate):")
-			fmt.Fprintln(tw, "viewers\tmode\ttarget CPU%\tloss%\tincompl%\tlat p50\tp95\tp99 ms\tjoin ms\t")
-			header = true
-		}
-		lat := Percentiles{}
-		if r.EgressLatencyMs != nil {
-			lat = *r.EgressLatencyMs
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.0f\t\n", r.Viewers, r.Mode, opt(r.TargetCPUPct, 1),
-			e.LossPct, e.IncompletePct, lat.P50, lat.P95, lat.P99, e.JoinMs)
-	}
-	return tw.Flush()
+	return writeSection(w, results, "egress (a viewer on the target whipgate):",
+		"viewers\tmode\ttarget CPU%\tloss%\tincompl%\tlat p50\tp95\tp99 ms\tjoin ms\t",
+		func(r Result) string {
+			if r.EgressViewer == nil {
+				return ""
+			}
+			e, lat := egressFigures(r)
+			return fmt.Sprintf("%d\t%s\t%s\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.0f\t\n", r.Viewers, r.Mode, opt(r.TargetCPUPct, 1),
+				e.LossPct, e.IncompletePct, lat.P50, lat.P95, lat.P99, e.JoinMs)
+		})
 }
 
 func opt(f *float64, prec int) string {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/binary"
+	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -30,4 +31,12 @@ func kernelTime(oob []byte) int64 {
 	sec := int64(binary.NativeEndian.Uint64(d[0:8]))
 	nsec := int64(binary.NativeEndian.Uint64(d[8:16]))
 	return sec*1e9 + nsec
+}
+
+// growPipe asks for a 1 MiB pipe buffer (best effort: the kernel caps it
+// at fs.pipe-max-size for the unprivileged).
+func growPipe(f *os.File) {
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+	}
 }

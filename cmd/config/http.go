@@ -33,6 +33,12 @@ type HTTPConfig struct {
 	// pages may make state-changing API calls; any other origin is
 	// refused. Default none.
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/,
+	// behind the API's token and trust rules like /metrics. Its goroutines
+	// carry a "part" label (ingest, egress, viewers), so a CPU profile
+	// splits the box's time; whipgate bench -box turns it on. Default
+	// false: a profile costs CPU while it runs, and tells about the host.
+	Pprof bool `yaml:"pprof"`
 }
 
 func (c *HTTPConfig) applyDefaults() {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"sync"
 
@@ -103,9 +104,14 @@ func (g *Registry) Add(cfg Config, persist bool) (*Egress, error) {
 	g.m[id] = r
 	g.wg.Go(func() {
 		defer close(r.done)
-		if err := e.Run(ctx); err != nil {
-			g.log.Error("egress ended", "id", id, "err", err)
-		}
+		// The label goes to every goroutine the egress starts (its
+		// PeerConnections' too): a CPU profile tells its time apart
+		// (whipgate bench -box; cmd's "part" label).
+		pprof.Do(ctx, pprof.Labels("part", "egress"), func(ctx context.Context) {
+			if err := e.Run(ctx); err != nil {
+				g.log.Error("egress ended", "id", id, "err", err)
+			}
+		})
 	})
 	return e, nil
 }
