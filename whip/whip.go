@@ -409,9 +409,14 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, name string) error
 		}
 		in.OnTrack(func(t *webrtc.TrackRemote) {
 			i, ok := tracks.claim(t, log)
-			if ok {
-				sess.Go(func() { in.ReadTrack(t, func(p *rtp.Packet) { pub.WriteRTP(i, p) }) })
+			if !ok {
+				// Read and dropped: a track nobody reads fills pion's
+				// buffer, and its packets would hold the shared socket's
+				// read gate shut for every session.
+				sess.Go(func() { drainTrack(t) })
+				return
 			}
+			sess.Go(func() { in.ReadTrack(t, func(p *rtp.Packet) { pub.WriteRTP(i, p) }) })
 		})
 		return nil
 	}
@@ -502,11 +507,29 @@ func (in *ingestTracks) claim(t *webrtc.TrackRemote, log *slog.Logger) (int, boo
 		log.Warn("ignoring a track the offer did not announce", "rid", t.RID(), "kind", t.Kind())
 		return 0, false
 	}
+	if strings.EqualFold(t.Codec().MimeType, webrtc.MimeTypeRTX) {
+		// RTX that carries the rid of the stream it repairs instead of
+		// repaired-rtp-stream-id (RFC 8852), so pion took it for a layer
+		// of its own (whipgate's egress did so before 2026-12-07). Read
+		// as the layer, its repairs would break every frame.
+		log.Warn("ignoring a repair stream sent as a simulcast layer (rid instead of repaired-rtp-stream-id)", "rid", t.RID(), "ssrc", t.SSRC())
+		return 0, false
+	}
 	if got := t.Codec().MimeType; !strings.EqualFold(got, string(in.infos[i].Codec)) {
 		log.Warn("publisher sends another codec than the answer named", "layer", key, "announced", in.infos[i].Codec, "got", got)
 	}
 	in.ssrcs[i] = t.SSRC()
 	return i, true
+}
+
+// drainTrack reads t to its end and drops what it reads.
+func drainTrack(t *webrtc.TrackRemote) {
+	buf := make([]byte, 1<<16) // any packet pion may hand over
+	for {
+		if _, _, err := t.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 func (in *ingestTracks) ssrc(i int) webrtc.SSRC {

@@ -293,6 +293,8 @@ type nackStream struct {
 	rtx    uint32 // RTX SSRC, 0 without RTX
 	rtxPT  uint8
 	twccID uint8 // transport-cc extension ID, 0 if not negotiated
+	ridID  uint8 // rtp-stream-id (rid) and repaired-rtp-stream-id extension
+	rridID uint8 // IDs, 0 if not negotiated: an RTX re-send trades one for the other
 
 	mu      sync.Mutex
 	ring    []nackEntry
@@ -397,8 +399,16 @@ func (r *Responder) BindLocalStream(info *interceptor.StreamInfo, writer interce
 		s.rtxSeq = binary.BigEndian.Uint16(b[:])
 	}
 	for _, e := range info.RTPHeaderExtensions {
-		if e.URI == sdp.TransportCCURI && e.ID > 0 && e.ID < 256 {
+		if e.ID <= 0 || e.ID >= 256 {
+			continue
+		}
+		switch e.URI {
+		case sdp.TransportCCURI:
 			s.twccID = uint8(e.ID)
+		case sdp.SDESRTPStreamIDURI:
+			s.ridID = uint8(e.ID)
+		case sdp.SDESRepairRTPStreamIDURI:
+			s.rridID = uint8(e.ID)
 		}
 	}
 	r.mu.Lock()
@@ -650,9 +660,32 @@ func (s *nackStream) resendLocked(seq uint16, b *resendBatch) error {
 		payload = s.scratch
 		h.PayloadType, h.SSRC, h.SequenceNumber = s.rtxPT, s.rtx, s.rtxSeq
 		s.rtxSeq++
+		s.repairRID(&h)
 	}
 	_, err := s.writer.Write(&h, payload, interceptor.Attributes{})
 	return err
+}
+
+// repairRID has an RTX re-send of a simulcast layer name its layer in
+// repaired-rtp-stream-id instead of rid (RFC 8852 §3.2): a receiver that
+// sees a rid takes the RTX stream for a layer of its own (pion does: it
+// then reads repairs as that layer's media), and one with the repaired
+// id knows which layer's RTX it is.
+func (s *nackStream) repairRID(h *rtp.Header) {
+	if s.ridID == 0 {
+		return
+	}
+	rid := h.GetExtension(s.ridID)
+	if rid == nil {
+		return
+	}
+	_ = h.DelExtension(s.ridID)
+	if s.rridID != 0 {
+		_ = h.SetExtension(s.rridID, rid)
+	}
+	if len(h.Extensions) == 0 {
+		h.Extension, h.ExtensionProfile, h.Extensions = false, 0, nil
+	}
 }
 
 // UnbindLocalStream forgets the stream, releasing its payload references.

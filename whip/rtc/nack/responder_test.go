@@ -26,6 +26,12 @@ func (w *recordWriter) Write(h *rtp.Header, payload []byte, _ interceptor.Attrib
 // optionally RTX, and transport-cc as extension 5.
 func bindResponder(t testing.TB, size uint16, rtx bool, opts ...ResponderOption) (*Responder, interceptor.RTPWriter, *recordWriter) {
 	t.Helper()
+	return bindResponderExts(t, size, rtx, nil, opts...)
+}
+
+// bindResponderExts is bindResponder with more header extensions negotiated.
+func bindResponderExts(t testing.TB, size uint16, rtx bool, exts []interceptor.RTPHeaderExtension, opts ...ResponderOption) (*Responder, interceptor.RTPWriter, *recordWriter) {
+	t.Helper()
 	f := NewResponderFactory(size, slog.New(slog.DiscardHandler), opts...)
 	i, err := f.NewInterceptor("")
 	if err != nil {
@@ -33,7 +39,7 @@ func bindResponder(t testing.TB, size uint16, rtx bool, opts ...ResponderOption)
 	}
 	n := i.(*Responder)
 	info := &interceptor.StreamInfo{SSRC: 1111, PayloadType: 102, RTCPFeedback: []interceptor.RTCPFeedback{{Type: "nack"}},
-		RTPHeaderExtensions: []interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 5}}}
+		RTPHeaderExtensions: append([]interceptor.RTPHeaderExtension{{URI: sdp.TransportCCURI, ID: 5}}, exts...)}
 	if rtx {
 		info.SSRCRetransmission, info.PayloadTypeRetransmission = 2222, 103
 	}
@@ -144,6 +150,49 @@ func TestNACKResponderRTX(t *testing.T) {
 	}
 	if stored.GetExtension(5) == nil {
 		t.Error("the re-send removed an extension from the stored header")
+	}
+}
+
+// An RTX re-send of a simulcast layer names the layer in
+// repaired-rtp-stream-id, not rid (RFC 8852 §3.2): pion, as a target,
+// took RTX with a rid for a layer of its own and read repairs as media.
+// Without repaired-rtp-stream-id negotiated the rid is only dropped. mid
+// stays either way.
+func TestNACKResponderRTXNamesRepairedLayer(t *testing.T) {
+	for _, rrid := range []bool{true, false} {
+		t.Run(fmt.Sprintf("rrid=%v", rrid), func(t *testing.T) {
+			exts := []interceptor.RTPHeaderExtension{{URI: sdp.SDESMidURI, ID: 1}, {URI: sdp.SDESRTPStreamIDURI, ID: 10}}
+			if rrid {
+				exts = append(exts, interceptor.RTPHeaderExtension{URI: sdp.SDESRepairRTPStreamIDURI, ID: 11})
+			}
+			n, w, out := bindResponderExts(t, 64, true, exts, ResendBudget(1000))
+			h := rtp.Header{SSRC: 1111, SequenceNumber: 7, Timestamp: 900}
+			for _, e := range []struct {
+				id uint8
+				v  string
+			}{{1, "0"}, {10, "main"}} {
+				if err := h.SetExtension(e.id, []byte(e.v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := w.Write(&h, payloadOf(7), nil); err != nil {
+				t.Fatal(err)
+			}
+			out.pkts = nil
+			nackFor(n, 7)
+			if len(out.pkts) != 1 {
+				t.Fatalf("re-sent %d packets, want 1", len(out.pkts))
+			}
+			p := out.pkts[0]
+			wantRRID := ""
+			if rrid {
+				wantRRID = "main"
+			}
+			if p.SSRC != 2222 || p.GetExtension(10) != nil || string(p.GetExtension(11)) != wantRRID || string(p.GetExtension(1)) != "0" {
+				t.Errorf("re-send: ssrc %d, rid %q, repaired rid %q, mid %q; want 2222, none, %q, \"0\"",
+					p.SSRC, p.GetExtension(10), p.GetExtension(11), p.GetExtension(1), wantRRID)
+			}
+		})
 	}
 }
 
