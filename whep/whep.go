@@ -22,6 +22,7 @@ import (
 	"whipgate/gateway"
 	"whipgate/whip/problem"
 	"whipgate/whip/rtc"
+	"whipgate/whip/rtc/codecs"
 	"whipgate/whip/rtc/nack"
 	"whipgate/whip/session"
 )
@@ -132,11 +133,11 @@ func (h *Handler) answer(ctx context.Context, snd *rtc.Sender, offer *session.Of
 	pc := snd.PeerConnection()
 	writers := make([]rtc.RTPWriter, len(infos))
 	senders := make([]*webrtc.RTPSender, len(infos))
-	tracks := make([]*rtc.OneCodecTrack, len(infos))
+	tracks := make([]*codecs.OneCodecTrack, len(infos))
 	trs := make([]*webrtc.RTPTransceiver, len(infos))
 	names := make([]string, len(infos))
 	for i, info := range infos {
-		t, err := rtc.NewOneCodecTrack(rtc.Capability(info), info.Codec.Kind().String(), sess.Stream)
+		t, err := codecs.NewOneCodecTrack(codecs.Capability(info), info.Codec.Kind().String(), sess.Stream)
 		if err != nil {
 			return "", fmt.Errorf("whep: %w", err)
 		}

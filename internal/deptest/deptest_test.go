@@ -47,6 +47,12 @@ var rules = map[string]map[string]string{
 		"whipgate/...": "a leaf: it imports nothing of whipgate",
 	},
 	"whipgate/whip/rtc/pionlog": {"whipgate/...": "a leaf: it imports nothing of whipgate"},
+	"whipgate/whip/rtc/codecs": {
+		"net/http":          "codec negotiation knows no HTTP",
+		"whipgate/whip/...": "the transport and the endpoints use the codecs, not the reverse",
+		"whipgate/whep":     "the endpoints use the codecs, not the reverse",
+		"whipgate/cmd/...":  "cmd wires the codecs, never the other way",
+	},
 	"whipgate/whip/problem": {
 		"whipgate/...":        "a leaf every HTTP surface may use",
 		"github.com/pion/...": "errors know nothing of WebRTC",

@@ -17,6 +17,7 @@ import (
 	"whipgate/internal/testkit"
 	"whipgate/whip/client"
 	"whipgate/whip/rtc"
+	"whipgate/whip/rtc/codecs"
 )
 
 // startEgress starts an egress of stream "cam" and returns it with a
@@ -658,7 +659,7 @@ func TestEgressPreferCodecOffersOnlyOurs(t *testing.T) {
 			}
 			defer pc.Close()
 			codec, _ := gateway.ParseCodec(tc.codec)
-			capab := rtc.Capability(gateway.TrackInfo{Name: "x", Codec: codec, Fmtp: tc.fmtp})
+			capab := codecs.Capability(gateway.TrackInfo{Name: "x", Codec: codec, Fmtp: tc.fmtp})
 			track, err := webrtc.NewTrackLocalStaticRTP(capab, "v", "s")
 			if err != nil {
 				t.Fatal(err)
@@ -667,7 +668,7 @@ func TestEgressPreferCodecOffersOnlyOurs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := rtc.PreferCodec(tr, capab, true); err != nil {
+			if err := codecs.PreferCodec(tr, capab, true); err != nil {
 				t.Fatal(err)
 			}
 			offer, err := pc.CreateOffer(nil)

@@ -10,6 +10,7 @@ import (
 
 	"whipgate/gateway"
 	"whipgate/whip/rtc"
+	"whipgate/whip/rtc/codecs"
 )
 
 // addTracks adds the send tracks: one video transceiver (with an encoding
@@ -25,7 +26,7 @@ func (l *egressLeg) addTracks(pc *webrtc.PeerConnection, setup egressSetup) ([]*
 		if len(l.rids) > 0 {
 			opts = append(opts, webrtc.WithRTPStreamID(l.rids[i]))
 		}
-		t, err := webrtc.NewTrackLocalStaticRTP(rtc.Capability(setup.infos[i]), "video", streamID, opts...)
+		t, err := webrtc.NewTrackLocalStaticRTP(codecs.Capability(setup.infos[i]), "video", streamID, opts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("whip: video track: %w", err)
 		}
@@ -40,13 +41,13 @@ func (l *egressLeg) addTracks(pc *webrtc.PeerConnection, setup egressSetup) ([]*
 			return nil, nil, fmt.Errorf("whip: add simulcast encoding %s: %w", t.RID(), err)
 		}
 	}
-	if err := rtc.PreferCodec(tr, rtc.Capability(setup.infos[0]), true); err != nil {
+	if err := codecs.PreferCodec(tr, codecs.Capability(setup.infos[0]), true); err != nil {
 		return nil, nil, err
 	}
 	trs = append(trs, tr)
 	if l.audio != "" {
 		info := setup.infos[nVideo]
-		t, err := webrtc.NewTrackLocalStaticRTP(rtc.Capability(info), "audio", streamID)
+		t, err := webrtc.NewTrackLocalStaticRTP(codecs.Capability(info), "audio", streamID)
 		if err != nil {
 			return nil, nil, fmt.Errorf("whip: audio track: %w", err)
 		}
@@ -55,7 +56,7 @@ func (l *egressLeg) addTracks(pc *webrtc.PeerConnection, setup egressSetup) ([]*
 		if err != nil {
 			return nil, nil, fmt.Errorf("whip: add audio: %w", err)
 		}
-		if err := rtc.PreferCodec(atr, rtc.Capability(info), true); err != nil {
+		if err := codecs.PreferCodec(atr, codecs.Capability(info), true); err != nil {
 			return nil, nil, err
 		}
 		trs = append(trs, atr)

@@ -12,6 +12,7 @@ import (
 
 	"whipgate/gateway"
 	"whipgate/internal/testkit"
+	"whipgate/whip/rtc/codecs"
 )
 
 // TestOneCodecTrackSendsWhatItAnswers: the answer names the one codec of
@@ -43,7 +44,7 @@ func TestOneCodecTrackSendsWhatItAnswers(t *testing.T) {
 		wg.Wait()
 	})
 	layer := gateway.TrackInfo{Name: "main", Codec: gateway.H264, Fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640033"}
-	track, err := NewOneCodecTrack(Capability(layer), "video", "one")
+	track, err := codecs.NewOneCodecTrack(codecs.Capability(layer), "video", "one")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"whipgate/gateway"
 	"whipgate/internal/testkit"
+	"whipgate/whip/rtc/codecs"
 )
 
 // ingestRig is a publisher (a plain pion API) and a server PeerConnection
@@ -67,7 +68,7 @@ func newIngestRigWith(t *testing.T, rtc *Transport, opt APIOptions, conf webrtc.
 		in.d.unwatch(rtc)
 		in.wg.Wait()
 	})
-	if in.track, err = webrtc.NewTrackLocalStaticRTP(Capability(diTrack), "video", "di"); err != nil {
+	if in.track, err = webrtc.NewTrackLocalStaticRTP(codecs.Capability(diTrack), "video", "di"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := in.pub.AddTransceiverFromTrack(in.track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly}); err != nil {

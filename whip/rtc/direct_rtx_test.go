@@ -16,6 +16,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/internal/testkit"
+	"whipgate/whip/rtc/codecs"
 )
 
 // repairNet is a publisher's network that loses chosen first
@@ -138,7 +139,7 @@ func TestDirectIngestReadsABurstOfRepairs(t *testing.T) {
 		_ = pub.Close()
 		wg.Wait()
 	})
-	track, err := webrtc.NewTrackLocalStaticRTP(Capability(diTrack), "video", "rx")
+	track, err := webrtc.NewTrackLocalStaticRTP(codecs.Capability(diTrack), "video", "rx")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -128,8 +128,18 @@ func (in *Ingest) RTT() (time.Duration, bool) {
 }
 
 // selectedPairRTT is the round trip ICE last measured on pc's selected
-// candidate pair.
+// candidate pair; false before ICE connects. Only then: pion's
+// ICETransport sets up what GetSelectedCandidatePairStats reads in
+// StartContext, on its operations goroutine, without a lock (the race
+// detector caught a viewer's FollowRTT reading it while the answer's
+// SetRemoteDescription started ICE); the connection state is an atomic
+// that pion sets after.
 func selectedPairRTT(pc *webrtc.PeerConnection) (time.Duration, bool) {
+	switch pc.ICEConnectionState() {
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+	default:
+		return 0, false
+	}
 	sctp := pc.SCTP()
 	if sctp == nil {
 		return 0, false

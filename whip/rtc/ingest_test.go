@@ -12,6 +12,7 @@ import (
 
 	"whipgate/gateway"
 	"whipgate/internal/testkit"
+	"whipgate/whip/rtc/codecs"
 )
 
 // TestIngestReadsSenderReports: a pion publisher's Sender Reports reach the
@@ -107,7 +108,7 @@ func newReportingPublisher(t *testing.T, rids []string) *reportingPublisher {
 		if rid != "" {
 			opts = append(opts, webrtc.WithRTPStreamID(rid))
 		}
-		track, err := webrtc.NewTrackLocalStaticRTP(Capability(gateway.TrackInfo{Codec: gateway.H264}), "video", "sr", opts...)
+		track, err := webrtc.NewTrackLocalStaticRTP(codecs.Capability(gateway.TrackInfo{Codec: gateway.H264}), "video", "sr", opts...)
 		if err != nil {
 			t.Fatal(err)
 		}

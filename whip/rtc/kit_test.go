@@ -14,6 +14,7 @@ import (
 
 	"whipgate/gateway"
 	"whipgate/internal/testkit"
+	"whipgate/whip/rtc/codecs"
 )
 
 // The test kit of the transport's own tests: a transport on loopback, pion
@@ -84,7 +85,7 @@ func connectPeers(t testing.TB, pc *webrtc.PeerConnection, viewerAPI *webrtc.API
 		_ = v.pc.Close()
 		v.wg.Wait()
 	})
-	capab := Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264})
+	capab := codecs.Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264})
 	if v.track, err = webrtc.NewTrackLocalStaticRTP(capab, "video", "bf"); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +191,7 @@ func directSender(t *testing.T, api *webrtc.API, conf webrtc.Configuration) (*we
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = pc.Close() })
-	track, err := webrtc.NewTrackLocalStaticRTP(Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264}), "video", "ds")
+	track, err := webrtc.NewTrackLocalStaticRTP(codecs.Capability(gateway.TrackInfo{Name: "main", Codec: gateway.H264}), "video", "ds")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,10 @@
-package rtc
+// Package codecs holds what whipgate offers and answers for a hub track's
+// codec: the pion capability of a track (Capability), an offer limited to
+// the codec we send (PreferCodec), and an answer that names the one codec
+// of the offer that fits the layer best and sends under its payload type
+// (OneCodecTrack). It knows pion's codec types and the hub's track info,
+// and imports nothing else of ours: no transport, no HTTP.
+package codecs
 
 import (
 	"fmt"
