@@ -5,8 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
-	"runtime/pprof"
-	"strings"
 	"testing"
 	"time"
 
@@ -88,46 +86,6 @@ func TestStampHasNoZeroByte(t *testing.T) {
 		if f, s := stampField(b), int64(stampField(b[stampFieldLen:])); f != v || s != int64(v>>1) {
 			t.Errorf("stamp of %d/%d reads %d/%d", v, v>>1, f, s)
 		}
-	}
-}
-
-// splitProfile books a real CPU profile's samples by the part label, and
-// a stack in the hub's code to the hub.
-func TestSplitProfile(t *testing.T) {
-	var buf bytes.Buffer
-	if err := pprof.StartCPUProfile(&buf); err != nil {
-		t.Skipf("a CPU profile is already running: %v", err)
-	}
-	spin := func(d time.Duration) {
-		for end := time.Now().Add(d); time.Now().Before(end); {
-		}
-	}
-	hub := func(d time.Duration) {
-		pkt := []byte{0x7c, 0x85, 1, 2, 3}
-		for end := time.Now().Add(d); time.Now().Before(end); {
-			for range 1000 {
-				gateway.IsKeyframe(gateway.H264, pkt)
-			}
-		}
-	}
-	pprof.Do(context.Background(), pprof.Labels("part", partEgress), func(context.Context) {
-		spin(300 * time.Millisecond)
-		hub(300 * time.Millisecond) // the hub's code on an egress goroutine
-	})
-	pprof.StopCPUProfile()
-	byPart, n, err := splitProfile(buf.Bytes())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var total int64
-	for _, ns := range byPart {
-		total += ns
-	}
-	if n == 0 || byPart[partEgress] < total/4 || byPart[partHub] < total/10 {
-		t.Errorf("%d samples, by part %v: want about half egress's, and some the hub's", n, byPart)
-	}
-	if _, _, err := splitProfile([]byte("not a profile")); err == nil || !strings.Contains(err.Error(), "cpu profile") {
-		t.Errorf("garbage reads as a profile: %v", err)
 	}
 }
 

@@ -1,0 +1,76 @@
+//go:build unix
+
+package bench
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"whipgate/gateway"
+)
+
+// cpuTime is the CPU time this process has used.
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+var keySink int
+
+// splitProfile books a real CPU profile's samples by the part label, and
+// a stack in the hub's code to the hub.
+func TestSplitProfile(t *testing.T) {
+	var buf bytes.Buffer
+	if err := pprof.StartCPUProfile(&buf); err != nil {
+		t.Skipf("a CPU profile is already running: %v", err)
+	}
+	// The two halves alternate in slices of CPU time, not wall time: on a
+	// loaded machine a descheduled half would get few samples. The slices'
+	// lengths are random: fixed ones alias with the sampling clock and
+	// give all samples to one half.
+	spin := func(d time.Duration) {
+		for end := cpuTime(t) + d; cpuTime(t) < end; {
+		}
+	}
+	hub := func(d time.Duration) {
+		pkt := []byte{0x7c, 0x85, 1, 2, 3}
+		for end := cpuTime(t) + d; cpuTime(t) < end; {
+			for range 1000 {
+				if gateway.IsKeyframe(gateway.H264, pkt) {
+					keySink++ // the call must not be optimised away
+				}
+			}
+		}
+	}
+	pprof.Do(context.Background(), pprof.Labels("part", partEgress), func(context.Context) {
+		slice := func() time.Duration { return time.Duration(200+rand.IntN(3800)) * time.Microsecond }
+		for end := cpuTime(t) + 600*time.Millisecond; cpuTime(t) < end; {
+			spin(slice())
+			hub(slice()) // the hub's code on an egress goroutine
+		}
+	})
+	pprof.StopCPUProfile()
+	byPart, n, err := splitProfile(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, ns := range byPart {
+		total += ns
+	}
+	if n == 0 || byPart[partEgress] < total/4 || byPart[partHub] < total/10 {
+		t.Errorf("%d samples, by part %v: want about half egress's, and some the hub's", n, byPart)
+	}
+	if _, _, err := splitProfile([]byte("not a profile")); err == nil || !strings.Contains(err.Error(), "cpu profile") {
+		t.Errorf("garbage reads as a profile: %v", err)
+	}
+}
