@@ -246,6 +246,7 @@ func TestValidate(t *testing.T) {
 		{name: "log format", mutate: func(c *Config) { c.LogFormat = "yaml" }, wantErr: `log_format "yaml": want text or json`},
 		{name: "log format json", mutate: func(c *Config) { c.LogFormat = "json" }},
 		{name: "webrtc", mutate: func(c *Config) { c.WebRTC.PublicIPs = []string{"box"} }, wantErr: `webrtc: public_ips: "box" is not an IP address`},
+		{name: "webrtc resend budget", mutate: func(c *Config) { c.WebRTC.NACKResendBudget = 5000 }, wantErr: `webrtc: nack_resend_budget: 5000 % is not between 1 and 1000`},
 		{name: "api token beyond loopback", mutate: func(c *Config) { c.Listen = "0.0.0.0:8443" }, wantErr: "listening on 0.0.0.0:8443 beyond loopback needs api_token"},
 		{name: "stream name", mutate: func(c *Config) { c.Streams = map[string]StreamConfig{"a/b": {}} }, wantErr: `streams: stream name "a/b"`},
 		{name: "egress entry", mutate: func(c *Config) { c.Egress = []egress.Config{{Stream: "test"}} }, wantErr: "egress[0]: egress test: url is required"},

@@ -9,6 +9,8 @@ import (
 
 	"github.com/pion/stun/v4"
 	"github.com/pion/webrtc/v4"
+
+	"whipgate/whip/rtc/nack"
 )
 
 // Config configures the WebRTC transport every session of the server
@@ -42,6 +44,12 @@ type Config struct {
 	// shared by all its viewers: about 20 MB at 100 Mbps (0.5 MB at
 	// 5 Mbps, where 4096 slots held 8 s). Power of two, at most 32768.
 	NACKHistory int `yaml:"nack_history"`
+	// NACKResendBudget bounds what each sender re-sends for NACKs, in
+	// percent of the bytes it sent over the last second. Default 15
+	// (nack.DefaultResendBudget); what a NACK asks past it is not re-sent,
+	// and the viewer's frame waits for a keyframe the publisher is asked
+	// for. At most 1000.
+	NACKResendBudget int `yaml:"nack_resend_budget"`
 	// NACKReceive is the receive-side loss tracking window in packets.
 	// Default 8192.
 	NACKReceive int `yaml:"nack_receive"`
@@ -78,6 +86,9 @@ func (c *Config) applyDefaults() {
 	if c.NACKHistory <= 0 {
 		c.NACKHistory = 16384
 	}
+	if c.NACKResendBudget <= 0 {
+		c.NACKResendBudget = nack.DefaultResendBudget
+	}
 	if c.NACKReceive <= 0 {
 		c.NACKReceive = 8192
 	}
@@ -108,6 +119,9 @@ func (c Config) Validate() error {
 		if n != 0 && (n > 32768 || n&(n-1) != 0) {
 			return fmt.Errorf("nack sizes must be powers of two up to 32768, got %d", n)
 		}
+	}
+	if c.NACKResendBudget < 0 || c.NACKResendBudget > 1000 {
+		return fmt.Errorf("nack_resend_budget: %d %% is not between 1 and 1000", c.NACKResendBudget)
 	}
 	for _, s := range c.ICEServers {
 		if len(s.URLs) == 0 {

@@ -179,21 +179,15 @@ func TestNACKResponderRecoversLoss(t *testing.T) {
 	}
 }
 
-func recoversLoss(t *testing.T, responder string, rtx bool) {
-	rtc := newTestTransport(t)
-	var direct *directSRTP
-	if responder == "direct" {
-		direct = newDirectSRTP(testkit.Log(t))
-	}
-	api, err := rtc.NewAPI(APIOptions{PionNACK: responder == "pion", direct: direct})
-	if err != nil {
-		t.Fatal(err)
-	}
+// connectLossyViewer connects a viewer of api whose path loses every
+// period-th media packet, offering RTX or not.
+func connectLossyViewer(t *testing.T, api *webrtc.API, period int64, rtx bool) (*viewer, *lossyNet) {
+	t.Helper()
 	base, err := stdnet.NewNet()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := &lossyNet{Net: base, period: 50}
+	ln := &lossyNet{Net: base, period: period}
 	v := connectViewerWith(t, api, nackViewerAPI(t, ln, rtx))
 	enc := v.sender.GetParameters().Encodings
 	if len(enc) == 0 {
@@ -204,6 +198,20 @@ func recoversLoss(t *testing.T, responder string, rtx bool) {
 	}
 	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
 	ln.ssrc.Store(uint32(enc[0].SSRC))
+	return v, ln
+}
+
+func recoversLoss(t *testing.T, responder string, rtx bool) {
+	rtc := newTestTransport(t)
+	var direct *directSRTP
+	if responder == "direct" {
+		direct = newDirectSRTP(testkit.Log(t))
+	}
+	api, err := rtc.NewAPI(APIOptions{PionNACK: responder == "pion", direct: direct})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ln := connectLossyViewer(t, api, 50, rtx)
 	if direct != nil {
 		if err := direct.activate(rtc.conns, v.pc); err != nil {
 			t.Fatal(err)
@@ -327,6 +335,52 @@ func BenchmarkNACKPeerSend(b *testing.B) {
 				if err := v.track.WriteRTP(&pkt); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// webrtc.nack_resend_budget reaches every sender's NACK responder: with a
+// tenth of the packets lost, a budget of 1 % leaves requests unanswered
+// and 1000 % answers every one.
+func TestResendBudgetFromConfig(t *testing.T) {
+	for _, tc := range []struct {
+		budget int
+		over   bool
+	}{{1, true}, {1000, false}} {
+		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
+			tr, err := New(Config{UDPListen: "127.0.0.1:0", NACKResendBudget: tc.budget}, testkit.PionLog(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tr.Close() })
+			api, err := tr.NewAPI(APIOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, _ := connectLossyViewer(t, api, 10, true)
+			batch := newPeerBatch(tr.conns, v.pc)
+			defer batch.close()
+
+			const first, n = 5000, 600
+			sendPaced(t, v, batch, first, n)
+			next, deadline := first+n, time.Now().Add(5*time.Second)
+			for {
+				st := tr.resps.For(v.pc.ID()).Stats()
+				if tc.over && st.OverBudget > 0 {
+					break
+				}
+				if !tc.over && v.arrived(first, n) == n {
+					if st.OverBudget != 0 {
+						t.Fatalf("%d requests over a budget of %d %%", st.OverBudget, tc.budget)
+					}
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("budget %d: %d of %d packets arrived, repair %+v", tc.budget, v.arrived(first, n), n, st)
+				}
+				sendPaced(t, v, batch, uint16(next), 30)
+				next += 30
 			}
 		})
 	}

@@ -65,7 +65,7 @@ func New(cfg Config, log *slog.Logger) (*Transport, error) {
 	}
 	r := &Transport{cfg: cfg, log: log}
 	r.nacks = nack.NewGeneratorFactory(uint16(min(cfg.NACKReceive, 1<<15)), log)
-	r.resps = nack.NewResponderFactory(uint16(cfg.NACKHistory), log)
+	r.resps = nack.NewResponderFactory(uint16(cfg.NACKHistory), log, nack.ResendBudget(cfg.NACKResendBudget))
 	ips := []net.IP{addr.IP}
 	if addr.IP == nil || addr.IP.IsUnspecified() {
 		// One socket per local address, as pion's NewMultiUDPMuxFromPort
