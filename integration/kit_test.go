@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os/exec"
@@ -12,6 +13,9 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v4/packetio"
+	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -119,6 +123,22 @@ func sessionDetails(t testing.TB, app *instance, kind string) map[string]json.Ra
 	return out
 }
 
+// logSessionsOnFailure logs the API detail of all of app's sessions when
+// the test fails: what the server read, re-sent and refused tells a
+// failure on the way in from one on the way out.
+func logSessionsOnFailure(t testing.TB, app *instance) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, s := range app.Sessions().List() {
+			info := s.Info()
+			raw, _ := json.Marshal(info.Detail)
+			t.Logf("%s session %s: %s", info.Kind, info.ID, raw)
+		}
+	})
+}
+
 // sessionID is the last path segment of a session URL.
 func sessionID(resource string) string {
 	return resource[strings.LastIndexByte(resource, '/')+1:]
@@ -161,17 +181,56 @@ func clientAPI(t testing.TB) *webrtc.API {
 // clientAPIWith is clientAPI with the codecs register registers.
 func clientAPIWith(t testing.TB, register func(*webrtc.MediaEngine) error) *webrtc.API {
 	t.Helper()
-	return testkit.NewAPI(t, register, loopbackSettings())
+	return testkit.NewAPI(t, register, loopbackSettings(t))
 }
 
-// loopbackSettings keep a test peer's ICE on IPv4 loopback without mDNS.
-func loopbackSettings() webrtc.SettingEngine {
+// loopbackSettings keep a test peer's ICE on IPv4 loopback without mDNS,
+// and give it receive buffers a starved reader does not overflow: a test
+// peer shares two cores with the server and the other tests, and what it
+// loses for lack of CPU is not what a test is about.
+//   - Its UDP sockets get 4 MiB (net.core.rmem_max permitting), as
+//     whipgate's own gets 8 MiB: with the default ~200 KB a reader starved
+//     for a few ms loses part of a keyframe burst, then the burst of its
+//     re-sends.
+//   - pion's SRTP read buffers get 16 MiB: pion marks a packet in the
+//     replay window before it queues it and drops it when its 1 MB
+//     buffer is full, and a re-send of it without RTX (the same sequence
+//     number) then reads as a replay, for ever.
+//
+// Both were seen in TestWHIPIngestLateRetransmission (2–3 runs in 25–40
+// failing with two busy loops on the two cores; 0 in 40 with both).
+func loopbackSettings(t testing.TB) webrtc.SettingEngine {
+	t.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	base, err := stdnet.NewNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	se.SetNet(bigBufferNet{base})
+	se.BufferFactory = func(_ packetio.BufferPacketType, _ uint32) io.ReadWriteCloser {
+		b := packetio.NewBuffer()
+		b.SetLimitSize(16 << 20)
+		return b
+	}
 	return se
+}
+
+// bigBufferNet gives the UDP sockets it opens 4 MiB receive buffers.
+type bigBufferNet struct{ transport.Net }
+
+func (n bigBufferNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	if b, ok := c.(interface{ SetReadBuffer(int) error }); ok {
+		_ = b.SetReadBuffer(4 << 20)
+	}
+	return c, nil
 }
 
 // offerFor is a gathered pion offer with a section per kind in direction
