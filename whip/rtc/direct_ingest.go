@@ -52,6 +52,9 @@ type directIngest struct {
 
 	ours  atomic.Bool             // the selected pair is on our socket
 	addrs cowList[netip.AddrPort] // where the publisher's media comes from
+	// onOurs looks at the selected pair now and sets ours (and learns its
+	// address) if it is on our socket; nil until watch.
+	onOurs func() bool
 
 	mu       sync.Mutex
 	declared map[uint32]bool
@@ -148,6 +151,14 @@ func (d *directIngest) watch(r *Transport, pc *webrtc.PeerConnection) error {
 	if sctp == nil {
 		return errors.New("whip: direct ingest: no transport")
 	}
+	d.onOurs = func() bool {
+		route, _ := r.conns.directRoute(pc)
+		if route != nil {
+			d.learn(route.remote)
+			d.ours.Store(true)
+		}
+		return route != nil
+	}
 	sctp.Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
 		route, why := r.conns.directRoute(pc)
 		if route != nil {
@@ -199,7 +210,15 @@ func (d *directIngest) stats() (taken, dropped, undecryptable uint64) {
 // readyLocked says whether a new SSRC may be read our way now: the pair is
 // on our socket and the keys make a context.
 func (d *directIngest) readyLocked() bool {
-	if d.failed || !d.ours.Load() {
+	if d.failed {
+		return false
+	}
+	// pion tells of a selected pair from a goroutine of its own, and a
+	// publisher's first media can come before: it did, for 1 in 25
+	// publishers whose offer had no candidates (as OBS's) on a loaded
+	// machine, and the session was read through pion for its life. So
+	// until told, look at the pair itself.
+	if !d.ours.Load() && (d.onOurs == nil || !d.onOurs()) {
 		return false
 	}
 	if d.ctx != nil {
