@@ -51,9 +51,18 @@ func TestSplitProfile(t *testing.T) {
 			}
 		}
 	}
+	// With -race most of the hub's time is in the race detector's C code,
+	// run on the system stack: its samples carry no Go frames, so they
+	// are booked by label, to egress (measured: the hub 2–12 % of the
+	// samples, not half). The hub's share is then small but not nil, and
+	// a longer run gives it enough samples to count.
+	run, hubMin := 600*time.Millisecond, int64(10)
+	if raceDetector {
+		run, hubMin = 2*time.Second, 100
+	}
 	pprof.Do(context.Background(), pprof.Labels("part", partEgress), func(context.Context) {
 		slice := func() time.Duration { return time.Duration(200+rand.IntN(3800)) * time.Microsecond }
-		for end := cpuTime(t) + 600*time.Millisecond; cpuTime(t) < end; {
+		for end := cpuTime(t) + run; cpuTime(t) < end; {
 			spin(slice())
 			hub(slice()) // the hub's code on an egress goroutine
 		}
@@ -67,8 +76,9 @@ func TestSplitProfile(t *testing.T) {
 	for _, ns := range byPart {
 		total += ns
 	}
-	if n == 0 || byPart[partEgress] < total/4 || byPart[partHub] < total/10 {
-		t.Errorf("%d samples, by part %v: want about half egress's, and some the hub's", n, byPart)
+	t.Logf("%d samples, by part %v", n, byPart)
+	if n == 0 || byPart[partEgress] < total/4 || byPart[partHub] < total/hubMin {
+		t.Errorf("%d samples, by part %v: want about half egress's, and at least 1/%d the hub's", n, byPart, hubMin)
 	}
 	if _, _, err := splitProfile([]byte("not a profile")); err == nil || !strings.Contains(err.Error(), "cpu profile") {
 		t.Errorf("garbage reads as a profile: %v", err)
