@@ -77,16 +77,34 @@ func PoolOf(certs ...*x509.Certificate) *x509.CertPool {
 
 // FreePort returns a loopback TCP port that was free a moment ago, for the
 // configs (Pebble's, the ACME ports) that need a number before anything
-// listens.
+// listens. It never returns a port it returned before in this process:
+// a port closed at once is free again, and the kernel may hand it out on
+// the next call (CI saw Pebble's TLS-ALPN-01 port equal its ACME port).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	freePorts.mu.Lock()
+	defer freePorts.mu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		_ = ln.Close()
+		if !freePorts.given[port] {
+			freePorts.given[port] = true
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Fatal("certstest: no free port that was not handed out before")
+	return 0
 }
+
+// freePorts are the ports FreePort has returned.
+var freePorts = struct {
+	mu    sync.Mutex
+	given map[int]bool
+}{given: map[int]bool{}}
 
 // ServedLeaf completes a handshake with addr and returns the leaf the server
 // sent. With nil roots it only looks and verifies nothing; serverName empty
