@@ -191,18 +191,14 @@ func TestSIGTERMDeletesEgress(t *testing.T) {
 	}
 	proc := startWhipgateProcess(t, "publishing", buildWhipgate(t), "-config", conf)
 
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	// Both layers live and both sessions registered: a publication goes
+	// live in the hub a moment before its POST's session is registered
+	// (CI once checked the sessions in between and found one).
+	certstest.Eventually(t, 15*time.Second, "both layers live at the target, with 2 WHIP sessions", func() bool {
 		m, ok1 := target.Hub().Stream("up-main")
 		p, ok2 := target.Hub().Stream("up-preview")
-		if ok1 && ok2 && m.Live() && p.Live() {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if whipSessions(target) != 2 {
-		t.Fatalf("target has %d WHIP sessions, want 2", whipSessions(target))
-	}
+		return ok1 && ok2 && m.Live() && p.Live() && whipSessions(target) == 2
+	})
 	proc.stop(t, syscall.SIGTERM, 3*time.Second)
 	// The DELETEs arrived before the exit; consent timeouts would take 15 s.
 	if n := whipSessions(target); n != 0 {
