@@ -109,9 +109,11 @@ func TestWHIPIngestBrowser(t *testing.T) {
 		}
 		// Chrome starts every layer with a keyframe but holds back the
 		// full-size one until its bandwidth estimate allows it (~10 s), so
-		// r2 is checked for that keyframe, r0 and r1 for a stream.
-		var widths []int
-		for _, rid := range []string{"r0", "r1", "r2"} {
+		// r2 is checked for that keyframe, r0 and r1 for a stream. r2 is
+		// watched first: its keyframe may be all its GOP cache holds, and a
+		// cache older than hub.gop_cache_max_age (10 s) is dropped.
+		widths := map[string]int{}
+		for _, rid := range []string{"r2", "r0", "r1"} {
 			v := watch(t, app.URL()+"/whep/bsim/"+rid)
 			want := 30
 			if rid == "r2" {
@@ -128,10 +130,10 @@ func TestWHIPIngestBrowser(t *testing.T) {
 			f := depacketizeToFile(t, webrtc.MimeTypeVP8, got)
 			_, _, frames := decodeClean(t, f)
 			w, h := firstFrameSize(t, f)
-			widths = append(widths, w)
+			widths[rid] = w
 			t.Logf("%s: %d frames decode cleanly, the first %dx%d", rid, frames, w, h)
 		}
-		if !(widths[0] < widths[1] && widths[1] < widths[2]) {
+		if !(widths["r0"] < widths["r1"] && widths["r1"] < widths["r2"]) {
 			t.Fatalf("layer widths %v: want r0 (1/4 size) < r1 (1/2 size) < r2 (full size)", widths)
 		}
 	})
