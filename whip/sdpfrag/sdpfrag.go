@@ -49,11 +49,22 @@ func Parse(body string) (Frag, error) { return parse(body, true) }
 // are skipped (servers add what RFC 8840 does not list).
 func ParseLenient(body string) (Frag, error) { return parse(body, false) }
 
+// isControl reports an ASCII control character (a tab too: white space
+// at a line's ends is trimmed before, and none belongs inside a value).
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
 func parse(body string, strict bool) (Frag, error) {
 	var f Frag
 	mid, mline := "", -1
 	for n, line := range strings.Split(strings.ReplaceAll(body, "\r\n", "\n"), "\n") {
 		line = strings.TrimSpace(line)
+		// A control character inside a line (a lone CR, say) would end or
+		// break the line when the value is written into an SDP again:
+		// "a=ice-pwd:\r0" read as the password "\r0" and gave an answer
+		// whose password was empty (FuzzParseRestartAnswer).
+		if i := strings.IndexFunc(line, isControl); i >= 0 {
+			return f, fmt.Errorf("line %d: control character %q in an SDP fragment", n+1, line[i])
+		}
 		switch {
 		case line == "":
 		case strings.HasPrefix(line, "m="):
