@@ -137,6 +137,16 @@ func FromDescription(raw string) (Frag, error) {
 			f.Candidates = append(f.Candidates, Candidate{Value: "candidate:" + a.Value, Mid: f.Mid})
 		}
 	}
+	// What Parse refuses, a fragment made here must not hold either.
+	values := []string{f.Ufrag, f.Pwd, f.ICEOptions, f.Media, f.Protos, f.Formats, f.Mid}
+	for _, c := range f.Candidates {
+		values = append(values, c.Value)
+	}
+	for _, v := range values {
+		if i := strings.IndexFunc(v, isControl); i >= 0 {
+			return Frag{}, fmt.Errorf("sdpfrag: control character %q in the description", v[i])
+		}
+	}
 	return f, nil
 }
 
