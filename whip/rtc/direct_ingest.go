@@ -53,8 +53,8 @@ type directIngest struct {
 	ours  atomic.Bool             // the selected pair is on our socket
 	addrs cowList[netip.AddrPort] // where the publisher's media comes from
 	// onOurs looks at the selected pair now and sets ours (and learns its
-	// address) if it is on our socket; nil until watch.
-	onOurs func() bool
+	// address) if it is on our socket, else says why not; nil until watch.
+	onOurs func() (ok bool, why string)
 
 	mu       sync.Mutex
 	declared map[uint32]bool
@@ -151,25 +151,22 @@ func (d *directIngest) watch(r *Transport, pc *webrtc.PeerConnection) error {
 	if sctp == nil {
 		return errors.New("whip: direct ingest: no transport")
 	}
-	d.onOurs = func() bool {
-		route, _ := r.conns.directRoute(pc)
-		if route != nil {
-			d.learn(route.remote)
-			d.ours.Store(true)
+	d.onOurs = func() (bool, string) {
+		route, why := r.conns.directRoute(pc)
+		if route == nil {
+			return false, why
 		}
-		return route != nil
+		d.learn(route.remote)
+		d.ours.Store(true)
+		return true, ""
 	}
 	sctp.Transport().ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
-		route, why := r.conns.directRoute(pc)
-		if route != nil {
-			d.learn(route.remote)
-			d.ours.Store(true)
-			return
-		}
-		d.ours.Store(false)
-		if d.isActive() {
-			d.log.Warn("publisher's media path left the shared UDP port; closing the session so it reconnects", "why", why)
-			go func() { _ = pc.Close() }() // not from inside pion's callback
+		if ok, why := d.onOurs(); !ok {
+			d.ours.Store(false)
+			if d.isActive() {
+				d.log.Warn("publisher's media path left the shared UDP port; closing the session so it reconnects", "why", why)
+				go func() { _ = pc.Close() }() // not from inside pion's callback
+			}
 		}
 	})
 	r.ingest.add(d)
@@ -218,8 +215,13 @@ func (d *directIngest) readyLocked() bool {
 	// publishers whose offer had no candidates (as OBS's) on a loaded
 	// machine, and the session was read through pion for its life. So
 	// until told, look at the pair itself.
-	if !d.ours.Load() && (d.onOurs == nil || !d.onOurs()) {
-		return false
+	if !d.ours.Load() {
+		if d.onOurs == nil {
+			return false
+		}
+		if ok, _ := d.onOurs(); !ok {
+			return false
+		}
 	}
 	if d.ctx != nil {
 		return true
