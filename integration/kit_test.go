@@ -15,7 +15,6 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/transport/v4"
 	"github.com/pion/transport/v4/packetio"
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/goleak"
@@ -206,11 +205,7 @@ func loopbackSettings(t testing.TB) webrtc.SettingEngine {
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	se.SetNet(bigBufferNet{base})
+	se.SetNet(bigBufferNet{testkit.StdNet(t)})
 	se.BufferFactory = func(_ packetio.BufferPacketType, _ uint32) io.ReadWriteCloser {
 		b := packetio.NewBuffer()
 		b.SetLimitSize(16 << 20)

@@ -31,7 +31,7 @@ var keySink int
 func TestSplitProfile(t *testing.T) {
 	var buf bytes.Buffer
 	if err := pprof.StartCPUProfile(&buf); err != nil {
-		t.Skipf("a CPU profile is already running: %v", err)
+		t.Fatalf("this test takes its own CPU profile, and one is already running (go test -cpuprofile?): %v", err)
 	}
 	// The two halves alternate in slices of CPU time, not wall time: on a
 	// loaded machine a descheduled half would get few samples. The slices'

@@ -24,7 +24,17 @@ import (
 // newTestTransport is a transport on 127.0.0.1 with quick consent timeouts.
 func newTestTransport(t testing.TB) *Transport {
 	t.Helper()
-	tr, err := New(Config{UDPListen: "127.0.0.1:0", DisconnectedTimeout: 1500 * time.Millisecond, FailedTimeout: 4 * time.Second}, testkit.PionLog(t))
+	return newTestTransportWith(t, nil)
+}
+
+// newTestTransportWith is newTestTransport with set changing its config.
+func newTestTransportWith(t testing.TB, set func(*Config)) *Transport {
+	t.Helper()
+	cfg := Config{UDPListen: "127.0.0.1:0", DisconnectedTimeout: 1500 * time.Millisecond, FailedTimeout: 4 * time.Second}
+	if set != nil {
+		set(&cfg)
+	}
+	tr, err := New(cfg, testkit.PionLog(t))
 	if err != nil {
 		t.Fatal(err)
 	}

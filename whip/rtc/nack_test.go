@@ -16,7 +16,6 @@ import (
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v4"
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -183,11 +182,7 @@ func TestNACKResponderRecoversLoss(t *testing.T) {
 // period-th media packet, offering RTX or not.
 func connectLossyViewer(t *testing.T, api *webrtc.API, period int64, rtx bool) (*viewer, *lossyNet) {
 	t.Helper()
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &lossyNet{Net: base, period: period}
+	ln := &lossyNet{Net: testkit.StdNet(t), period: period}
 	v := connectViewerWith(t, api, nackViewerAPI(t, ln, rtx))
 	enc := v.sender.GetParameters().Encodings
 	if len(enc) == 0 {
@@ -349,11 +344,7 @@ func TestResendBudgetFromConfig(t *testing.T) {
 		over   bool
 	}{{1, true}, {1000, false}} {
 		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
-			tr, err := New(Config{UDPListen: "127.0.0.1:0", NACKResendBudget: tc.budget}, testkit.PionLog(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = tr.Close() })
+			tr := newTestTransportWith(t, func(c *Config) { c.NACKResendBudget = tc.budget })
 			api, err := tr.NewAPI(APIOptions{})
 			if err != nil {
 				t.Fatal(err)

@@ -90,13 +90,12 @@ func BenchmarkPeerSend(b *testing.B) {
 // its sends: a viewer's media leaves in batches from whichever socket ICE
 // selected, and a publisher on either is gated.
 func TestPeerBatchOnEveryAddress(t *testing.T) {
-	rtc, err := New(Config{UDPListen: "0.0.0.0:0", listenIPs: func() ([]net.IP, error) {
-		return []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)}, nil
-	}}, testkit.PionLog(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rtc.Close()
+	rtc := newTestTransportWith(t, func(c *Config) {
+		c.UDPListen = "0.0.0.0:0"
+		c.listenIPs = func() ([]net.IP, error) {
+			return []net.IP{net.IPv4(127, 0, 0, 1), net.IPv4(127, 0, 0, 2)}, nil
+		}
+	})
 	if len(rtc.conns) != 2 {
 		t.Fatalf("%d sockets for two addresses", len(rtc.conns))
 	}
