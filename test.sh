@@ -53,12 +53,5 @@ export WHIPGATE_ARTIFACTS="${WHIPGATE_ARTIFACTS:-$PWD/artifacts}"
 # the trickle PATCH handler showed only under it (about 2 minutes either way).
 go test -race -count=1 -timeout 15m "$@" ./...
 # Each fuzz target for 2 s past its corpus (the line above replays the
-# seeds and testdata/fuzz): -fuzz takes one package and one target at a
-# time, so each target costs 2 s of fuzzing plus a go test start.
-# scripts/fuzz.sh runs them longer.
-go test -list '^Fuzz' ./... | awk '/^Fuzz/ {names = names " " $1} /^ok/ {if (names != "") print $2 names; names = ""}' |
-	while read -r pkg targets; do
-		for target in $targets; do
-			go test -run '^$' -fuzz "^${target}\$" -fuzztime 2s "$pkg"
-		done
-	done
+# seeds and testdata/fuzz), with the same script that runs them longer.
+scripts/fuzz.sh 2s
