@@ -97,6 +97,7 @@ func (b *bench) loads(ctx context.Context, stdout io.Writer) error {
 					}
 					fmt.Fprintf(b.logs, "bench: run %d/%d: %d viewers, %s, %.0f Mbps, %d fps, GOP %v, viewers' GRO %v\n",
 						len(results)+1, total, n, mode, float64(opt.Bitrate)/1e6, opt.FPS, opt.GOP, onOff(b.opt.GRO))
+					b.runs++
 					r, err := b.run(ctx, mode, n)
 					if err != nil {
 						return errors.Join(err, writeLoads(stdout, results))
@@ -144,6 +145,8 @@ type bench struct {
 	viewerPath, publisherPath pathCounts
 	// viewerRTP counts what the viewers' sockets received.
 	viewerRTP rtpCounts
+	// runs counts the runs started (for -cpuprofile's file names).
+	runs int
 }
 
 func newBench(opt Options, logs io.Writer, log *slog.Logger) (*bench, error) {
@@ -313,6 +316,9 @@ func (b *bench) run(ctx context.Context, mode string, viewers int) (res Result, 
 	res.PLIs, res.IngestNACKed = st.plis.Load(), st.nacks.Load()
 	if box != nil {
 		if res.Box, err = box.figures(opt, res, w0, w1); err != nil {
+			return res, err
+		}
+		if err := box.keep(opt.CPUProfile, b.runs); err != nil {
 			return res, err
 		}
 	}

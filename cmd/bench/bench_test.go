@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -337,13 +338,15 @@ func TestSignalResolvesRelativeLocation(t *testing.T) {
 // TestBenchBox runs the box path briefly in both egress modes: the
 // stream in through the encoder pipe, out through WHIP egress to a
 // second whipgate, whose viewer must get the frames; the report has the
-// box's CPU split and allocations.
+// box's CPU split and allocations, and -cpuprofile keeps the profile
+// the split came from.
 func TestBenchBox(t *testing.T) {
 	bin := buildWhipgate(t)
 	for _, c := range []struct{ mode, viewers string }{{"sessions", "1"}, {"simulcast", "0"}} {
 		t.Run(c.mode, func(t *testing.T) {
+			prof := filepath.Join(t.TempDir(), "box.pprof")
 			r, m, out := runBench(t, "-bin", bin, "-box", "-egress-mode", c.mode, "-viewers", c.viewers, "-bitrate", "5M",
-				"-preview-bitrate", "1M", "-duration", "2s", "-warmup", "500ms", "-baseline", "500ms")
+				"-preview-bitrate", "1M", "-duration", "2s", "-warmup", "500ms", "-baseline", "500ms", "-cpuprofile", prof)
 			x := r.Box
 			if x == nil || !r.Egress || x.EgressMode != c.mode || m["box"] == nil {
 				t.Fatalf("a -box run without box figures: %+v", r)
@@ -369,6 +372,14 @@ func TestBenchBox(t *testing.T) {
 			}
 			if !strings.Contains(out, "box (encoder pipe in") {
 				t.Errorf("no box table in:\n%s", out)
+			}
+			raw, err := os.ReadFile(prof)
+			if err != nil {
+				t.Fatalf("-cpuprofile: %v", err)
+			}
+			if byPart, n, err := splitProfile(raw); err != nil || n != x.ProfileSamples || byPart["egress"] == 0 {
+				t.Errorf("-cpuprofile wrote %d bytes: %d samples (the report says %d), egress %d ns, %v",
+					len(raw), n, x.ProfileSamples, byPart["egress"], err)
 			}
 		})
 	}

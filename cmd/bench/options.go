@@ -103,6 +103,11 @@ type Options struct {
 	Box bool
 	// PreviewBitrate is the box's preview layer. Default 5 Mbps.
 	PreviewBitrate int64
+	// CPUProfile, with Box, is where the server's CPU profile of each
+	// run's window is written (pprof's format; "-2", "-3" … before the
+	// extension for the runs after the first), for `go tool pprof`.
+	// Default: not kept.
+	CPUProfile string
 	// Server is the base URL of a running whipgate to bench instead of
 	// starting one. Default: start one per run.
 	Server string
@@ -164,6 +169,7 @@ func parseOptions(args []string, stderr io.Writer) (Options, error) {
 	egressMode := fs.String("egress-mode", egressSessions, "the egress's `mode`: sessions (a WHIP session per layer) or simulcast (one session, a rid per layer)")
 	fs.BoolVar(&o.Box, "box", false, "bench the box: the stream enters through the encoder pipe (main + preview), leaves through WHIP egress to a second whipgate; adds the CPU split and allocations")
 	previewBitrate := fs.String("preview-bitrate", "5M", "the box's preview layer `bitrate` (-box)")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", "", "with -box: write the server's CPU profile of the window to `file` (runs after the first: file-2, file-3 …)")
 	fs.StringVar(&o.Server, "server", "", "base `URL` of a running whipgate to bench instead of starting one")
 	fs.IntVar(&o.PID, "pid", 0, "process ID of -server, for CPU and memory figures")
 	fs.StringVar(&o.Bin, "bin", "", "whipgate `binary` to start (default: this program)")
@@ -273,6 +279,9 @@ func (o Options) validate() error {
 	}
 	if o.Repeat < 1 || o.Repeat > 1000 {
 		errs = append(errs, fmt.Errorf("bench: -repeat %d: want 1 to 1000", o.Repeat))
+	}
+	if o.CPUProfile != "" && !o.Box {
+		errs = append(errs, errors.New("bench: -cpuprofile keeps the profile -box takes: use it with -box"))
 	}
 	if o.Box && (o.ServerConfig != "" || o.Scenario != scenarioLoad || slices.Contains(o.Modes, "paced")) {
 		errs = append(errs, errors.New("bench: -box writes the box's config itself, runs the load scenario, and sends as an encoder does (burst): no -server-config, -scenario or -mode paced"))

@@ -62,7 +62,7 @@ func TestParseOptions(t *testing.T) {
 		"-duration 0s", "-pid 5", "-egress -server http://x", "extra", "-scenario crash", "-repeat 0",
 		"-scenario egress-recovery -server http://x", "-scenario egress-recovery -target-down -1s",
 		"-egress-mode both", "-box -mode paced", "-box -server-config x.yaml", "-box -server http://x",
-		"-box -scenario egress-recovery", "-box -preview-bitrate 1"} {
+		"-box -scenario egress-recovery", "-box -preview-bitrate 1", "-cpuprofile x.pprof"} {
 		if _, err := parseOptions(strings.Fields(args), io.Discard); err == nil {
 			t.Errorf("%q: no error", args)
 		}

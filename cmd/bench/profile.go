@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -359,6 +361,23 @@ func (w *boxWindow) closeAllocs(ctx context.Context, srv *server) {
 	w.m1, ok1 = readMallocs(ctx, srv.url)
 	w.m2, ok2 = readMallocs(ctx, srv.url)
 	w.closed = ok1 && ok2
+}
+
+// keep writes the window's profile to file (-cpuprofile; nothing when
+// empty), the run's number before the extension for runs after the
+// first. Call it after figures.
+func (w *boxWindow) keep(file string, run int) error {
+	if file == "" || w.raw == nil {
+		return nil
+	}
+	if run > 1 {
+		ext := filepath.Ext(file)
+		file = fmt.Sprintf("%s-%d%s", strings.TrimSuffix(file, ext), run, ext)
+	}
+	if err := os.WriteFile(file, w.raw, 0o644); err != nil {
+		return fmt.Errorf("bench: -cpuprofile: %w", err)
+	}
+	return nil
 }
 
 // figures waits for the profile and turns it and the allocations into
