@@ -121,10 +121,13 @@ type SessionStatus struct {
 	// SRTP is "direct" when the session's media is sealed beneath pion and
 	// sent in batches, "pion" on pion's path (a relay, pion_srtp); empty
 	// between sessions. DirectSent and DirectDropped count packets on the
-	// direct path.
+	// direct path; Batched the datagrams sent in batches and BatchCalls
+	// the sendmmsg calls they took.
 	SRTP          string `json:"srtp,omitempty"`
 	DirectSent    uint64 `json:"direct_sent,omitempty"`
 	DirectDropped uint64 `json:"direct_dropped,omitempty"`
+	Batched       uint64 `json:"batched,omitempty"`
+	BatchCalls    uint64 `json:"batch_calls,omitempty"`
 	Trickle       bool   `json:"trickle"`
 	ICERestarts   int    `json:"ice_restarts"`
 	NACKHistory   int    `json:"nack_history,omitempty"`
@@ -172,6 +175,7 @@ func (l *egressLeg) status() (SessionStatus, time.Time) {
 	}
 	path := live.snd.Stats()
 	s.SRTP, s.DirectSent, s.DirectDropped = path.SRTP, path.DirectSent, path.DirectDropped
+	s.Batched, s.BatchCalls = path.Batched, path.BatchCalls
 	s.NACKed = live.feedback.nacked.Load()
 	s.KeyframeRequests = live.feedback.keyReqs.Load()
 	live.mu.Lock()

@@ -62,8 +62,9 @@ func TestClientSenderSealsInEitherDTLSRole(t *testing.T) {
 			if at := uint64(ln.seen.Load() + ln.repairs.Load()); at > sent {
 				t.Errorf("%d RTP packets reached the peer, %d of them not through the direct path", at, at-sent)
 			}
-			if datagrams, calls := s.batch.stats(); datagrams < n || calls > datagrams/10 {
-				t.Errorf("%d datagrams in %d sendmmsg calls; want at least %d in groups of ~50", datagrams, calls, n)
+			if st := s.Stats(); st.Batched < n || st.BatchCalls == 0 || st.BatchCalls > st.Batched/10 {
+				datagrams, calls := st.Batched, st.BatchCalls
+				t.Errorf("%d datagrams in %d sendmmsg calls (Stats); want at least %d in groups of ~50", datagrams, calls, n)
 			}
 		})
 	}

@@ -135,6 +135,10 @@ type SenderSRTP struct {
 	// DirectSent and DirectDropped count packets on the direct path.
 	DirectSent    uint64 `json:"direct_sent,omitempty"`
 	DirectDropped uint64 `json:"direct_dropped,omitempty"`
+	// Batched counts the datagrams sent in batches and BatchCalls the
+	// sendmmsg calls they took: their ratio is how well sends batch.
+	Batched    uint64 `json:"batched,omitempty"`
+	BatchCalls uint64 `json:"batch_calls,omitempty"`
 }
 
 // Stats says which path the sender's media takes.
@@ -144,6 +148,7 @@ func (s *Sender) Stats() SenderSRTP {
 		st.SRTP = "direct"
 		st.DirectSent, st.DirectDropped = s.direct.stats()
 	}
+	st.Batched, st.BatchCalls = s.batch.stats()
 	return st
 }
 
