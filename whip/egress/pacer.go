@@ -29,7 +29,9 @@ type PacerConfig struct {
 	// Window is how far back the input bitrate is measured. Default 2 s.
 	Window time.Duration `yaml:"window" json:"window"`
 	// Burst is the token bucket's depth in time at the pacing rate.
-	// Default 5 ms (never less than two full-size packets).
+	// Default 5 ms (never less than two full-size packets). Once the
+	// bucket is dry the pacer waits until a quarter of it can leave (or
+	// all that is queued, if less) and sends that as one batch.
 	Burst time.Duration `yaml:"burst" json:"burst"`
 	// QueuePackets bounds the queue; a packet arriving at a full queue is
 	// dropped and counted. Default 8192 (0.8 s at 100 Mbps).
@@ -136,6 +138,7 @@ type Pacer struct {
 	ring   []pacerEntry
 	head   int
 	n      int
+	qB     int // payload bytes queued
 	closed bool
 	inB    uint64 // input bytes accepted, for the rate measurement
 
@@ -200,6 +203,7 @@ func (p *Pacer) WriteRTP(pkt *rtp.Packet) error {
 	e := &p.ring[(p.head+p.n)%len(p.ring)]
 	e.payload, e.ts, e.seq, e.marker = pkt.Payload, pkt.Timestamp, pkt.SequenceNumber, pkt.Marker
 	p.n++
+	p.qB += len(pkt.Payload)
 	p.inB += uint64(len(pkt.Payload))
 	wasEmpty := p.n == 1
 	p.mu.Unlock()
@@ -219,7 +223,7 @@ func (p *Pacer) Close() error {
 		p.mu.Lock()
 		p.closed = true
 		clear(p.ring)
-		p.n = 0
+		p.n, p.qB = 0, 0
 		p.mu.Unlock()
 		close(p.done)
 	})
@@ -307,7 +311,7 @@ func (p *Pacer) Run(ctx context.Context) error {
 	minBurst := float64(2 * (p.cfg.MaxPayload + 12))
 	for {
 		p.mu.Lock()
-		inB, queued := p.inB, p.n
+		inB, queued, queuedB := p.inB, p.n, p.qB
 		head := 0
 		if queued > 0 {
 			head = len(p.ring[p.head].payload)
@@ -343,8 +347,13 @@ func (p *Pacer) Run(ctx context.Context) error {
 		}
 		last = now
 
-		if rate > 0 && tokens < float64(head) {
-			wait := time.Duration((float64(head) - tokens) / rate * float64(time.Second))
+		// Once the bucket is dry, wait until a quarter of its depth can
+		// leave (or all that is queued, if less), not one packet: a
+		// keyframe leaves in a few dozen batches instead of hundreds of
+		// one-packet sends and timer wake-ups, at the same rate.
+		need := max(float64(head), min(float64(queuedB), burst/4))
+		if rate > 0 && tokens < need {
+			wait := time.Duration((need - tokens) / rate * float64(time.Second))
 			release()
 			timer.Reset(max(wait, 200*time.Microsecond))
 			select {
@@ -373,6 +382,7 @@ func (p *Pacer) Run(ctx context.Context) error {
 			*e = pacerEntry{}
 			p.head = (p.head + 1) % len(p.ring)
 			p.n--
+			p.qB -= len(batch[k].payload)
 			k++
 		}
 		p.mu.Unlock()

@@ -114,6 +114,60 @@ func TestPacerBurstLeavesAtConfiguredRate(t *testing.T) {
 	})
 }
 
+// flushCounter is a Batcher that counts the batches a pacer sends.
+type flushCounter struct{ opened, flushed int }
+
+func (f *flushCounter) OpenBatch()        { f.opened++ }
+func (f *flushCounter) FlushBatch() error { f.flushed++; return nil }
+
+// TestPacerReleasesKeyframeInBatches: an 8K keyframe (1390 packets at
+// 2.5 × 100 Mbps) leaves in batches of a quarter bucket (~39 KB), not a
+// packet or two per timer wake-up, and still at the paced rate.
+func TestPacerReleasesKeyframeInBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const (
+			size   = 1200
+			count  = 1390
+			inBps  = 100_000_000
+			factor = 2.5
+		)
+		rec := &pacerRecorder{}
+		batches := &flushCounter{}
+		p, err := NewPacer(PacerConfig{Factor: factor, InitialBps: inBps, Batch: batches}, rec, testkit.PionLog(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := startPacer(t, p)
+		defer stop()
+		payload := make([]byte, size)
+		start := time.Now()
+		for i := range count {
+			if err := p.WriteRTP(&rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i)}, Payload: payload}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		if len(rec.times) != count {
+			t.Fatalf("got %d packets out, want %d", len(rec.times), count)
+		}
+		rate := float64(inBps) * factor / 8
+		burst := 5 * time.Millisecond
+		want := time.Duration(float64(count*size) / rate * float64(time.Second))
+		if got := rec.times[count-1].Sub(start); got < want-burst || got > want+burst {
+			t.Errorf("the keyframe took %v, want %v ± %v", got, want, burst)
+		}
+		// 1.67 MB in quarter buckets of 39 KB: 43 batches and the first.
+		quarter := rate * burst.Seconds() / 4
+		if most := int(float64(count*size)/quarter) + 3; batches.flushed > most || batches.opened != batches.flushed {
+			t.Errorf("%d batches opened, %d sent; want at most %d", batches.opened, batches.flushed, most)
+		}
+	})
+}
+
 func TestPacerRateFollowsMeasuredInput(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rec := &pacerRecorder{}
