@@ -27,16 +27,25 @@ func GatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	SetLocal(t, pc, offer, func(gathered <-chan struct{}) {
+		select {
+		case <-gathered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the test peer did not gather within 10 s")
+		}
+	})
+	return pc.LocalDescription().SDP
+}
+
+// SetLocal sets desc as pc's local description and waits for its
+// candidates with await, given the gathering-complete promise.
+func SetLocal(t testing.TB, pc *webrtc.PeerConnection, desc webrtc.SessionDescription, await func(gathered <-chan struct{})) {
+	t.Helper()
 	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
+	if err := pc.SetLocalDescription(desc); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-gathered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the test peer did not gather within 10 s")
-	}
-	return pc.LocalDescription().SDP
+	await(gathered)
 }
 
 // OfferFor adds a section per kind in direction dir to pc and returns its

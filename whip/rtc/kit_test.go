@@ -314,11 +314,7 @@ func setOffer(t testing.TB, offerer *webrtc.PeerConnection, opts *webrtc.OfferOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	await(gathered)
+	testkit.SetLocal(t, offerer, offer, await)
 }
 
 // answerOffer applies offerer's offer to answerer and answerer's answer,
@@ -336,11 +332,7 @@ func answerOffer(t testing.TB, offerer, answerer *webrtc.PeerConnection, prepare
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	await(gathered)
+	testkit.SetLocal(t, answerer, answer, await)
 	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
 		t.Fatal(err)
 	}
