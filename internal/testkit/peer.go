@@ -59,3 +59,42 @@ func OfferFor(t testing.TB, pc *webrtc.PeerConnection, dir webrtc.RTPTransceiver
 	}
 	return GatheredOffer(t, pc)
 }
+
+// SimulcastSender adds to pc a sendonly video track of capab (stream id
+// streamID) per rid, none or only "" being one track without a rid: the
+// first in a new transceiver, which setup (if not nil) may prepare, the
+// others as that sender's simulcast encodings.
+func SimulcastSender(t testing.TB, pc *webrtc.PeerConnection, capab webrtc.RTPCodecCapability, streamID string, rids []string,
+	setup func(*webrtc.RTPTransceiver),
+) ([]*webrtc.TrackLocalStaticRTP, *webrtc.RTPSender) {
+	t.Helper()
+	if len(rids) == 0 {
+		rids = []string{""}
+	}
+	var tracks []*webrtc.TrackLocalStaticRTP
+	var sender *webrtc.RTPSender
+	for i, rid := range rids {
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if rid != "" {
+			opts = append(opts, webrtc.WithRTPStreamID(rid))
+		}
+		track, err := webrtc.NewTrackLocalStaticRTP(capab, "video", streamID, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracks = append(tracks, track)
+		if i == 0 {
+			tr, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if setup != nil {
+				setup(tr)
+			}
+			sender = tr.Sender()
+		} else if err := sender.AddEncoding(track); err != nil {
+			t.Fatalf("add simulcast encoding %q: %v", rid, err)
+		}
+	}
+	return tracks, sender
+}
