@@ -6,12 +6,14 @@ import (
 	"net"
 	"runtime"
 	"syscall"
+
+	"whipgate/whip/rtc/udp"
 )
 
 // readBufferSize returns the receive buffer the kernel gave the socket.
 func readBufferSize(c *net.UDPConn) (int, error) {
 	var n int
-	if err := sockControl(c, func(fd int) (err error) {
+	if err := udp.SockControl(c, func(fd int) (err error) {
 		n, err = syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_RCVBUF)
 		return err
 	}); err != nil {
@@ -23,17 +25,4 @@ func readBufferSize(c *net.UDPConn) (int, error) {
 		n /= 2
 	}
 	return n, nil
-}
-
-// sockControl runs f on c's file descriptor.
-func sockControl(c *net.UDPConn, f func(fd int) error) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
 }

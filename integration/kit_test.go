@@ -17,7 +17,6 @@ import (
 	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/turn/v4"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
 	"whipgate/certs/certstest"
 	"whipgate/cmd"
@@ -28,14 +27,7 @@ import (
 // one HTTP helper for requests a test checks by hand, loopback pion peers
 // and a loopback STUN/TURN server. Waiting is certstest.Eventually.
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// http.Client keep-alive connections of the default transport.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 // instance is whipgate running in-process for one test, with its log kept
 // for the test to search.

@@ -194,49 +194,27 @@ func newPublisher(t testing.TB, opt publishOptions, conf webrtc.Configuration) *
 	p := &publisher{t: t, pc: pc}
 	t.Cleanup(p.close)
 	if opt.video.MimeType != "" {
-		rids := opt.rids
-		if len(rids) == 0 {
-			rids = []string{""}
-		}
-		p.pli = make([]atomic.Int64, len(rids))
-		p.wantKey = make([]atomic.Bool, len(rids))
 		var sender *webrtc.RTPSender
-		for i, rid := range rids {
-			var opts []func(*webrtc.TrackLocalStaticRTP)
-			if rid != "" {
-				opts = append(opts, webrtc.WithRTPStreamID(rid))
+		p.video, sender = testkit.SimulcastSender(t, pc, opt.video, "whipgate-test", opt.rids, func(x *webrtc.RTPTransceiver) {
+			// A pion offer lists every codec it knows, VP8 first; like a
+			// browser's setCodecPreferences, this offers what the track
+			// sends, which is what whipgate answers with.
+			c := opt.video
+			c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
+			prefs := []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
+			if opt.rtx {
+				prefs[0].PayloadType = videoPT
+				prefs = append(prefs, webrtc.RTPCodecParameters{PayloadType: rtxPT, RTPCodecCapability: webrtc.RTPCodecCapability{
+					MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", videoPT)}})
 			}
-			tr, err := webrtc.NewTrackLocalStaticRTP(opt.video, "video", "whipgate-test", opts...)
-			if err != nil {
-				t.Fatal(err)
+			if err := x.SetCodecPreferences(prefs); err != nil {
+				t.Fatalf("codec preferences: %v", err)
 			}
-			p.video = append(p.video, tr)
-			if i == 0 {
-				x, err := pc.AddTransceiverFromTrack(tr, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-				if err != nil {
-					t.Fatal(err)
-				}
-				// A pion offer lists every codec it knows, VP8 first; like a
-				// browser's setCodecPreferences, this offers what the track
-				// sends, which is what whipgate answers with.
-				c := opt.video
-				c.RTCPFeedback = []webrtc.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}
-				prefs := []webrtc.RTPCodecParameters{{RTPCodecCapability: c}}
-				if opt.rtx {
-					prefs[0].PayloadType = videoPT
-					prefs = append(prefs, webrtc.RTPCodecParameters{PayloadType: rtxPT, RTPCodecCapability: webrtc.RTPCodecCapability{
-						MimeType: webrtc.MimeTypeRTX, ClockRate: 90000, SDPFmtpLine: fmt.Sprintf("apt=%d", videoPT)}})
-				}
-				if err := x.SetCodecPreferences(prefs); err != nil {
-					t.Fatalf("codec preferences: %v", err)
-				}
-				sender = x.Sender()
-			} else if err := sender.AddEncoding(tr); err != nil {
-				t.Fatalf("add simulcast encoding %q: %v", rid, err)
-			}
-		}
-		for i, rid := range rids {
-			p.wg.Go(func() { p.readRTCP(sender, i, rid) })
+		})
+		p.pli = make([]atomic.Int64, len(p.video))
+		p.wantKey = make([]atomic.Bool, len(p.video))
+		for i, tr := range p.video {
+			p.wg.Go(func() { p.readRTCP(sender, i, tr.RID()) })
 		}
 		p.sender, p.rids = sender, opt.rids
 	}

@@ -15,19 +15,11 @@ import (
 
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
-	"go.uber.org/goleak"
 
 	"whipgate/internal/testkit"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// Keep-alive connections of http.DefaultClient to the servers.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
-	)
-}
+func TestMain(m *testing.M) { testkit.VerifyTestMain(m) }
 
 // buildWhipgate builds the server binary the bench starts.
 func buildWhipgate(t *testing.T) string {

@@ -27,16 +27,25 @@ func GatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	SetLocal(t, pc, offer, func(gathered <-chan struct{}) {
+		select {
+		case <-gathered:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the test peer did not gather within 10 s")
+		}
+	})
+	return pc.LocalDescription().SDP
+}
+
+// SetLocal sets desc as pc's local description and waits for its
+// candidates with await, given the gathering-complete promise.
+func SetLocal(t testing.TB, pc *webrtc.PeerConnection, desc webrtc.SessionDescription, await func(gathered <-chan struct{})) {
+	t.Helper()
 	gathered := webrtc.GatheringCompletePromise(pc)
-	if err := pc.SetLocalDescription(offer); err != nil {
+	if err := pc.SetLocalDescription(desc); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-gathered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the test peer did not gather within 10 s")
-	}
-	return pc.LocalDescription().SDP
+	await(gathered)
 }
 
 // OfferFor adds a section per kind in direction dir to pc and returns its
@@ -49,4 +58,43 @@ func OfferFor(t testing.TB, pc *webrtc.PeerConnection, dir webrtc.RTPTransceiver
 		}
 	}
 	return GatheredOffer(t, pc)
+}
+
+// SimulcastSender adds to pc a sendonly video track of capab (stream id
+// streamID) per rid, none or only "" being one track without a rid: the
+// first in a new transceiver, which setup (if not nil) may prepare, the
+// others as that sender's simulcast encodings.
+func SimulcastSender(t testing.TB, pc *webrtc.PeerConnection, capab webrtc.RTPCodecCapability, streamID string, rids []string,
+	setup func(*webrtc.RTPTransceiver),
+) ([]*webrtc.TrackLocalStaticRTP, *webrtc.RTPSender) {
+	t.Helper()
+	if len(rids) == 0 {
+		rids = []string{""}
+	}
+	var tracks []*webrtc.TrackLocalStaticRTP
+	var sender *webrtc.RTPSender
+	for i, rid := range rids {
+		var opts []func(*webrtc.TrackLocalStaticRTP)
+		if rid != "" {
+			opts = append(opts, webrtc.WithRTPStreamID(rid))
+		}
+		track, err := webrtc.NewTrackLocalStaticRTP(capab, "video", streamID, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tracks = append(tracks, track)
+		if i == 0 {
+			tr, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if setup != nil {
+				setup(tr)
+			}
+			sender = tr.Sender()
+		} else if err := sender.AddEncoding(track); err != nil {
+			t.Fatalf("add simulcast encoding %q: %v", rid, err)
+		}
+	}
+	return tracks, sender
 }

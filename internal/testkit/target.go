@@ -787,6 +787,17 @@ func SynthTracks(t testing.TB, hub *gateway.Hub, stream string, infos []gateway.
 	return pub
 }
 
+// VerifyTestMain runs a package's tests (m.Run) and then fails if
+// goroutines are left, but for the keep-alive connections of net/http's
+// default client and transport to servers the tests started.
+func VerifyTestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+	)
+}
+
 // LeakCheck fails the test if goroutines started during it outlive its
 // cleanups. Call it first, so its cleanup runs last.
 func LeakCheck(t *testing.T) {

@@ -177,12 +177,7 @@ func seqRunEnds(pkts map[uint16]testkit.ReceivedPacket) (ends int, last uint16) 
 // pion_srtp keeps an egress on pion's path: media flows and the status
 // says so.
 func TestEgressPionSRTP(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip"), PionSRTP: true})
+	e, f := egressToTarget(t, nil, []string{"main"}, Config{PionSRTP: true})
 	waitState(t, e, StateConnected, 10*time.Second)
 	waitPackets(t, f, []string{"video"}, 30)
 	if st := e.Status().Sessions[0]; st.SRTP != "pion" || st.DirectSent != 0 {

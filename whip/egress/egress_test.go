@@ -54,6 +54,22 @@ func startEgress(t *testing.T, hub *gateway.Hub, tr *rtc.Transport, cfg Config) 
 	return e, stop
 }
 
+// egressToTarget begins most egress tests: a leak check, a hub with a
+// synthetic stream "cam" of the given layers (no audio), a test target
+// (edit as testkit.NewTarget takes it) and an egress to the target's
+// /whip with cfg, its URL filled in.
+func egressToTarget(t *testing.T, edit func(*testkit.Target), layers []string, cfg Config) (*Egress, *testkit.Target) {
+	t.Helper()
+	testkit.LeakCheck(t)
+	tr := rtctest.New(t)
+	hub := newTestHub(t)
+	f := testkit.NewTarget(t, edit)
+	testkit.Synth(t, hub, "cam", layers, false)
+	cfg.URL = f.URL("127.0.0.1", "/whip")
+	e, _ := startEgress(t, hub, tr, cfg)
+	return e, f
+}
+
 func newTestHub(t *testing.T) *gateway.Hub {
 	hub := gateway.NewHub(gateway.Config{}, testkit.PionLog(t))
 	t.Cleanup(hub.Close)
@@ -209,12 +225,7 @@ func TestEgressForwardsPLIToPublisher(t *testing.T) {
 }
 
 func TestEgressReconnectsWhenTargetDropsSession(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
+	e, f := egressToTarget(t, nil, []string{"main"}, Config{})
 	waitState(t, e, StateConnected, 10*time.Second)
 	waitPackets(t, f, []string{"video"}, 10)
 
@@ -231,17 +242,11 @@ func TestEgressReconnectsWhenTargetDropsSession(t *testing.T) {
 }
 
 func TestEgressICERestartAfterPathLoss(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	var f *testkit.Target
-	f = testkit.NewTarget(t, func(f *testkit.Target) {
+	e, f := egressToTarget(t, func(f *testkit.Target) {
 		// The new ICE session finds a working path (a new route, a NAT
 		// rebinding): restarting ICE is what brings the media back.
 		f.OnRestart = func() { f.Blackhole(false) }
-	})
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
+	}, []string{"main"}, Config{})
 	waitState(t, e, StateConnected, 10*time.Second)
 	waitPackets(t, f, []string{"video"}, 10)
 
@@ -263,13 +268,8 @@ func TestEgressICERestartAfterPathLoss(t *testing.T) {
 }
 
 func TestEgressTargetRestartedOnSamePort(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
+	e, f := egressToTarget(t, nil, []string{"main"}, Config{})
 	addr := f.Addr()
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
 	waitState(t, e, StateConnected, 10*time.Second)
 
 	f.Close() // the process dies: HTTP and peers gone
@@ -286,13 +286,8 @@ func TestEgressTargetRestartedOnSamePort(t *testing.T) {
 // again at once, not after a grown backoff. The figures are logged; the
 // bounds are generous (the bench measures).
 func TestEgressBackSoonAfterTargetCrash(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
+	e, f := egressToTarget(t, nil, []string{"main"}, Config{})
 	addr := f.Addr()
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
 	waitState(t, e, StateConnected, 10*time.Second)
 	waitPackets(t, f, []string{"video"}, 10)
 
@@ -309,12 +304,7 @@ func TestEgressBackSoonAfterTargetCrash(t *testing.T) {
 // A target whose ETag is "*" (MediaMTX) takes no ICE restart: a lost
 // connection is answered with a new POST at once, not after ICE gives up.
 func TestEgressWithoutRestartPostsAgain(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, func(f *testkit.Target) { f.ETag = "*" })
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
+	e, f := egressToTarget(t, func(f *testkit.Target) { f.ETag = "*" }, []string{"main"}, Config{})
 	waitState(t, e, StateConnected, 10*time.Second)
 	waitPackets(t, f, []string{"video"}, 10)
 	trickled := f.Count(http.MethodPatch) // candidates, not restarts
@@ -373,11 +363,8 @@ func TestEgressWaitsForStream(t *testing.T) {
 }
 
 func TestEgressHonoursRetryAfter(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
 	busy := true
-	f := testkit.NewTarget(t, func(f *testkit.Target) {
+	e, f := egressToTarget(t, func(f *testkit.Target) {
 		f.Before = func(w http.ResponseWriter, r *http.Request) bool {
 			if !busy {
 				return false
@@ -387,9 +374,7 @@ func TestEgressHonoursRetryAfter(t *testing.T) {
 			http.Error(w, "overloaded", http.StatusServiceUnavailable)
 			return true
 		}
-	})
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip")})
+	}, []string{"main"}, Config{})
 	waitState(t, e, StateConnected, 10*time.Second)
 	var posts []time.Time
 	for _, r := range f.Requests() {
@@ -458,12 +443,7 @@ func TestEgressRetryDelay(t *testing.T) {
 }
 
 func TestEgressPermanentErrorFails(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, func(f *testkit.Target) { f.Token = "right" })
-	testkit.Synth(t, hub, "cam", []string{"main"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip"), Token: "wrong"})
+	e, _ := egressToTarget(t, func(f *testkit.Target) { f.Token = "right" }, []string{"main"}, Config{Token: "wrong"})
 	waitState(t, e, StateFailed, 5*time.Second)
 	st := e.Status()
 	if !strings.Contains(st.LastError, "401") || st.Sessions[0].NextRetry == nil {
@@ -498,19 +478,14 @@ func TestEgressSimulcast(t *testing.T) {
 }
 
 func TestEgressSimulcastMissingRIDFails(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, func(f *testkit.Target) {
+	e, f := egressToTarget(t, func(f *testkit.Target) {
 		// A target that takes only one layer: the rid and the simulcast
 		// line lose "1".
 		f.EditAnswer = func(sdp string) string {
 			sdp = strings.Replace(sdp, "a=rid:1 recv\r\n", "", 1)
 			return strings.Replace(sdp, "recv 0;1", "recv 0", 1)
 		}
-	})
-	testkit.Synth(t, hub, "cam", []string{"main", "preview"}, false)
-	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip"), Mode: ModeSimulcast})
+	}, []string{"main", "preview"}, Config{Mode: ModeSimulcast})
 	waitState(t, e, StateFailed, 5*time.Second)
 	st := e.Status()
 	if !strings.Contains(st.LastError, `not ["1"]`) {

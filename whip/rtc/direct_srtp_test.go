@@ -27,30 +27,7 @@ func TestDirectSRTPReachesPionViewer(t *testing.T) {
 	for name, p := range map[string]dtls.SRTPProtectionProfile{"AEAD_AES_128_GCM": dtls.SRTP_AEAD_AES_128_GCM, "AES128_CM_HMAC_SHA1_80": dtls.SRTP_AES128_CM_HMAC_SHA1_80} {
 		t.Run(name, func(t *testing.T) {
 			const n = 2000
-			rtc := newTestTransport(t)
-			d := newDirectSRTP(testkit.Log(t))
-			api, err := rtc.NewAPI(APIOptions{direct: d})
-			if err != nil {
-				t.Fatal(err)
-			}
-			base, err := stdnet.NewNet()
-			if err != nil {
-				t.Fatal(err)
-			}
-			// Counts what reaches the viewer's socket; drops nothing.
-			ln := &lossyNet{Net: base}
-			v := connectViewerWith(t, api, testkit.PionAPIWith(t, ln, func(se *webrtc.SettingEngine) { se.SetSRTPProtectionProfiles(p) }))
-			enc := v.sender.GetParameters().Encodings
-			if len(enc) == 0 {
-				t.Fatal("sender has no encodings")
-			}
-			ln.rtx.Store(uint32(enc[0].RTX.SSRC))
-			ln.ssrc.Store(uint32(enc[0].SSRC))
-			if err := d.activate(rtc.conns, v.pc); err != nil {
-				t.Fatal(err)
-			}
-			batch := newPeerBatch(rtc.conns, v.pc)
-			t.Cleanup(func() { _ = batch.close() })
+			d, ln, v, batch := connectDirect(t, func(se *webrtc.SettingEngine) { se.SetSRTPProtectionProfiles(p) })
 			sendAll(t, v, batch, 1000, n, "all packets at the viewer")
 			// Beyond the n packets, the direct path may carry re-sends of
 			// what a loaded machine lost in the viewer's socket buffer; any
@@ -74,29 +51,7 @@ func TestDirectSRTPReachesPionViewer(t *testing.T) {
 // to the old address.
 func TestDirectSRTPFollowsICERestart(t *testing.T) {
 	const n = 500
-	rtc := newTestTransport(t)
-	d := newDirectSRTP(testkit.Log(t))
-	api, err := rtc.NewAPI(APIOptions{direct: d})
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &lossyNet{Net: base}
-	v := connectViewer(t, api, ln)
-	enc := v.sender.GetParameters().Encodings
-	if len(enc) == 0 {
-		t.Fatal("sender has no encodings")
-	}
-	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
-	ln.ssrc.Store(uint32(enc[0].SSRC))
-	if err := d.activate(rtc.conns, v.pc); err != nil {
-		t.Fatal(err)
-	}
-	batch := newPeerBatch(rtc.conns, v.pc)
-	t.Cleanup(func() { _ = batch.close() })
+	d, ln, v, batch := connectDirect(t, nil)
 	sendAll(t, v, batch, 1000, n, "packets before the restart")
 	_, before := selectedPair(v.pc)
 

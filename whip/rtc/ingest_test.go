@@ -100,31 +100,9 @@ func newReportingPublisher(t *testing.T, rids []string) *reportingPublisher {
 		_ = pc.Close()
 		p.wg.Wait()
 	})
-	if len(rids) == 0 {
-		rids = []string{""}
-	}
-	for i, rid := range rids {
-		var opts []func(*webrtc.TrackLocalStaticRTP)
-		if rid != "" {
-			opts = append(opts, webrtc.WithRTPStreamID(rid))
-		}
-		track, err := webrtc.NewTrackLocalStaticRTP(codecs.Capability(gateway.TrackInfo{Codec: gateway.H264}), "video", "sr", opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.tracks = append(p.tracks, track)
-		if i == 0 {
-			tr, err := pc.AddTransceiverFromTrack(track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.sender = tr.Sender()
-		} else if err := p.sender.AddEncoding(track); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, rid := range rids {
-		p.wg.Go(func() { p.readRTCP(rid) })
+	p.tracks, p.sender = testkit.SimulcastSender(t, pc, codecs.Capability(gateway.TrackInfo{Codec: gateway.H264}), "sr", rids, nil)
+	for _, track := range p.tracks {
+		p.wg.Go(func() { p.readRTCP(track.RID()) })
 	}
 	return p
 }

@@ -211,6 +211,34 @@ func directSender(t *testing.T, api *webrtc.API, conf webrtc.Configuration) (*we
 	return pc, track
 }
 
+// connectDirect connects a pion viewer (set, if not nil, changing its
+// settings) to a server PC of a new transport whose media directSRTP,
+// activated, seals beneath pion and batch sends. The viewer's network ln
+// drops nothing: it counts what reaches it of the sender's SSRCs.
+func connectDirect(t *testing.T, set func(*webrtc.SettingEngine)) (d *directSRTP, ln *lossyNet, v *viewer, batch *peerBatch) {
+	t.Helper()
+	rtc := newTestTransport(t)
+	d = newDirectSRTP(testkit.Log(t))
+	api, err := rtc.NewAPI(APIOptions{direct: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln = &lossyNet{Net: testkit.StdNet(t)}
+	v = connectViewerWith(t, api, testkit.PionAPIWith(t, ln, set))
+	enc := v.sender.GetParameters().Encodings
+	if len(enc) == 0 {
+		t.Fatal("sender has no encodings")
+	}
+	ln.rtx.Store(uint32(enc[0].RTX.SSRC))
+	ln.ssrc.Store(uint32(enc[0].SSRC))
+	if err := d.activate(rtc.conns, v.pc); err != nil {
+		t.Fatal(err)
+	}
+	batch = newPeerBatch(rtc.conns, v.pc)
+	t.Cleanup(func() { _ = batch.close() })
+	return d, ln, v, batch
+}
+
 // countRTP counts the RTP packets of viewer's tracks in got, reading on
 // goroutines of wg.
 func countRTP(viewer *webrtc.PeerConnection, wg *sync.WaitGroup, got *atomic.Int64) {
@@ -286,11 +314,7 @@ func setOffer(t testing.TB, offerer *webrtc.PeerConnection, opts *webrtc.OfferOp
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(offerer)
-	if err := offerer.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
-	await(gathered)
+	testkit.SetLocal(t, offerer, offer, await)
 }
 
 // answerOffer applies offerer's offer to answerer and answerer's answer,
@@ -308,11 +332,7 @@ func answerOffer(t testing.TB, offerer, answerer *webrtc.PeerConnection, prepare
 	if err != nil {
 		t.Fatal(err)
 	}
-	gathered := webrtc.GatheringCompletePromise(answerer)
-	if err := answerer.SetLocalDescription(answer); err != nil {
-		t.Fatal(err)
-	}
-	await(gathered)
+	testkit.SetLocal(t, answerer, answer, await)
 	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 // EnableGRO asks the kernel for coalesced reads on conn.
 func EnableGRO(conn *net.UDPConn) error {
-	return sockControl(conn, func(fd int) error {
+	return SockControl(conn, func(fd int) error {
 		return unix.SetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_GRO, 1)
 	})
 }

@@ -13,7 +13,7 @@ var segmentCmsgSpace = unix.CmsgSpace(2)
 // probeGSO asks the kernel for the socket's UDP_SEGMENT option, which
 // Linux ≥ 4.18 knows (quic-go's test).
 func probeGSO(conn *net.UDPConn) bool {
-	return sockControl(conn, func(fd int) error {
+	return SockControl(conn, func(fd int) error {
 		_, err := unix.GetsockoptInt(fd, unix.IPPROTO_UDP, unix.UDP_SEGMENT)
 		return err
 	}) == nil
@@ -36,17 +36,4 @@ func SegmentOOB(size uint16) []byte {
 	oob := make([]byte, segmentCmsgSpace)
 	putSegmentCmsg(oob, size)
 	return oob
-}
-
-// sockControl runs f on conn's file descriptor.
-func sockControl(conn *net.UDPConn, f func(fd int) error) error {
-	raw, err := conn.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var ferr error
-	if err := raw.Control(func(fd uintptr) { ferr = f(int(fd)) }); err != nil {
-		return err
-	}
-	return ferr
 }

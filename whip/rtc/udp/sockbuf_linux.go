@@ -30,7 +30,7 @@ func SetBuffers(conn *net.UDPConn, size int, log *slog.Logger) {
 		if got < 0 || got >= size {
 			continue
 		}
-		if sockControl(conn, func(fd int) error { return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, b.force, size) }) == nil {
+		if SockControl(conn, func(fd int) error { return syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, b.force, size) }) == nil {
 			if got = socketBuffer(conn, b.opt); got >= size {
 				log.Info("UDP "+b.dir+" buffer raised past "+b.sysctl+" (CAP_NET_ADMIN)", "bytes", got)
 				continue
@@ -49,7 +49,7 @@ func ReadBuffer(conn *net.UDPConn) int { return socketBuffer(conn, syscall.SO_RC
 // that, the rest being its bookkeeping); -1 if it cannot be read.
 func socketBuffer(conn *net.UDPConn, opt int) int {
 	n := -2
-	_ = sockControl(conn, func(fd int) error {
+	_ = SockControl(conn, func(fd int) error {
 		v, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, opt)
 		if err == nil {
 			n = v
