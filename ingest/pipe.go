@@ -176,6 +176,7 @@ func (p *PipeReader) Ingest(ctx context.Context, r io.Reader, w TrackWriter, tra
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	r = rawPipe(r)
 	if d, ok := r.(interface{ SetReadDeadline(time.Time) error }); ok {
 		stop := context.AfterFunc(ctx, func() { _ = d.SetReadDeadline(time.Unix(1, 0)) })
 		defer stop()

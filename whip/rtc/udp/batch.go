@@ -44,6 +44,7 @@ type SendBatch struct {
 	sent   uint64 // datagrams flushed
 	calls  uint64 // sendmmsg calls
 	closed bool
+	raw    rawSend // room for a raw sendmmsg (Linux)
 }
 
 // Open starts gathering datagrams to addr. A batch moves to a new address
@@ -220,7 +221,7 @@ func (b *SendBatch) send(gso bool) error {
 		off, i = end, j
 	}
 	for ms := b.msgs; len(ms) > 0; {
-		n, err := b.conn.wb.WriteBatch(ms, 0)
+		n, err := b.writeBatch(ms)
 		b.calls++
 		if err != nil {
 			return err

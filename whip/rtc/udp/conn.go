@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -44,6 +45,8 @@ type ReadFilter func(b []byte, from netip.AddrPort) (taken bool)
 type Conn struct {
 	conn   *net.UDPConn
 	wb     batchWriter
+	raw    syscall.RawConn // batches' raw sendmmsg (nil: wb's)
+	v6     bool            // an IPv6 socket
 	log    *slog.Logger
 	gso    atomic.Bool
 	filter ReadFilter
@@ -67,8 +70,9 @@ type batchWriter interface {
 // sends) and logging which. filter may be nil.
 func New(conn *net.UDPConn, log *slog.Logger, filter ReadFilter) *Conn {
 	c := &Conn{conn: conn, log: log, filter: filter}
+	c.raw = rawConnOf(conn)
 	if a, ok := conn.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		c.wb = ipv6.NewPacketConn(conn)
+		c.wb, c.v6 = ipv6.NewPacketConn(conn), true
 	} else {
 		c.wb = ipv4.NewPacketConn(conn)
 	}

@@ -15,14 +15,25 @@ import (
 	"whipgate/internal/testkit"
 )
 
-// connPair is a Conn and a plain receiver on loopback.
+// connPair is a Conn and a plain receiver on IPv4 loopback.
 func connPair(t testing.TB, gso bool) (*Conn, *net.UDPConn) {
 	t.Helper()
-	s, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
+	return connPairOn(t, "udp4", gso)
+}
+
+// connPairOn is a Conn and a plain receiver on network's loopback (udp4
+// or udp6).
+func connPairOn(t testing.TB, network string, gso bool) (*Conn, *net.UDPConn) {
+	t.Helper()
+	lo := net.IPv4(127, 0, 0, 1)
+	if network == "udp6" {
+		lo = net.IPv6loopback
 	}
-	r, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	s, err := net.ListenUDP(network, &net.UDPAddr{IP: lo})
+	if err != nil {
+		t.Fatalf("%s loopback: %v", network, err)
+	}
+	r, err := net.ListenUDP(network, &net.UDPAddr{IP: lo})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,6 +46,21 @@ func connPair(t testing.TB, gso bool) (*Conn, *net.UDPConn) {
 	}
 	c.gso.Store(gso)
 	return c, r
+}
+
+// drain reads r until it is closed, so its socket never fills; stop
+// closes r and waits for the reader.
+func drain(r *net.UDPConn) (stop func()) {
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		buf := make([]byte, 2048)
+		for {
+			if _, _, err := r.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+		}
+	})
+	return func() { _ = r.Close(); wg.Wait() }
 }
 
 // datagram is datagram i: its index, then filler up to size.
@@ -72,9 +98,28 @@ func TestBatchConnDeliversInOrder(t *testing.T) {
 	for range 300 {
 		sizes = append(sizes, 1100)
 	}
-	for _, gso := range []bool{false, true} {
-		t.Run(fmt.Sprintf("gso=%v", gso), func(t *testing.T) {
-			c, r := connPair(t, gso)
+	// Both IP versions (the raw sendmmsg writes each's socket address)
+	// and x/net's path too, which other systems take.
+	type path struct {
+		network   string
+		gso, xnet bool
+	}
+	var paths []path
+	for _, network := range []string{"udp4", "udp6"} {
+		for _, gso := range []bool{false, true} {
+			for _, xnet := range []bool{false, true} {
+				paths = append(paths, path{network, gso, xnet})
+			}
+		}
+	}
+	for _, p := range paths {
+		t.Run(fmt.Sprintf("%s,gso=%v,xnet=%v", p.network, p.gso, p.xnet), func(t *testing.T) {
+			c, r := connPairOn(t, p.network, p.gso)
+			if p.xnet {
+				c.raw = nil
+			} else if c.raw == nil {
+				t.Fatal("no raw sendmmsg on Linux")
+			}
 			to := r.LocalAddr().(*net.UDPAddr).AddrPort()
 			b := c.NewBatch()
 			defer b.Close()
@@ -100,6 +145,36 @@ func TestBatchConnDeliversInOrder(t *testing.T) {
 			}
 			receive(t, r, 1, func(int) []byte { return datagram(7, 100) })
 		})
+	}
+}
+
+// TestBatchSendAllocatesNothing: a batch of a frame's datagrams leaves
+// without an allocation (the raw sendmmsg binds its call once), GSO or
+// not.
+func TestBatchSendAllocatesNothing(t *testing.T) {
+	for _, gso := range []bool{false, true} {
+		c, r := connPair(t, gso)
+		stop := drain(r)
+		to := r.LocalAddr().(*net.UDPAddr).AddrPort()
+		b := c.NewBatch()
+		p := make([]byte, 1200)
+		send := func() {
+			b.Open(to)
+			for range 32 {
+				if _, err := c.WriteToAddrPort(p, to); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		send()
+		if n := testing.AllocsPerRun(50, send); n != 0 {
+			t.Errorf("gso=%v: %.1f allocations per batch of 32, want 0", gso, n)
+		}
+		_ = b.Close()
+		stop()
 	}
 }
 
@@ -171,16 +246,7 @@ func BenchmarkBatchConn(b *testing.B) {
 	for _, mode := range []string{"sendto", "sendmmsg", "gso"} {
 		b.Run(mode, func(b *testing.B) {
 			c, r := connPair(b, mode == "gso")
-			var wg sync.WaitGroup
-			wg.Go(func() {
-				buf := make([]byte, 2048)
-				for {
-					if _, _, err := r.ReadFromUDPAddrPort(buf); err != nil {
-						return
-					}
-				}
-			})
-			defer func() { _ = r.Close(); wg.Wait() }()
+			defer drain(r)()
 			to := r.LocalAddr().(*net.UDPAddr).AddrPort()
 			batch := c.NewBatch()
 			defer batch.Close()

@@ -126,7 +126,8 @@ func (r *CoalescedReader) read(conn *net.UDPConn) error {
 	var n int
 	var serr error
 	err = raw.Read(func(fd uintptr) bool {
-		k, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
+		// Raw, as sendmmsg_raw.go says why: MSG_DONTWAIT never blocks.
+		k, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(len(r.msgs)), unix.MSG_DONTWAIT, 0, 0)
 		if errno == unix.EAGAIN || errno == unix.EINTR {
 			return false
 		}
