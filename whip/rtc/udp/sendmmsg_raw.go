@@ -26,6 +26,10 @@ import (
 // it need not tell the scheduler. Waiting for room (EAGAIN) stays in Go's
 // poller, as with x/net. With the encoder pipe read the same way (ingest,
 // rawread_linux.go) sysmon woke ~60 times a second instead of ~1,200.
+// The price: the thread keeps its P through the call (tens of µs, a few
+// hundred for a full batch when loopback delivery runs in it), so a
+// stop-the-world or another goroutine on that P waits that long; the
+// call never blocks, so no longer.
 // Other systems keep x/net's path (sendmmsg_other.go).
 
 // rawSend is a batch's room for one raw sendmmsg call. The call's
