@@ -16,6 +16,7 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"whipgate/gateway"
+	"whipgate/internal/testkit"
 )
 
 // recorder is a TrackWriter that keeps copies of what it is given.
@@ -218,13 +219,8 @@ func TestPipeIngestCancel(t *testing.T) {
 	go func() { done <- pr.Ingest(ctx, rd, &recorder{}, 0) }()
 	time.Sleep(50 * time.Millisecond)
 	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("Ingest returned %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Ingest still blocked 5 s after cancel")
+	if err := testkit.Returned(t, done, 5*time.Second, "Ingest returning after cancel"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ingest returned %v, want context.Canceled", err)
 	}
 }
 

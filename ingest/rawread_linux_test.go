@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"whipgate/internal/testkit"
 )
 
 // TestRawPipe: an encoder's pipe read with raw system calls gives what
@@ -48,13 +50,8 @@ func TestRawPipe(t *testing.T) {
 	if err := r2.SetReadDeadline(time.Unix(1, 0)); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if !errors.Is(err, os.ErrDeadlineExceeded) {
-			t.Errorf("a waiting read ended with %v, want the deadline", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a waiting read did not end at its deadline")
+	if err := testkit.Returned(t, done, 5*time.Second, "a waiting read ending at its deadline"); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("a waiting read ended with %v, want the deadline", err)
 	}
 	if err := r2.SetReadDeadline(time.Time{}); err != nil {
 		t.Fatal(err)

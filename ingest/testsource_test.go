@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"whipgate/gateway"
+	"whipgate/internal/testkit"
 )
 
 func TestTestSourceDecodes(t *testing.T) {
@@ -120,12 +121,7 @@ func TestTestSourceReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	select {
-	case err := <-done:
-		if !errors.Is(err, gateway.ErrReplaced) {
-			t.Fatalf("Run returned %v, want ErrReplaced", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run still going 5 s after the takeover")
+	if err := testkit.Returned(t, done, 5*time.Second, "Run ending after the takeover"); !errors.Is(err, gateway.ErrReplaced) {
+		t.Fatalf("Run returned %v, want ErrReplaced", err)
 	}
 }

@@ -819,6 +819,19 @@ func Eventually(t testing.TB, limit time.Duration, what string, cond func() bool
 	return time.Since(start)
 }
 
+// Returned waits up to limit for the error a goroutine sends on done and
+// returns it; the test fails if none comes (what names the wait).
+func Returned(t testing.TB, done <-chan error, limit time.Duration, what string) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("%s: not within %v", what, limit)
+		return nil
+	}
+}
+
 // Counter counts from callbacks on other goroutines.
 type Counter struct{ n atomic.Int64 }
 

@@ -41,13 +41,8 @@ func startEgress(t *testing.T, hub *gateway.Hub, tr *rtc.Transport, cfg Config) 
 		}
 		stopped = true
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("Run did not return within 10 s of cancel")
+		if err := testkit.Returned(t, done, 10*time.Second, "Run returning after cancel"); err != nil {
+			t.Errorf("Run: %v", err)
 		}
 	}
 	t.Cleanup(stop)

@@ -153,13 +153,8 @@ func TestCoalescedReaderBatches(t *testing.T) {
 			go func() { _, _, _, err := r.Next(rx); done <- err }()
 			time.Sleep(20 * time.Millisecond)
 			_ = rx.Close()
-			select {
-			case err := <-done:
-				if !errors.Is(err, net.ErrClosed) {
-					t.Fatalf("read on a closed socket: %v, want net.ErrClosed", err)
-				}
-			case <-time.After(2 * time.Second):
-				t.Fatal("Close did not end a waiting read")
+			if err := testkit.Returned(t, done, 2*time.Second, "Close ending a waiting read"); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read on a closed socket: %v, want net.ErrClosed", err)
 			}
 		})
 	}
