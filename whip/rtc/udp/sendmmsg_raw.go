@@ -75,7 +75,9 @@ func (b *SendBatch) writeBatch(ms []ipv4.Message) (int, error) {
 	r := &b.raw
 	name, namelen := r.sockaddr(b.addr, c.v6)
 	if cap(r.hdrs) < len(ms) {
-		r.hdrs, r.iovs = make([]mmsghdr, len(ms)), make([]unix.Iovec, len(ms))
+		// Once per batch: a flush holds at most batchMaxCount messages.
+		n := max(len(ms), batchMaxCount)
+		r.hdrs, r.iovs = make([]mmsghdr, n), make([]unix.Iovec, n)
 	}
 	hdrs, iovs := r.hdrs[:len(ms)], r.iovs[:len(ms)]
 	r.hdrs = hdrs
