@@ -369,9 +369,11 @@ func TestBenchBox(t *testing.T) {
 			if err != nil {
 				t.Fatalf("-cpuprofile: %v", err)
 			}
-			if byPart, n, err := splitProfile(raw); err != nil || n != x.ProfileSamples || byPart["egress"] == 0 {
-				t.Errorf("-cpuprofile wrote %d bytes: %d samples (the report says %d), egress %d ns, %v",
-					len(raw), n, x.ProfileSamples, byPart["egress"], err)
+			// The same samples the split was made of (a 2 s run at 5 Mbps
+			// gets a handful: no part is sure to have one).
+			if _, n, err := splitProfile(raw); err != nil || n != x.ProfileSamples {
+				t.Errorf("-cpuprofile wrote %d bytes: %d samples (the report says %d), %v",
+					len(raw), n, x.ProfileSamples, err)
 			}
 		})
 	}
