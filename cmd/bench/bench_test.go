@@ -338,7 +338,7 @@ func TestBenchBox(t *testing.T) {
 		t.Run(c.mode, func(t *testing.T) {
 			prof := filepath.Join(t.TempDir(), "box.pprof")
 			r, m, out := runBench(t, "-bin", bin, "-box", "-egress-mode", c.mode, "-viewers", c.viewers, "-bitrate", "5M",
-				"-preview-bitrate", "1M", "-duration", "2s", "-warmup", "500ms", "-baseline", "500ms", "-cpuprofile", prof)
+				"-preview-bitrate", "1M", "-duration", "3s", "-warmup", "500ms", "-baseline", "500ms", "-cpuprofile", prof)
 			x := r.Box
 			if x == nil || !r.Egress || x.EgressMode != c.mode || m["box"] == nil {
 				t.Fatalf("a -box run without box figures: %+v", r)
@@ -369,7 +369,7 @@ func TestBenchBox(t *testing.T) {
 			if err != nil {
 				t.Fatalf("-cpuprofile: %v", err)
 			}
-			// The same samples the split was made of (a 2 s run at 5 Mbps
+			// The same samples the split was made of (a short run at 5 Mbps
 			// gets a handful: no part is sure to have one).
 			if _, n, err := splitProfile(raw); err != nil || n != x.ProfileSamples {
 				t.Errorf("-cpuprofile wrote %d bytes: %d samples (the report says %d), %v",
