@@ -51,6 +51,51 @@ func startPacer(t *testing.T, p *Pacer) func() {
 	}
 }
 
+// pacedBurst writes count packets of size bytes at once into a pacer of
+// cfg (inside a synctest bubble), lets it drain, and checks that all left
+// in order, the last within one 5 ms bucket of when the paced rate
+// (cfg.InitialBps × cfg.Factor) allows. It returns the pacer, what left
+// it and the rate in bytes a second; stop ends the pacer.
+func pacedBurst(t *testing.T, cfg PacerConfig, size, count int) (p *Pacer, rec *pacerRecorder, rate float64, stop func()) {
+	t.Helper()
+	rec = &pacerRecorder{}
+	p, err := NewPacer(cfg, rec, testkit.PionLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop = startPacer(t, p)
+	payload := make([]byte, size)
+	start := time.Now()
+	for i := range count {
+		if err := p.WriteRTP(&rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i)}, Payload: payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(time.Second)
+	synctest.Wait()
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.times) != count {
+		t.Fatalf("got %d packets out, want %d", len(rec.times), count)
+	}
+	for i, s := range rec.seqs {
+		if s != uint16(i) {
+			t.Fatalf("packet %d has seq %d: order changed", i, s)
+		}
+	}
+	rate = float64(cfg.InitialBps) * cfg.Factor / 8
+	want := time.Duration(float64(count*size) / rate * float64(time.Second))
+	got := rec.times[count-1].Sub(start)
+	// The bucket starts empty, so the last packet leaves when the
+	// bucket has earned all but nothing: within one burst of want.
+	burst := 5 * time.Millisecond
+	if got < want-burst || got > want+burst {
+		t.Errorf("burst of %d×%d B took %v, want %v ± %v (rate %.0f B/s)", count, size, got, want, burst, rate)
+	}
+	return p, rec, rate, stop
+}
+
 func TestPacerBurstLeavesAtConfiguredRate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		const (
@@ -59,45 +104,13 @@ func TestPacerBurstLeavesAtConfiguredRate(t *testing.T) {
 			inBps  = 4_000_000 // the layer's bitrate
 			factor = 2.5       // → 10 Mbps = 1.25 MB/s
 		)
-		rec := &pacerRecorder{}
-		p, err := NewPacer(PacerConfig{Factor: factor, InitialBps: inBps}, rec, testkit.PionLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop := startPacer(t, p)
+		p, rec, rate, stop := pacedBurst(t, PacerConfig{Factor: factor, InitialBps: inBps}, size, count)
 		defer stop()
-
-		payload := make([]byte, size)
-		start := time.Now()
-		for i := range count {
-			pkt := rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i)}, Payload: payload}
-			if err := p.WriteRTP(&pkt); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(time.Second)
-		synctest.Wait()
 
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		if len(rec.times) != count {
-			t.Fatalf("got %d packets out, want %d", len(rec.times), count)
-		}
-		for i, s := range rec.seqs {
-			if s != uint16(i) {
-				t.Fatalf("packet %d has seq %d: order changed", i, s)
-			}
-		}
-		rate := float64(inBps) * factor / 8 // bytes/s
-		want := time.Duration(float64(count*size) / rate * float64(time.Second))
-		got := rec.times[count-1].Sub(start)
-		// The bucket starts empty, so the last packet leaves when the
-		// bucket has earned all but nothing: within one burst of want.
-		burst := 5 * time.Millisecond
-		if got < want-burst || got > want+burst {
-			t.Errorf("burst of %d×%d B took %v, want %v ± %v (rate %.0f B/s)", count, size, got, want, burst, rate)
-		}
 		// No 10 ms window carries more than the rate allows plus one bucket.
+		burst := 5 * time.Millisecond
 		limit := rate*0.010 + rate*burst.Seconds() + 2*(1200+12)
 		for i := range rec.times {
 			sum := 0
@@ -125,43 +138,12 @@ func (f *flushCounter) FlushBatch() error { f.flushed++; return nil }
 // packet or two per timer wake-up, and still at the paced rate.
 func TestPacerReleasesKeyframeInBatches(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const (
-			size   = 1200
-			count  = 1390
-			inBps  = 100_000_000
-			factor = 2.5
-		)
-		rec := &pacerRecorder{}
+		const size, count = 1200, 1390
 		batches := &flushCounter{}
-		p, err := NewPacer(PacerConfig{Factor: factor, InitialBps: inBps, Batch: batches}, rec, testkit.PionLog(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		stop := startPacer(t, p)
+		_, _, rate, stop := pacedBurst(t, PacerConfig{Factor: 2.5, InitialBps: 100_000_000, Batch: batches}, size, count)
 		defer stop()
-		payload := make([]byte, size)
-		start := time.Now()
-		for i := range count {
-			if err := p.WriteRTP(&rtp.Packet{Header: rtp.Header{SequenceNumber: uint16(i)}, Payload: payload}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(time.Second)
-		synctest.Wait()
-
-		rec.mu.Lock()
-		defer rec.mu.Unlock()
-		if len(rec.times) != count {
-			t.Fatalf("got %d packets out, want %d", len(rec.times), count)
-		}
-		rate := float64(inBps) * factor / 8
-		burst := 5 * time.Millisecond
-		want := time.Duration(float64(count*size) / rate * float64(time.Second))
-		if got := rec.times[count-1].Sub(start); got < want-burst || got > want+burst {
-			t.Errorf("the keyframe took %v, want %v ± %v", got, want, burst)
-		}
 		// 1.67 MB in quarter buckets of 39 KB: 43 batches and the first.
-		quarter := rate * burst.Seconds() / 4
+		quarter := rate * (5 * time.Millisecond).Seconds() / 4
 		if most := int(float64(count*size)/quarter) + 3; batches.flushed > most || batches.opened != batches.flushed {
 			t.Errorf("%d batches opened, %d sent; want at most %d", batches.opened, batches.flushed, most)
 		}
