@@ -29,9 +29,10 @@ type PacerConfig struct {
 	// Window is how far back the input bitrate is measured. Default 2 s.
 	Window time.Duration `yaml:"window" json:"window"`
 	// Burst is the token bucket's depth in time at the pacing rate.
-	// Default 5 ms (never less than two full-size packets). Once the
-	// bucket is dry the pacer waits until a quarter of it can leave (or
-	// all that is queued, if less) and sends that as one batch.
+	// Default 5 ms (never less than two full-size packets). When the
+	// bucket holds less than a quarter of its depth, the pacer waits
+	// until that much can leave (or all that is queued, if less) and
+	// sends it as one batch.
 	Burst time.Duration `yaml:"burst" json:"burst"`
 	// QueuePackets bounds the queue; a packet arriving at a full queue is
 	// dropped and counted. Default 8192 (0.8 s at 100 Mbps).
@@ -347,8 +348,8 @@ func (p *Pacer) Run(ctx context.Context) error {
 		}
 		last = now
 
-		// Once the bucket is dry, wait until a quarter of its depth can
-		// leave (or all that is queued, if less), not one packet: a
+		// Below a quarter of the bucket, wait until that much can leave
+		// (or all that is queued, if less), not one packet: a
 		// keyframe leaves in a few dozen batches instead of hundreds of
 		// one-packet sends and timer wake-ups, at the same rate.
 		need := max(float64(head), min(float64(queuedB), burst/4))
