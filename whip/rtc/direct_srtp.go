@@ -25,6 +25,7 @@ import (
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/whip/rtc/srtpgcm"
 	"whipgate/whip/rtc/udp"
 )
 
@@ -61,10 +62,9 @@ type directSRTP struct {
 	active atomic.Bool
 	route  atomic.Pointer[directRoute] // nil once the path left our sockets
 
-	wmu  sync.Mutex // the SRTP context and scratch buffer: senders on several goroutines
-	ctx  *srtp.Context
+	wmu  sync.Mutex // the sealer and scratch buffer: senders on several goroutines
+	seal rtpSealer
 	buf  []byte
-	hdr  rtp.Header
 	sent atomic.Uint64
 	lost atomic.Uint64
 }
@@ -199,29 +199,80 @@ var errSecretsUnseen = errors.New("no SRTP profile or handshake secrets seen (no
 // captured secrets: our sending keys (send) or the peer's, in the DTLS role
 // the ServerHello showed we had.
 func (s *handshakeSecrets) srtpContext(send bool, opts ...srtp.ContextOption) (*srtp.Context, error) {
-	s.mu.Lock()
-	profile, complete := s.profile, len(s.master) > 0 && len(s.clientRandom) == 32 && len(s.serverRandom) == 32
-	isClient, conflict := s.client, s.conflict
-	s.mu.Unlock()
-	if conflict {
-		return nil, errors.New("two different ServerHellos seen: the keys are unknown")
-	}
-	if profile == 0 || !complete {
-		return nil, errSecretsUnseen
-	}
-	conf := srtp.Config{Profile: profile}
-	if err := conf.ExtractSessionKeysFromDTLS(s, isClient); err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	key, salt := conf.Keys.RemoteMasterKey, conf.Keys.RemoteMasterSalt
-	if send {
-		key, salt = conf.Keys.LocalMasterKey, conf.Keys.LocalMasterSalt
+	profile, key, salt, err := s.masterKey(send)
+	if err != nil {
+		return nil, err
 	}
 	ctx, err := srtp.CreateContext(key, salt, profile, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("context: %w", err)
 	}
 	return ctx, nil
+}
+
+// masterKey returns the SRTP profile and one direction's master key and
+// salt (RFC 5764 §4.2), as srtpContext.
+func (s *handshakeSecrets) masterKey(send bool) (profile srtp.ProtectionProfile, key, salt []byte, err error) {
+	s.mu.Lock()
+	profile, complete := s.profile, len(s.master) > 0 && len(s.clientRandom) == 32 && len(s.serverRandom) == 32
+	isClient, conflict := s.client, s.conflict
+	s.mu.Unlock()
+	if conflict {
+		return 0, nil, nil, errors.New("two different ServerHellos seen: the keys are unknown")
+	}
+	if profile == 0 || !complete {
+		return 0, nil, nil, errSecretsUnseen
+	}
+	conf := srtp.Config{Profile: profile}
+	if err := conf.ExtractSessionKeysFromDTLS(s, isClient); err != nil {
+		return 0, nil, nil, fmt.Errorf("keys: %w", err)
+	}
+	if send {
+		return profile, conf.Keys.LocalMasterKey, conf.Keys.LocalMasterSalt, nil
+	}
+	return profile, conf.Keys.RemoteMasterKey, conf.Keys.RemoteMasterSalt, nil
+}
+
+// rtpSealer seals one RTP packet from its header and payload into dst
+// (len 0, room for the packet and srtpOverhead), returning the packet.
+type rtpSealer interface {
+	Seal(dst []byte, h *rtp.Header, payload []byte) ([]byte, error)
+}
+
+// sealer returns the sending direction's sealer: srtpgcm's for the AEAD
+// profiles, which encrypts the payload from where it lies (no copy, no
+// header parsed back), and pion's context for AES-CM with HMAC-SHA1.
+func (s *handshakeSecrets) sealer() (rtpSealer, error) {
+	profile, key, salt, err := s.masterKey(true)
+	if err != nil {
+		return nil, err
+	}
+	switch profile {
+	case srtp.ProtectionProfileAeadAes128Gcm, srtp.ProtectionProfileAeadAes256Gcm:
+		return srtpgcm.New(key, salt)
+	}
+	ctx, err := srtp.CreateContext(key, salt, profile)
+	if err != nil {
+		return nil, fmt.Errorf("context: %w", err)
+	}
+	return &pionSealer{ctx: ctx}, nil
+}
+
+// pionSealer seals with pion's context: the payload copied behind the
+// header, the packet sealed in place.
+type pionSealer struct {
+	ctx *srtp.Context
+	hdr rtp.Header
+}
+
+func (p *pionSealer) Seal(dst []byte, h *rtp.Header, payload []byte) ([]byte, error) {
+	plain := dst[:h.MarshalSize()+len(payload)]
+	hl, err := h.MarshalTo(plain)
+	if err != nil {
+		return nil, err
+	}
+	copy(plain[hl:], payload)
+	return p.ctx.EncryptRTP(dst, plain, &p.hdr) // in place: dst's capacity has room for the tag
 }
 
 // suiteHash is the PRF hash of a TLS 1.2 cipher suite: SHA-384 for the
@@ -253,12 +304,12 @@ func (d *directSRTP) activate(socks sockets, pc *webrtc.PeerConnection) error {
 	if route == nil {
 		return fmt.Errorf("whip: direct srtp: %s", why)
 	}
-	ctx, err := d.keys.srtpContext(true)
+	seal, err := d.keys.sealer()
 	if err != nil {
 		return fmt.Errorf("whip: direct srtp: %w", err)
 	}
 	d.wmu.Lock()
-	d.ctx = ctx
+	d.seal = seal
 	d.wmu.Unlock()
 	// The handler first, then the route: a pair chosen in between is not missed.
 	dt.ICETransport().OnSelectedCandidatePairChange(func(*webrtc.ICECandidatePair) {
@@ -306,13 +357,7 @@ func (d *directSRTP) write(h *rtp.Header, payload []byte) (int, error) {
 	n := h.MarshalSize() + len(payload)
 	var err error
 	d.buf, err = route.conn.SealTo(route.remote, n+srtpOverhead, d.buf, func(dst []byte) ([]byte, error) {
-		plain := dst[:n]
-		hl, err := h.MarshalTo(plain)
-		if err != nil {
-			return nil, err
-		}
-		copy(plain[hl:], payload)
-		return d.ctx.EncryptRTP(dst, plain, &d.hdr) // in place: dst's capacity has room for the tag
+		return d.seal.Seal(dst, h, payload)
 	})
 	if err != nil {
 		return 0, err
