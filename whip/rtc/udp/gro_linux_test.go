@@ -159,3 +159,37 @@ func TestCoalescedReaderBatches(t *testing.T) {
 		})
 	}
 }
+
+// TestCoalescedReaderAllocatesNothing: a publisher that does not coalesce
+// costs a recvmmsg a datagram or two; none of them may allocate (the
+// socket's RawConn and the bound call are made once).
+func TestCoalescedReaderAllocatesNothing(t *testing.T) {
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Close()
+	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	r := NewCoalescedReader(0)
+	p := datagram(1, 1200)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := tx.WriteToUDPAddrPort(p, to); err != nil {
+			t.Fatal(err)
+		}
+		d, _, _, err := r.Next(rx)
+		if err != nil || len(d) != len(p) {
+			t.Fatalf("read %d bytes, %v; want %d", len(d), err, len(p))
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%.1f allocations a datagram sent and read, want 0", allocs)
+	}
+	if reads, _ := r.Stats(); reads < 200 {
+		t.Fatalf("%d reads for 201 datagrams sent one at a time: the test did not read each", reads)
+	}
+}
