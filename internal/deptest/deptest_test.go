@@ -47,6 +47,16 @@ var rules = map[string]map[string]string{
 		"whipgate/...": "a leaf: it imports nothing of whipgate",
 	},
 	"whipgate/whip/rtc/pionlog": {"whipgate/...": "a leaf: it imports nothing of whipgate"},
+	"whipgate/whip/rtc/srtpgcm": {
+		"net/http":                "no HTTP in the seal",
+		"github.com/pion/srtp/v3": "its own seal: pion/srtp is its tests' reference, not its code",
+		"whipgate/...":            "a leaf: it imports nothing of whipgate",
+	},
+	"whipgate/whip/rtc/dtlskeys": {
+		"net/http":                  "no HTTP in the handshake's keys",
+		"github.com/pion/webrtc/v4": "keys come from DTLS, not from PeerConnections",
+		"whipgate/...":              "a leaf: it imports nothing of whipgate",
+	},
 	"whipgate/whip/rtc/codecs": {
 		"net/http":          "codec negotiation knows no HTTP",
 		"whipgate/whip/...": "the transport and the endpoints use the codecs, not the reverse",

@@ -8,6 +8,8 @@ import (
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"whipgate/whip/rtc/dtlskeys"
 )
 
 // ClientSRTP decrypts, beneath pion, the SRTP that a PeerConnection
@@ -23,7 +25,7 @@ import (
 // server they measure. A packet it decrypts never reaches pion; RTCP, STUN
 // and DTLS still do.
 type ClientSRTP struct {
-	keys handshakeSecrets
+	keys dtlskeys.Secrets
 
 	mu  sync.Mutex
 	ctx *srtp.Context
@@ -41,12 +43,12 @@ func NewClientSRTP() *ClientSRTP { return &ClientSRTP{} }
 // Configure has se's DTLS log its secrets to c. One API per ClientSRTP:
 // the key log must see one handshake.
 func (c *ClientSRTP) Configure(se *webrtc.SettingEngine) {
-	se.SetDTLSKeyLogWriter(keyLog{&c.keys})
+	se.SetDTLSKeyLogWriter(c.keys.KeyLog())
 }
 
 // Inspect notes the ServerHello in a received datagram, if it carries
 // one; anything else is ignored. Cheap for non-DTLS datagrams.
-func (c *ClientSRTP) Inspect(b []byte) { c.keys.inspect(b) }
+func (c *ClientSRTP) Inspect(b []byte) { c.keys.Inspect(b) }
 
 // DecryptRTP decrypts one SRTP packet in place and returns the RTP packet
 // within b. ErrSRTPKeysUnknown means the handshake has not been seen whole
@@ -66,8 +68,8 @@ func (c *ClientSRTP) DecryptRTP(b []byte) ([]byte, error) {
 
 // context derives the server's sending keys (RFC 5764) from the secrets.
 func (c *ClientSRTP) context() (*srtp.Context, error) {
-	ctx, err := c.keys.srtpContext(false)
-	if errors.Is(err, errSecretsUnseen) {
+	ctx, err := c.keys.Context(false)
+	if errors.Is(err, dtlskeys.ErrUnseen) {
 		return nil, ErrSRTPKeysUnknown
 	}
 	if err != nil {

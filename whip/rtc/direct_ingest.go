@@ -16,6 +16,8 @@ import (
 	"github.com/pion/sdp/v3"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
+
+	"whipgate/whip/rtc/dtlskeys"
 )
 
 // directIngest reads one WHIP publisher's SRTP beneath pion: the shared
@@ -47,7 +49,7 @@ import (
 // pair it prefers while pion, the controlled side, selected the other.
 type directIngest struct {
 	log    *slog.Logger
-	keys   handshakeSecrets
+	keys   dtlskeys.Secrets
 	replay uint // SRTP replay window, as pion's (Config.SRTPReplayWindow)
 
 	ours  atomic.Bool             // the selected pair is on our socket
@@ -226,7 +228,7 @@ func (d *directIngest) readyLocked() bool {
 	if d.ctx != nil {
 		return true
 	}
-	ctx, err := d.keys.srtpContext(false, srtp.SRTPReplayDetectorFactory(ringReplayFactory(d.replay)))
+	ctx, err := d.keys.Context(false, srtp.SRTPReplayDetectorFactory(ringReplayFactory(d.replay)))
 	if err != nil {
 		d.failed = true
 		d.log.Warn("reading the publisher's media through pion", "why", err)

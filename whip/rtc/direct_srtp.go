@@ -1,30 +1,19 @@
 package rtc
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"net/netip"
-	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/pion/dtls/v3"
-	"github.com/pion/dtls/v3/pkg/crypto/prf"
-	"github.com/pion/dtls/v3/pkg/protocol"
-	"github.com/pion/dtls/v3/pkg/protocol/extension"
-	"github.com/pion/dtls/v3/pkg/protocol/handshake"
-	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/whip/rtc/dtlskeys"
 	"whipgate/whip/rtc/srtpgcm"
 	"whipgate/whip/rtc/udp"
 )
@@ -36,15 +25,13 @@ import (
 // packet as the AES-GCM seal itself (docs/benchmarks-history.md, profiles), and a
 // keyframe is sent once per viewer.
 //
-// pion does not export SRTP keys, so directSRTP learns what RFC 5764
-// derives them from as the handshake passes: the client random and master
-// secret from the DTLS key log, and the server random, cipher suite and
-// SRTP profile from the ServerHello — the one we send as DTLS server (a
-// hook), or, as DTLS client, the one the peer sends, read off sockets of
-// the PeerConnection's own (NewClientSender). One API per PeerConnection,
-// so that the hooks see one handshake. On the shared port, which reads for
-// every session, only the first way is open: a WHEP session answers as
-// DTLS server.
+// pion does not export SRTP keys: dtlskeys learns them as the handshake
+// passes, from the DTLS key log and the ServerHello — the one we send as
+// DTLS server (a hook), or, as DTLS client, the one the peer sends, read
+// off sockets of the PeerConnection's own (NewClientSender). One API per
+// PeerConnection, so that the hooks see one handshake. On the shared port,
+// which reads for every session, only the first way is open: a WHEP
+// session answers as DTLS server.
 //
 // It sits innermost in the interceptor chain, so pion's RTCP reports and
 // our NACK responder still see every packet, and every RTP packet of the
@@ -57,7 +44,7 @@ import (
 // dropped and the PeerConnection closed, so the peer connects again.
 type directSRTP struct {
 	log  *slog.Logger
-	keys handshakeSecrets
+	keys dtlskeys.Secrets
 
 	active atomic.Bool
 	route  atomic.Pointer[directRoute] // nil once the path left our sockets
@@ -80,170 +67,17 @@ func newDirectSRTP(log *slog.Logger) *directSRTP {
 	return &directSRTP{log: log}
 }
 
-// handshakeSecrets is what one DTLS handshake shows of the values RFC 5764
-// derives the SRTP keys from; it implements srtp.KeyingMaterialExporter.
-type handshakeSecrets struct {
-	mu           sync.Mutex
-	clientRandom []byte
-	serverRandom []byte
-	master       []byte
-	suite        uint16
-	profile      srtp.ProtectionProfile
-	// client: the ServerHello was the peer's, so we were DTLS client.
-	client bool
-	// conflict: our sockets showed two different ServerHellos of the peer
-	// (a forged one among them): the keys are not to be trusted.
-	conflict bool
-}
-
-// keyLog takes the DTLS key log (SSLKEYLOGFILE format, one line per
-// handshake): "CLIENT_RANDOM <client random> <master secret>".
-type keyLog struct{ s *handshakeSecrets }
-
-func (k keyLog) Write(p []byte) (int, error) {
-	for line := range bytes.Lines(p) {
-		f := strings.Fields(string(line))
-		if len(f) != 3 || f[0] != "CLIENT_RANDOM" {
-			continue
-		}
-		cr, err1 := hex.DecodeString(f[1])
-		ms, err2 := hex.DecodeString(f[2])
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		k.s.mu.Lock()
-		k.s.clientRandom, k.s.master = cr, ms
-		k.s.mu.Unlock()
-	}
-	return len(p), nil
-}
-
-// serverHello notes what our ServerHello says and sends it unchanged (the
-// DTLS server's hook).
-func (s *handshakeSecrets) serverHello(m handshake.MessageServerHello) handshake.Message {
-	s.noteHello(&m, false)
-	return &m
-}
-
-// inspect notes the peer's ServerHello in a datagram our socket received,
-// if it carries one (we are DTLS client); anything else is ignored,
-// cheaply for what is not a DTLS handshake.
-func (s *handshakeSecrets) inspect(b []byte) {
-	// A DTLS 1.2 handshake record in epoch 0 starts 22, 254, 253, 0, 0.
-	if len(b) <= recordlayer.FixedHeaderSize || b[0] != byte(protocol.ContentTypeHandshake) || b[3] != 0 || b[4] != 0 {
-		return
-	}
-	recs, err := recordlayer.UnpackDatagram(b)
-	if err != nil {
-		return
-	}
-	for _, r := range recs {
-		var h recordlayer.Header
-		if h.Unmarshal(r) != nil || h.ContentType != protocol.ContentTypeHandshake || h.Epoch != 0 || h.Size() > len(r) {
-			continue
-		}
-		var hs handshake.Handshake
-		if hs.Unmarshal(r[h.Size():]) != nil { // a fragment or another message
-			continue
-		}
-		if m, ok := hs.Message.(*handshake.MessageServerHello); ok {
-			s.noteHello(m, true)
-		}
-	}
-}
-
-// noteHello keeps what a ServerHello says, ours or (peer) the peer's. A
-// retransmission repeats the peer's hello; a different one means that
-// someone else sent one too, and pion's handshake took at most one of
-// them: the keys stay unknown.
-func (s *handshakeSecrets) noteHello(m *handshake.MessageServerHello, peer bool) {
-	r := m.Random.MarshalFixed()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if peer && s.serverRandom != nil && !bytes.Equal(s.serverRandom, r[:]) {
-		s.conflict = true
-	}
-	s.serverRandom, s.client = r[:], peer
-	if m.CipherSuiteID != nil {
-		s.suite = *m.CipherSuiteID
-	}
-	for _, e := range m.Extensions {
-		if u, ok := e.(*extension.UseSRTP); ok && len(u.ProtectionProfiles) == 1 {
-			s.profile = srtp.ProtectionProfile(u.ProtectionProfiles[0])
-		}
-	}
-}
-
-// ExportKeyingMaterial is RFC 5705's exporter over the captured secrets,
-// as pion's dtls.State computes it (no context).
-func (s *handshakeSecrets) ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(context) != 0 {
-		return nil, errors.New("whip: direct srtp: exporter context unsupported")
-	}
-	if len(s.master) == 0 || len(s.clientRandom) != 32 || len(s.serverRandom) != 32 {
-		return nil, errors.New("whip: direct srtp: handshake secrets not seen")
-	}
-	seed := append(append([]byte(label), s.clientRandom...), s.serverRandom...)
-	return prf.PHash(s.master, seed, length, suiteHash(s.suite))
-}
-
-// errSecretsUnseen: the handshake has not shown all that the keys derive
-// from — not yet, or not to us (the ServerHello hook sees only a hello we
-// send, and a peer's hello is seen only on sockets of a PeerConnection's
-// own).
-var errSecretsUnseen = errors.New("no SRTP profile or handshake secrets seen (not the DTLS server, nor a client on sockets of its own?)")
-
-// srtpContext derives one direction's SRTP context (RFC 5764) from the
-// captured secrets: our sending keys (send) or the peer's, in the DTLS role
-// the ServerHello showed we had.
-func (s *handshakeSecrets) srtpContext(send bool, opts ...srtp.ContextOption) (*srtp.Context, error) {
-	profile, key, salt, err := s.masterKey(send)
-	if err != nil {
-		return nil, err
-	}
-	ctx, err := srtp.CreateContext(key, salt, profile, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("context: %w", err)
-	}
-	return ctx, nil
-}
-
-// masterKey returns the SRTP profile and one direction's master key and
-// salt (RFC 5764 §4.2), as srtpContext.
-func (s *handshakeSecrets) masterKey(send bool) (profile srtp.ProtectionProfile, key, salt []byte, err error) {
-	s.mu.Lock()
-	profile, complete := s.profile, len(s.master) > 0 && len(s.clientRandom) == 32 && len(s.serverRandom) == 32
-	isClient, conflict := s.client, s.conflict
-	s.mu.Unlock()
-	if conflict {
-		return 0, nil, nil, errors.New("two different ServerHellos seen: the keys are unknown")
-	}
-	if profile == 0 || !complete {
-		return 0, nil, nil, errSecretsUnseen
-	}
-	conf := srtp.Config{Profile: profile}
-	if err := conf.ExtractSessionKeysFromDTLS(s, isClient); err != nil {
-		return 0, nil, nil, fmt.Errorf("keys: %w", err)
-	}
-	if send {
-		return profile, conf.Keys.LocalMasterKey, conf.Keys.LocalMasterSalt, nil
-	}
-	return profile, conf.Keys.RemoteMasterKey, conf.Keys.RemoteMasterSalt, nil
-}
-
 // rtpSealer seals one RTP packet from its header and payload into dst
 // (len 0, room for the packet and srtpOverhead), returning the packet.
 type rtpSealer interface {
 	Seal(dst []byte, h *rtp.Header, payload []byte) ([]byte, error)
 }
 
-// sealer returns the sending direction's sealer: srtpgcm's for the AEAD
+// sealerOf returns the sending direction's sealer: srtpgcm's for the AEAD
 // profiles, which encrypts the payload from where it lies (no copy, no
 // header parsed back), and pion's context for AES-CM with HMAC-SHA1.
-func (s *handshakeSecrets) sealer() (rtpSealer, error) {
-	profile, key, salt, err := s.masterKey(true)
+func sealerOf(s *dtlskeys.Secrets) (rtpSealer, error) {
+	profile, key, salt, err := s.MasterKey(true)
 	if err != nil {
 		return nil, err
 	}
@@ -275,15 +109,6 @@ func (p *pionSealer) Seal(dst []byte, h *rtp.Header, payload []byte) ([]byte, er
 	return p.ctx.EncryptRTP(dst, plain, &p.hdr) // in place: dst's capacity has room for the tag
 }
 
-// suiteHash is the PRF hash of a TLS 1.2 cipher suite: SHA-384 for the
-// suites named so, SHA-256 for every other.
-func suiteHash(id uint16) func() hash.Hash {
-	if strings.HasSuffix(dtls.CipherSuiteID(id).String(), "SHA384") {
-		return sha512.New384
-	}
-	return sha256.New
-}
-
 // Activate switches pc's RTP to the direct path, before its first media
 // packet: pc is connected, the handshake showed us its secrets and the
 // selected pair is UDP from one of socks. An error says why not; pion's
@@ -304,7 +129,7 @@ func (d *directSRTP) activate(socks sockets, pc *webrtc.PeerConnection) error {
 	if route == nil {
 		return fmt.Errorf("whip: direct srtp: %s", why)
 	}
-	seal, err := d.keys.sealer()
+	seal, err := sealerOf(&d.keys)
 	if err != nil {
 		return fmt.Errorf("whip: direct srtp: %w", err)
 	}

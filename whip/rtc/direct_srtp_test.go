@@ -1,10 +1,6 @@
 package rtc
 
 import (
-	"bytes"
-	"context"
-	"crypto/tls"
-	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,8 +8,6 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/dtls/v3/pkg/crypto/selfsign"
-	"github.com/pion/srtp/v3"
 	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 
@@ -147,76 +141,4 @@ func TestDirectSRTPRefusesRelayPath(t *testing.T) {
 		t.Fatalf("Activate on a relayed pair: %v; want a refusal naming the relay", err)
 	}
 	requirePionPath(t, d, track, &got)
-}
-
-// The exporter over the captured secrets gives what pion's own DTLS state
-// exports, for every cipher suite pion's DTLS server may pick (the PRF hash
-// differs: SHA-384 for the AES-256-GCM suite) and with or without the
-// extended master secret.
-func TestHandshakeSecretsMatchPionsExporter(t *testing.T) {
-	cert, err := selfsign.GenerateSelfSigned()
-	if err != nil {
-		t.Fatal(err)
-	}
-	suites := map[string]dtls.CipherSuiteID{
-		"AES_128_GCM_SHA256": dtls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
-		"AES_256_GCM_SHA384": dtls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
-		"AES_256_CBC_SHA":    dtls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA,
-		"CHACHA20_POLY1305":  dtls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
-	}
-	for name, suite := range suites {
-		for _, ems := range []dtls.ExtendedMasterSecretType{dtls.RequireExtendedMasterSecret, dtls.DisableExtendedMasterSecret} {
-			t.Run(fmt.Sprintf("%s/ems=%d", name, ems), func(t *testing.T) {
-				var s handshakeSecrets
-				srvConn, cliConn := udpPair(t)
-				srv, err := dtls.Server(srvConn, cliConn.LocalAddr(), &dtls.Config{
-					Certificates: []tls.Certificate{cert}, CipherSuites: []dtls.CipherSuiteID{suite}, ExtendedMasterSecret: ems,
-					SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM},
-					KeyLogWriter:           keyLog{&s}, ServerHelloMessageHook: s.serverHello,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer srv.Close()
-				cli, err := dtls.Client(cliConn, srvConn.LocalAddr(), &dtls.Config{
-					Certificates: []tls.Certificate{cert}, CipherSuites: []dtls.CipherSuiteID{suite}, ExtendedMasterSecret: ems,
-					SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM}, InsecureSkipVerify: true,
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer cli.Close()
-				ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-				defer cancel()
-				var wg sync.WaitGroup
-				var srvErr error
-				wg.Go(func() { srvErr = srv.HandshakeContext(ctx) })
-				if err := cli.HandshakeContext(ctx); err != nil {
-					t.Fatal(err)
-				}
-				wg.Wait()
-				if srvErr != nil {
-					t.Fatal(srvErr)
-				}
-				state, ok := srv.ConnectionState()
-				if !ok {
-					t.Fatal("no connection state")
-				}
-				want, err := state.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := s.ExportKeyingMaterial("EXTRACTOR-dtls_srtp", nil, 60)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Fatalf("exported %x, pion's state exports %x", got, want)
-				}
-				if s.profile != srtp.ProtectionProfileAeadAes128Gcm || s.suite != uint16(suite) {
-					t.Fatalf("saw profile %v suite %#x, want AEAD_AES_128_GCM and %#x", s.profile, s.suite, uint16(suite))
-				}
-			})
-		}
-	}
 }

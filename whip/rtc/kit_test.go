@@ -1,7 +1,6 @@
 package rtc
 
 import (
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -336,20 +335,4 @@ func answerOffer(t testing.TB, offerer, answerer *webrtc.PeerConnection, prepare
 	if err := offerer.SetRemoteDescription(*answerer.LocalDescription()); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// udpPair is two UDP sockets on 127.0.0.1.
-func udpPair(t *testing.T) (a, b net.PacketConn) {
-	t.Helper()
-	a, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		_ = a.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-	return a, b
 }

@@ -61,7 +61,7 @@ func (t *Transport) NewClientSender(conf webrtc.Configuration, api APIOptions, o
 	if !opt.PionSRTP && conf.ICETransportPolicy != webrtc.ICETransportPolicyRelay {
 		d := newDirectSRTP(s.log)
 		socks, mux, err := t.ownSockets(func(b []byte, _ netip.AddrPort) bool {
-			d.keys.inspect(b)
+			d.keys.Inspect(b)
 			return false
 		})
 		if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/pion/transport/v4/packetio"
 	"github.com/pion/webrtc/v4"
 
+	"whipgate/whip/rtc/dtlskeys"
 	"whipgate/whip/rtc/nack"
 	"whipgate/whip/rtc/pionlog"
 )
@@ -248,7 +249,7 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		return nil, errors.New("webrtc: an API sends or receives beneath pion, not both")
 	}
 	reg := &interceptor.Registry{}
-	var keys *handshakeSecrets
+	var keys *dtlskeys.Secrets
 	switch {
 	case opt.direct != nil:
 		reg.Add(directFactory{opt.direct}) // first: innermost, beneath the NACK responder and reports
@@ -334,8 +335,8 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 		if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
 			return nil, fmt.Errorf("webrtc: dtls role: %w", err)
 		}
-		se.SetDTLSKeyLogWriter(keyLog{keys})
-		se.SetDTLSServerHelloMessageHook(keys.serverHello)
+		se.SetDTLSKeyLogWriter(keys.KeyLog())
+		se.SetDTLSServerHelloMessageHook(keys.ServerHello)
 	}
 	se.SetICETimeouts(r.cfg.DisconnectedTimeout, r.cfg.FailedTimeout, 2*time.Second)
 	se.SetSRTPReplayProtectionWindow(uint(r.cfg.SRTPReplayWindow))
