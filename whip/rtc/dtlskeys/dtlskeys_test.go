@@ -111,31 +111,60 @@ func TestSecretsMatchPionsExporter(t *testing.T) {
 // A peer's ServerHello seen twice with different randoms (a forged one
 // among them) leaves the keys unknown; a retransmission does not.
 func TestSecretsRefuseTwoServerHellos(t *testing.T) {
-	hello := func(random byte) []byte {
-		m := &handshake.MessageServerHello{
-			Version:           protocol.Version1_2,
-			CipherSuiteID:     new(uint16),
-			CompressionMethod: &protocol.CompressionMethod{},
-			Extensions:        []extension.Extension{&extension.UseSRTP{ProtectionProfiles: []extension.SRTPProtectionProfile{extension.SRTP_AEAD_AES_128_GCM}}},
-		}
-		*m.CipherSuiteID = 0xc02b
-		m.Random.RandomBytes[0] = random
-		rec := &recordlayer.RecordLayer{Header: recordlayer.Header{Version: protocol.Version1_2}, Content: &handshake.Handshake{Message: m}}
-		b, err := rec.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
 	var k Secrets
 	k.clientRandom, k.master = make([]byte, 32), make([]byte, 48)
-	k.Inspect(hello(1))
-	k.Inspect(hello(1)) // a retransmission
+	k.Inspect(serverHello(t, 1))
+	k.Inspect(serverHello(t, 1)) // a retransmission
 	if _, err := k.Context(true); err != nil {
 		t.Fatalf("one ServerHello, twice: %v", err)
 	}
-	k.Inspect(hello(2))
+	k.Inspect(serverHello(t, 2))
 	if _, err := k.Context(true); err == nil || !strings.Contains(err.Error(), "two different ServerHellos") {
 		t.Fatalf("two ServerHellos: %v; want a refusal", err)
 	}
+}
+
+// serverHello is a DTLS 1.2 record with a peer's ServerHello choosing
+// AEAD_AES_128_GCM, its random starting with random.
+func serverHello(t testing.TB, random byte) []byte {
+	m := &handshake.MessageServerHello{
+		Version:           protocol.Version1_2,
+		CipherSuiteID:     new(uint16),
+		CompressionMethod: &protocol.CompressionMethod{},
+		Extensions:        []extension.Extension{&extension.UseSRTP{ProtectionProfiles: []extension.SRTPProtectionProfile{extension.SRTP_AEAD_AES_128_GCM}}},
+	}
+	*m.CipherSuiteID = 0xc02b
+	m.Random.RandomBytes[0] = random
+	rec := &recordlayer.RecordLayer{Header: recordlayer.Header{Version: protocol.Version1_2}, Content: &handshake.Handshake{Message: m}}
+	b, err := rec.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// FuzzInspect: Inspect reads whatever arrives on a client's own sockets
+// before the handshake is done, from anyone. No datagram may panic it; a
+// datagram seen twice (a retransmission) reads as it did once, so only
+// two different ServerHellos refuse the keys; and a hello it took sets the
+// client role (a peer's hello means we are DTLS client).
+func FuzzInspect(f *testing.F) {
+	hello := serverHello(f, 1)
+	f.Add(hello)
+	f.Add(hello[:len(hello)-3])                                     // cut short
+	f.Add(append(append([]byte{}, hello...), hello...))             // one hello twice in one datagram
+	f.Add(append(append([]byte{}, hello...), serverHello(f, 2)...)) // two different ones
+	f.Add([]byte{22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var once, twice Secrets
+		once.Inspect(b)
+		twice.Inspect(b)
+		twice.Inspect(b)
+		if once.conflict != twice.conflict || !bytes.Equal(once.serverRandom, twice.serverRandom) {
+			t.Fatalf("seen twice: conflict %v, random %x; seen once: %v, %x", twice.conflict, twice.serverRandom, once.conflict, once.serverRandom)
+		}
+		if once.serverRandom != nil && !once.client {
+			t.Fatal("took a peer's hello but not the DTLS client role")
+		}
+	})
 }
