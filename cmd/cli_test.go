@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -96,11 +95,7 @@ func TestServerFlags(t *testing.T) {
 		{[]string{"-no-test-source=false"}, func(c Config) bool { return c.TestSource.On() }},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
-			f := newServerFlags(io.Discard)
-			if err := f.parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			c, err := f.config(configtest.Env(nil))
+			c, err := flagConfig(t, tc.args, configtest.Env(nil))
 			if err != nil {
 				t.Fatal(err)
 			}

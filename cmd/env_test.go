@@ -55,11 +55,7 @@ func TestConfigPrecedence(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newServerFlags(io.Discard)
-			if err := f.parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			c, err := f.config(configtest.Env(tc.env))
+			c, err := flagConfig(t, tc.args, configtest.Env(tc.env))
 			if err != nil {
 				t.Fatal(err)
 			}

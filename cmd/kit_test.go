@@ -92,6 +92,18 @@ func runServer(t testing.TB, args []string, getenv func(string) string) (string,
 	return r.Line(t, "whipgate is running at ", 10*time.Second), &r.Stdout
 }
 
+// flagConfig is the config the server's command line args asks for with
+// the environment getenv, as Run builds it before the defaults; args
+// that do not parse fail the test.
+func flagConfig(t testing.TB, args []string, getenv func(string) string) (Config, error) {
+	t.Helper()
+	f := newServerFlags(io.Discard)
+	if err := f.parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return f.config(getenv)
+}
+
 // waitForEnd is a session's run that only waits to be ended.
 func waitForEnd(ctx context.Context) error {
 	<-ctx.Done()

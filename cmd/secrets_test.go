@@ -2,7 +2,6 @@ package cmd
 
 import (
 	"context"
-	"io"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,11 +38,7 @@ func TestSecretPrecedence(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newServerFlags(io.Discard)
-			if err := f.parse(tc.args); err != nil {
-				t.Fatal(err)
-			}
-			c, err := f.config(configtest.Env(tc.env))
+			c, err := flagConfig(t, tc.args, configtest.Env(tc.env))
 			if err == nil {
 				err = c.ReadSecretFiles() // as Start does
 			}

@@ -55,14 +55,22 @@ func startEgress(t *testing.T, hub *gateway.Hub, tr *rtc.Transport, cfg Config) 
 // /whip with cfg, its URL filled in.
 func egressToTarget(t *testing.T, edit func(*testkit.Target), layers []string, cfg Config) (*Egress, *testkit.Target) {
 	t.Helper()
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, edit)
+	tr, hub, f := egressRig(t, edit)
 	testkit.Synth(t, hub, "cam", layers, false)
 	cfg.URL = f.URL("127.0.0.1", "/whip")
 	e, _ := startEgress(t, hub, tr, cfg)
 	return e, f
+}
+
+// egressRig is what an egress test stands on: a leak check, a
+// transport, a hub and a test target (edit as testkit.NewTarget takes
+// it), made in that order so that their cleanups run in reverse.
+func egressRig(t *testing.T, edit func(*testkit.Target)) (*rtc.Transport, *gateway.Hub, *testkit.Target) {
+	t.Helper()
+	testkit.LeakCheck(t)
+	tr := rtctest.New(t)
+	hub := newTestHub(t)
+	return tr, hub, testkit.NewTarget(t, edit)
 }
 
 func newTestHub(t *testing.T) *gateway.Hub {
@@ -97,10 +105,7 @@ func waitPackets(t *testing.T, f *testkit.Target, keys []string, want int64) {
 }
 
 func TestEgressSessionsModeMediaFlows(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
+	tr, hub, f := egressRig(t, nil)
 	testkit.Synth(t, hub, "cam", []string{"main", "preview"}, true)
 	e, stop := startEgress(t, hub, tr, Config{ID: "sfu", URL: f.URL("127.0.0.1", "/whip/{layer}"), Token: "tok"})
 	waitState(t, e, StateConnected, 10*time.Second)
@@ -165,10 +170,7 @@ func TestEgressSessionsModeMediaFlows(t *testing.T) {
 }
 
 func TestEgressH265MainH264Preview(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
+	tr, hub, f := egressRig(t, nil)
 	testkit.SynthTracks(t, hub, "cam", []gateway.TrackInfo{
 		{Name: "main", Codec: gateway.H265, Fmtp: "level-id=183;profile-id=1;tier-flag=0;tx-mode=SRST"},
 		{Name: "preview", Codec: gateway.H264},
@@ -189,10 +191,7 @@ func TestEgressH265MainH264Preview(t *testing.T) {
 }
 
 func TestEgressForwardsPLIToPublisher(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
+	tr, hub, f := egressRig(t, nil)
 	pub := testkit.SynthTracks(t, hub, "cam", []gateway.TrackInfo{{Name: "main", Codec: gateway.H264}, {Name: "preview", Codec: gateway.H264}})
 	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip"), Mode: ModeSimulcast})
 	waitState(t, e, StateConnected, 10*time.Second)
@@ -337,10 +336,7 @@ func TestEgressStartsWhileTargetDown(t *testing.T) {
 }
 
 func TestEgressWaitsForStream(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
+	tr, hub, f := egressRig(t, nil)
 	e, _ := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip"), Layers: []string{"main"}})
 	testkit.Eventually(t, 3*time.Second, "waiting for the stream", func() bool {
 		st := e.Status()
@@ -450,10 +446,7 @@ func TestEgressPermanentErrorFails(t *testing.T) {
 }
 
 func TestEgressSimulcast(t *testing.T) {
-	testkit.LeakCheck(t)
-	tr := rtctest.New(t)
-	hub := newTestHub(t)
-	f := testkit.NewTarget(t, nil)
+	tr, hub, f := egressRig(t, nil)
 	testkit.Synth(t, hub, "cam", []string{"main", "preview"}, true)
 	e, stop := startEgress(t, hub, tr, Config{URL: f.URL("127.0.0.1", "/whip"), Mode: ModeSimulcast, RIDStyle: RIDStyleSora})
 	waitState(t, e, StateConnected, 10*time.Second)

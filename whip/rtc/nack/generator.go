@@ -49,13 +49,11 @@ const (
 type GeneratorFactory struct {
 	size uint16 // receive window in packets, a power of two
 	log  *slog.Logger
-
-	mu   sync.Mutex
-	byPC map[string]*Generator
+	byPC pcRegistry[*Generator]
 }
 
 func NewGeneratorFactory(size uint16, log *slog.Logger) *GeneratorFactory {
-	return &GeneratorFactory{size: windowSize(size), log: log, byPC: map[string]*Generator{}}
+	return &GeneratorFactory{size: windowSize(size), log: log}
 }
 
 // windowSize rounds a receive window up to a power of two, 64 to 32768.
@@ -69,16 +67,10 @@ func windowSize(size uint16) uint16 {
 
 func (f *GeneratorFactory) NewInterceptor(id string) (interceptor.Interceptor, error) {
 	g := &Generator{factory: f, id: id, size: f.size, streams: map[uint32]*recvLog{}, done: make(chan struct{})}
-	f.mu.Lock()
-	if _, taken := f.byPC[id]; taken {
-		// pion's IDs come from the clock: two PeerConnections made in one
-		// tick share one. Neither is found then (nil), so neither is told
-		// of RTX recoveries — the old behaviour — instead of the wrong one.
-		f.byPC[id] = nil
-	} else {
-		f.byPC[id] = g
-	}
-	f.mu.Unlock()
+	// Two PeerConnections that share an ID are neither found (see
+	// pcRegistry.add), so neither is told of RTX recoveries — the old
+	// behaviour — instead of the wrong one.
+	f.byPC.add(id, g)
 	return g, nil
 }
 
@@ -89,9 +81,7 @@ func (f *GeneratorFactory) For(id string) *Generator {
 	if f == nil {
 		return nil
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.byPC[id]
+	return f.byPC.find(id)
 }
 
 // Generator is one PeerConnection's: a receive log per stream that
@@ -192,12 +182,7 @@ func (g *Generator) Close() error {
 	}
 	g.mu.Unlock()
 	g.wg.Wait()
-	f := g.factory
-	f.mu.Lock()
-	if f.byPC[g.id] == g {
-		delete(f.byPC, g.id)
-	}
-	f.mu.Unlock()
+	g.factory.byPC.remove(g.id, g)
 	return nil
 }
 

@@ -122,10 +122,10 @@ func TestNACKGeneratorAsksOnceForRecoveredPackets(t *testing.T) {
 		if len(w.asked(42)) != n {
 			t.Error("requests went on after Close")
 		}
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if len(f.byPC) != 0 {
-			t.Errorf("the factory still holds %d generators after Close", len(f.byPC))
+		f.byPC.mu.Lock()
+		defer f.byPC.mu.Unlock()
+		if len(f.byPC.m) != 0 {
+			t.Errorf("the factory still holds %d generators after Close", len(f.byPC.m))
 		}
 	})
 }
@@ -229,9 +229,9 @@ func TestNACKGeneratorSharedID(t *testing.T) {
 	f := NewGeneratorFactory(8192, testkit.PionLog(t))
 	a, _ := f.NewInterceptor("PeerConnection-1")
 	b, _ := f.NewInterceptor("PeerConnection-1")
-	f.mu.Lock()
-	got := f.byPC["PeerConnection-1"]
-	f.mu.Unlock()
+	f.byPC.mu.Lock()
+	got := f.byPC.m["PeerConnection-1"]
+	f.byPC.mu.Unlock()
 	if got != nil {
 		t.Errorf("a shared ID finds generator %p", got)
 	}

@@ -87,14 +87,8 @@ type ResponderFactory struct {
 	log      *slog.Logger
 	interval time.Duration
 	budget   int64 // percent
-	reg      *responderRegistry
-}
-
-// responderRegistry is the Responders of a factory and of those made
-// from it, by PeerConnection ID.
-type responderRegistry struct {
-	mu   sync.Mutex
-	byPC map[string]*Responder
+	// reg is the Responders of the factory and of those made from it.
+	reg *pcRegistry[*Responder]
 }
 
 // ResponderOption configures a ResponderFactory.
@@ -126,7 +120,7 @@ func ResendBudget(percent int) ResponderOption {
 // NewResponderFactory keeps size packets per sender (a power of two).
 func NewResponderFactory(size uint16, log *slog.Logger, opts ...ResponderOption) *ResponderFactory {
 	f := &ResponderFactory{size: size, log: log, interval: DefaultResendInterval, budget: DefaultResendBudget,
-		reg: &responderRegistry{byPC: map[string]*Responder{}}}
+		reg: &pcRegistry[*Responder]{}}
 	for _, o := range opts {
 		o(f)
 	}
@@ -146,16 +140,7 @@ func (f *ResponderFactory) NewInterceptor(id string) (interceptor.Interceptor, e
 		return nil, fmt.Errorf("nack: history %d is not a power of two", f.size)
 	}
 	r := &Responder{factory: f, id: id, epoch: time.Now(), streams: map[uint32]*nackStream{}}
-	reg := f.reg
-	reg.mu.Lock()
-	if _, taken := reg.byPC[id]; taken {
-		// Two PeerConnections made in one tick share an ID (see
-		// GeneratorFactory.NewInterceptor): neither is found.
-		reg.byPC[id] = nil
-	} else {
-		reg.byPC[id] = r
-	}
-	reg.mu.Unlock()
+	f.reg.add(id, r) // two PeerConnections that share an ID are neither found
 	return r, nil
 }
 
@@ -167,9 +152,7 @@ func (f *ResponderFactory) For(id string) *Responder {
 	if f == nil {
 		return nil
 	}
-	f.reg.mu.Lock()
-	defer f.reg.mu.Unlock()
-	return f.reg.byPC[id]
+	return f.reg.find(id)
 }
 
 // Responder is one PeerConnection's NACK responder: it keeps each local
@@ -701,11 +684,6 @@ func (r *Responder) Close() error {
 	r.mu.Lock()
 	r.streams = map[uint32]*nackStream{}
 	r.mu.Unlock()
-	reg := r.factory.reg
-	reg.mu.Lock()
-	if reg.byPC[r.id] == r {
-		delete(reg.byPC, r.id)
-	}
-	reg.mu.Unlock()
+	r.factory.reg.remove(r.id, r)
 	return nil
 }

@@ -25,10 +25,7 @@ func connPair(t testing.TB, gso bool) (*Conn, *net.UDPConn) {
 // or udp6).
 func connPairOn(t testing.TB, network string, gso bool) (*Conn, *net.UDPConn) {
 	t.Helper()
-	lo := net.IPv4(127, 0, 0, 1)
-	if network == "udp6" {
-		lo = net.IPv6loopback
-	}
+	lo := loopback(network)
 	s, err := net.ListenUDP(network, &net.UDPAddr{IP: lo})
 	if err != nil {
 		t.Fatalf("%s loopback: %v", network, err)
@@ -46,6 +43,14 @@ func connPairOn(t testing.TB, network string, gso bool) (*Conn, *net.UDPConn) {
 	}
 	c.gso.Store(gso)
 	return c, r
+}
+
+// loopback is network's loopback address (udp4 or udp6).
+func loopback(network string) net.IP {
+	if network == "udp6" {
+		return net.IPv6loopback
+	}
+	return net.IPv4(127, 0, 0, 1)
 }
 
 // drain reads r until it is closed, so its socket never fills; stop

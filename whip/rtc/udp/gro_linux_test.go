@@ -59,10 +59,7 @@ func TestGROSegment(t *testing.T) {
 func TestCoalescedReaderBatches(t *testing.T) {
 	for _, network := range []string{"udp4", "udp6"} {
 		t.Run(network, func(t *testing.T) {
-			ip := net.IPv4(127, 0, 0, 1)
-			if network == "udp6" {
-				ip = net.IPv6loopback
-			}
+			ip := loopback(network)
 			rx, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
 			if err != nil {
 				t.Fatalf("listen %s on loopback: %v", network, err)
