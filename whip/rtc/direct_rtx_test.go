@@ -35,6 +35,7 @@ type repairNet struct {
 	holding int             // how many RTX to hold before sending them all; 0: none
 	flushes int             // bursts sent
 	rtxSeqs map[uint16]bool // the RTX sequence numbers sent, held ones once sent
+	repeats int             // RTX packets sent again, the same packet (see counts)
 }
 
 func (n *repairNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
@@ -67,6 +68,14 @@ func (n *repairNet) counts() (lost, flushes, rtxSent int) {
 	return n.lost, n.flushes, len(n.rtxSeqs)
 }
 
+// repeated returns how many RTX packets went out again: the receiver
+// refuses each as a replay.
+func (n *repairNet) repeated() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.repeats
+}
+
 type repairConn struct {
 	transport.UDPConn
 	n *repairNet
@@ -92,7 +101,11 @@ func (c *repairConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		if n.rtxSeqs == nil {
 			n.rtxSeqs = map[uint16]bool{}
 		}
-		n.rtxSeqs[binary.BigEndian.Uint16(p[2:4])] = true
+		if seq := binary.BigEndian.Uint16(p[2:4]); n.rtxSeqs[seq] {
+			n.repeats++
+		} else {
+			n.rtxSeqs[seq] = true
+		}
 		if n.holding == 0 {
 			break
 		}
@@ -278,15 +291,18 @@ func TestDirectIngestReadsABurstOfRepairs(t *testing.T) {
 	if rep.Recovered < uint64(len(lose)) || rep.NACKed < uint64(len(lose)) || rep.Lost != 0 {
 		t.Fatalf("repair: %d asked for, %d recovered, %d lost; want ≥ %d, ≥ %d, 0", rep.NACKed, rep.Recovered, rep.Lost, len(lose), len(lose))
 	}
-	if st := in.Stats(); st.SRTP != "direct" || st.DirectDropped != 0 || st.DirectUndecryptable != 0 {
-		t.Fatalf("ingest %+v; want every packet read beneath pion", st)
+	// A request repeated before its repair arrived (a loaded machine
+	// delays the held burst) is answered with the same RTX packet again:
+	// each such repeat is a replay, refused beneath pion as pion would.
+	if st, repeats := in.Stats(), rn.repeated(); st.SRTP != "direct" || st.DirectDropped != 0 || st.DirectUndecryptable != uint64(repeats) {
+		t.Fatalf("ingest %+v, %d RTX packets sent again; want every packet read beneath pion, only the repeats refused", st, repeats)
 	}
 	trickle("receiver reports counting the loss before repair on the media SSRC", func() bool {
 		rrMu.Lock()
 		defer rrMu.Unlock()
 		return reports[media].TotalLost >= uint32(len(lose))
 	})
-	t.Logf("%d lost, %d repairs in one burst; %+v", lost, len(lose), rep)
+	t.Logf("%d lost, %d repairs in one burst; %+v; %d RTX sent again", lost, len(lose), rep, rn.repeated())
 
 	if err := in.Close(); err != nil {
 		t.Fatal(err)
