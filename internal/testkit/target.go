@@ -841,6 +841,23 @@ func (c *Counter) Add() { c.n.Add(1) }
 // Get is the count.
 func (c *Counter) Get() int { return int(c.n.Load()) }
 
+// LoopbackUDP is a UDP socket on network's loopback address (udp4:
+// 127.0.0.1, udp6: ::1) on a port of the kernel's choosing, closed when
+// the test ends.
+func LoopbackUDP(t testing.TB, network string) *net.UDPConn {
+	t.Helper()
+	ip := net.IPv4(127, 0, 0, 1)
+	if network == "udp6" {
+		ip = net.IPv6loopback
+	}
+	c, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
+	if err != nil {
+		t.Fatalf("listen %s on loopback: %v", network, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
 // StdNet is the real network, for pion's SettingEngine.SetNet.
 func StdNet(t testing.TB) transport.Net {
 	t.Helper()

@@ -340,16 +340,7 @@ func (c *divertConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // SSRC that decrypts teaches directIngest the address; one that does not
 // decrypt is left to pion and teaches nothing.
 func TestDirectIngestLearnsAnotherAddress(t *testing.T) {
-	side, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer side.Close()
-	forger, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer forger.Close()
+	side, forger := testkit.LoopbackUDP(t, "udp4"), testkit.LoopbackUDP(t, "udp4")
 	dn := &divertNet{Net: testkit.StdNet(t), side: side, divert: map[uint16]bool{}}
 	for s := uint16(1100); s < 1150; s++ {
 		dn.divert[s] = true

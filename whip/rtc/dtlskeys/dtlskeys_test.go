@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -18,23 +17,9 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/handshake"
 	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 	"github.com/pion/srtp/v3"
-)
 
-// udpPair is two UDP sockets on loopback, closed with the test.
-func udpPair(t *testing.T) (a, b net.PacketConn) {
-	t.Helper()
-	a, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err = net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		_ = a.Close()
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
-	return a, b
-}
+	"whipgate/internal/testkit"
+)
 
 // The exporter over the captured secrets gives what pion's own DTLS state
 // exports, for every cipher suite pion's DTLS server may pick (the PRF hash
@@ -55,7 +40,7 @@ func TestSecretsMatchPionsExporter(t *testing.T) {
 		for _, ems := range []dtls.ExtendedMasterSecretType{dtls.RequireExtendedMasterSecret, dtls.DisableExtendedMasterSecret} {
 			t.Run(fmt.Sprintf("%s/ems=%d", name, ems), func(t *testing.T) {
 				var s Secrets
-				srvConn, cliConn := udpPair(t)
+				srvConn, cliConn := testkit.LoopbackUDP(t, "udp4"), testkit.LoopbackUDP(t, "udp4")
 				srv, err := dtls.Server(srvConn, cliConn.LocalAddr(), &dtls.Config{
 					Certificates: []tls.Certificate{cert}, CipherSuites: []dtls.CipherSuiteID{suite}, ExtendedMasterSecret: ems,
 					SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM},

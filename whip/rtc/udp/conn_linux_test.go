@@ -25,32 +25,15 @@ func connPair(t testing.TB, gso bool) (*Conn, *net.UDPConn) {
 // or udp6).
 func connPairOn(t testing.TB, network string, gso bool) (*Conn, *net.UDPConn) {
 	t.Helper()
-	lo := loopback(network)
-	s, err := net.ListenUDP(network, &net.UDPAddr{IP: lo})
-	if err != nil {
-		t.Fatalf("%s loopback: %v", network, err)
-	}
-	r, err := net.ListenUDP(network, &net.UDPAddr{IP: lo})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, r := testkit.LoopbackUDP(t, network), testkit.LoopbackUDP(t, network)
 	_ = r.SetReadBuffer(8 << 20)
 	_ = s.SetWriteBuffer(8 << 20)
-	t.Cleanup(func() { _ = s.Close(); _ = r.Close() })
 	c := New(s, testkit.PionLog(t), nil)
 	if gso && !c.gso.Load() {
 		t.Fatal("this kernel has no UDP GSO (Linux ≥ 4.18 needed); the GSO case cannot run")
 	}
 	c.gso.Store(gso)
 	return c, r
-}
-
-// loopback is network's loopback address (udp4 or udp6).
-func loopback(network string) net.IP {
-	if network == "udp6" {
-		return net.IPv6loopback
-	}
-	return net.IPv4(127, 0, 0, 1)
 }
 
 // drain reads r until it is closed, so its socket never fills; stop
@@ -236,12 +219,7 @@ func TestBatchConnConcurrentSessions(t *testing.T) {
 
 // c0gso is whether this kernel does UDP GSO, so tests use it when it can.
 func c0gso(t testing.TB) bool {
-	s, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	return probeGSO(s)
+	return probeGSO(testkit.LoopbackUDP(t, "udp4"))
 }
 
 // BenchmarkBatchConn is the kernel cost per 1200-byte datagram to a

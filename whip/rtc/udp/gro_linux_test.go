@@ -59,12 +59,7 @@ func TestGROSegment(t *testing.T) {
 func TestCoalescedReaderBatches(t *testing.T) {
 	for _, network := range []string{"udp4", "udp6"} {
 		t.Run(network, func(t *testing.T) {
-			ip := loopback(network)
-			rx, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
-			if err != nil {
-				t.Fatalf("listen %s on loopback: %v", network, err)
-			}
-			defer rx.Close()
+			rx := testkit.LoopbackUDP(t, network)
 			_ = rx.SetReadBuffer(8 << 20)
 			if err := EnableGRO(rx); err != nil {
 				t.Fatalf("UDP_GRO (Linux ≥ 5.0 needed): %v", err)
@@ -73,17 +68,9 @@ func TestCoalescedReaderBatches(t *testing.T) {
 			// Three plain senders and one that sends GSO messages.
 			var senders []*net.UDPConn
 			for range 3 {
-				s, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer s.Close()
-				senders = append(senders, s)
+				senders = append(senders, testkit.LoopbackUDP(t, network))
 			}
-			gsoConn, err := net.ListenUDP(network, &net.UDPAddr{IP: ip})
-			if err != nil {
-				t.Fatal(err)
-			}
+			gsoConn := testkit.LoopbackUDP(t, network)
 			bc := New(gsoConn, testkit.PionLog(t), nil)
 			defer bc.Close()
 			if !bc.gso.Load() {
@@ -161,16 +148,7 @@ func TestCoalescedReaderBatches(t *testing.T) {
 // costs a recvmmsg a datagram or two; none of them may allocate (the
 // socket's RawConn and the bound call are made once).
 func TestCoalescedReaderAllocatesNothing(t *testing.T) {
-	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Close()
+	rx, tx := testkit.LoopbackUDP(t, "udp4"), testkit.LoopbackUDP(t, "udp4")
 	to := rx.LocalAddr().(*net.UDPAddr).AddrPort()
 	r := NewCoalescedReader(0)
 	p := datagram(1, 1200)

@@ -3,12 +3,13 @@ package udp
 import (
 	"bytes"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"whipgate/internal/testkit"
 )
 
 // Buffers larger than the sysctls allow are granted whole with
@@ -17,11 +18,7 @@ import (
 func TestSocketBuffersPastTheSysctls(t *testing.T) {
 	limit := max(procInt(t, "/proc/sys/net/core/rmem_max"), procInt(t, "/proc/sys/net/core/wmem_max"))
 	size := 2*limit + 1<<20
-	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := testkit.LoopbackUDP(t, "udp4")
 	var logs bytes.Buffer
 	SetBuffers(conn, size, slog.New(slog.NewTextHandler(&logs, nil)))
 	rcv, snd := socketBuffer(conn, syscall.SO_RCVBUF), socketBuffer(conn, syscall.SO_SNDBUF)
