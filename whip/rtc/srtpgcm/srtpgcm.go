@@ -105,9 +105,6 @@ func derive(prf cipher.Block, label byte, masterSalt []byte, n int) []byte {
 	return out[:n]
 }
 
-// Overhead is what sealing adds to a packet: the tag.
-func (s *Sealer) Overhead() int { return TagLen }
-
 // Seal appends to dst the SRTP packet of h and payload: the header in the
 // clear (it is the cipher's associated data), the payload encrypted, the
 // tag. dst should have room for h.MarshalSize()+len(payload)+TagLen bytes
