@@ -20,7 +20,9 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
-	"sort"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -180,16 +182,13 @@ func (h *Hub) Stream(name string) (*Stream, bool) {
 // Streams returns a snapshot of every stream, sorted by name.
 func (h *Hub) Streams() []StreamStats {
 	h.mu.Lock()
-	list := make([]*Stream, 0, len(h.streams))
-	for _, s := range h.streams {
-		list = append(list, s)
-	}
+	list := slices.Collect(maps.Values(h.streams))
 	h.mu.Unlock()
 	out := make([]StreamStats, 0, len(list))
 	for _, s := range list {
 		out = append(out, s.Stats())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	slices.SortFunc(out, func(a, b StreamStats) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
@@ -236,10 +235,7 @@ func (h *Hub) Close() {
 		return
 	}
 	h.closed = true
-	list := make([]*Stream, 0, len(h.streams))
-	for _, s := range h.streams {
-		list = append(list, s)
-	}
+	list := slices.Collect(maps.Values(h.streams))
 	h.mu.Unlock()
 	for _, s := range list {
 		s.close()

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
+	"slices"
+	"strings"
 	"sync"
 
 	"whipgate/gateway"
@@ -190,16 +192,13 @@ func (g *Registry) Get(id string) (*Egress, bool) {
 // List returns the status of every egress, by id.
 func (g *Registry) List() []Status {
 	g.mu.Lock()
-	runs := make([]*entry, 0, len(g.m))
-	for _, r := range g.m {
-		runs = append(runs, r)
-	}
+	runs := slices.Collect(maps.Values(g.m))
 	g.mu.Unlock()
 	out := make([]Status, 0, len(runs))
 	for _, r := range runs {
 		out = append(out, r.e.Status())
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.ID, b.ID) })
 	return out
 }
 
@@ -247,7 +246,7 @@ func (g *Registry) Save() error {
 		}
 	}
 	g.mu.Unlock()
-	sort.Slice(list, func(i, j int) bool { return list[i].ID < list[j].ID })
+	slices.SortFunc(list, func(a, b Config) int { return strings.Compare(a.ID, b.ID) })
 	raw, err := json.MarshalIndent(stateFile{Egress: list}, "", "  ")
 	if err != nil {
 		return err

@@ -17,10 +17,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -347,12 +348,9 @@ func (r *Registry) Get(id string) (*Session, bool) {
 // List returns every live session, oldest first.
 func (r *Registry) List() []*Session {
 	r.mu.Lock()
-	out := make([]*Session, 0, len(r.m))
-	for _, s := range r.m {
-		out = append(out, s)
-	}
+	out := slices.Collect(maps.Values(r.m))
 	r.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	slices.SortFunc(out, func(a, b *Session) int { return a.Created.Compare(b.Created) })
 	return out
 }
 
@@ -372,10 +370,7 @@ func (r *Registry) End(id string) bool {
 func (r *Registry) Close() {
 	r.mu.Lock()
 	r.closed = true
-	list := make([]*Session, 0, len(r.m))
-	for _, s := range r.m {
-		list = append(list, s)
-	}
+	list := slices.Collect(maps.Values(r.m))
 	r.mu.Unlock()
 	for _, s := range list {
 		s.cancel(ErrShuttingDown)
