@@ -516,17 +516,15 @@ func (t *ingestTable) take(b []byte, from netip.AddrPort) (bool, auth) {
 	return false, authUnknown
 }
 
-// ingestFactory puts a directIngest innermost in an API's interceptor chain.
-type ingestFactory struct{ d *directIngest }
-
-func (f ingestFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &ingestInterceptor{d: f.d}, nil
-}
-
+// ingestInterceptor puts a directIngest innermost in an API's interceptor
+// chain. It is its own factory, as repairInterceptor is: it keeps nothing
+// per PeerConnection.
 type ingestInterceptor struct {
 	interceptor.NoOp
 	d *directIngest
 }
+
+func (i *ingestInterceptor) NewInterceptor(string) (interceptor.Interceptor, error) { return i, nil }
 
 // BindRemoteStream gives the stream our queue when its SSRC is read our way.
 func (i *ingestInterceptor) BindRemoteStream(info *interceptor.StreamInfo, r interceptor.RTPReader) interceptor.RTPReader {

@@ -197,17 +197,15 @@ const srtpOverhead = 32
 
 var errDirectNoRoute = errors.New("whip: direct srtp: the media path left our UDP sockets")
 
-// directFactory puts a directSRTP innermost in an API's interceptor chain.
-type directFactory struct{ d *directSRTP }
-
-func (f directFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	return &directInterceptor{d: f.d}, nil
-}
-
+// directInterceptor puts a directSRTP innermost in an API's interceptor
+// chain. It is its own factory, as repairInterceptor is: it keeps nothing
+// per PeerConnection.
 type directInterceptor struct {
 	interceptor.NoOp
 	d *directSRTP
 }
+
+func (i *directInterceptor) NewInterceptor(string) (interceptor.Interceptor, error) { return i, nil }
 
 // BindLocalStream sends the stream's packets directly once the directSRTP
 // is active, through pion before.

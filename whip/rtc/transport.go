@@ -252,10 +252,10 @@ func (r *Transport) NewAPI(opt APIOptions) (*webrtc.API, error) {
 	var keys *dtlskeys.Secrets
 	switch {
 	case opt.direct != nil:
-		reg.Add(directFactory{opt.direct}) // first: innermost, beneath the NACK responder and reports
+		reg.Add(&directInterceptor{d: opt.direct}) // first: innermost, beneath the NACK responder and reports
 		keys = &opt.direct.keys
 	case opt.ingest != nil:
-		reg.Add(ingestFactory{opt.ingest}) // first: innermost, beneath reports, TWCC and the NACK generator
+		reg.Add(&ingestInterceptor{d: opt.ingest}) // first: innermost, beneath reports, TWCC and the NACK generator
 		keys = &opt.ingest.keys
 		opt.ingest.replay = uint(r.cfg.SRTPReplayWindow)
 	}
