@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -24,17 +23,10 @@ func (b *bench) startEgress(ctx context.Context, srv, target *server, table *fra
 	if err != nil {
 		return nil, fmt.Errorf("bench: egress request: %w", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.url+"/api/v1/egress", bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("bench: egress request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
+	resp, msg, err := call(ctx, http.MethodPost, srv.url+"/api/v1/egress", "application/json", bytes.NewReader(body), 64<<10)
 	if err != nil {
 		return nil, fmt.Errorf("bench: create egress: %w", err)
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
 	switch {
 	case resp.StatusCode == http.StatusMethodNotAllowed,
 		resp.StatusCode == http.StatusNotFound && !strings.Contains(string(msg), "stream"):

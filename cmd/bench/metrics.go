@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"net/http"
 	"strconv"
@@ -66,24 +65,14 @@ func scrape(ctx context.Context, base string, line func(string)) bool {
 func readLines(ctx context.Context, url string, line func(string)) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
+	resp, body, err := call(ctx, http.MethodGet, url, "", nil, 16<<20)
+	if err != nil || resp.StatusCode != http.StatusOK {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
+	for l := range strings.Lines(string(body)) {
+		line(strings.TrimRight(l, "\r\n"))
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
-	}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line(sc.Text())
-	}
-	return sc.Err() == nil
+	return true
 }
 
 // streamSample parses one line of the text exposition format: a sample

@@ -173,18 +173,11 @@ func signal(ctx context.Context, pc *webrtc.PeerConnection, url string) (resourc
 	case <-ctx.Done():
 		return "", time.Time{}, ctx.Err()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(pc.LocalDescription().SDP))
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	req.Header.Set("Content-Type", "application/sdp")
 	posted = time.Now()
-	resp, err := http.DefaultClient.Do(req)
+	resp, body, err := call(ctx, http.MethodPost, url, "application/sdp", strings.NewReader(pc.LocalDescription().SDP), 1<<20)
 	if err != nil {
-		return "", posted, fmt.Errorf("POST %s: %w", url, err)
+		return "", posted, err
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusCreated {
 		return "", posted, fmt.Errorf("POST %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
 	}
@@ -206,15 +199,10 @@ func hangUp(ctx context.Context, resource string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, resource, nil)
+	resp, _, err := call(ctx, http.MethodDelete, resource, "", nil, 64<<10)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("DELETE %s: %w", resource, err)
-	}
-	resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("DELETE %s: %s", resource, resp.Status)
 	}

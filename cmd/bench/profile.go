@@ -52,16 +52,7 @@ func cpuProfile(ctx context.Context, base string, seconds int) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(seconds)*time.Second+30*time.Second)
 	defer cancel()
 	url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", base, seconds)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, fmt.Errorf("bench: cpu profile: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("bench: cpu profile: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	resp, body, err := call(ctx, http.MethodGet, url, "", nil, 64<<20)
 	if err != nil {
 		return nil, fmt.Errorf("bench: cpu profile: %w", err)
 	}

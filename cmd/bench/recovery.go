@@ -270,19 +270,15 @@ func egressStatus(ctx context.Context, base, id string) (egressState, error) {
 	var st egressState
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/egress/"+id, nil)
-	if err != nil {
-		return st, err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	url := base + "/api/v1/egress/" + id
+	resp, body, err := call(ctx, http.MethodGet, url, "", nil, 1<<20)
 	if err != nil {
 		return st, fmt.Errorf("bench: egress state: %w", err)
 	}
-	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return st, fmt.Errorf("bench: egress state: GET %s: %s", req.URL, resp.Status)
+		return st, fmt.Errorf("bench: egress state: GET %s: %s", url, resp.Status)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+	if err := json.Unmarshal(body, &st); err != nil {
 		return st, fmt.Errorf("bench: egress state: %w", err)
 	}
 	return st, nil
