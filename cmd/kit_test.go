@@ -59,6 +59,14 @@ func startApp(t testing.TB, mutate func(*Config)) *App {
 // returns the status and the body.
 func request(t testing.TB, method, url, token, body string) (int, string) {
 	t.Helper()
+	resp, b := requestResp(t, method, url, token, body)
+	return resp.StatusCode, b
+}
+
+// requestResp is request for a test that looks at the answer's headers
+// too; the body is read and closed.
+func requestResp(t testing.TB, method, url, token, body string) (*http.Response, string) {
+	t.Helper()
 	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +86,7 @@ func request(t testing.TB, method, url, token, body string) (int, string) {
 	if err != nil {
 		t.Fatalf("%s %s: read body: %v", method, url, err)
 	}
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
 
 // runServer calls Run on a goroutine, as main does, and returns the URL

@@ -69,24 +69,11 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 
 	app := startApp(t, func(c *Config) { c.APIToken = "tok" })
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, app.URL()+"/api/v1/openapi.json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer tok")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := requestResp(t, http.MethodGet, app.URL()+"/api/v1/openapi.json", "tok", "")
 	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "application/json" {
 		t.Fatalf("got %d %s, want 200 application/json", resp.StatusCode, ct)
 	}
-	served, err := apidoc.Load(t.Context(), body)
+	served, err := apidoc.Load(t.Context(), []byte(body))
 	if err != nil {
 		t.Fatalf("the served document: %v", err)
 	}

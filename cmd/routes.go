@@ -1,10 +1,13 @@
 package cmd
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -18,6 +21,28 @@ import (
 
 //go:embed web
 var webFS embed.FS
+
+//go:embed pages
+var pagesFS embed.FS
+
+// pages are the three HTML pages, rendered once from pages/: each is a
+// template that takes the head, header and scripts from layout.html.
+var pages = func() map[string][]byte {
+	t := template.Must(template.ParseFS(pagesFS, "pages/*.html"))
+	out := map[string][]byte{}
+	for _, p := range []struct{ Name, Title, Script string }{
+		{"index", "whipgate", "dashboard.js"},
+		{"play", "whipgate player", "play.js"},
+		{"publish", "whipgate publish", "publish.js"},
+	} {
+		var b bytes.Buffer
+		if err := t.ExecuteTemplate(&b, p.Name+".html", p); err != nil {
+			panic(fmt.Sprintf("cmd: render page %s: %v", p.Name, err)) // a broken embedded template
+		}
+		out[p.Name] = b.Bytes()
+	}
+	return out
+}()
 
 // routes is every HTTP route in one place. The WHIP/WHEP paths are
 // operators' bookmarks and player settings: keep them stable.
@@ -59,13 +84,17 @@ func (a *App) routes() http.Handler {
 	page := func(name string) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Cache-Control", "no-cache")
-			http.ServeFileFS(w, r, static, name)
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			_, _ = w.Write(pages[name])
 		}
 	}
-	r.Get("/", page("index.html"))
-	r.Get("/play/{stream}", page("play.html"))
-	r.Get("/publish/{stream}", page("publish.html"))
-	r.Get("/favicon.ico", page("favicon.svg"))
+	r.Get("/", page("index"))
+	r.Get("/play/{stream}", page("play"))
+	r.Get("/publish/{stream}", page("publish"))
+	r.Get("/favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, static, "favicon.svg")
+	})
 	r.Get("/static/*", http.StripPrefix("/static/", http.FileServerFS(static)).ServeHTTP)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Errorf(http.StatusNotFound, "no route for %s %s", r.Method, r.URL.Path))
