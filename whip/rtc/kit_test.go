@@ -222,7 +222,7 @@ func connectDirect(t *testing.T, set func(*webrtc.SettingEngine)) (d *directSRTP
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln = &lossyNet{Net: testkit.StdNet(t)}
+	ln = newLossyNet(t, 0)
 	v = connectViewerWith(t, api, testkit.PionAPIWith(t, ln, set))
 	enc := v.sender.GetParameters().Encodings
 	if len(enc) == 0 {
