@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/internal/testkit"
@@ -76,12 +75,8 @@ func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	pc, track := directSender(t, api, webrtc.Configuration{})
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var roleErr error
-	viewerAPI := testkit.PionAPIWith(t, base, func(se *webrtc.SettingEngine) { roleErr = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) })
+	viewerAPI := testkit.PionAPIWith(t, testkit.StdNet(t), func(se *webrtc.SettingEngine) { roleErr = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) })
 	if roleErr != nil {
 		t.Fatal(roleErr)
 	}
@@ -116,14 +111,7 @@ func TestDirectSRTPRefusesRelayPath(t *testing.T) {
 	}
 	link, _, _ := testkit.TURN(t)
 	pc, track := directSender(t, api, webrtc.Configuration{ICEServers: testkit.TURNICEServers(link), ICETransportPolicy: webrtc.ICETransportPolicyRelay})
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer, err := testkit.PionAPI(t, base).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	viewer := testkit.LoopbackPeer(t)
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	defer wg.Wait()
