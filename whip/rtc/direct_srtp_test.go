@@ -70,10 +70,7 @@ func TestDirectSRTPFollowsICERestart(t *testing.T) {
 func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 	rtc := newTestTransport(t)
 	d := newDirectSRTP(testkit.Log(t))
-	api, err := rtc.NewAPI(APIOptions{direct: d})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{direct: d})
 	pc, track := directSender(t, api, webrtc.Configuration{})
 	var roleErr error
 	viewerAPI := testkit.PionAPIWith(t, testkit.StdNet(t), func(se *webrtc.SettingEngine) { roleErr = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) })
@@ -105,10 +102,7 @@ func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 func TestDirectSRTPRefusesRelayPath(t *testing.T) {
 	rtc := newTestTransport(t)
 	d := newDirectSRTP(testkit.Log(t))
-	api, err := rtc.NewAPI(APIOptions{direct: d, RelayOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{direct: d, RelayOnly: true})
 	link, _, _ := testkit.TURN(t)
 	pc, track := directSender(t, api, webrtc.Configuration{ICEServers: testkit.TURNICEServers(link), ICETransportPolicy: webrtc.ICETransportPolicyRelay})
 	viewer := testkit.LoopbackPeer(t)
@@ -124,7 +118,7 @@ func TestDirectSRTPRefusesRelayPath(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "connected over the relay", func() bool {
 		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
 	})
-	err = d.activate(rtc.conns, pc)
+	err := d.activate(rtc.conns, pc)
 	if err == nil || !strings.Contains(err.Error(), "relay") {
 		t.Fatalf("Activate on a relayed pair: %v; want a refusal naming the relay", err)
 	}

@@ -41,6 +41,16 @@ func newTestTransportWith(t testing.TB, set func(*Config)) *Transport {
 	return tr
 }
 
+// newTestAPI is tr's API with opt, failing the test if NewAPI refuses it.
+func newTestAPI(t testing.TB, tr *Transport, opt APIOptions) *webrtc.API {
+	t.Helper()
+	api, err := tr.NewAPI(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
 // viewer is a WHEP-style pair on loopback: a sendonly server PC on the
 // shared port of rtc and a plain pion viewer receiving its video.
 type viewer struct {
@@ -218,10 +228,7 @@ func connectDirect(t *testing.T, set func(*webrtc.SettingEngine)) (d *directSRTP
 	t.Helper()
 	rtc := newTestTransport(t)
 	d = newDirectSRTP(testkit.Log(t))
-	api, err := rtc.NewAPI(APIOptions{direct: d})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{direct: d})
 	ln = newLossyNet(t, 0)
 	v = connectViewerWith(t, api, testkit.PionAPIWith(t, ln, set))
 	enc := v.sender.GetParameters().Encodings

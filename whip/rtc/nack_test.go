@@ -196,10 +196,7 @@ func recoversLoss(t *testing.T, responder string, rtx bool) {
 	if responder == "direct" {
 		direct = newDirectSRTP(testkit.Log(t))
 	}
-	api, err := rtc.NewAPI(APIOptions{PionNACK: responder == "pion", direct: direct})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{PionNACK: responder == "pion", direct: direct})
 	v, ln := connectLossyViewer(t, api, 50, rtx)
 	if direct != nil {
 		if err := direct.activate(rtc.conns, v.pc); err != nil {
@@ -255,10 +252,7 @@ func BenchmarkNACKHistoryMemory(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				rtc := newTestTransport(b)
-				api, err := rtc.NewAPI(APIOptions{PionNACK: pion, NACKHistory: 4096})
-				if err != nil {
-					b.Fatal(err)
-				}
+				api := newTestAPI(b, rtc, APIOptions{PionNACK: pion, NACKHistory: 4096})
 				payloads := make([][]byte, packets)
 				for i := range payloads {
 					payloads[i] = make([]byte, 1200)
@@ -310,10 +304,7 @@ func BenchmarkNACKPeerSend(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			rtc := newTestTransport(b)
-			api, err := rtc.NewAPI(APIOptions{PionNACK: pion})
-			if err != nil {
-				b.Fatal(err)
-			}
+			api := newTestAPI(b, rtc, APIOptions{PionNACK: pion})
 			v := connectViewer(b, api, nil)
 			pkt := rtp.Packet{Payload: make([]byte, 1200)}
 			pkt.Payload[0] = 0x41
@@ -345,10 +336,7 @@ func TestResendBudgetFromConfig(t *testing.T) {
 	}{{1, 10, true}, {1000, 50, false}} {
 		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
 			tr := newTestTransportWith(t, func(c *Config) { c.NACKResendBudget = tc.budget })
-			api, err := tr.NewAPI(APIOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			api := newTestAPI(t, tr, APIOptions{})
 			v, _ := connectLossyViewer(t, api, tc.period, true)
 			batch := newPeerBatch(tr.conns, v.pc)
 			defer batch.close()

@@ -13,10 +13,7 @@ import (
 // NewAPI; pion's default receive MTU dropped it as a "short buffer".
 func TestLongRTCPReachesTheSender(t *testing.T) {
 	rtc := newTestTransport(t)
-	api, err := rtc.NewAPI(APIOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{})
 	n, err := stdnet.NewNet()
 	if err != nil {
 		t.Fatal(err)
