@@ -18,11 +18,10 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"whipgate/gateway"
+	"whipgate/internal/testkit"
 )
 
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
+func testLog(t testing.TB) *slog.Logger { return testkit.LogAt(t, slog.LevelDebug) }
 
 // requireTool fails the test when a tool it drives is missing.
 func requireTool(t testing.TB, name string) string {
