@@ -23,6 +23,14 @@ import (
 
 func testLog(t testing.TB) *slog.Logger { return testkit.LogAt(t, slog.LevelDebug) }
 
+// newTestHub is a hub on the zero Config logging into log, closed when
+// the test ends.
+func newTestHub(t testing.TB, log *slog.Logger) *gateway.Hub {
+	hub := gateway.NewHub(gateway.Config{}, log)
+	t.Cleanup(hub.Close)
+	return hub
+}
+
 // requireTool fails the test when a tool it drives is missing.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
