@@ -8,7 +8,6 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v4"
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/gateway"
@@ -70,10 +69,7 @@ type viewer struct {
 func connectViewer(t testing.TB, api *webrtc.API, n transport.Net) *viewer {
 	t.Helper()
 	if n == nil {
-		var err error
-		if n, err = stdnet.NewNet(); err != nil {
-			t.Fatal(err)
-		}
+		n = testkit.StdNet(t)
 	}
 	return connectViewerWith(t, api, testkit.PionAPI(t, n))
 }

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/transport/v4/stdnet"
 )
 
 // A compound RTCP datagram longer than 1500 bytes (at 8K rates: an
@@ -14,11 +13,7 @@ import (
 func TestLongRTCPReachesTheSender(t *testing.T) {
 	rtc := newTestTransport(t)
 	api := newTestAPI(t, rtc, APIOptions{})
-	n, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := connectViewer(t, api, n)
+	v := connectViewer(t, api, nil)
 	ssrc := uint32(v.sender.GetParameters().Encodings[0].SSRC)
 
 	var compound []rtcp.Packet
