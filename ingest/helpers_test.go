@@ -18,10 +18,17 @@ import (
 	"github.com/pion/rtp/codecs"
 
 	"whipgate/gateway"
+	"whipgate/internal/testkit"
 )
 
-func testLog(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+func testLog(t testing.TB) *slog.Logger { return testkit.LogAt(t, slog.LevelDebug) }
+
+// newTestHub is a hub on the zero Config logging into log, closed when
+// the test ends.
+func newTestHub(t testing.TB, log *slog.Logger) *gateway.Hub {
+	hub := gateway.NewHub(gateway.Config{}, log)
+	t.Cleanup(hub.Close)
+	return hub
 }
 
 // requireTool fails the test when a tool it drives is missing.

@@ -11,8 +11,7 @@ import (
 // Stream and layer names are checked when a source is configured, not
 // when its first Publish fails.
 func TestSourceNames(t *testing.T) {
-	hub := gateway.NewHub(gateway.Config{}, testLog(t))
-	defer hub.Close()
+	hub := newTestHub(t, testLog(t))
 	supervisor := func(layer string) *hwaccel.Supervisor {
 		t.Helper()
 		sup, err := hwaccel.NewSupervisor(hwaccel.Config{Layers: []hwaccel.LayerConfig{{Name: layer}}}, testLog(t))

@@ -57,8 +57,7 @@ func TestPipeIngestFFmpeg(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			hub := gateway.NewHub(gateway.Config{}, log)
-			defer hub.Close()
+			hub := newTestHub(t, log)
 			pub, sub := publishOne(t, hub, pr.Config())
 
 			cmd := exec.CommandContext(t.Context(), "ffmpeg", ffmpegArgs(tc.codec...)...)
@@ -162,8 +161,7 @@ func TestPipeIngestRestoresParameterSets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := gateway.NewHub(gateway.Config{}, log)
-	defer hub.Close()
+	hub := newTestHub(t, log)
 	pub, early := publishOne(t, hub, pr.Config())
 	if err := pr.Ingest(t.Context(), iotest.OneByteReader(bytes.NewReader(stripped)), pub, 0); err != nil {
 		t.Fatalf("Ingest: %v", err)

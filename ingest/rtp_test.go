@@ -24,8 +24,7 @@ import (
 func TestRTPIngestFFmpegRestart(t *testing.T) {
 	requireTool(t, "ffmpeg")
 	log := testLog(t)
-	hub := gateway.NewHub(gateway.Config{}, log)
-	defer hub.Close()
+	hub := newTestHub(t, log)
 	var frames sync.Map
 	src, err := NewRTPSource(RTPSourceConfig{Stream: "cam", Layers: []RTPConfig{{
 		Layer: "preview", Codec: gateway.H264,
@@ -109,8 +108,7 @@ func TestRTPIngestGStreamerPLI(t *testing.T) {
 	requireTool(t, "gst-launch-1.0")
 	requireTool(t, "ffmpeg")
 	log := testLog(t)
-	hub := gateway.NewHub(gateway.Config{}, log)
-	defer hub.Close()
+	hub := newTestHub(t, log)
 	rtcpPort := freeUDPPort(t)
 	src, err := NewRTPSource(RTPSourceConfig{Stream: "gst", Layers: []RTPConfig{{
 		Layer: "preview", Codec: gateway.H264, RTCPPort: rtcpPort, ReportInterval: 200 * time.Millisecond,

@@ -15,8 +15,7 @@ import (
 func TestTestSourceDecodes(t *testing.T) {
 	requireTool(t, "ffmpeg")
 	log := testLog(t)
-	hub := gateway.NewHub(gateway.Config{}, log)
-	defer hub.Close()
+	hub := newTestHub(t, log)
 	var mainFrames, previewFrames atomic.Int64
 	src, err := NewTestSource(TestSourceConfig{
 		Stream:  "box",
@@ -104,8 +103,7 @@ func TestTestSourceDecodes(t *testing.T) {
 // Another publisher taking the stream over ends Run with ErrReplaced.
 func TestTestSourceReplaced(t *testing.T) {
 	log := testLog(t)
-	hub := gateway.NewHub(gateway.Config{}, log)
-	defer hub.Close()
+	hub := newTestHub(t, log)
 	src, err := NewTestSource(TestSourceConfig{Main: TestLayerConfig{Width: 320, Height: 180}}, hub, log)
 	if err != nil {
 		t.Fatal(err)

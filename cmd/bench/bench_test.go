@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/internal/testkit"
@@ -299,15 +298,7 @@ func TestHelpIsNotAnError(t *testing.T) {
 // POST's URL, so the DELETE at the end reaches the session.
 func TestSignalResolvesRelativeLocation(t *testing.T) {
 	f := testkit.NewTarget(t, nil)
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := testkit.PionAPI(t, base).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
+	pc := testkit.LoopbackPeer(t)
 	track, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000}, "video", "bench")
 	if err != nil {
 		t.Fatal(err)

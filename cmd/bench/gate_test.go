@@ -9,8 +9,9 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/pion/transport/v4/stdnet"
 	"golang.org/x/sys/unix"
+
+	"whipgate/internal/testkit"
 )
 
 // TestGateHoldsReadsUntilTheViewerCatchesUp sends a burst bigger than the
@@ -77,10 +78,7 @@ func TestGateHoldsReadsUntilTheViewerCatchesUp(t *testing.T) {
 // viewer socket with GRO on arrives whole and leaves as three datagrams,
 // each with its own bytes, its sender and the message's kernel time.
 func TestGatedConnSplitsGSOMessages(t *testing.T) {
-	std, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
+	std := testkit.StdNet(t)
 	wire := newWireClock(h264PayloadType)
 	g := newGate()
 	n := bigBufferNet{Net: std, size: 1 << 20, gate: g, wire: wire, gro: true}

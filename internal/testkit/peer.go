@@ -19,6 +19,18 @@ func IdlePeer(t testing.TB) *webrtc.PeerConnection {
 	return pc
 }
 
+// LoopbackPeer is a PeerConnection of PionAPI on the real network, closed
+// when the test ends.
+func LoopbackPeer(t testing.TB) *webrtc.PeerConnection {
+	t.Helper()
+	pc, err := PionAPI(t, StdNet(t)).NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	return pc
+}
+
 // GatheredOffer sets a new offer on pc and returns it with every
 // candidate; a peer that has not gathered within 10 s fails the test.
 func GatheredOffer(t testing.TB, pc *webrtc.PeerConnection) string {

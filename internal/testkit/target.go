@@ -1,10 +1,10 @@
 // Package testkit is the test kit of whipgate's WebRTC layers (whip/...,
 // whep): a fake WHIP target with real pion peers and the quirks of real
-// servers, pion APIs for test peers on loopback, an idle peer for the
-// session registry (whose tests in cmd use it too), gathered offers for
-// the requests of cmd's and integration's tests, a synthetic publisher
-// into the hub, logs to a test's output, a goroutine leak check and a
-// poller.
+// servers, pion APIs for test peers on loopback (behind a lossy path if
+// need be), an idle peer for the session registry (whose tests in cmd use
+// it too), gathered offers for the requests of cmd's and integration's
+// tests, a synthetic publisher into the hub, logs to a test's output, a
+// goroutine leak check and a poller.
 //
 // Only tests import it. It imports the hub (gateway) and the leaf packages
 // of whip/ (sdpfrag, pionlog), never the transport, so that the
@@ -292,7 +292,7 @@ func NewTargetAt(t testing.TB, addr string, configure func(*Target)) *Target {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hole := &holeNet{Net: base}
+	hole := newHoleNet(base)
 	f := &Target{t: t, net: hole, log: Log(t).With("fake", "target"), ETag: "strong", sessions: map[string]*TargetSession{}}
 	if configure != nil {
 		configure(f)
@@ -617,78 +617,25 @@ func (f *Target) patch(w http.ResponseWriter, r *http.Request, id string) {
 // both directions, as a broken path would; HTTP is unaffected.
 func (f *Target) Blackhole(on bool) { f.net.hole.Store(on) }
 
-// holeNet wraps the real network so a test can cut the target's UDP, or
-// lose some of what it receives.
+// holeNet is the real network with a switch to cut the target's UDP, and
+// a loss of some of what it receives.
 type holeNet struct {
 	transport.Net
 	hole atomic.Bool
 	drop func([]byte) bool
 }
 
-func (n *holeNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	return &holeConn{UDPConn: c, n: n}, nil
-}
-
-type holeConn struct {
-	transport.UDPConn
-	n *holeNet
+func newHoleNet(base transport.Net) *holeNet {
+	n := &holeNet{}
+	n.Net = WrapNet(base, func(c transport.UDPConn) transport.UDPConn {
+		return &FilterConn{UDPConn: c, DropRead: n.lost, DropWrite: func([]byte) bool { return n.hole.Load() }}
+	})
+	return n
 }
 
 // lost says whether a datagram read is lost on the way.
-func (c *holeConn) lost(d []byte) bool {
-	return c.n.hole.Load() || c.n.drop != nil && c.n.drop(d)
-}
-
-func (c *holeConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, a, err := c.UDPConn.ReadFrom(p)
-		if err != nil || !c.lost(p[:n]) {
-			return n, a, err
-		}
-	}
-}
-
-func (c *holeConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
-	for {
-		n, a, err := c.UDPConn.ReadFromUDP(p)
-		if err != nil || !c.lost(p[:n]) {
-			return n, a, err
-		}
-	}
-}
-
-func (c *holeConn) Read(p []byte) (int, error) {
-	for {
-		n, err := c.UDPConn.Read(p)
-		if err != nil || !c.lost(p[:n]) {
-			return n, err
-		}
-	}
-}
-
-func (c *holeConn) WriteTo(p []byte, a net.Addr) (int, error) {
-	if c.n.hole.Load() {
-		return len(p), nil
-	}
-	return c.UDPConn.WriteTo(p, a)
-}
-
-func (c *holeConn) WriteToUDP(p []byte, a *net.UDPAddr) (int, error) {
-	if c.n.hole.Load() {
-		return len(p), nil
-	}
-	return c.UDPConn.WriteToUDP(p, a)
-}
-
-func (c *holeConn) Write(p []byte) (int, error) {
-	if c.n.hole.Load() {
-		return len(p), nil
-	}
-	return c.UDPConn.Write(p)
+func (n *holeNet) lost(d []byte) bool {
+	return n.hole.Load() || n.drop != nil && n.drop(d)
 }
 
 // Synth publishes a synthetic H.264 stream into a hub: per layer 30
@@ -866,4 +813,84 @@ func StdNet(t testing.TB) transport.Net {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// WrapNet is base with every UDP socket it opens replaced by what wrap
+// makes of it: a test's path in front of a peer.
+func WrapNet(base transport.Net, wrap func(transport.UDPConn) transport.UDPConn) transport.Net {
+	return &wrapNet{Net: base, wrap: wrap}
+}
+
+type wrapNet struct {
+	transport.Net
+	wrap func(transport.UDPConn) transport.UDPConn
+}
+
+func (n *wrapNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := n.Net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	return n.wrap(c), nil
+}
+
+// FilterConn is a UDP socket behind a lossy path: a datagram read that
+// DropRead returns true for is lost, and the read waits for the next; one
+// written that DropWrite returns true for is lost as if sent. Either may
+// be nil. ReadMsgUDP and WriteMsgUDP pass everything.
+type FilterConn struct {
+	transport.UDPConn
+	DropRead, DropWrite func([]byte) bool
+}
+
+func (c *FilterConn) lostRead(p []byte) bool { return c.DropRead != nil && c.DropRead(p) }
+
+func (c *FilterConn) lostWrite(p []byte) bool { return c.DropWrite != nil && c.DropWrite(p) }
+
+func (c *FilterConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFrom(p)
+		if err != nil || !c.lostRead(p[:n]) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *FilterConn) ReadFromUDP(p []byte) (int, *net.UDPAddr, error) {
+	for {
+		n, a, err := c.UDPConn.ReadFromUDP(p)
+		if err != nil || !c.lostRead(p[:n]) {
+			return n, a, err
+		}
+	}
+}
+
+func (c *FilterConn) Read(p []byte) (int, error) {
+	for {
+		n, err := c.UDPConn.Read(p)
+		if err != nil || !c.lostRead(p[:n]) {
+			return n, err
+		}
+	}
+}
+
+func (c *FilterConn) WriteTo(p []byte, a net.Addr) (int, error) {
+	if c.lostWrite(p) {
+		return len(p), nil
+	}
+	return c.UDPConn.WriteTo(p, a)
+}
+
+func (c *FilterConn) WriteToUDP(p []byte, a *net.UDPAddr) (int, error) {
+	if c.lostWrite(p) {
+		return len(p), nil
+	}
+	return c.UDPConn.WriteToUDP(p, a)
+}
+
+func (c *FilterConn) Write(p []byte) (int, error) {
+	if c.lostWrite(p) {
+		return len(p), nil
+	}
+	return c.UDPConn.Write(p)
 }

@@ -24,10 +24,7 @@ import (
 // mode 0, which cannot carry the layer's fragmented packets.
 func TestOneCodecTrackSendsWhatItAnswers(t *testing.T) {
 	testkit.LeakCheck(t)
-	api, err := newTestTransport(t).NewAPI(APIOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, newTestTransport(t), APIOptions{})
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		t.Fatal(err)

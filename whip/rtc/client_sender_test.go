@@ -28,7 +28,7 @@ func TestClientSenderSealsInEitherDTLSRole(t *testing.T) {
 			if s.direct == nil || len(s.socks) == 0 {
 				t.Fatal("no sockets of its own")
 			}
-			ln := &lossyNet{Net: testkit.StdNet(t)} // counts; drops nothing
+			ln := newLossyNet(t, 0) // counts; drops nothing
 			var roleErr error
 			v := connectPeers(t, s.pc, testkit.PionAPIWith(t, ln, func(se *webrtc.SettingEngine) {
 				roleErr = se.SetAnsweringDTLSRole(peerRole)

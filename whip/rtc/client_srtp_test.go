@@ -97,10 +97,7 @@ func TestClientSRTPDecryptsBeneathPion(t *testing.T) {
 				// directSRTP makes the server answer as DTLS server, as
 				// whipgate's WHEP does; not activated, pion's path sends.
 				d := newDirectSRTP(testkit.Log(t))
-				api, err := rtc.NewAPI(APIOptions{direct: d})
-				if err != nil {
-					t.Fatal(err)
-				}
+				api := newTestAPI(t, rtc, APIOptions{direct: d})
 				c, tap := newClientTap(t)
 				v := connectViewerWith(t, api, testkit.PionAPIWith(t, tap, func(se *webrtc.SettingEngine) {
 					se.SetSRTPProtectionProfiles(p)
@@ -136,10 +133,7 @@ func TestClientSRTPDecryptsBeneathPion(t *testing.T) {
 func TestClientSRTPLeavesPacketsAsDTLSServer(t *testing.T) {
 	const first, n = 100, 200
 	rtc := newTestTransport(t)
-	api, err := rtc.NewAPI(APIOptions{}) // pion's answering default: DTLS client
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{}) // pion's answering default: DTLS client
 	c, tap := newClientTap(t)
 	v := connectViewerWith(t, api, testkit.PionAPIWith(t, tap, c.cs.Configure))
 	sendAllTapped(t, rtc, v, first, n)

@@ -314,14 +314,6 @@ type divertNet struct {
 	sent   atomic.Int64
 }
 
-func (n *divertNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	return &divertConn{UDPConn: c, n: n}, nil
-}
-
 type divertConn struct {
 	transport.UDPConn
 	n *divertNet
@@ -341,7 +333,10 @@ func (c *divertConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // decrypt is left to pion and teaches nothing.
 func TestDirectIngestLearnsAnotherAddress(t *testing.T) {
 	side, forger := testkit.LoopbackUDP(t, "udp4"), testkit.LoopbackUDP(t, "udp4")
-	dn := &divertNet{Net: testkit.StdNet(t), side: side, divert: map[uint16]bool{}}
+	dn := &divertNet{side: side, divert: map[uint16]bool{}}
+	dn.Net = testkit.WrapNet(testkit.StdNet(t), func(c transport.UDPConn) transport.UDPConn {
+		return &divertConn{UDPConn: c, n: dn}
+	})
 	for s := uint16(1100); s < 1150; s++ {
 		dn.divert[s] = true
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pion/dtls/v3"
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/internal/testkit"
@@ -71,17 +70,10 @@ func TestDirectSRTPFollowsICERestart(t *testing.T) {
 func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 	rtc := newTestTransport(t)
 	d := newDirectSRTP(testkit.Log(t))
-	api, err := rtc.NewAPI(APIOptions{direct: d})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{direct: d})
 	pc, track := directSender(t, api, webrtc.Configuration{})
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var roleErr error
-	viewerAPI := testkit.PionAPIWith(t, base, func(se *webrtc.SettingEngine) { roleErr = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) })
+	viewerAPI := testkit.PionAPIWith(t, testkit.StdNet(t), func(se *webrtc.SettingEngine) { roleErr = se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer) })
 	if roleErr != nil {
 		t.Fatal(roleErr)
 	}
@@ -110,20 +102,10 @@ func TestDirectSRTPRefusesAsDTLSClient(t *testing.T) {
 func TestDirectSRTPRefusesRelayPath(t *testing.T) {
 	rtc := newTestTransport(t)
 	d := newDirectSRTP(testkit.Log(t))
-	api, err := rtc.NewAPI(APIOptions{direct: d, RelayOnly: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{direct: d, RelayOnly: true})
 	link, _, _ := testkit.TURN(t)
 	pc, track := directSender(t, api, webrtc.Configuration{ICEServers: testkit.TURNICEServers(link), ICETransportPolicy: webrtc.ICETransportPolicyRelay})
-	base, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	viewer, err := testkit.PionAPI(t, base).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	viewer := testkit.LoopbackPeer(t)
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -136,7 +118,7 @@ func TestDirectSRTPRefusesRelayPath(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "connected over the relay", func() bool {
 		return pc.ConnectionState() == webrtc.PeerConnectionStateConnected && viewer.ConnectionState() == webrtc.PeerConnectionStateConnected
 	})
-	err = d.activate(rtc.conns, pc)
+	err := d.activate(rtc.conns, pc)
 	if err == nil || !strings.Contains(err.Error(), "relay") {
 		t.Fatalf("Activate on a relayed pair: %v; want a refusal naming the relay", err)
 	}

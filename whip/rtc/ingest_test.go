@@ -91,10 +91,7 @@ type reportingPublisher struct {
 
 func newReportingPublisher(t *testing.T, rids []string) *reportingPublisher {
 	t.Helper()
-	pc, err := testkit.PionAPI(t, testkit.StdNet(t)).NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc := testkit.LoopbackPeer(t)
 	p := &reportingPublisher{pc: pc, rids: rids, reports: map[uint32]rtcp.ReceptionReport{}, arrivals: map[uint32]uint32{}}
 	t.Cleanup(func() {
 		_ = pc.Close()

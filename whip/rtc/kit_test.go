@@ -8,7 +8,6 @@ import (
 
 	"github.com/pion/rtp"
 	"github.com/pion/transport/v4"
-	"github.com/pion/transport/v4/stdnet"
 	"github.com/pion/webrtc/v4"
 
 	"whipgate/gateway"
@@ -41,6 +40,16 @@ func newTestTransportWith(t testing.TB, set func(*Config)) *Transport {
 	return tr
 }
 
+// newTestAPI is tr's API with opt, failing the test if NewAPI refuses it.
+func newTestAPI(t testing.TB, tr *Transport, opt APIOptions) *webrtc.API {
+	t.Helper()
+	api, err := tr.NewAPI(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
 // viewer is a WHEP-style pair on loopback: a sendonly server PC on the
 // shared port of rtc and a plain pion viewer receiving its video.
 type viewer struct {
@@ -60,10 +69,7 @@ type viewer struct {
 func connectViewer(t testing.TB, api *webrtc.API, n transport.Net) *viewer {
 	t.Helper()
 	if n == nil {
-		var err error
-		if n, err = stdnet.NewNet(); err != nil {
-			t.Fatal(err)
-		}
+		n = testkit.StdNet(t)
 	}
 	return connectViewerWith(t, api, testkit.PionAPI(t, n))
 }
@@ -218,11 +224,8 @@ func connectDirect(t *testing.T, set func(*webrtc.SettingEngine)) (d *directSRTP
 	t.Helper()
 	rtc := newTestTransport(t)
 	d = newDirectSRTP(testkit.Log(t))
-	api, err := rtc.NewAPI(APIOptions{direct: d})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln = &lossyNet{Net: testkit.StdNet(t)}
+	api := newTestAPI(t, rtc, APIOptions{direct: d})
+	ln = newLossyNet(t, 0)
 	v = connectViewerWith(t, api, testkit.PionAPIWith(t, ln, set))
 	enc := v.sender.GetParameters().Encodings
 	if len(enc) == 0 {

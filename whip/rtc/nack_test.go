@@ -51,53 +51,47 @@ func (n *lossyNet) lostIn(first uint16, count int) int {
 	return c
 }
 
-func (n *lossyNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
-	c, err := n.Net.ListenUDP(network, laddr)
-	if err != nil {
-		return nil, err
-	}
-	return &lossyConn{UDPConn: c, n: n}, nil
+// newLossyNet is the real network behind a lossyNet of period.
+func newLossyNet(t testing.TB, period int64) *lossyNet {
+	n := &lossyNet{period: period}
+	n.Net = testkit.WrapNet(testkit.StdNet(t), func(c transport.UDPConn) transport.UDPConn {
+		return &testkit.FilterConn{UDPConn: c, DropRead: n.lose}
+	})
+	return n
 }
 
-type lossyConn struct {
-	transport.UDPConn
-	n *lossyNet
-}
-
-func (c *lossyConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		k, a, err := c.UDPConn.ReadFrom(p)
-		ssrc := c.n.ssrc.Load()
-		if err != nil || k < 12 || ssrc == 0 || p[0]>>6 != 2 {
-			return k, a, err
-		}
-		switch binary.BigEndian.Uint32(p[8:12]) {
-		case c.n.rtx.Load():
-			c.n.repairs.Add(1)
-		case ssrc:
-			// Without RTX a retransmission comes on the media SSRC: it passes
-			// and is not counted, like one on the RTX stream.
-			seq := binary.BigEndian.Uint16(p[2:4])
-			c.n.mu.Lock()
-			again := c.n.dropSet[seq]
-			c.n.mu.Unlock()
-			if again {
-				break
-			}
-			if seen := c.n.seen.Add(1); c.n.period > 0 && seen%c.n.period == 0 {
-				c.n.dropped.Add(1)
-				c.n.mu.Lock()
-				c.n.lost = append(c.n.lost, seq)
-				if c.n.dropSet == nil {
-					c.n.dropSet = map[uint16]bool{}
-				}
-				c.n.dropSet[seq] = true
-				c.n.mu.Unlock()
-				continue
-			}
-		}
-		return k, a, err
+// lose counts a datagram the viewer reads and says whether it is lost.
+func (n *lossyNet) lose(p []byte) bool {
+	ssrc := n.ssrc.Load()
+	if len(p) < 12 || ssrc == 0 || p[0]>>6 != 2 {
+		return false
 	}
+	switch binary.BigEndian.Uint32(p[8:12]) {
+	case n.rtx.Load():
+		n.repairs.Add(1)
+	case ssrc:
+		// Without RTX a retransmission comes on the media SSRC: it passes
+		// and is not counted, like one on the RTX stream.
+		seq := binary.BigEndian.Uint16(p[2:4])
+		n.mu.Lock()
+		again := n.dropSet[seq]
+		n.mu.Unlock()
+		if again {
+			break
+		}
+		if seen := n.seen.Add(1); n.period > 0 && seen%n.period == 0 {
+			n.dropped.Add(1)
+			n.mu.Lock()
+			n.lost = append(n.lost, seq)
+			if n.dropSet == nil {
+				n.dropSet = map[uint16]bool{}
+			}
+			n.dropSet[seq] = true
+			n.mu.Unlock()
+			return true
+		}
+	}
+	return false
 }
 
 // nackViewerAPI is a viewer's pion API offering H.264 with NACK, with or
@@ -182,7 +176,7 @@ func TestNACKResponderRecoversLoss(t *testing.T) {
 // period-th media packet, offering RTX or not.
 func connectLossyViewer(t *testing.T, api *webrtc.API, period int64, rtx bool) (*viewer, *lossyNet) {
 	t.Helper()
-	ln := &lossyNet{Net: testkit.StdNet(t), period: period}
+	ln := newLossyNet(t, period)
 	v := connectViewerWith(t, api, nackViewerAPI(t, ln, rtx))
 	enc := v.sender.GetParameters().Encodings
 	if len(enc) == 0 {
@@ -202,10 +196,7 @@ func recoversLoss(t *testing.T, responder string, rtx bool) {
 	if responder == "direct" {
 		direct = newDirectSRTP(testkit.Log(t))
 	}
-	api, err := rtc.NewAPI(APIOptions{PionNACK: responder == "pion", direct: direct})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{PionNACK: responder == "pion", direct: direct})
 	v, ln := connectLossyViewer(t, api, 50, rtx)
 	if direct != nil {
 		if err := direct.activate(rtc.conns, v.pc); err != nil {
@@ -261,10 +252,7 @@ func BenchmarkNACKHistoryMemory(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				rtc := newTestTransport(b)
-				api, err := rtc.NewAPI(APIOptions{PionNACK: pion, NACKHistory: 4096})
-				if err != nil {
-					b.Fatal(err)
-				}
+				api := newTestAPI(b, rtc, APIOptions{PionNACK: pion, NACKHistory: 4096})
 				payloads := make([][]byte, packets)
 				for i := range payloads {
 					payloads[i] = make([]byte, 1200)
@@ -316,10 +304,7 @@ func BenchmarkNACKPeerSend(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			rtc := newTestTransport(b)
-			api, err := rtc.NewAPI(APIOptions{PionNACK: pion})
-			if err != nil {
-				b.Fatal(err)
-			}
+			api := newTestAPI(b, rtc, APIOptions{PionNACK: pion})
 			v := connectViewer(b, api, nil)
 			pkt := rtp.Packet{Payload: make([]byte, 1200)}
 			pkt.Payload[0] = 0x41
@@ -351,10 +336,7 @@ func TestResendBudgetFromConfig(t *testing.T) {
 	}{{1, 10, true}, {1000, 50, false}} {
 		t.Run(fmt.Sprint(tc.budget), func(t *testing.T) {
 			tr := newTestTransportWith(t, func(c *Config) { c.NACKResendBudget = tc.budget })
-			api, err := tr.NewAPI(APIOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			api := newTestAPI(t, tr, APIOptions{})
 			v, _ := connectLossyViewer(t, api, tc.period, true)
 			batch := newPeerBatch(tr.conns, v.pc)
 			defer batch.close()

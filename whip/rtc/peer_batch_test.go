@@ -29,10 +29,7 @@ func TestPeerBatchThroughPion(t *testing.T) {
 // in groups of 50 through the PC's batch; all of them must arrive.
 func batchedToViewer(t *testing.T, rtc *Transport, n int) (*viewer, *peerBatch) {
 	t.Helper()
-	api, err := rtc.NewAPI(APIOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, rtc, APIOptions{})
 	v := connectViewer(t, api, nil)
 	batch := newPeerBatch(rtc.conns, v.pc)
 	t.Cleanup(func() { _ = batch.close() })
@@ -51,10 +48,7 @@ func BenchmarkPeerSend(b *testing.B) {
 			if mode == "direct" {
 				d = newDirectSRTP(testkit.Log(b))
 			}
-			api, err := rtc.NewAPI(APIOptions{direct: d})
-			if err != nil {
-				b.Fatal(err)
-			}
+			api := newTestAPI(b, rtc, APIOptions{direct: d})
 			v := connectViewer(b, api, nil)
 			if d != nil {
 				if err := d.activate(rtc.conns, v.pc); err != nil {

@@ -16,10 +16,7 @@ import (
 // once the PeerConnection has closed.
 func TestSenderResponderFollowsRTT(t *testing.T) {
 	tr := newTestTransport(t)
-	api, err := tr.NewAPI(APIOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := newTestAPI(t, tr, APIOptions{})
 	v := connectViewer(t, api, nil)
 	s := &Sender{t: tr, pc: v.pc, log: testkit.Log(t)}
 	r := s.Responder()

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/transport/v4/stdnet"
 )
 
 // A compound RTCP datagram longer than 1500 bytes (at 8K rates: an
@@ -13,15 +12,8 @@ import (
 // NewAPI; pion's default receive MTU dropped it as a "short buffer".
 func TestLongRTCPReachesTheSender(t *testing.T) {
 	rtc := newTestTransport(t)
-	api, err := rtc.NewAPI(APIOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := stdnet.NewNet()
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := connectViewer(t, api, n)
+	api := newTestAPI(t, rtc, APIOptions{})
+	v := connectViewer(t, api, nil)
 	ssrc := uint32(v.sender.GetParameters().Encodings[0].SSRC)
 
 	var compound []rtcp.Packet
