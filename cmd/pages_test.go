@@ -20,8 +20,8 @@ func TestPagesShareOneLayout(t *testing.T) {
 		{"/publish/box", "publish", "publish.js", "<title>whipgate publish</title>"},
 	} {
 		resp, body := requestResp(t, http.MethodGet, app.URL()+p.path, "", "")
-		if code := resp.StatusCode; code != http.StatusOK || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
-			t.Errorf("%s: %d %q, want 200 text/html", p.path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || ct != "text/html; charset=utf-8" {
+			t.Errorf("%s: %d %q, want 200 text/html", p.path, resp.StatusCode, ct)
 			continue
 		}
 		if !strings.HasPrefix(body, "<!doctype html>\n") || !strings.HasSuffix(body, "</body></html>\n") || strings.Contains(body, "{{") {

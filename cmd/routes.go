@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"whipgate/whip/problem"
@@ -25,24 +26,32 @@ var webFS embed.FS
 //go:embed pages
 var pagesFS embed.FS
 
-// pages are the three HTML pages, rendered once from pages/: each is a
-// template that takes the head, header and scripts from layout.html.
-var pages = func() map[string][]byte {
+// page is one HTML page: its route, and what its template in pages/
+// (Name.html, which takes the head, header and scripts from layout.html)
+// is rendered with.
+type page struct {
+	Route, Name, Title, Script string
+	html                       []byte
+}
+
+// renderPages renders the pages once, when a server first builds its
+// routes (not for the CLI's other commands).
+var renderPages = sync.OnceValue(func() []page {
 	t := template.Must(template.ParseFS(pagesFS, "pages/*.html"))
-	out := map[string][]byte{}
-	for _, p := range []struct{ Name, Title, Script string }{
-		{"index", "whipgate", "dashboard.js"},
-		{"play", "whipgate player", "play.js"},
-		{"publish", "whipgate publish", "publish.js"},
-	} {
+	pages := []page{
+		{Route: "/", Name: "index", Title: "whipgate", Script: "dashboard.js"},
+		{Route: "/play/{stream}", Name: "play", Title: "whipgate player", Script: "play.js"},
+		{Route: "/publish/{stream}", Name: "publish", Title: "whipgate publish", Script: "publish.js"},
+	}
+	for i, p := range pages {
 		var b bytes.Buffer
 		if err := t.ExecuteTemplate(&b, p.Name+".html", p); err != nil {
 			panic(fmt.Sprintf("cmd: render page %s: %v", p.Name, err)) // a broken embedded template
 		}
-		out[p.Name] = b.Bytes()
+		pages[i].html = b.Bytes()
 	}
-	return out
-}()
+	return pages
+})
 
 // routes is every HTTP route in one place. The WHIP/WHEP paths are
 // operators' bookmarks and player settings: keep them stable.
@@ -81,16 +90,13 @@ func (a *App) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	static, _ := fs.Sub(webFS, "web")
-	page := func(name string) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
+	for _, p := range renderPages() {
+		r.Get(p.Route, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Cache-Control", "no-cache")
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
-			_, _ = w.Write(pages[name])
-		}
+			_, _ = w.Write(p.html)
+		})
 	}
-	r.Get("/", page("index"))
-	r.Get("/play/{stream}", page("play"))
-	r.Get("/publish/{stream}", page("publish"))
 	r.Get("/favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-cache")
 		http.ServeFileFS(w, r, static, "favicon.svg")
