@@ -2,7 +2,6 @@ package bench
 
 import (
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -78,11 +77,7 @@ whipgate_stream_resend_skipped_total{reason="unavailable",stream="bench"} 6
 whipgate_stream_resend_skipped_total{reason="budget",stream="bench2"} 8
 `
 	m := streamMetrics{}
-	for l := range strings.Lines(body) {
-		if name, v, ok := streamSample(strings.TrimSpace(l), "bench"); ok {
-			m[name] += v
-		}
-	}
+	eachLine([]byte(body), func(l string) { m.add(l, "bench") })
 	if v, ok := m.value(metricDropped); !ok || v != 12 || len(m) != 3 {
 		t.Errorf("got %v; want %s 12 (the bench stream's samples, no other series) and the skipped by reason", m, metricDropped)
 	}

@@ -43,15 +43,17 @@ func (m streamMetrics) value(name string) (v int64, ok bool) {
 // returns nil when the server has no /metrics to read.
 func readStreamMetrics(ctx context.Context, base, stream string) streamMetrics {
 	m := streamMetrics{}
-	ok := scrape(ctx, base, func(line string) {
-		if name, v, ok := streamSample(line, stream); ok {
-			m[name] += v
-		}
-	})
-	if !ok {
+	if !scrape(ctx, base, func(line string) { m.add(line, stream) }) {
 		return nil
 	}
 	return m
+}
+
+// add sums line into m if it is a sample of one of stream's series.
+func (m streamMetrics) add(line, stream string) {
+	if name, v, ok := streamSample(line, stream); ok {
+		m[name] += v
+	}
 }
 
 // scrape calls line for each line of base's /metrics; false when the
@@ -69,10 +71,15 @@ func readLines(ctx context.Context, url string, line func(string)) bool {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return false
 	}
+	eachLine(body, line)
+	return true
+}
+
+// eachLine calls line for each line of body, without its line ending.
+func eachLine(body []byte, line func(string)) {
 	for l := range strings.Lines(string(body)) {
 		line(strings.TrimRight(l, "\r\n"))
 	}
-	return true
 }
 
 // streamSample parses one line of the text exposition format: a sample
